@@ -1,0 +1,229 @@
+"""The one place that touches Trainer and Strategy details.
+
+Recipes never read rank variables, call ``torch.distributed`` or poke at loggers
+directly: they call these helpers, which go through public Lightning APIs
+(``trainer.strategy``, ``trainer.loggers``, ``trainer.log_dir``). When a later recipe needs
+something Lightning does not expose publicly, the access goes here, with a comment
+saying why.
+"""
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import (
+    DDPStrategy,
+    DeepSpeedStrategy,
+    FSDPStrategy,
+    ModelParallelStrategy,
+    SingleDeviceStrategy,
+)
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+
+from lightning_recipes.errors import RecipeConfigError
+
+__all__ = [
+    "StrategyFamily",
+    "all_ranks_agree",
+    "broadcast",
+    "figure_dir",
+    "log_figure",
+    "missing_metric_message",
+    "rank_zero_info",
+    "rank_zero_only",
+    "rank_zero_warn",
+    "reduce_mean",
+    "reduce_sum",
+    "refuse_strategies",
+    "run_dir",
+    "strategy_family",
+]
+
+T = TypeVar("T")
+StrategyFamily = Literal["single", "ddp", "fsdp", "deepspeed", "model_parallel", "other"]
+
+
+def strategy_family(trainer: Trainer) -> StrategyFamily:
+    """Classify the Trainer's strategy into the families recipes care about.
+
+    Args:
+        trainer: The running Trainer.
+
+    Returns:
+        ``"single"`` for one device, ``"ddp"`` for DDP and its spawn/fork variants,
+        ``"fsdp"``, ``"deepspeed"``, ``"model_parallel"`` or ``"other"``.
+    """
+    strategy = trainer.strategy
+    # DeepSpeedStrategy subclasses DDPStrategy: test it first.
+    if isinstance(strategy, DeepSpeedStrategy):
+        return "deepspeed"
+    if isinstance(strategy, FSDPStrategy):
+        return "fsdp"
+    if isinstance(strategy, ModelParallelStrategy):
+        return "model_parallel"
+    if isinstance(strategy, DDPStrategy):
+        return "ddp"
+    if isinstance(strategy, SingleDeviceStrategy):
+        return "single"
+    return "other"
+
+
+def refuse_strategies(
+    trainer: Trainer, refused: Collection[StrategyFamily], *, recipe: str, reason: str
+) -> None:
+    """Raise at ``setup`` when the Trainer runs a strategy the recipe cannot support.
+
+    Args:
+        trainer: The Trainer being set up.
+        refused: The strategy families the recipe refuses.
+        recipe: The recipe's name, for the message.
+        reason: Why it is refused and what to do instead.
+
+    Raises:
+        RecipeConfigError: If the Trainer's strategy is one of ``refused``.
+    """
+    family = strategy_family(trainer)
+    if family in refused:
+        raise RecipeConfigError(
+            f"{recipe} does not support strategy {type(trainer.strategy).__name__} "
+            f"({family}): {reason}"
+        )
+
+
+def reduce_mean(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over all ranks (identity on one process).
+
+    Args:
+        trainer: The running Trainer.
+        value: A tensor on the module's device, the same shape on every rank.
+
+    Returns:
+        The mean over ranks, identical on every rank.
+    """
+    if trainer.world_size == 1:
+        return value
+    return trainer.strategy.reduce(value, reduce_op="mean")
+
+
+def reduce_sum(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all ranks (identity on one process).
+
+    Args:
+        trainer: The running Trainer.
+        value: A tensor on the module's device, the same shape on every rank.
+
+    Returns:
+        The sum over ranks, identical on every rank.
+    """
+    if trainer.world_size == 1:
+        return value
+    return trainer.strategy.reduce(value, reduce_op="sum")
+
+
+def broadcast(trainer: Trainer, obj: T, src: int = 0) -> T:
+    """Send ``obj`` from rank ``src`` to every rank, so all ranks act on one decision.
+
+    Args:
+        trainer: The running Trainer.
+        obj: A tensor or picklable object.
+        src: The global rank whose value wins.
+
+    Returns:
+        Rank ``src``'s ``obj`` on every rank.
+    """
+    if trainer.world_size == 1:
+        return obj
+    return trainer.strategy.broadcast(obj, src=src)
+
+
+def all_ranks_agree(trainer: Trainer, decision: bool) -> bool:
+    """Return True only if ``decision`` is True on every rank.
+
+    Args:
+        trainer: The running Trainer.
+        decision: This rank's decision.
+
+    Returns:
+        The logical AND over ranks, identical on every rank.
+    """
+    if trainer.world_size == 1:
+        return decision
+    return bool(trainer.strategy.reduce_boolean_decision(decision, all=True))
+
+
+def missing_metric_message(monitor: str, trainer: Trainer, *, recipe: str) -> str:
+    """Describe a monitored metric that was not logged, listing those that were.
+
+    Args:
+        monitor: The metric name the recipe was told to watch.
+        trainer: The running Trainer.
+        recipe: The recipe's name, for the message.
+
+    Returns:
+        A message naming the missing metric and every available one.
+    """
+    available = ", ".join(repr(name) for name in sorted(trainer.callback_metrics)) or "none"
+    return (
+        f"{recipe} monitors {monitor!r}, but no metric of that name was logged. "
+        f"Logged metrics: {available}. Log it with self.log({monitor!r}, ...) in your "
+        f"LightningModule or pass monitor= one of the logged names."
+    )
+
+
+def run_dir(trainer: Trainer) -> Path:
+    """The folder where this run's files belong.
+
+    The first logger's log dir (e.g. ``lightning_logs/version_3``) when there is one,
+    otherwise the Trainer's ``default_root_dir``.
+
+    Args:
+        trainer: The Trainer.
+
+    Returns:
+        The folder (not necessarily created yet).
+    """
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def figure_dir(trainer: Trainer) -> Path:
+    """The folder where recipes save their PNG figures: ``<run dir>/figures``.
+
+    Args:
+        trainer: The Trainer.
+
+    Returns:
+        The folder (not necessarily created yet).
+    """
+    return run_dir(trainer) / "figures"
+
+
+def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None) -> Path | None:
+    """Send a matplotlib figure to the Trainer's loggers and save it as PNG.
+
+    Runs on global rank zero only; other ranks return ``None`` immediately. The PNG goes
+    to ``<run dir>/figures/<name>.png`` (with ``_step<step>`` appended when a step is
+    given, so a figure drawn at several epochs keeps every version). Every
+    ``TensorBoardLogger`` also receives it via ``add_figure``.
+
+    Args:
+        trainer: The Trainer whose loggers receive the figure.
+        figure: A ``matplotlib.figure.Figure``.
+        name: A name made of letters, digits, ``_``, ``-`` and ``/`` (subfolders).
+        step: The global step to attach to the figure, if any.
+
+    Returns:
+        The PNG's path on rank zero, ``None`` on other ranks.
+    """
+    if trainer.global_rank != 0:
+        return None
+    filename = f"{name}_step{step}.png" if step is not None else f"{name}.png"
+    path = figure_dir(trainer) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, figure, global_step=step, close=False)
+    return path

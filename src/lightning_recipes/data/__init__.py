@@ -1,0 +1,16 @@
+"""Data for recipes: bundled digits, in-memory arrays, stratified splits, imbalance."""
+
+from lightning_recipes.data.arrays import ArrayDataModule, LabeledDataModule
+from lightning_recipes.data.datasets import LabeledTensorDataset
+from lightning_recipes.data.digits import DigitsDataModule
+from lightning_recipes.data.splits import class_counts, make_imbalanced, stratified_split
+
+__all__ = [
+    "ArrayDataModule",
+    "DigitsDataModule",
+    "LabeledDataModule",
+    "LabeledTensorDataset",
+    "class_counts",
+    "make_imbalanced",
+    "stratified_split",
+]

@@ -1,0 +1,24 @@
+"""Ready LightningModules and model builders."""
+
+from lightning_recipes.modules.builders import (
+    MLP,
+    Backbone,
+    SmallCNN,
+    init_weights,
+    mlp,
+    small_cnn,
+)
+from lightning_recipes.modules.classifier import Classifier
+from lightning_recipes.modules.optim import build_optimizer, build_scheduler
+
+__all__ = [
+    "MLP",
+    "Backbone",
+    "Classifier",
+    "SmallCNN",
+    "build_optimizer",
+    "build_scheduler",
+    "init_weights",
+    "mlp",
+    "small_cnn",
+]

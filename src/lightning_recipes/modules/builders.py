@@ -1,0 +1,204 @@
+"""Small model builders: an MLP and a CNN with the usual knobs.
+
+Each returns a `Backbone`: an ``nn.Sequential`` that knows its output width
+(``out_features``), so a `Classifier` can put a head on it without being told. Every
+activation is its own module instance (never reused), which attribution methods such as
+DeepLift require.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from torch import nn
+
+from lightning_recipes.errors import choice_error, config_error
+
+__all__ = ["MLP", "Activation", "Backbone", "Init", "SmallCNN", "init_weights", "mlp", "small_cnn"]
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
+Init = Literal["auto", "he", "xavier", "torch"]
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+_INITS = ("auto", "he", "xavier", "torch")
+
+
+class Backbone(nn.Sequential):
+    """An ``nn.Sequential`` feature extractor that records its output width.
+
+    Args:
+        *layers: The layers, applied in order.
+        out_features: The width of the features it returns.
+    """
+
+    def __init__(self, *layers: nn.Module, out_features: int) -> None:
+        super().__init__(*layers)
+        self.out_features = out_features
+
+
+def _check_common(activation: str, dropout: float, init: str) -> None:
+    if activation not in _ACTIVATIONS:
+        raise choice_error("activation", activation, _ACTIVATIONS)
+    if not 0.0 <= dropout < 1.0:
+        raise config_error("dropout", dropout, "Pass a drop probability in [0, 1).")
+    if init not in _INITS:
+        raise choice_error("init", init, _INITS)
+
+
+def _check_widths(name: str, widths: Sequence[int]) -> None:
+    if any(int(w) < 1 for w in widths):
+        raise config_error(name, tuple(widths), "Every width must be a positive integer.")
+
+
+def init_weights(module: nn.Module, init: Init, activation: Activation) -> nn.Module:
+    """Initialise every Linear and Conv weight in place; biases start at zero.
+
+    ``"he"`` (Kaiming normal, fan-in) suits ReLU and GELU, ``"xavier"`` (Glorot uniform,
+    with the activation's gain) suits tanh and sigmoid, ``"auto"`` picks between them from
+    ``activation``, ``"torch"`` keeps PyTorch's default initialisation.
+
+    Args:
+        module: The model to initialise.
+        init: The scheme.
+        activation: The activation the layers feed, to pick the gain.
+
+    Returns:
+        ``module``, for chaining.
+
+    Example:
+        >>> from torch import nn
+        >>> layer = init_weights(nn.Linear(4, 2), "he", "relu")
+        >>> float(layer.bias.abs().sum())
+        0.0
+    """
+    if init not in _INITS:
+        raise choice_error("init", init, _INITS)
+    if activation not in _ACTIVATIONS:
+        raise choice_error("activation", activation, _ACTIVATIONS)
+    if init == "torch":
+        return module
+    scheme = init if init != "auto" else ("he" if activation in ("relu", "gelu") else "xavier")
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            if scheme == "he":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            else:
+                gain = nn.init.calculate_gain("tanh" if activation == "tanh" else "sigmoid")
+                nn.init.xavier_uniform_(layer.weight, gain=gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return module
+
+
+class MLP(Backbone):
+    """A multi-layer perceptron: ``[Linear -> (BatchNorm) -> activation -> (Dropout)] x N``.
+
+    Args:
+        in_features: Width of the input.
+        hidden: Width of each hidden layer; ``out_features`` is the last one.
+        activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"gelu"``.
+        dropout: Drop probability after each activation (0 disables it).
+        batch_norm: Insert ``BatchNorm1d`` between each Linear and its activation.
+        init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
+
+    Example:
+        >>> import torch
+        >>> net = MLP(64, hidden=(32, 16), dropout=0.1, batch_norm=True)
+        >>> net(torch.zeros(5, 64)).shape, net.out_features
+        (torch.Size([5, 16]), 16)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (128, 64),
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        init: Init = "auto",
+    ) -> None:
+        _check_common(activation, dropout, init)
+        _check_widths("in_features", (in_features,))
+        if len(hidden) == 0:
+            raise config_error("hidden", tuple(hidden), "Pass at least one hidden width.")
+        _check_widths("hidden", hidden)
+        layers: list[nn.Module] = []
+        width = in_features
+        for out in hidden:
+            layers.append(nn.Linear(width, out, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(out))
+            layers.append(_ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = out
+        super().__init__(*layers, out_features=width)
+        init_weights(self, init, activation)
+
+
+class SmallCNN(Backbone):
+    """A small convolutional network for small images (e.g. 8x8 digits, 28x28 MNIST).
+
+    Each stage is ``Conv3x3 -> (BatchNorm) -> activation``, followed by 2x2 max-pooling
+    while the image is larger than 2x2; the network ends with global average pooling and
+    dropout, so it accepts any image size.
+
+    Args:
+        in_channels: Channels of the input images.
+        channels: Output channels of each stage; ``out_features`` is the last one.
+        activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"gelu"``.
+        dropout: Drop probability before the head (0 disables it).
+        batch_norm: Insert ``BatchNorm2d`` after each convolution.
+        init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
+        image_size: Side of the (square) input images, to decide how often to pool.
+
+    Example:
+        >>> import torch
+        >>> net = SmallCNN(channels=(8, 16))
+        >>> net(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([2, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32),
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = True,
+        init: Init = "auto",
+        image_size: int = 8,
+    ) -> None:
+        _check_common(activation, dropout, init)
+        _check_widths("in_channels", (in_channels,))
+        _check_widths("image_size", (image_size,))
+        if len(channels) == 0:
+            raise config_error("channels", tuple(channels), "Pass at least one stage width.")
+        _check_widths("channels", channels)
+        layers: list[nn.Module] = []
+        width, side = in_channels, image_size
+        for out in channels:
+            layers.append(nn.Conv2d(width, out, kernel_size=3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(_ACTIVATIONS[activation]())
+            if side > 2:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+            width = out
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        super().__init__(*layers, out_features=width)
+        init_weights(self, init, activation)
+
+
+mlp = MLP
+"""Build an `MLP` (function-style alias)."""
+
+small_cnn = SmallCNN
+"""Build a `SmallCNN` (function-style alias)."""
