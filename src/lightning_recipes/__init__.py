@@ -1,1 +1,36 @@
-"""lightning-recipes."""
+"""lightning-recipes: PyTorch Lightning callbacks and modules for well-known training techniques.
+
+The public API is flat::
+
+    from lightning_recipes import Classifier, DigitsDataModule, MetricHistory
+"""
+
+from lightning_recipes.data import (
+    ArrayDataModule,
+    DigitsDataModule,
+    LabeledTensorDataset,
+    make_imbalanced,
+    stratified_split,
+)
+from lightning_recipes.errors import MissingExtraError, RecipeConfigError
+from lightning_recipes.history import MetricHistory
+from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "ArrayDataModule",
+    "Classifier",
+    "DigitsDataModule",
+    "LabeledTensorDataset",
+    "MetricHistory",
+    "MissingExtraError",
+    "RecipeConfigError",
+    "SmallCNN",
+    "__version__",
+    "make_imbalanced",
+    "mlp",
+    "small_cnn",
+    "stratified_split",
+]

@@ -1,0 +1,5 @@
+"""Every lightning-recipes Callback in one place, for browsing and for YAML class paths."""
+
+from lightning_recipes.history import MetricHistory
+
+__all__ = ["MetricHistory"]

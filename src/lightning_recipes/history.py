@@ -1,0 +1,68 @@
+"""MetricHistory: the per-epoch record of every logged scalar, like Keras' ``History``."""
+
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from typing_extensions import override
+
+__all__ = ["MetricHistory"]
+
+
+class MetricHistory(Callback):
+    """Record every scalar in ``trainer.callback_metrics`` once per training epoch.
+
+    Each record is ``{"epoch": e, "step": s, "lr": ..., <metric>: value, ...}``, taken at
+    the end of the training epoch, when the epoch's training and validation metrics are
+    both final (and already reduced across ranks where they were logged with
+    ``sync_dist=True`` or as torchmetrics objects). The host sync that reading them costs
+    happens once per epoch, never per step. The history is part of the checkpoint, so a
+    resumed run keeps the epochs before the interruption.
+
+    Example:
+        >>> history = MetricHistory()
+        >>> # Trainer(callbacks=[history]).fit(...); then history.records[-1]["val_loss"]
+        >>> history.records
+        []
+    """
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float]] = []
+
+    @property
+    def state_key(self) -> str:
+        """Key of this callback's state in checkpoints."""
+        return "MetricHistory"
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        record: dict[str, float] = {"epoch": float(trainer.current_epoch)}
+        record["step"] = float(trainer.global_step)
+        for name, value in sorted(trainer.callback_metrics.items()):
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                record[name] = float(value.item())
+        for opt_idx, optimizer in enumerate(trainer.optimizers):
+            for group_idx, group in enumerate(optimizer.param_groups):
+                suffix = "" if opt_idx == group_idx == 0 else f"_opt{opt_idx}_group{group_idx}"
+                record[f"lr{suffix}"] = float(group["lr"])
+        self.records.append(record)
+
+    def series(self, name: str) -> tuple[list[float], list[float]]:
+        """Return ``(epochs, values)`` for the epochs where ``name`` was recorded.
+
+        Args:
+            name: A metric name, e.g. ``"val_loss"``.
+
+        Returns:
+            Two lists of equal length.
+        """
+        pairs = [(r["epoch"], r[name]) for r in self.records if name in r]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"records": [dict(r) for r in self.records]}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.records = [dict(r) for r in state_dict["records"]]

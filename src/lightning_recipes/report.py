@@ -1,0 +1,221 @@
+"""The run report written by the demo: tables, figures, metrics as JSON."""
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lightning_recipes._optional import new_figure
+from lightning_recipes.history import MetricHistory
+
+__all__ = ["RunReport", "format_table", "markdown_table", "per_class_recall", "write_report"]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Render rows as a GitHub-flavoured Markdown table (floats to 4 decimals).
+
+    Args:
+        headers: Column titles.
+        rows: One sequence of cells per row.
+
+    Returns:
+        The table, one line per row, ending with a newline.
+
+    Example:
+        >>> print(markdown_table(["a", "b"], [[1, 0.5]]), end="")
+        | a | b |
+        |---|---|
+        | 1 | 0.5000 |
+    """
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Render rows as an aligned plain-text table for the console.
+
+    Args:
+        headers: Column titles.
+        rows: One sequence of cells per row.
+
+    Returns:
+        The table, ending with a newline.
+
+    Example:
+        >>> print(format_table(["epoch", "loss"], [[0, 1.25]]), end="")
+        epoch  loss
+        -----  ------
+            0  1.2500
+    """
+    cells = [[_cell(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for raw, row in zip(rows, cells):
+        padded = [
+            c.rjust(w) if isinstance(v, (int, float)) else c.ljust(w)
+            for v, c, w in zip(raw, row, widths)
+        ]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def per_class_recall(confusion: torch.Tensor) -> torch.Tensor:
+    """Recall of each class from a confusion matrix (rows: true class).
+
+    Args:
+        confusion: ``(C, C)`` counts, ``confusion[t, p]`` = samples of class t predicted p.
+
+    Returns:
+        ``(C,)`` recalls; NaN for a class with no samples.
+
+    Example:
+        >>> import torch
+        >>> per_class_recall(torch.tensor([[3, 1], [0, 2]])).tolist()
+        [0.75, 1.0]
+    """
+    counts = confusion.sum(dim=1).double()
+    return confusion.diagonal().double() / counts
+
+
+@dataclass
+class RunReport:
+    """What the demo measured: enough to write the report and to assert on in tests.
+
+    Attributes:
+        title: Heading of the report.
+        history: Per-epoch records from `MetricHistory`.
+        test_metrics: Final test metrics.
+        confusion: Test confusion matrix (rows: true class), if computed.
+        config: The settings of the run, written into the report.
+    """
+
+    title: str
+    history: list[dict[str, float]]
+    test_metrics: dict[str, float]
+    confusion: torch.Tensor | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    EPOCH_COLUMNS = ("epoch", "train_loss_epoch", "val_loss", "val_acc", "val_macro_f1", "lr")
+
+    def epoch_table(self) -> tuple[list[str], list[list[Any]]]:
+        """Headers and rows of the per-epoch table (columns that were recorded)."""
+        headers = [c for c in self.EPOCH_COLUMNS if any(c in r for r in self.history)]
+        rows = [
+            [int(r["epoch"]) if c == "epoch" else r.get(c, float("nan")) for c in headers]
+            for r in self.history
+        ]
+        return headers, rows
+
+    def summary(self) -> str:
+        """The console summary: per-epoch table, then test metrics."""
+        headers, rows = self.epoch_table()
+        text = format_table(headers, rows)
+        if self.test_metrics:
+            text += "\n" + format_table(
+                ["test metric", "value"], [[k, v] for k, v in sorted(self.test_metrics.items())]
+            )
+        return text
+
+
+def _plot_curves(history: list[dict[str, float]]) -> Any:
+    figure = new_figure("The run report", figsize=(10, 3.8))
+    loss_ax, score_ax = figure.subplots(1, 2)
+    as_history = MetricHistory()
+    as_history.records = history
+    for ax, names, ylabel in (
+        (loss_ax, ("train_loss_epoch", "val_loss"), "loss"),
+        (score_ax, ("train_acc", "val_acc", "val_macro_f1"), "score"),
+    ):
+        for name in names:
+            epochs, values = as_history.series(name)
+            if epochs:
+                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    loss_ax.set_yscale("log")
+    figure.suptitle("Training curves")
+    figure.tight_layout()
+    return figure
+
+
+def _plot_confusion(confusion: torch.Tensor) -> Any:
+    figure = new_figure("The run report", figsize=(5, 4.5))
+    ax = figure.subplots()
+    counts = confusion.cpu().numpy()
+    image = ax.imshow(counts, cmap="Blues")
+    for (true, pred), n in np.ndenumerate(counts):
+        if n:
+            color = "white" if n > counts.max() / 2 else "black"
+            ax.text(pred, true, str(n), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("Test confusion matrix")
+    figure.colorbar(image, ax=ax)
+    figure.tight_layout()
+    return figure
+
+
+def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.md``, ``metrics.json``, ``curves.png`` (and ``confusion.png``).
+
+    Args:
+        report: What to write.
+        out_dir: The run's folder; created if needed.
+
+    Returns:
+        ``{"report": ..., "metrics": ..., "curves": ..., "confusion": ...}`` paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "curves": out / "curves.png"}
+    recall = per_class_recall(report.confusion) if report.confusion is not None else None
+    payload: dict[str, Any] = {
+        "config": report.config,
+        "test": report.test_metrics,
+        "history": report.history,
+    }
+    if recall is not None and report.confusion is not None:
+        payload["test_per_class_recall"] = recall.tolist()
+        payload["test_confusion"] = report.confusion.tolist()
+    paths["metrics"].write_text(json.dumps(payload, indent=2, default=str))
+    _plot_curves(report.history).savefig(paths["curves"], dpi=110)
+    lines = [f"# {report.title}", ""]
+    if report.config:
+        lines += ["## Settings", "", markdown_table(["setting", "value"], sorted(report.config.items())), ""]
+    if report.test_metrics:
+        rows = sorted(report.test_metrics.items())
+        lines += ["## Test metrics", "", markdown_table(["metric", "value"], rows), ""]
+    lines += ["## Training curves", "", "![training curves](curves.png)", ""]
+    headers, rows = report.epoch_table()
+    lines += ["## Per epoch", "", markdown_table(headers, rows), ""]
+    if recall is not None and report.confusion is not None:
+        paths["confusion"] = out / "confusion.png"
+        _plot_confusion(report.confusion).savefig(paths["confusion"], dpi=110)
+        recall_rows = [[c, int(report.confusion[c].sum()), float(r)] for c, r in enumerate(recall)]
+        lines += [
+            "## Per-class recall (test)",
+            "",
+            markdown_table(["class", "samples", "recall"], recall_rows),
+            "",
+            "![confusion matrix](confusion.png)",
+            "",
+        ]
+    paths["report"].write_text("\n".join(lines))
+    return paths
