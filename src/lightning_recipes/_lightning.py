@@ -176,8 +176,12 @@ def missing_metric_message(monitor: str, trainer: Trainer, *, recipe: str) -> st
 def run_dir(trainer: Trainer) -> Path:
     """The folder where this run's files belong.
 
-    The first logger's log dir (e.g. ``lightning_logs/version_3``) when there is one,
-    otherwise the Trainer's ``default_root_dir``.
+    The first logger's log dir (e.g. ``lightning_logs/version_3``) when it has one, its
+    ``save_dir`` otherwise, and the Trainer's ``default_root_dir`` without loggers: the
+    same folder as ``trainer.log_dir``. Unlike ``trainer.log_dir``, this makes no
+    collective call (``trainer.log_dir`` broadcasts from rank 0, so calling it from
+    rank-zero-only code deadlocks a DDP run); it is safe anywhere, and only rank zero
+    should write there.
 
     Args:
         trainer: The Trainer.
@@ -185,7 +189,12 @@ def run_dir(trainer: Trainer) -> Path:
     Returns:
         The folder (not necessarily created yet).
     """
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        folder = getattr(logger, "log_dir", None) or logger.save_dir
+        if folder is not None:
+            return Path(folder)
+    return Path(trainer.default_root_dir)
 
 
 def figure_dir(trainer: Trainer) -> Path:
@@ -203,7 +212,8 @@ def figure_dir(trainer: Trainer) -> Path:
 def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None) -> Path | None:
     """Send a matplotlib figure to the Trainer's loggers and save it as PNG.
 
-    Runs on global rank zero only; other ranks return ``None`` immediately. The PNG goes
+    Runs on global rank zero only; other ranks return ``None`` immediately, and no
+    collective call is made, so it may be called from rank-zero-only code. The PNG goes
     to ``<run dir>/figures/<name>.png`` (with ``_step<step>`` appended when a step is
     given, so a figure drawn at several epochs keeps every version). Every
     ``TensorBoardLogger`` also receives it via ``add_figure``.

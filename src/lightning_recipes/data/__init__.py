@@ -3,11 +3,13 @@
 from lightning_recipes.data.arrays import ArrayDataModule, LabeledDataModule
 from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.digits import DigitsDataModule
+from lightning_recipes.data.sampling import EpochShuffleSampler
 from lightning_recipes.data.splits import class_counts, make_imbalanced, stratified_split
 
 __all__ = [
     "ArrayDataModule",
     "DigitsDataModule",
+    "EpochShuffleSampler",
     "LabeledDataModule",
     "LabeledTensorDataset",
     "class_counts",

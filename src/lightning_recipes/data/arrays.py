@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 from typing_extensions import override
 
 from lightning_recipes.data.datasets import LabeledTensorDataset
+from lightning_recipes.data.sampling import EpochShuffleSampler
 from lightning_recipes.data.splits import make_imbalanced, stratified_split
 from lightning_recipes.errors import config_error
 
@@ -29,8 +30,9 @@ class LabeledDataModule(LightningDataModule):
     """Base of the bundled datamodules: `LabeledTensorDataset` splits and their loaders.
 
     Subclasses fill ``train_dataset``, ``val_dataset``, ``test_dataset`` and
-    ``predict_dataset``; this class serves them. The training loader shuffles with a
-    generator seeded by ``seed``; a split that is ``None`` has no loader (validation is then
+    ``predict_dataset``; this class serves them. The training loader shuffles with an
+    `EpochShuffleSampler` (order fixed by ``seed`` and the epoch, so resumed runs replay
+    it exactly); a split that is ``None`` has no loader (validation is then
     skipped, and asking for a missing test split raises an error naming the argument).
 
     Args:
@@ -60,13 +62,11 @@ class LabeledDataModule(LightningDataModule):
             raise config_error(
                 split, None, f"This datamodule has no {split} data: pass {split}=(features, labels)."
             )
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(dataset, seed=self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            generator=generator,
             persistent_workers=self.num_workers > 0,
         )
 

@@ -1,0 +1,89 @@
+"""DDP cases, each run by every rank of a 2-process CPU job (see harness.py).
+
+A case builds its model and data, fits with `ddp_trainer`, and ends with
+`save_rank_result`, which writes this rank's payload and waits for the other ranks.
+"""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Trainer, seed_everything
+
+from lightning_recipes import _lightning as L
+from lightning_recipes._optional import new_figure
+from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.modules import MLP, Classifier
+
+CASES: dict[str, Callable[..., None]] = {}
+
+
+def case(fn: Callable[..., None]) -> Callable[..., None]:
+    """Register a DDP case under its function name."""
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def ddp_trainer(out: Path, **kwargs: Any) -> Trainer:
+    """A quiet 2-process CPU DDP Trainer writing under ``out``."""
+    defaults: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": int(os.environ.get("DDP_TEST_DEVICES", "2")),
+        "strategy": "ddp",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "logger": False,
+        "default_root_dir": out,
+    }
+    defaults.update(kwargs)
+    return Trainer(**defaults)
+
+
+def save_rank_result(trainer: Trainer, out: Path, payload: dict[str, Any]) -> None:
+    """Save this rank's payload as ``rank<r>.pt``, then wait for every rank."""
+    torch.save(payload, out / f"rank{trainer.global_rank}.pt")
+    trainer.strategy.barrier()
+
+
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a module's state dict."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+@case
+def classifier_fit(out: Path, max_epochs: int = 2) -> None:
+    """Fit the Classifier; also exercise the _lightning collective helpers."""
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32)
+    model = Classifier(MLP(64, hidden=(32,), dropout=0.1), num_classes=10, lr=3e-3)
+    trainer = ddp_trainer(out, max_epochs=max_epochs)
+    trainer.fit(model, datamodule=data)
+    rank = trainer.global_rank
+    train_indices = list(iter(trainer.train_dataloader.sampler))  # type: ignore[union-attr]
+    figure = new_figure("ddp test")
+    figure.subplots().plot([0, 1], [rank, rank])
+    # log_figure must make no collective call: calling it on rank 0 alone must not hang.
+    rank_zero_path = L.log_figure(trainer, figure, "ddp/rank_zero_only") if rank == 0 else None
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "rank": rank,
+            "world_size": trainer.world_size,
+            "family": L.strategy_family(trainer),
+            "state_dict": cpu_state(model),
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+            "train_indices": train_indices,
+            "n_train": len(data.train_dataset or []),
+            "reduce_mean": float(L.reduce_mean(trainer, torch.tensor(float(rank)))),
+            "reduce_sum": float(L.reduce_sum(trainer, torch.tensor(float(rank + 1)))),
+            "broadcast": L.broadcast(trainer, {"from": rank}),
+            "agree_all_true": L.all_ranks_agree(trainer, True),
+            "agree_rank0_only": L.all_ranks_agree(trainer, rank == 0),
+            "figure_path": L.log_figure(trainer, figure, "ddp/check"),
+            "rank_zero_path": rank_zero_path,
+        },
+    )

@@ -1,0 +1,70 @@
+"""Run a DDP case in 2 CPU processes and collect what each rank decided.
+
+Lightning's ``ddp`` strategy starts rank 1 by re-running ``sys.argv``; inside pytest that
+would re-run pytest. So each case runs as ``python tests/ddp/worker.py CASE OUTDIR PARAMS``
+in a subprocess: every rank saves a payload with `save_rank_result` (then waits at a
+barrier), and `run_ddp` returns the payloads in rank order. This also keeps the pytest
+process free of the process group and DDP environment variables.
+
+Usage in a test::
+
+    results = run_ddp("classifier_fit", tmp_path, max_epochs=2)
+    assert_same_tensors(results[0]["state_dict"], results[1]["state_dict"])
+
+New cases go in ``tests/ddp/cases.py``, decorated with ``@case``.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+WORKER = Path(__file__).with_name("worker.py")
+_DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def run_ddp(
+    case: str, tmp_path: Path, *, devices: int = 2, timeout: float = 120, **params: Any
+) -> list[dict[str, Any]]:
+    """Run ``case`` under ``strategy="ddp"`` on ``devices`` CPU processes.
+
+    Returns one payload per rank, in rank order. Fails with the processes' output when the
+    run fails or a rank saved nothing.
+    """
+    out = tmp_path / f"ddp-{case}"
+    out.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in _DDP_ENV}
+    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", DDP_TEST_DEVICES=str(devices))
+    cmd = [sys.executable, str(WORKER), case, str(out), json.dumps(params)]
+    # A new session, so that a hung run can be killed with every rank it started.
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        status = f"exited with {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        status = f"hung for {timeout} s (a collective call made by only some ranks?)"
+    files = sorted(out.glob("rank*.pt"))
+    if proc.returncode != 0 or len(files) != devices:
+        raise AssertionError(
+            f"DDP case {case!r} {status}; {len(files)} of {devices} ranks saved a result.\n"
+            f"--- stdout ---\n{stdout[-4000:]}\n--- stderr ---\n{stderr[-8000:]}"
+        )
+    return [torch.load(f, weights_only=False) for f in files]
+
+
+def assert_same_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> None:
+    """Assert two state dicts hold the same keys and bitwise-equal tensors."""
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs between ranks"

@@ -1,0 +1,85 @@
+"""The demo and the console entry point, end to end with tiny settings."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lightning_recipes import RecipeConfigError
+from lightning_recipes.cli import RecipesCLI, main
+from lightning_recipes.demo import parse_imbalance, run_demo
+from lightning_recipes.modules import MLP, Classifier
+
+CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits.yaml"
+
+
+def test_run_demo_writes_the_report(tmp_path: Path) -> None:
+    result = run_demo(max_epochs=2, out_dir=tmp_path, progress=False, imbalance={3: 0.2})
+    assert result.run_dir == tmp_path / "digits-mlp"
+    for name in ("report.md", "metrics.json", "curves.png", "confusion.png"):
+        assert (result.run_dir / name).is_file(), name
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2
+    assert metrics["test"]["test_acc"] == pytest.approx(result.report.test_metrics["test_acc"])
+    assert metrics["test"]["test_acc"] > 0.5  # two epochs already learn something
+    assert len(metrics["test_per_class_recall"]) == 10
+    assert metrics["config"]["imbalance"] == {"3": 0.2}
+    assert "## Per-class recall (test)" in (result.run_dir / "report.md").read_text()
+    assert any((result.run_dir / "logs").iterdir())  # the logger's files
+
+
+def test_demo_command_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["demo", "--model", "cnn", "--epochs", "1", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "val_acc" in out and "test_acc" in out and "report.md" in out
+    assert (tmp_path / "digits-cnn" / "report.md").is_file()
+
+
+def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "fit", "validate", "test", "predict"):
+        assert f"  {command}" in out
+    assert main([]) == 2
+
+
+def test_cli_builds_everything_from_the_example_yaml(tmp_path: Path) -> None:
+    cli = RecipesCLI(args=["-c", str(CONFIG), f"--trainer.default_root_dir={tmp_path}"], run=False)
+    settings = yaml.safe_load(CONFIG.read_text())
+    assert isinstance(cli.model, Classifier) and isinstance(cli.model.backbone, MLP)
+    assert cli.model.lr == settings["model"]["init_args"]["lr"]
+    assert cli.model.scheduler_name == "onecycle"
+    assert cli.datamodule.batch_size == 64
+    assert cli.trainer.max_epochs == settings["trainer"]["max_epochs"]
+    assert {type(c).__name__ for c in cli.trainer.callbacks} >= {"ModelCheckpoint", "MetricHistory"}
+
+
+def test_cli_fit_then_test_from_checkpoint(tmp_path: Path) -> None:
+    common = [
+        "-c", str(CONFIG),
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.limit_train_batches=3",
+        "--trainer.limit_val_batches=2",
+    ]
+    assert main(["fit", *common, "--trainer.max_epochs=1"]) == 0
+    checkpoints = list(tmp_path.rglob("*.ckpt"))
+    assert len(checkpoints) == 1
+    assert list(tmp_path.rglob("config.yaml"))  # the resolved config is saved with the run
+    assert main(["test", *common, f"--ckpt_path={checkpoints[0]}"]) == 0
+
+
+def test_parse_imbalance() -> None:
+    assert parse_imbalance("") == {}
+    assert parse_imbalance("3:0.1,8:0.05") == {3: 0.1, 8: 0.05}
+    with pytest.raises(RecipeConfigError, match="Invalid imbalance='3=0.1'"):
+        parse_imbalance("3=0.1")
+
+
+def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(RecipeConfigError, match="Invalid model='resnet'"):
+        run_demo(model="resnet", out_dir=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(RecipeConfigError, match="Invalid max_epochs=0"):
+        run_demo(max_epochs=0, out_dir=tmp_path)
