@@ -33,7 +33,9 @@ def test_digits_splits_are_stratified_disjoint_and_complete() -> None:
     assert np.array_equal(ours[np.lexsort(ours.T)], full[np.lexsort(full.T)].astype(np.float32))
     assert dm.train_dataset is not None
     x, y = dm.train_dataset[0]
-    assert x.shape == (64,) and x.dtype == torch.float32 and 0.0 <= x.min() <= x.max() <= 1.0
+    assert x.shape == (64,)
+    assert x.dtype == torch.float32
+    assert 0.0 <= x.min() <= x.max() <= 1.0
     assert y.dtype == torch.long
 
 
@@ -43,7 +45,8 @@ def test_digits_imbalance_shrinks_train_only() -> None:
     skewed = DigitsDataModule(seed=0, imbalance={3: 0.1, 8: 0.0})
     skewed.setup("fit")
     before, after = _counts(balanced.train_dataset), _counts(skewed.train_dataset)
-    assert after[3] == round(0.1 * before[3]) and after[8] == 0
+    assert after[3] == round(0.1 * before[3])
+    assert after[8] == 0
     assert np.array_equal(np.delete(after, [3, 8]), np.delete(before, [3, 8]))
     assert np.array_equal(_counts(skewed.val_dataset), _counts(balanced.val_dataset))
     assert np.array_equal(_counts(skewed.test_dataset), _counts(balanced.test_dataset))
@@ -53,7 +56,8 @@ def test_digits_image_layout_and_loaders() -> None:
     dm = DigitsDataModule(batch_size=16, layout="image")
     dm.setup("fit")
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (16, 1, 8, 8) and y.shape == (16,)
+    assert x.shape == (16, 1, 8, 8)
+    assert y.shape == (16,)
     assert dm.input_shape == (1, 8, 8)
     assert sum(len(b[1]) for b in dm.test_dataloader()) == len(dm.test_dataset or [])
 
@@ -62,7 +66,8 @@ def test_digits_same_seed_same_split_and_shuffle() -> None:
     a, b = DigitsDataModule(seed=5), DigitsDataModule(seed=5)
     a.setup()
     b.setup()
-    assert a.val_dataset is not None and b.val_dataset is not None
+    assert a.val_dataset is not None
+    assert b.val_dataset is not None
     assert torch.equal(a.val_dataset.features, b.val_dataset.features)
     assert torch.equal(next(iter(a.train_dataloader()))[1], next(iter(b.train_dataloader()))[1])
 
@@ -74,7 +79,8 @@ def test_array_datamodule_holds_out_stratified_validation() -> None:
     assert dm.val_dataset is not None
     assert class_counts(dm.val_dataset.targets.numpy()).tolist() == [5, 5, 5, 5]
     assert len(dm.train_dataset or []) == 80
-    assert dm.train_dataset is not None and dm.train_dataset.features.dtype == torch.float32
+    assert dm.train_dataset is not None
+    assert dm.train_dataset.features.dtype == torch.float32
     assert len(next(iter(dm.train_dataloader()))[0]) == 7
     assert dm.predict_dataset is dm.test_dataset
 
@@ -89,7 +95,8 @@ def test_array_datamodule_explicit_val_and_imbalance() -> None:
 
 def test_array_datamodule_without_validation_or_test() -> None:
     dm = ArrayDataModule(train=(torch.randn(10, 2), torch.arange(10) % 2), val_fraction=0.0)
-    assert dm.val_dataset is None and dm.val_dataloader() == []
+    assert dm.val_dataset is None
+    assert dm.val_dataloader() == []
     with pytest.raises(RecipeConfigError, match="no test data"):
         dm.test_dataloader()
 
@@ -107,8 +114,14 @@ def test_array_datamodule_without_validation_or_test() -> None:
         (lambda: ArrayDataModule(train=(np.zeros((3, 2)), [0, 1])), "features"),
         (lambda: ArrayDataModule(train=(np.zeros((2, 2)), [0.5, 1.0])), "targets"),
         (lambda: ArrayDataModule(train=np.zeros((2, 2))), "train"),  # type: ignore[arg-type]
-        (lambda: ArrayDataModule(train=(np.zeros((4, 2)), [0, 1, 0, 1]), val_fraction=1.0), "val_fraction"),
-        (lambda: ArrayDataModule(train=(np.zeros((4, 2)), [0, 1, 0, 1]), num_workers=-1), "num_workers"),
+        (
+            lambda: ArrayDataModule(train=(np.zeros((4, 2)), [0, 1, 0, 1]), val_fraction=1.0),
+            "val_fraction",
+        ),
+        (
+            lambda: ArrayDataModule(train=(np.zeros((4, 2)), [0, 1, 0, 1]), num_workers=-1),
+            "num_workers",
+        ),
     ],
 )
 def test_bad_arguments_raise_at_construction(build: object, argument: str) -> None:

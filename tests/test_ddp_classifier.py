@@ -31,8 +31,10 @@ def test_ddp_fit_keeps_ranks_identical_and_syncs_metrics(
     assert rank0["reduce_mean"] == rank1["reduce_mean"] == 0.5
     assert rank0["reduce_sum"] == rank1["reduce_sum"] == 3.0
     assert rank0["broadcast"] == rank1["broadcast"] == {"from": 0}
-    assert rank0["agree_all_true"] and rank1["agree_all_true"]
-    assert not rank0["agree_rank0_only"] and not rank1["agree_rank0_only"]
+    assert rank0["agree_all_true"]
+    assert rank1["agree_all_true"]
+    assert not rank0["agree_rank0_only"]
+    assert not rank1["agree_rank0_only"]
     # Figures are written once, by rank 0.
     assert rank1["figure_path"] is None
     assert Path(rank0["figure_path"]).read_bytes().startswith(b"\x89PNG")

@@ -24,12 +24,22 @@ def test_records_train_and_val_metrics_and_lr(make_trainer: Callable[..., Traine
     _fit(make_trainer(max_epochs=3, callbacks=[history]))
     assert [r["epoch"] for r in history.records] == [0.0, 1.0, 2.0]
     last = history.records[-1]
-    for name in ("train_loss_epoch", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "step"):
+    for name in (
+        "train_loss_epoch",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_macro_f1",
+        "lr",
+        "step",
+    ):
         assert name in last, name
     epochs, losses = history.series("val_loss")
-    assert epochs == [0.0, 1.0, 2.0] and losses[-1] < losses[0]
+    assert epochs == [0.0, 1.0, 2.0]
+    assert losses[-1] < losses[0]
     lrs = [r["lr"] for r in history.records]
-    assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.01  # cosine decays
+    assert lrs == sorted(lrs, reverse=True)
+    assert lrs[-1] < 0.01
 
 
 class _StopAfter(Callback):

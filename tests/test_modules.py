@@ -21,11 +21,13 @@ from lightning_recipes.modules import MLP, Classifier, SmallCNN, build_optimizer
 def test_mlp_activation_dropout_and_batch_norm(activation: str, kind: type) -> None:
     net = MLP(10, hidden=(8, 6), activation=activation, dropout=0.3, batch_norm=True)  # type: ignore[arg-type]
     acts = [m for m in net if isinstance(m, kind)]
-    assert len(acts) == 2 and acts[0] is not acts[1]  # one module per use (DeepLift needs it)
+    assert len(acts) == 2
+    assert acts[0] is not acts[1]
     assert sum(isinstance(m, nn.Dropout) and m.p == 0.3 for m in net) == 2
     assert sum(isinstance(m, nn.BatchNorm1d) for m in net) == 2
     assert all(m.bias is None for m in net if isinstance(m, nn.Linear))  # BN makes bias redundant
-    assert net(torch.randn(4, 10)).shape == (4, 6) and net.out_features == 6
+    assert net(torch.randn(4, 10)).shape == (4, 6)
+    assert net.out_features == 6
 
 
 def test_mlp_plain_has_no_dropout_or_batch_norm() -> None:
@@ -49,7 +51,9 @@ def test_init_schemes_set_the_expected_weight_scale() -> None:
 
 
 def test_small_cnn_shapes_and_options() -> None:
-    net = SmallCNN(in_channels=3, channels=(4, 8, 16), activation="gelu", dropout=0.2, image_size=28)
+    net = SmallCNN(
+        in_channels=3, channels=(4, 8, 16), activation="gelu", dropout=0.2, image_size=28
+    )
     assert net(torch.randn(2, 3, 28, 28)).shape == (2, 16)
     assert sum(isinstance(m, nn.MaxPool2d) for m in net) == 3
     assert sum(isinstance(m, nn.BatchNorm2d) for m in net) == 3
@@ -65,7 +69,14 @@ def test_classifier_reaches_95_percent_on_digits(make_trainer: Callable[..., Tra
     trainer = make_trainer(max_epochs=12)
     trainer.fit(model, datamodule=data)
     metrics = trainer.callback_metrics
-    for name in ("train_loss", "train_loss_epoch", "train_acc", "val_loss", "val_acc", "val_macro_f1"):
+    for name in (
+        "train_loss",
+        "train_loss_epoch",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_macro_f1",
+    ):
         assert name in metrics, name
     (tested,) = trainer.test(model, datamodule=data, verbose=False)
     assert tested["test_acc"] >= 0.95
@@ -128,8 +139,11 @@ def test_checkpoint_round_trip(tmp_path: Path, make_trainer: Callable[..., Train
     model = Classifier(MLP(64, hidden=(16,)), num_classes=10, lr=0.02, optimizer="sgd")
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
     make_trainer(max_epochs=1, enable_checkpointing=True, callbacks=[checkpoint]).fit(model, data)
-    restored = Classifier.load_from_checkpoint(checkpoint.last_model_path, backbone=MLP(64, hidden=(16,)))
-    assert restored.lr == 0.02 and restored.optimizer_name == "sgd"
+    restored = Classifier.load_from_checkpoint(
+        checkpoint.last_model_path, backbone=MLP(64, hidden=(16,))
+    )
+    assert restored.lr == 0.02
+    assert restored.optimizer_name == "sgd"
     x = torch.randn(3, 64)
     model.eval()
     assert torch.equal(restored(x), model(x))
@@ -137,8 +151,12 @@ def test_checkpoint_round_trip(tmp_path: Path, make_trainer: Callable[..., Train
 
 def test_build_optimizer_names() -> None:
     params = list(nn.Linear(2, 2).parameters())
-    expected = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
-                "rmsprop": torch.optim.RMSprop}
+    expected = {
+        "adamw": torch.optim.AdamW,
+        "adam": torch.optim.Adam,
+        "sgd": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+    }
     for name, kind in expected.items():
         assert isinstance(build_optimizer(name, params, lr=0.1), kind)
 
@@ -174,4 +192,6 @@ def test_bad_arguments_raise_recipe_config_error(build: object, argument: str) -
 def test_unknown_name_lists_the_choices() -> None:
     with pytest.raises(RecipeConfigError, match="'relu', 'tanh', 'sigmoid', 'gelu'"):
         MLP(4, activation="swish")  # type: ignore[arg-type]
-    assert Classifier(nn.Sequential(nn.Linear(4, 5)), num_classes=3, in_features=5)(torch.zeros(1, 4)).shape == (1, 3)
+    assert Classifier(nn.Sequential(nn.Linear(4, 5)), num_classes=3, in_features=5)(
+        torch.zeros(1, 4)
+    ).shape == (1, 3)

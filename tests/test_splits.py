@@ -28,10 +28,10 @@ def test_stratified_split_is_an_exact_stratified_partition(
         n_c = int((y == cls).sum())
         sizes = [int((y[part] == cls).sum()) for part in parts]
         assert sum(sizes) == n_c
-        for size, fraction in zip(sizes, fractions):
+        for size, fraction in zip(sizes, fractions, strict=False):
             assert abs(size - fraction * n_c) < 1.0  # within one sample of exact
     again = stratified_split(y, fractions, seed=seed)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, again))  # deterministic
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=False))  # deterministic
 
 
 def test_stratified_split_depends_on_seed() -> None:

@@ -59,7 +59,9 @@ def parse_imbalance(text: str) -> dict[int, float]:
             result[int(cls)] = float(fraction)
         except ValueError as err:
             raise config_error(
-                "imbalance", text, "Write class:fraction pairs separated by commas, e.g. 3:0.1,8:0.1."
+                "imbalance",
+                text,
+                "Write class:fraction pairs separated by commas, e.g. 3:0.1,8:0.1.",
             ) from err
     return result
 
@@ -136,7 +138,8 @@ def run_demo(
     trainer.fit(classifier, datamodule=data)
     tested = trainer.test(classifier, datamodule=data, verbose=False)
     predictions = trainer.predict(classifier, datamodule=data)
-    assert predictions is not None and data.test_dataset is not None
+    assert predictions is not None
+    assert data.test_dataset is not None
     predicted = torch.cat([p for p in predictions if isinstance(p, torch.Tensor)]).argmax(dim=-1)
     targets = data.test_dataset.targets[: predicted.shape[0]]
     confusion = multiclass_confusion_matrix(predicted, targets, num_classes=10)

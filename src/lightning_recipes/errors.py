@@ -8,7 +8,7 @@ and ``ValueError`` (so plain Python code does).
 from collections.abc import Iterable
 from typing import Any
 
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 __all__ = ["MissingExtraError", "RecipeConfigError", "config_error"]
 

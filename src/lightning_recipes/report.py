@@ -2,7 +2,7 @@
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """
     cells = [[_cell(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    for raw, row in zip(rows, cells):
+    for raw, row in zip(rows, cells, strict=False):
         padded = [
             c.rjust(w) if isinstance(v, (int, float)) else c.ljust(w)
-            for v, c, w in zip(raw, row, widths)
+            for v, c, w in zip(raw, row, widths, strict=False)
         ]
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines) + "\n"
@@ -184,7 +184,11 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"report": out / "report.md", "metrics": out / "metrics.json", "curves": out / "curves.png"}
+    paths = {
+        "report": out / "report.md",
+        "metrics": out / "metrics.json",
+        "curves": out / "curves.png",
+    }
     recall = per_class_recall(report.confusion) if report.confusion is not None else None
     payload: dict[str, Any] = {
         "config": report.config,
@@ -198,10 +202,15 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
     _plot_curves(report.history).savefig(paths["curves"], dpi=110)
     lines = [f"# {report.title}", ""]
     if report.config:
-        lines += ["## Settings", "", markdown_table(["setting", "value"], sorted(report.config.items())), ""]
+        lines += [
+            "## Settings",
+            "",
+            markdown_table(["setting", "value"], sorted(report.config.items())),
+            "",
+        ]
     if report.test_metrics:
-        rows = sorted(report.test_metrics.items())
-        lines += ["## Test metrics", "", markdown_table(["metric", "value"], rows), ""]
+        test_rows = sorted(report.test_metrics.items())
+        lines += ["## Test metrics", "", markdown_table(["metric", "value"], test_rows), ""]
     lines += ["## Training curves", "", "![training curves](curves.png)", ""]
     headers, rows = report.epoch_table()
     lines += ["## Per epoch", "", markdown_table(headers, rows), ""]

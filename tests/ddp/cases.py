@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Trainer, seed_everything
 
-from lightning_recipes import _lightning as L
+from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.modules import MLP, Classifier
@@ -66,24 +66,26 @@ def classifier_fit(out: Path, max_epochs: int = 2) -> None:
     figure = new_figure("ddp test")
     figure.subplots().plot([0, 1], [rank, rank])
     # log_figure must make no collective call: calling it on rank 0 alone must not hang.
-    rank_zero_path = L.log_figure(trainer, figure, "ddp/rank_zero_only") if rank == 0 else None
+    rank_zero_path = (
+        helpers.log_figure(trainer, figure, "ddp/rank_zero_only") if rank == 0 else None
+    )
     save_rank_result(
         trainer,
         out,
         {
             "rank": rank,
             "world_size": trainer.world_size,
-            "family": L.strategy_family(trainer),
+            "family": helpers.strategy_family(trainer),
             "state_dict": cpu_state(model),
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "train_indices": train_indices,
             "n_train": len(data.train_dataset or []),
-            "reduce_mean": float(L.reduce_mean(trainer, torch.tensor(float(rank)))),
-            "reduce_sum": float(L.reduce_sum(trainer, torch.tensor(float(rank + 1)))),
-            "broadcast": L.broadcast(trainer, {"from": rank}),
-            "agree_all_true": L.all_ranks_agree(trainer, True),
-            "agree_rank0_only": L.all_ranks_agree(trainer, rank == 0),
-            "figure_path": L.log_figure(trainer, figure, "ddp/check"),
+            "reduce_mean": float(helpers.reduce_mean(trainer, torch.tensor(float(rank)))),
+            "reduce_sum": float(helpers.reduce_sum(trainer, torch.tensor(float(rank + 1)))),
+            "broadcast": helpers.broadcast(trainer, {"from": rank}),
+            "agree_all_true": helpers.all_ranks_agree(trainer, True),
+            "agree_rank0_only": helpers.all_ranks_agree(trainer, rank == 0),
+            "figure_path": helpers.log_figure(trainer, figure, "ddp/check"),
             "rank_zero_path": rank_zero_path,
         },
     )

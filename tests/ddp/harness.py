@@ -44,7 +44,12 @@ def run_ddp(
     cmd = [sys.executable, str(WORKER), case, str(out), json.dumps(params)]
     # A new session, so that a hung run can be killed with every rank it started.
     proc = subprocess.Popen(
-        cmd, env=env, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cmd,
+        env=env,
+        cwd=out,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:

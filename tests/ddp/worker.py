@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.ddp.cases import CASES  # noqa: E402
+from tests.ddp.cases import CASES
 
 if __name__ == "__main__":
     name, out, params = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])

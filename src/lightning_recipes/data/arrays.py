@@ -60,7 +60,9 @@ class LabeledDataModule(LightningDataModule):
     ) -> DataLoader[Any]:
         if dataset is None:
             raise config_error(
-                split, None, f"This datamodule has no {split} data: pass {split}=(features, labels)."
+                split,
+                None,
+                f"This datamodule has no {split} data: pass {split}=(features, labels).",
             )
         return DataLoader(
             dataset,
@@ -149,4 +151,3 @@ class ArrayDataModule(LabeledDataModule):
         self.val_dataset = val_dataset
         self.test_dataset = _check_split("test", test)
         self.predict_dataset = _check_split("predict", predict) or self.test_dataset
-

@@ -100,7 +100,9 @@ class DigitsDataModule(LabeledDataModule):
             seed=self.seed,
         )
         if self.imbalance:
-            train_idx = train_idx[make_imbalanced(labels[train_idx], self.imbalance, seed=self.seed)]
+            train_idx = train_idx[
+                make_imbalanced(labels[train_idx], self.imbalance, seed=self.seed)
+            ]
         self.train_dataset = full.subset(train_idx)
         self.val_dataset = full.subset(val_idx)
         self.test_dataset = full.subset(test_idx)

@@ -18,9 +18,12 @@ def _as_labels(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
     array = np.asarray(labels)
     if array.ndim != 1:
         raise config_error("labels", f"<array of shape {array.shape}>", "Pass a 1-D array.")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        if not np.all(np.equal(np.mod(array, 1), 0)):
-            raise config_error("labels", f"<{array.dtype} array>", "Pass integer class ids.")
+    if (
+        array.size
+        and not np.issubdtype(array.dtype, np.integer)
+        and not np.all(np.equal(np.mod(array, 1), 0))
+    ):
+        raise config_error("labels", f"<{array.dtype} array>", "Pass integer class ids.")
     return array.astype(np.int64, copy=False)
 
 
@@ -96,8 +99,7 @@ def stratified_split(
         for k, chunk in enumerate(np.split(members, np.cumsum(sizes)[:-1])):
             out[k].append(chunk)
     return [
-        np.sort(np.concatenate(chunks)) if chunks else np.empty(0, dtype=np.int64)
-        for chunks in out
+        np.sort(np.concatenate(chunks)) if chunks else np.empty(0, dtype=np.int64) for chunks in out
     ]
 
 
@@ -137,7 +139,9 @@ def make_imbalanced(
             )
         if int(cls) not in present:
             raise config_error(
-                "imbalance", dict(fractions), f"Class {cls} does not occur; classes: {sorted(present)}."
+                "imbalance",
+                dict(fractions),
+                f"Class {cls} does not occur; classes: {sorted(present)}.",
             )
     rng = np.random.default_rng(seed)
     keep = np.ones(y.size, dtype=bool)

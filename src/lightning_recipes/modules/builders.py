@@ -72,7 +72,7 @@ def init_weights(module: nn.Module, init: Init, activation: Activation) -> nn.Mo
     Example:
         >>> from torch import nn
         >>> layer = init_weights(nn.Linear(4, 2), "he", "relu")
-        >>> float(layer.bias.abs().sum())
+        >>> layer.bias.detach().abs().sum().item()
         0.0
     """
     if init not in _INITS:

@@ -4,7 +4,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from lightning.pytorch.utilities.types import OptimizerLRScheduler, OptimizerLRSchedulerConfig
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
@@ -167,4 +167,4 @@ class Classifier(LightningModule):
             total_steps=int(self.trainer.estimated_stepping_batches),
             max_epochs=max(int(self.trainer.max_epochs or 1), 1),
         )
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return OptimizerLRSchedulerConfig(optimizer=optimizer, lr_scheduler=scheduler)

@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities.types import LRSchedulerConfigType
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
@@ -88,7 +89,7 @@ def build_optimizer(
 
 def build_scheduler(
     name: str, optimizer: Optimizer, *, total_steps: int, max_epochs: int, monitor: str = "val_loss"
-) -> dict[str, Any]:
+) -> LRSchedulerConfigType:
     """Create a Lightning ``lr_scheduler`` config dict by name.
 
     * ``"cosine"``: cosine annealing to 0 over all training steps (stepped per batch);
@@ -108,7 +109,7 @@ def build_scheduler(
     """
     check_scheduler_name(name)
     steps = max(int(total_steps), 1)
-    make: dict[str, Callable[[], dict[str, Any]]] = {
+    make: dict[str, Callable[[], LRSchedulerConfigType]] = {
         "cosine": lambda: {
             "scheduler": sched.CosineAnnealingLR(optimizer, T_max=steps),
             "interval": "step",

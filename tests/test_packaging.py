@@ -1,0 +1,89 @@
+"""Importing is cheap and extras fail loudly, naming the extra, only when used."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lightning_recipes
+from lightning_recipes import MissingExtraError, RecipeConfigError
+from lightning_recipes._optional import new_figure, require
+from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.errors import config_error
+
+OPTIONAL = ("matplotlib", "sklearn", "captum", "imblearn", "optuna")
+
+
+def test_import_works_without_any_optional_package() -> None:
+    # `import lightning` itself loads matplotlib when it is installed, so checking
+    # sys.modules proves nothing: block the optional packages instead, as if absent.
+    # (torchmetrics imports matplotlib whenever its distribution is installed, so it
+    # cannot be blocked here: the static test below covers it.)
+    blocked = [m for m in OPTIONAL if m != "matplotlib"]
+    code = f"""
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # `import name` fails; find_spec(name) says "not installed"
+import lightning_recipes, lightning_recipes.callbacks, lightning_recipes.cli
+from lightning_recipes.modules import Classifier, MLP
+Classifier(MLP(4), num_classes=3)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_no_module_imports_an_optional_package_at_import_time() -> None:
+    src = Path(lightning_recipes.__file__).parent
+    offenders = []
+    for path in src.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module level only
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in OPTIONAL]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("module", "extra", "use"),
+    [
+        ("matplotlib", "plots", lambda: new_figure("The LR curve")),
+        ("sklearn", "data", lambda: DigitsDataModule().setup()),
+    ],
+)
+def test_missing_extra_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, module: str, extra: str, use: object
+) -> None:
+    for name in list(sys.modules):
+        if name == module or name.startswith(module + "."):
+            monkeypatch.setitem(sys.modules, name, None)  # makes `import name` fail
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingExtraError, match=rf"pip install 'lightning-recipes\[{extra}\]'"):
+        use()  # type: ignore[operator]
+
+
+def test_a_broken_dependency_is_not_reported_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "brokenpkg.py").write_text("import does_not_exist_either\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError) as info:
+        require("brokenpkg", extra="x", feature="y")
+    assert not isinstance(info.value, MissingExtraError)
+
+
+def test_error_types() -> None:
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    error = config_error("patience", -1, "Pass 0 or more checks.")
+    assert isinstance(error, RecipeConfigError)
+    assert isinstance(error, ValueError)
+    assert isinstance(error, MisconfigurationException)
+    assert str(error) == "Invalid patience=-1. Pass 0 or more checks."
+    assert issubclass(MissingExtraError, ImportError)
+    assert lightning_recipes.__version__
