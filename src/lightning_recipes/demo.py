@@ -46,7 +46,7 @@ def parse_imbalance(text: str) -> dict[int, float]:
     Returns:
         The mapping.
 
-    Example:
+    Examples:
         >>> parse_imbalance("3:0.1, 8:0.05")
         {3: 0.1, 8: 0.05}
     """

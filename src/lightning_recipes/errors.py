@@ -19,7 +19,7 @@ class RecipeConfigError(MisconfigurationException, ValueError):
     Raised at construction for bad arguments and at ``setup`` for checks that need the
     Trainer. The message names the argument, the value received and the fix.
 
-    Example:
+    Examples:
         >>> from lightning_recipes.errors import RecipeConfigError
         >>> issubclass(RecipeConfigError, ValueError)
         True
@@ -55,7 +55,7 @@ def config_error(argument: str, value: Any, fix: str) -> RecipeConfigError:
     Returns:
         The error, ready to be raised.
 
-    Example:
+    Examples:
         >>> str(config_error("dropout", 1.5, "Pass a probability in [0, 1)."))
         'Invalid dropout=1.5. Pass a probability in [0, 1).'
     """
@@ -73,7 +73,7 @@ def choice_error(argument: str, value: Any, choices: Iterable[str]) -> RecipeCon
     Returns:
         The error, ready to be raised.
 
-    Example:
+    Examples:
         >>> str(choice_error("activation", "swish", ["relu", "tanh"]))
         "Invalid activation='swish'. Choose one of: 'relu', 'tanh'."
     """

@@ -19,7 +19,7 @@ class MetricHistory(Callback):
     happens once per epoch, never per step. The history is part of the checkpoint, so a
     resumed run keeps the epochs before the interruption.
 
-    Example:
+    Examples:
         >>> history = MetricHistory()
         >>> # Trainer(callbacks=[history]).fit(...); then history.records[-1]["val_loss"]
         >>> history.records

@@ -20,7 +20,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
+        small_or_large = value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4)
+        return f"{value:.4g}" if small_or_large else f"{value:.4f}"
     return str(value)
 
 
@@ -34,7 +35,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     Returns:
         The table, one line per row, ending with a newline.
 
-    Example:
+    Examples:
         >>> print(markdown_table(["a", "b"], [[1, 0.5]]), end="")
         | a | b |
         |---|---|
@@ -55,7 +56,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     Returns:
         The table, ending with a newline.
 
-    Example:
+    Examples:
         >>> print(format_table(["epoch", "loss"], [[0, 1.25]]), end="")
         epoch  loss
         -----  ------
@@ -83,7 +84,7 @@ def per_class_recall(confusion: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(C,)`` recalls; NaN for a class with no samples.
 
-    Example:
+    Examples:
         >>> import torch
         >>> per_class_recall(torch.tensor([[3, 1], [0, 2]])).tolist()
         [0.75, 1.0]
@@ -164,6 +165,9 @@ def _plot_confusion(confusion: torch.Tensor) -> Any:
         if n:
             color = "white" if n > counts.max() / 2 else "black"
             ax.text(pred, true, str(n), ha="center", va="center", fontsize=7, color=color)
+    ticks = list(range(counts.shape[0]))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title("Test confusion matrix")

@@ -110,7 +110,7 @@ class ArrayDataModule(LabeledDataModule):
         num_workers: Worker processes per loader.
         seed: Seed of the hold-out split, the imbalance and the training shuffle.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x, y = np.random.rand(40, 3), np.arange(40) % 2
         >>> dm = ArrayDataModule(train=(x, y), val_fraction=0.25, batch_size=8)

@@ -40,7 +40,7 @@ class LabeledTensorDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         features: ``(n, ...)`` features; floating arrays are converted to ``float32``.
         targets: ``(n,)`` integer class ids.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ds = LabeledTensorDataset(torch.zeros(3, 2), torch.tensor([0, 1, 1]))
         >>> len(ds), ds.targets.tolist()

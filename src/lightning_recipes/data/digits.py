@@ -32,7 +32,7 @@ class DigitsDataModule(LabeledDataModule):
         num_workers: Worker processes per loader.
         seed: Seed of the split, the imbalance and the training shuffle.
 
-    Example:
+    Examples:
         >>> dm = DigitsDataModule(batch_size=32, imbalance={3: 0.1})
         >>> dm.setup("fit")
         >>> dm.num_features, dm.num_classes, len(dm.train_dataset) > len(dm.val_dataset)

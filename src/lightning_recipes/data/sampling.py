@@ -24,7 +24,7 @@ class EpochShuffleSampler(RandomSampler):
         data_source: The dataset (only its length is used).
         seed: Base seed.
 
-    Example:
+    Examples:
         >>> sampler = EpochShuffleSampler(range(5), seed=1)
         >>> first = list(sampler); sampler.set_epoch(1); second = list(sampler)
         >>> sorted(first) == sorted(second) == [0, 1, 2, 3, 4], first != second

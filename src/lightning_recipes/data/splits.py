@@ -37,7 +37,7 @@ def class_counts(labels: npt.ArrayLike, num_classes: int | None = None) -> npt.N
     Returns:
         ``counts[c]`` = number of samples of class ``c``.
 
-    Example:
+    Examples:
         >>> class_counts([0, 2, 2]).tolist()
         [1, 0, 2]
     """
@@ -80,7 +80,7 @@ def stratified_split(
     Raises:
         RecipeConfigError: If a fraction is negative or they do not sum to 1.
 
-    Example:
+    Examples:
         >>> train, val = stratified_split([0, 0, 0, 0, 1, 1], (0.5, 0.5), seed=0)
         >>> sorted(len(part) for part in (train, val))
         [3, 3]
@@ -124,7 +124,7 @@ def make_imbalanced(
     Raises:
         RecipeConfigError: If a fraction is outside [0, 1] or a class does not occur.
 
-    Example:
+    Examples:
         >>> labels = [0] * 10 + [1] * 10
         >>> kept = make_imbalanced(labels, {1: 0.2})
         >>> class_counts([labels[i] for i in kept]).tolist()

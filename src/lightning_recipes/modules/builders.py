@@ -69,7 +69,7 @@ def init_weights(module: nn.Module, init: Init, activation: Activation) -> nn.Mo
     Returns:
         ``module``, for chaining.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> layer = init_weights(nn.Linear(4, 2), "he", "relu")
         >>> layer.bias.detach().abs().sum().item()
@@ -105,7 +105,7 @@ class MLP(Backbone):
         batch_norm: Insert ``BatchNorm1d`` between each Linear and its activation.
         init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = MLP(64, hidden=(32, 16), dropout=0.1, batch_norm=True)
         >>> net(torch.zeros(5, 64)).shape, net.out_features
@@ -156,7 +156,7 @@ class SmallCNN(Backbone):
         init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
         image_size: Side of the (square) input images, to decide how often to pool.
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = SmallCNN(channels=(8, 16))
         >>> net(torch.zeros(2, 1, 8, 8)).shape

@@ -51,7 +51,7 @@ class Classifier(LightningModule):
         scheduler: None, ``"cosine"``, ``"onecycle"``, ``"multistep"`` or ``"plateau"``.
         loss_fn: The loss module; defaults to ``nn.CrossEntropyLoss()``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from lightning_recipes.modules import MLP
         >>> model = Classifier(MLP(64, hidden=(32,)), num_classes=10, lr=3e-3)

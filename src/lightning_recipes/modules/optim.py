@@ -43,7 +43,10 @@ def check_scheduler_name(name: str | None) -> None:
         name: The scheduler name.
     """
     if name is not None and name not in SCHEDULERS:
-        raise choice_error("scheduler", name, (*SCHEDULERS, "None"))
+        listed = ", ".join(repr(s) for s in SCHEDULERS)
+        raise config_error(
+            "scheduler", name, f"Choose one of: {listed}, or None (null in YAML) for a fixed LR."
+        )
 
 
 def build_optimizer(
@@ -66,7 +69,7 @@ def build_optimizer(
     Returns:
         The optimizer.
 
-    Example:
+    Examples:
         >>> import torch
         >>> build_optimizer("sgd", torch.nn.Linear(2, 1).parameters(), lr=0.1)
         SGD (...)
