@@ -93,6 +93,12 @@ def refuse_strategies(
         )
 
 
+def _reduce(trainer: Trainer, value: torch.Tensor, op: Literal["mean", "sum"]) -> torch.Tensor:
+    if trainer.world_size == 1:
+        return value
+    return trainer.strategy.reduce(value, reduce_op=op)
+
+
 def reduce_mean(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
     """Average a tensor over all ranks (identity on one process).
 
@@ -103,9 +109,7 @@ def reduce_mean(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
     Returns:
         The mean over ranks, identical on every rank.
     """
-    if trainer.world_size == 1:
-        return value
-    return trainer.strategy.reduce(value, reduce_op="mean")
+    return _reduce(trainer, value, "mean")
 
 
 def reduce_sum(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
@@ -118,9 +122,7 @@ def reduce_sum(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
     Returns:
         The sum over ranks, identical on every rank.
     """
-    if trainer.world_size == 1:
-        return value
-    return trainer.strategy.reduce(value, reduce_op="sum")
+    return _reduce(trainer, value, "sum")
 
 
 def broadcast(trainer: Trainer, obj: T, src: int = 0) -> T:
