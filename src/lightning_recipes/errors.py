@@ -10,7 +10,13 @@ from typing import Any
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-__all__ = ["MissingExtraError", "RecipeConfigError", "config_error"]
+__all__ = [
+    "MissingExtraError",
+    "NonFiniteGradientError",
+    "RecipeConfigError",
+    "choice_error",
+    "config_error",
+]
 
 
 class RecipeConfigError(MisconfigurationException, ValueError):
@@ -42,6 +48,10 @@ class MissingExtraError(ImportError):
             f"Install it with: pip install 'lightning-recipes[{extra}]'",
             name=module,
         )
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """A gradient held NaN or Inf; the message names the parameter and the global step."""
 
 
 def config_error(argument: str, value: Any, fix: str) -> RecipeConfigError:
