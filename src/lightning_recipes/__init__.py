@@ -12,7 +12,8 @@ from lightning_recipes.data import (
     make_imbalanced,
     stratified_split,
 )
-from lightning_recipes.errors import MissingExtraError, RecipeConfigError
+from lightning_recipes.errors import MissingExtraError, NonFiniteGradientError, RecipeConfigError
+from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
 
@@ -21,14 +22,18 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP",
     "ArrayDataModule",
+    "BatchMixingCheck",
     "Classifier",
     "DigitsDataModule",
+    "GradientMonitor",
     "LabeledTensorDataset",
     "MetricHistory",
     "MissingExtraError",
+    "NonFiniteGradientError",
     "RecipeConfigError",
     "SmallCNN",
     "__version__",
+    "check_gradients",
     "make_imbalanced",
     "mlp",
     "small_cnn",

@@ -1,6 +1,14 @@
 """Gradient health: fused norms, clipping, vanishing/exploding detection, gradient checks."""
 
 from lightning_recipes.gradients.anomaly import Anomaly, AnomalyTracker
+from lightning_recipes.gradients.check import (
+    BatchMixingCheck,
+    BatchMixingError,
+    GradCheckReport,
+    batch_mixing,
+    check_gradients,
+    evaluation_mode,
+)
 from lightning_recipes.gradients.clipping import (
     adaptive_clip_,
     clip_by_norm_,
@@ -19,6 +27,12 @@ from lightning_recipes.gradients.norms import (
 )
 
 __all__ = [
+    "BatchMixingCheck",
+    "BatchMixingError",
+    "GradCheckReport",
+    "batch_mixing",
+    "check_gradients",
+    "evaluation_mode",
     "Anomaly",
     "AnomalyTracker",
     "GradStats",

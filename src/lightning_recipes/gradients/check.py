@@ -1,0 +1,373 @@
+"""Gradient checks: finite differences against autograd, and batch-mixing detection."""
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor, nn
+from typing_extensions import override
+
+from lightning_recipes import _lightning as helpers
+from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.report import format_table
+
+__all__ = [
+    "BatchMixingCheck",
+    "BatchMixingError",
+    "GradCheckReport",
+    "GradCheckRow",
+    "batch_mixing",
+    "check_gradients",
+    "evaluation_mode",
+]
+
+
+@contextmanager
+def evaluation_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode with gradients enabled; restore every submodule's mode.
+
+    Inside Lightning's ``validate``/``test``/``predict`` the Trainer runs under
+    ``torch.inference_mode``, where autograd cannot work; this context leaves it. Each
+    submodule's own ``training`` flag is restored afterwards, also on exceptions.
+
+    Args:
+        module: The model.
+
+    Yields:
+        The same module, in eval mode.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            module.eval()
+            yield module
+    finally:
+        for submodule, training in modes:
+            submodule.training = training
+
+
+def _first_tensor(output: Any) -> Tensor:
+    if isinstance(output, Tensor):
+        return output
+    values = output.values() if isinstance(output, dict) else output
+    for value in values:
+        if isinstance(value, Tensor):
+            return value
+    raise config_error(
+        "model output", type(output).__name__, "Return a tensor (or a tuple/dict of them)."
+    )
+
+
+@dataclass(frozen=True)
+class GradCheckRow:
+    """Agreement of autograd and finite differences on one tensor.
+
+    Attributes:
+        name: ``"input"`` or the parameter's name.
+        checked: Entries compared.
+        max_abs_error: Largest |autograd - finite difference|.
+        max_rel_error: Largest relative error.
+        worst_index: Flat index of the worst entry.
+        autograd: Autograd's value there.
+        numeric: The finite difference there.
+        ok: Whether every entry is within ``atol + rtol * |numeric|``.
+    """
+
+    name: str
+    checked: int
+    max_abs_error: float
+    max_rel_error: float
+    worst_index: int
+    autograd: float
+    numeric: float
+    ok: bool
+
+
+@dataclass
+class GradCheckReport:
+    """The result of `check_gradients`: one row per checked tensor.
+
+    Attributes:
+        rows: Per-tensor results, input first.
+        ok: True when every row agrees.
+    """
+
+    rows: list[GradCheckRow] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when autograd and finite differences agree everywhere checked."""
+        return all(row.ok for row in self.rows)
+
+    @property
+    def mismatches(self) -> list[GradCheckRow]:
+        """The failing rows, worst relative error first."""
+        return sorted((r for r in self.rows if not r.ok), key=lambda r: -r.max_rel_error)
+
+    def __str__(self) -> str:
+        verdict = "OK: autograd matches finite differences" if self.ok else "MISMATCH"
+        rows = sorted(self.rows, key=lambda r: (r.ok, -r.max_rel_error))
+        table = format_table(
+            [
+                "tensor",
+                "checked",
+                "max abs err",
+                "max rel err",
+                "worst index",
+                "autograd",
+                "numeric",
+                "ok",
+            ],
+            [
+                [
+                    r.name,
+                    r.checked,
+                    r.max_abs_error,
+                    r.max_rel_error,
+                    r.worst_index,
+                    r.autograd,
+                    r.numeric,
+                    "yes" if r.ok else "NO",
+                ]
+                for r in rows
+            ],
+        )
+        return f"Gradient check: {verdict}\n{table}"
+
+
+def check_gradients(
+    module: nn.Module,
+    example_input: Tensor,
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    max_entries: int = 64,
+    seed: int = 0,
+) -> GradCheckReport:
+    """Compare autograd's gradients with central finite differences, in float64.
+
+    A copy of ``module`` in float64 and eval mode computes ``f = sum(output * R)`` for a
+    fixed random ``R`` (so every output contributes); the gradient of ``f`` with respect to
+    the input and to every parameter is compared, entry by entry, with
+    ``(f(x + eps) - f(x - eps)) / (2 eps)``. Large tensors are sampled (``max_entries``
+    random entries each). Use it on a tiny input to validate custom layers and custom
+    ``autograd.Function`` backward passes. The module itself is not modified.
+
+    Args:
+        module: The model (a deep copy is checked).
+        example_input: A small floating input batch, e.g. 2 samples.
+        eps: Finite-difference step.
+        atol: Absolute tolerance.
+        rtol: Relative tolerance.
+        max_entries: Entries compared per tensor, at most.
+        seed: Seed of the projection and of the sampled entries.
+
+    Returns:
+        A report; ``print(report)`` shows the worst mismatches first.
+
+    Examples:
+        >>> import torch
+        >>> report = check_gradients(torch.nn.Linear(3, 2), torch.randn(2, 3))
+        >>> report.ok, [row.name for row in report.rows]
+        (True, ['input', 'weight', 'bias'])
+    """
+    if not example_input.is_floating_point():
+        raise config_error(
+            "example_input", f"<{example_input.dtype} tensor>", "Pass a floating-point input."
+        )
+    if not eps > 0 or max_entries < 1:
+        raise config_error(
+            "eps/max_entries", (eps, max_entries), "Pass eps > 0 and max_entries >= 1."
+        )
+    model = copy.deepcopy(module).double()
+    generator = torch.Generator().manual_seed(seed)
+    with evaluation_mode(model):
+        x = example_input.detach().double().clone().requires_grad_(True)
+        projection = torch.randn(
+            _first_tensor(model(x)).shape, generator=generator, dtype=torch.float64
+        )
+
+        def objective() -> Tensor:
+            return (_first_tensor(model(x)) * projection.to(x.device)).sum()
+
+        named = [("input", x), *((n, p) for n, p in model.named_parameters() if p.requires_grad)]
+        analytic = torch.autograd.grad(objective(), [t for _, t in named], allow_unused=True)
+        report = GradCheckReport()
+        for (name, tensor), grad in zip(named, analytic, strict=True):
+            flat_grad = (
+                grad.reshape(-1)
+                if grad is not None
+                else torch.zeros(tensor.numel(), dtype=torch.float64)
+            )
+            entries = (
+                torch.randperm(tensor.numel(), generator=generator)[:max_entries].sort().values
+            )
+            numeric = torch.empty(len(entries), dtype=torch.float64)
+            flat = tensor.data.view(-1)
+            with torch.no_grad():
+                for k, i in enumerate(entries.tolist()):
+                    original = flat[i].item()
+                    flat[i] = original + eps
+                    plus = objective().item()
+                    flat[i] = original - eps
+                    minus = objective().item()
+                    flat[i] = original
+                    numeric[k] = (plus - minus) / (2 * eps)
+            auto = flat_grad[entries].detach().cpu()
+            abs_err = (auto - numeric).abs()
+            rel_err = abs_err / torch.maximum(auto.abs(), numeric.abs()).clamp_min(1e-12)
+            worst = int(torch.argmax(abs_err - (atol + rtol * numeric.abs())))
+            report.rows.append(
+                GradCheckRow(
+                    name=name,
+                    checked=len(entries),
+                    max_abs_error=float(abs_err.max()),
+                    max_rel_error=float(rel_err.max()),
+                    worst_index=int(entries[worst]),
+                    autograd=float(auto[worst]),
+                    numeric=float(numeric[worst]),
+                    ok=bool((abs_err <= atol + rtol * numeric.abs()).all()),
+                )
+            )
+    return report
+
+
+def batch_mixing(
+    model: Callable[[Tensor], Any], inputs: Tensor, samples: Sequence[int] = (0, -1)
+) -> dict[int, list[int]]:
+    """Find samples whose output depends on *other* samples of the batch.
+
+    For each sample ``i`` in ``samples``, back-propagates ``output[i].sum()`` to the whole
+    input batch: in a model that keeps samples apart the gradient on every other sample
+    is exactly zero. A reshape across the batch (``x.view(-1, ...)`` in the wrong order),
+    a reduction over dim 0 or attention across the batch all show up. Normalisation
+    layers must be in eval mode (train-mode BatchNorm mixes samples on purpose): call it
+    inside `evaluation_mode`, as `BatchMixingCheck` does.
+
+    Args:
+        model: Callable from an input batch to an output (first tensor is used).
+        inputs: A floating input batch of at least 2 samples.
+        samples: Indices of the samples to check.
+
+    Returns:
+        ``{i: [j, ...]}``: for each checked sample, the other samples it depends on
+        (empty lists when the model is clean). If the output's first dimension differs
+        from the batch size, every checked sample maps to all others.
+
+    Examples:
+        >>> import torch
+        >>> batch_mixing(torch.nn.Linear(3, 2), torch.randn(4, 3))
+        {0: [], 3: []}
+        >>> batch_mixing(lambda x: x - x.mean(dim=0), torch.randn(4, 3))
+        {0: [1, 2, 3], 3: [0, 1, 2]}
+    """
+    if inputs.shape[0] < 2:
+        raise config_error("inputs", f"<batch of {inputs.shape[0]}>", "Pass at least 2 samples.")
+    if not inputs.is_floating_point():
+        raise config_error("inputs", f"<{inputs.dtype} tensor>", "Pass a floating-point batch.")
+    n = inputs.shape[0]
+    indices = sorted({i % n for i in samples})
+    with torch.inference_mode(False), torch.enable_grad():
+        x = inputs.detach().clone().requires_grad_(True)
+        output = _first_tensor(model(x))
+        if output.shape[0] != n:
+            return {i: [j for j in range(n) if j != i] for i in indices}
+        found: dict[int, list[int]] = {}
+        for i in indices:
+            (grad,) = torch.autograd.grad(output[i].sum(), x, retain_graph=True, allow_unused=True)
+            if grad is None:
+                found[i] = []
+                continue
+            touched = grad.reshape(n, -1).abs().amax(dim=1) > 0
+            found[i] = [j for j in torch.nonzero(touched).flatten().tolist() if j != i]
+    return found
+
+
+class BatchMixingError(RuntimeError):
+    """The model mixes samples across the batch dimension."""
+
+
+class BatchMixingCheck(Callback):
+    """At the start of training, check that the model keeps the samples of a batch apart.
+
+    Takes the first training batch, puts the model in eval mode (so BatchNorm does not
+    mix samples legitimately), and verifies with `batch_mixing` that each checked
+    sample's output has exactly zero gradient with respect to every other sample's input.
+    A model that mixes samples (a wrong ``view``/``reshape`` across dim 0, a mean over
+    the batch, attention across the batch) learns from leaked information and behaves
+    differently at batch size 1. The module's train/eval mode is restored afterwards.
+    Under DDP every rank checks its batch and all ranks agree on the verdict.
+
+    Args:
+        on_mixing: ``"raise"`` (a `BatchMixingError` naming the samples) or ``"warn"``.
+        input_fn: Extracts the input tensor from a batch; default: ``batch[0]`` for
+            tuples/lists, the batch itself for a tensor.
+        samples: Which samples of the batch to check.
+
+    Examples:
+        >>> from lightning.pytorch import Trainer
+        >>> trainer = Trainer(callbacks=[BatchMixingCheck()], logger=False)
+    """
+
+    def __init__(
+        self,
+        on_mixing: Literal["raise", "warn"] = "raise",
+        input_fn: Callable[[Any], Tensor] | None = None,
+        samples: Sequence[int] = (0, -1),
+    ) -> None:
+        if on_mixing not in ("raise", "warn"):
+            raise choice_error("on_mixing", on_mixing, ("raise", "warn"))
+        if len(samples) == 0:
+            raise config_error("samples", tuple(samples), "Pass at least one sample index.")
+        self.on_mixing = on_mixing
+        self.input_fn = input_fn
+        self.samples = tuple(samples)
+        self.result: dict[int, list[int]] | None = None
+
+    def _inputs(self, batch: Any) -> Tensor:
+        if self.input_fn is not None:
+            return self.input_fn(batch)
+        if isinstance(batch, Tensor):
+            return batch
+        if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+            return batch[0]
+        raise config_error(
+            "input_fn",
+            None,
+            f"Cannot find the input in a {type(batch).__name__} batch: pass "
+            "input_fn=lambda batch: batch['x'] (whatever holds the input tensor).",
+        )
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        loader = trainer.train_dataloader
+        if loader is None:
+            return
+        batch = next(iter(loader))
+        inputs = self._inputs(batch).to(pl_module.device)
+        with evaluation_mode(pl_module):
+            self.result = batch_mixing(pl_module, inputs, self.samples)
+        mixed = {i: js for i, js in self.result.items() if js}
+        if helpers.all_ranks_agree(trainer, not mixed):
+            return
+        detail = (
+            "; ".join(
+                f"output of sample {i} depends on input sample(s) {js[:10]}"
+                + ("..." if len(js) > 10 else "")
+                for i, js in mixed.items()
+            )
+            or "on another rank"
+        )
+        message = (
+            f"BatchMixingCheck: {type(pl_module).__name__} mixes samples across the batch "
+            f"dimension ({detail}). Look for a view/reshape that moves dim 0, a reduction over "
+            "dim 0, or attention over the batch."
+        )
+        if self.on_mixing == "raise":
+            raise BatchMixingError(message)
+        helpers.rank_zero_warn(message)
