@@ -39,7 +39,7 @@ pytest: $(STAMP)
 test: lint typecheck docs pytest
 
 bench: $(STAMP)
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,7 @@ def publish(name: str, title: str, headers: list[str], rows: list[list[Any]], no
     path.write_text(
         f"# {title}\n\n{markdown_table(headers, rows)}\n{notes.strip()}\n\n"
         f"Measured {stamp} on {machine()}.\n"
-        f"Reproduce: `.venv/bin/python benchmarks/bench_{name}.py` (or `make bench`).\n"
+        f"Reproduce: `.venv/bin/python benchmarks/{name}.py` (or `make bench`).\n"
     )
     print(f"written to {path}")
     return path

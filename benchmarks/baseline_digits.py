@@ -15,7 +15,7 @@ from lightning.pytorch import seed_everything
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import publish, quiet_trainer
+from _common import publish, quiet_trainer
 
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.modules import MLP, Classifier, SmallCNN
