@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.loggers import CSVLogger
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.gradients import GradientMonitor, grad_stats
 from lightning_recipes.modules import MLP, Classifier
 
 CASES: dict[str, Callable[..., None]] = {}
@@ -87,5 +90,49 @@ def classifier_fit(out: Path, max_epochs: int = 2) -> None:
             "agree_rank0_only": helpers.all_ranks_agree(trainer, rank == 0),
             "figure_path": helpers.log_figure(trainer, figure, "ddp/check"),
             "rank_zero_path": rank_zero_path,
+        },
+    )
+
+
+@case
+def gradient_monitor_fit(out: Path) -> None:
+    """GradientMonitor clips, logs and decides (stop on anomaly) identically on both ranks;
+    the shard-aware norm math reassembles whole-tensor norms from shards."""
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32)
+    model = Classifier(MLP(64, hidden=(32, 16)), num_classes=10, lr=3e-3)
+    monitor = GradientMonitor(
+        log_every_n_steps=2,
+        clip="norm",
+        max_norm=0.05,
+        explode_threshold=1e-4,  # every group "explodes": a decision at a known step
+        patience=3,
+        on_anomaly="stop",
+    )
+    logger = CSVLogger(out, name="logs", version=0)
+    trainer = ddp_trainer(out, max_epochs=3, callbacks=[monitor], logger=logger)
+    trainer.fit(model, datamodule=data)
+    rank = trainer.global_rank
+    generator = torch.Generator().manual_seed(1)
+    full = [torch.randn(10, generator=generator), torch.randn(7, 3, generator=generator)]
+    shards = [t.reshape(-1).chunk(2)[rank] for t in full]
+    group = torch.tensor([0, 1])
+    sharded = {
+        p: grad_stats(shards, p, group, 2, process_group=dist.group.WORLD)
+        for p in (2.0, float("inf"))
+    }
+    whole = {p: grad_stats(full, p, group, 2) for p in (2.0, float("inf"))}
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "history": monitor.history,
+            "clipped_steps": monitor.clipped_steps,
+            "global_step": trainer.global_step,
+            "state_dict": cpu_state(model),
+            "sharded": {
+                p: (s.total, s.groups, s.max_abs, s.zero_fraction) for p, s in sharded.items()
+            },
+            "whole": {p: (s.total, s.groups, s.max_abs, s.zero_fraction) for p, s in whole.items()},
         },
     )

@@ -228,8 +228,7 @@ class GradientMonitor(Callback):
         self.steps = 0
         # On the device: [clipped steps, skipped steps, first bad step, its parameter index].
         self._counters: Tensor | None = None
-        self.clipped_steps = 0
-        self.skipped_steps = 0
+        self._restored_counts = (0, 0)  # (clipped, skipped) from a checkpoint
         self.first_bad: tuple[int, str] | None = None
         self.nonfinite_reported = False
         self.history: list[tuple[int, dict[str, float]]] = []
@@ -290,7 +289,7 @@ class GradientMonitor(Callback):
 
     def _device_counters(self, device: torch.device) -> Tensor:
         if self._counters is None or self._counters.device != device:
-            host = [self.clipped_steps, self.skipped_steps, -1, -1]
+            host = [*self._restored_counts, -1, -1]
             self._counters = torch.tensor(host, dtype=torch.long, device=device)
         return self._counters
 
@@ -321,8 +320,7 @@ class GradientMonitor(Callback):
             if self.non_finite in ("skip", "stop"):
                 zero_if_(grads, ~finite)
                 counters[1] += (~finite).long()
-        if log_now:
-            self._log(trainer, pl_module, grads, per_tensor, group_index, total)
+        stats = self._statistics(grads, per_tensor, group_index, total) if log_now else None
         if self.clip is not None:
             safe_total = torch.where(finite, total, torch.zeros_like(total))
             if self.clip == "norm":
@@ -335,6 +333,18 @@ class GradientMonitor(Callback):
                 params = [self._params[i] for i in positions]
                 was_clipped = adaptive_clip_(params, grads, float(self.max_norm or 0))
             counters[0] += was_clipped.long()
+        if stats is not None:
+            self._publish(trainer, stats)
+
+    @property
+    def clipped_steps(self) -> int:
+        """Steps whose gradients were clipped so far (reading it syncs with the device)."""
+        return int(self._counters[0]) if self._counters is not None else self._restored_counts[0]
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps whose non-finite gradients were zeroed so far (syncs with the device)."""
+        return int(self._counters[1]) if self._counters is not None else self._restored_counts[1]
 
     def _raise_non_finite(self, trainer: Trainer, first_bad: Tensor) -> None:
         step, index = first_bad.tolist()
@@ -345,16 +355,10 @@ class GradientMonitor(Callback):
             "skips such steps instead."
         )
 
-    def _log(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        grads: list[Tensor],
-        per_tensor: Tensor,
-        group_index: Tensor,
-        total: Tensor,
-    ) -> None:
-        """Compute the full statistics and read them back in one host transfer."""
+    def _statistics(
+        self, grads: list[Tensor], per_tensor: Tensor, group_index: Tensor, total: Tensor
+    ) -> Tensor:
+        """The pre-clip statistics of a logging step, as one device tensor."""
         n_groups = len(self._group_names)
         groups = combine_norms(
             per_tensor, self.norm_type, group_index, n_groups, self._process_group
@@ -363,21 +367,18 @@ class GradientMonitor(Callback):
             tensor_norms(grads, math.inf).to(total.device), math.inf, None, 1, self._process_group
         )
         zeros = zero_fraction(grads, self._process_group).to(total.device)
-        counters = self._device_counters(total.device).double()
-        values = torch.cat(
-            [
-                groups.double(),
-                total[None].double(),
-                max_abs.double(),
-                zeros[None].double(),
-                counters,
-            ]
-        ).tolist()  # the one host sync of a logging step
+        parts = [groups, total[None], max_abs, zeros[None]]
+        return torch.cat([part.double() for part in parts])
+
+    def _publish(self, trainer: Trainer, stats: Tensor) -> None:
+        """Read statistics and counters back in one host transfer; log, record, report."""
+        n_groups = len(self._group_names)
+        counters = self._device_counters(stats.device).double()
+        values = torch.cat([stats, counters]).tolist()  # the one host sync of a logging step
         group_values = dict(zip(self._group_names, values[:n_groups], strict=True))
         total_value, max_value, zero_value, clipped, skipped, bad_step, bad_index = values[
             n_groups:
         ]
-        self.clipped_steps, self.skipped_steps = int(clipped), int(skipped)
         if bad_step >= 0 and self.first_bad is None:
             self.first_bad = (int(bad_step), self._names[int(bad_index)])
         metrics = {
@@ -388,15 +389,15 @@ class GradientMonitor(Callback):
         if len(self._group_names) > 1:
             metrics.update({f"grad/norm/{g}": v for g, v in group_values.items()})
         if self.clip is not None:
-            metrics["grad/clip_fraction"] = self.clipped_steps / max(self.steps, 1)
+            metrics["grad/clip_fraction"] = clipped / max(self.steps, 1)
         if self.non_finite in ("skip", "stop"):
-            metrics["grad/skipped_steps"] = float(self.skipped_steps)
+            metrics["grad/skipped_steps"] = skipped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         self.history.append((trainer.global_step, {"total": total_value, **group_values}))
-        self._report(trainer, self.tracker.update(group_values))
+        self._report(trainer, self.tracker.update(group_values), int(skipped))
 
-    def _report(self, trainer: Trainer, anomalies: list[Anomaly]) -> None:
+    def _report(self, trainer: Trainer, anomalies: list[Anomaly], skipped: int) -> None:
         if self.first_bad is not None and not self.nonfinite_reported and self.non_finite:
             self.nonfinite_reported = True
             step, name = self.first_bad
@@ -408,7 +409,7 @@ class GradientMonitor(Callback):
             }[self.non_finite]
             helpers.rank_zero_warn(
                 f"GradientMonitor: non-finite gradient (NaN/Inf) in parameter {name!r} at global "
-                f"step {step}; {action}. {self.skipped_steps} step(s) skipped so far."
+                f"step {step}; {action}. {skipped} step(s) skipped so far."
             )
             if self.non_finite == "stop":
                 trainer.should_stop = True
@@ -459,8 +460,6 @@ class GradientMonitor(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        if self._counters is not None:
-            self.clipped_steps, self.skipped_steps = (int(v) for v in self._counters[:2].tolist())
         return {
             "steps": self.steps,
             "clipped_steps": self.clipped_steps,
@@ -474,8 +473,7 @@ class GradientMonitor(Callback):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps = int(state_dict["steps"])
-        self.clipped_steps = int(state_dict["clipped_steps"])
-        self.skipped_steps = int(state_dict["skipped_steps"])
+        self._restored_counts = (int(state_dict["clipped_steps"]), int(state_dict["skipped_steps"]))
         bad = state_dict["first_bad"]
         self.first_bad = (int(bad[0]), str(bad[1])) if bad else None
         self.nonfinite_reported = bool(state_dict["nonfinite_reported"])
