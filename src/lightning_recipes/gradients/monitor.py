@@ -312,8 +312,12 @@ class GradientMonitor(Callback):
         finite = torch.isfinite(total)
         self.steps += 1
         if self.non_finite is not None:
-            bad_param = param_index[torch.argmax((~torch.isfinite(per_tensor)).int())]
-            now = torch.stack([torch.tensor(trainer.global_step, device=device), bad_param])
+            # index_select and torch.full, not `param_index[t]` or torch.tensor(step): those
+            # read back to the host or copy from it, which would sync a GPU every step.
+            first_nonfinite = torch.argmax((~torch.isfinite(per_tensor)).int()).reshape(1)
+            bad_param = param_index.index_select(0, first_nonfinite)
+            step = torch.full((1,), trainer.global_step, dtype=torch.long, device=device)
+            now = torch.cat([step, bad_param])
             first_bad.copy_(torch.where((first_bad[0] < 0) & ~finite, now, first_bad))
             if self.non_finite == "raise" and not bool(finite):  # the one per-step sync
                 self._raise_non_finite(trainer, first_bad)
