@@ -18,6 +18,7 @@ from torch import nn
 from lightning_recipes import NonFiniteGradientError, RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.gradients import GradientMonitor
+from lightning_recipes.gradients import monitor as monitor_module
 from lightning_recipes.modules import MLP, Classifier
 
 
@@ -148,8 +149,22 @@ class _ReadsPerStep(Callback):
         self.per_step[trainer.global_step - 1] = len(self.calls) - self._start
 
 
+@pytest.fixture
+def accelerator_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the code path used on GPUs (device-side decisions) although we run on the CPU."""
+    monkeypatch.setattr(monitor_module, "host_reads_are_free", lambda device: False)
+
+
+@pytest.mark.usefixtures("accelerator_path")
 @pytest.mark.parametrize(
-    "options", [{}, {"clip": "norm", "max_norm": 0.5}, {"clip": "agc", "max_norm": 0.01}]
+    "options",
+    [
+        {},
+        {"non_finite": "stop"},
+        {"clip": "norm", "max_norm": 0.5},
+        {"clip": "value", "max_norm": 0.5},
+        {"clip": "agc", "max_norm": 0.01},
+    ],
 )
 def test_no_host_reads_on_non_logging_steps(
     make_trainer: Callable[..., Trainer], options: dict[str, Any]
@@ -211,9 +226,12 @@ def test_trainer_clipping_still_logs_pre_clip_norm(make_trainer: Callable[..., T
         )
 
 
+@pytest.mark.parametrize("path", ["cpu", "accelerator"])
 def test_skip_zeroes_a_nan_step_and_training_continues(
-    make_trainer: Callable[..., Trainer],
+    make_trainer: Callable[..., Trainer], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
+    if path == "accelerator":
+        monkeypatch.setattr(monitor_module, "host_reads_are_free", lambda device: False)
     logger = MemoryLogger()
     model = _probe(nan_at=3)
     monitor = GradientMonitor(non_finite="skip", log_every_n_steps=5, plot=False)

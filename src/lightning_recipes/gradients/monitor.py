@@ -29,7 +29,7 @@ from lightning_recipes.gradients.norms import (
     zero_fraction,
 )
 
-__all__ = ["GradientMonitor", "parameter_groups"]
+__all__ = ["GradientMonitor", "host_reads_are_free", "parameter_groups"]
 
 GroupBy = Literal["module", "layer", "parameter", "none"]
 ClipMode = Literal["norm", "value", "agc"]
@@ -98,6 +98,22 @@ def parameter_groups(
             names.append(group)
         assignment.append(index[group])
     return names, assignment
+
+
+def host_reads_are_free(device: torch.device) -> bool:
+    """Whether reading a value back from ``device`` costs no synchronisation.
+
+    On the CPU every op has finished when it returns, so branching on a flag is free and
+    cheaper than a device-side write pass over every gradient; on an accelerator, reading
+    a flag would stall the host until the device catches up.
+
+    Args:
+        device: Where the gradients live.
+
+    Returns:
+        True for the CPU.
+    """
+    return device.type == "cpu"
 
 
 class GradientMonitor(Callback):
@@ -322,8 +338,13 @@ class GradientMonitor(Callback):
             if self.non_finite == "raise" and not bool(finite):  # the one per-step sync
                 self._raise_non_finite(trainer, first_bad)
             if self.non_finite in ("skip", "stop"):
-                zero_if_(grads, ~finite)
-                counters[1] += (~finite).long()
+                if host_reads_are_free(device):  # CPU: a branch beats a write pass
+                    if not bool(finite):
+                        torch._foreach_zero_(grads)
+                        counters[1] += 1
+                else:  # accelerator: zero on the device, never wait for it
+                    zero_if_(grads, ~finite)
+                    counters[1] += (~finite).long()
         stats = self._statistics(grads, per_tensor, group_index, total) if log_now else None
         if self.clip is not None:
             safe_total = torch.where(finite, total, torch.zeros_like(total))
