@@ -160,6 +160,7 @@ def accelerator_path(monkeypatch: pytest.MonkeyPatch) -> None:
     "options",
     [
         {},
+        {"non_finite": "skip"},
         {"non_finite": "stop"},
         {"clip": "norm", "max_norm": 0.5},
         {"clip": "value", "max_norm": 0.5},

@@ -135,14 +135,15 @@ class GradientMonitor(Callback):
       ``threshold_mode``): a group out of bounds for ``patience`` logging steps triggers
       one warning naming the groups, their norms and the usual remedies, and stops
       training with ``on_anomaly="stop"``.
-    * **Non-finite guard** (``non_finite``): ``"skip"`` zeroes the step's gradients on the
-      device when any is NaN/Inf (the NaN never reaches the weights or the optimizer
+    * **Non-finite guard** (``non_finite``): ``"warn"`` (default, free between logging
+      steps) warns at the next logging step that sees a NaN/Inf gradient, naming the
+      parameter; ``"skip"`` checks every step (one fused norm pass) and zeroes the step's
+      gradients when any is NaN/Inf (the NaN never reaches the weights or the optimizer
       state; stateful optimizers still apply momentum and weight decay, as for a zero
       gradient), counts it, and warns once naming the first parameter and step;
-      ``"stop"`` does the same and ends the fit at the next logging step; ``"warn"``
-      only warns (NaN reaches the weights); ``"raise"`` raises `NonFiniteGradientError`
-      naming the parameter and step before the optimizer step (it reads a flag back every
-      step: one host sync per step, a debugging mode).
+      ``"stop"`` does the same and ends the fit at the next logging step; ``"raise"``
+      raises `NonFiniteGradientError` naming the parameter and step before the optimizer
+      step (it reads a flag back every step: one host sync per step on a GPU).
     * **Figure** at fit end: per-group gradient norm over steps (log scale), sent to the
       loggers and saved under ``<log dir>/figures/gradients/norms.png``.
 
@@ -187,7 +188,7 @@ class GradientMonitor(Callback):
         threshold_mode: ThresholdMode = "absolute",
         patience: int = 3,
         on_anomaly: Literal["warn", "stop"] = "warn",
-        non_finite: NonFinite = "skip",
+        non_finite: NonFinite = "warn",
         plot: bool = True,
     ) -> None:
         if not isinstance(groups, Mapping) and groups not in (
