@@ -158,3 +158,16 @@ def test_batch_mixing_check_warn_mode_and_bad_arguments(
         BatchMixingCheck(samples=())
     with pytest.raises(RecipeConfigError, match="Invalid input_fn=None"):
         BatchMixingCheck()._inputs({"x": torch.zeros(2)})
+
+
+def test_batch_mixing_check_leaves_the_run_unchanged(make_trainer: Callable[..., Trainer]) -> None:
+    def train(callbacks: list[Any]) -> dict[str, torch.Tensor]:
+        seed_everything(0)
+        model = Classifier(MLP(64, hidden=(32,), dropout=0.3), num_classes=10)
+        trainer = make_trainer(callbacks=callbacks, limit_train_batches=5, limit_val_batches=0)
+        trainer.fit(model, datamodule=DigitsDataModule(batch_size=16))
+        return model.state_dict()
+
+    plain, checked = train([]), train([BatchMixingCheck()])
+    for name, value in plain.items():
+        assert torch.equal(value, checked[name]), name  # same dropout masks, same weights

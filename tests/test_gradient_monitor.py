@@ -407,3 +407,24 @@ def test_deepspeed_is_refused_at_setup() -> None:
         RecipeConfigError, match=r"GradientMonitor does not support strategy.*deepspeed"
     ):
         GradientMonitor().setup(trainer, MagicMock(), "fit")
+
+
+class _LateLayers(Classifier):
+    """Builds its backbone in configure_model, Lightning's pattern for FSDP/large models."""
+
+    def __init__(self) -> None:
+        super().__init__(nn.Identity(), num_classes=10, in_features=64, lr=0.1, optimizer="sgd")
+
+    def configure_model(self) -> None:
+        if isinstance(self.backbone, nn.Identity):
+            self.backbone = MLP(64, hidden=(64,))
+
+
+def test_parameters_built_in_configure_model_are_monitored_and_clipped(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    seed_everything(0)
+    monitor = GradientMonitor(clip="norm", max_norm=1e-3, log_every_n_steps=1, plot=False)
+    _fit(make_trainer, _LateLayers(), monitor, limit_train_batches=3, limit_val_batches=0)
+    assert monitor.clipped_steps == 3
+    assert "backbone.0" in monitor.history[0][1]

@@ -12,7 +12,12 @@ from lightning_recipes.data import (
     make_imbalanced,
     stratified_split,
 )
-from lightning_recipes.errors import MissingExtraError, NonFiniteGradientError, RecipeConfigError
+from lightning_recipes.errors import (
+    BatchMixingError,
+    MissingExtraError,
+    NonFiniteGradientError,
+    RecipeConfigError,
+)
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
@@ -23,6 +28,7 @@ __all__ = [
     "MLP",
     "ArrayDataModule",
     "BatchMixingCheck",
+    "BatchMixingError",
     "Classifier",
     "DigitsDataModule",
     "GradientMonitor",

@@ -11,6 +11,7 @@ from typing import Any
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 __all__ = [
+    "BatchMixingError",
     "MissingExtraError",
     "NonFiniteGradientError",
     "RecipeConfigError",
@@ -48,6 +49,10 @@ class MissingExtraError(ImportError):
             f"Install it with: pip install 'lightning-recipes[{extra}]'",
             name=module,
         )
+
+
+class BatchMixingError(RuntimeError):
+    """The model mixes samples across the batch dimension (see `BatchMixingCheck`)."""
 
 
 class NonFiniteGradientError(FloatingPointError):

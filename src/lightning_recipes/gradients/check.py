@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
-from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.errors import BatchMixingError, choice_error, config_error
 from lightning_recipes.report import format_table
 
 __all__ = [
@@ -288,10 +288,6 @@ def batch_mixing(
     return found
 
 
-class BatchMixingError(RuntimeError):
-    """The model mixes samples across the batch dimension."""
-
-
 class BatchMixingCheck(Callback):
     """At the start of training, check that the model keeps the samples of a batch apart.
 
@@ -348,10 +344,13 @@ class BatchMixingCheck(Callback):
         loader = trainer.train_dataloader
         if loader is None:
             return
-        batch = next(iter(loader))
-        inputs = self._inputs(batch).to(pl_module.device)
-        with evaluation_mode(pl_module):
-            self.result = batch_mixing(pl_module, inputs, self.samples)
+        device = pl_module.device
+        # Starting a DataLoader iterator draws from the global torch RNG: fork it, so that
+        # the check leaves the run's random numbers (dropout, shuffles) untouched.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            inputs = self._inputs(next(iter(loader))).to(device)
+            with evaluation_mode(pl_module):
+                self.result = batch_mixing(pl_module, inputs, self.samples)
         mixed = {i: js for i, js in self.result.items() if js}
         if helpers.all_ranks_agree(trainer, not mixed):
             return

@@ -288,7 +288,19 @@ class GradientMonitor(Callback):
         # class does not declare, hence getattr.
         trainer_every = int(getattr(trainer, "log_every_n_steps", 50))
         self._every = self.log_every_n_steps or max(trainer_every, 1)
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Parameters are collected here, not in `setup`: Lightning calls `configure_model`
+        # (where FSDP-style modules build their layers) and wraps the model after `setup`.
         named = list(pl_module.named_parameters())
+        if not named and self.clip is not None:
+            raise config_error(
+                "clip",
+                self.clip,
+                f"{type(pl_module).__name__} has no parameters at fit start, so nothing "
+                "would be clipped. Build the layers in __init__ or configure_model.",
+            )
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
         self._group_names, self._group_of = parameter_groups(named, self.groups)
