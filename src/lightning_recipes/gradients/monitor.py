@@ -362,7 +362,10 @@ class GradientMonitor(Callback):
         if self.clip is not None:
             safe_total = torch.where(finite, total, torch.zeros_like(total))
             if self.clip == "norm":
-                was_clipped = clip_by_norm_(grads, safe_total, float(self.max_norm or 0))
+                if host_reads_are_free(device) and not bool(safe_total > (self.max_norm or 0)):
+                    was_clipped = torch.zeros((), dtype=torch.bool)  # CPU: skip the multiply
+                else:
+                    was_clipped = clip_by_norm_(grads, safe_total, float(self.max_norm or 0))
             elif self.clip == "value":
                 max_abs = tensor_norms(grads, math.inf).to(device).max()
                 was_clipped = max_abs > float(self.max_norm or 0)
