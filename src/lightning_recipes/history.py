@@ -12,7 +12,9 @@ __all__ = ["MetricHistory"]
 class MetricHistory(Callback):
     """Record every scalar in ``trainer.callback_metrics`` once per training epoch.
 
-    Each record is ``{"epoch": e, "step": s, "lr": ..., <metric>: value, ...}``, taken at
+    Each record is ``{"epoch": e, "step": s, "lr": ..., <metric>: value, ...}`` (``lr`` is
+    the learning rate after the epoch's scheduler steps, i.e. the one the next epoch
+    starts with), taken at
     the end of the training epoch, when the epoch's training and validation metrics are
     both final (and already reduced across ranks where they were logged with
     ``sync_dist=True`` or as torchmetrics objects). The host sync that reading them costs

@@ -1,0 +1,115 @@
+"""LR schedules: formulas, and that a Trainer steps them at the right interval."""
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from lightning.pytorch import Trainer
+
+from lightning_recipes import RecipeConfigError
+from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.history import MetricHistory
+from lightning_recipes.lr import (
+    exponential_decay,
+    one_cycle,
+    step_decay,
+    warmup_cosine,
+    warmup_cosine_factor,
+    warmup_linear,
+    warmup_linear_factor,
+)
+from lightning_recipes.modules import MLP, Classifier
+
+
+@given(total=st.integers(2, 500), warm_share=st.floats(0, 0.9), final=st.floats(0, 1))
+def test_warmup_factors_shape(total: int, warm_share: float, final: float) -> None:
+    warm = int(warm_share * (total - 1))
+    for factor in (warmup_cosine_factor, warmup_linear_factor):
+        values = [factor(s, total, warm, final) for s in range(total + 1)]
+        rising, falling = values[: warm + 1], values[warm:]
+        assert all(a < b for a, b in itertools.pairwise(rising))
+        assert all(a >= b - 1e-12 for a, b in itertools.pairwise(falling))
+        assert values[warm] == pytest.approx(1.0)
+        assert values[-1] == pytest.approx(final)
+
+
+def _optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    params = [torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))]
+    return torch.optim.SGD(
+        [{"params": params[:1], "lr": lr}, {"params": params[1:], "lr": lr / 10}]
+    )
+
+
+def _lrs(config: Any, steps: int) -> list[list[float]]:
+    scheduler = config["scheduler"]
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in scheduler.optimizer.param_groups])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+def test_schedules_follow_their_formulas_and_keep_group_ratios() -> None:
+    cosine = _lrs(warmup_cosine(_optimizer(), total_steps=20, warmup_steps=4), 21)
+    for step, (lr, lr_small) in enumerate(cosine):
+        assert lr == pytest.approx(0.1 * warmup_cosine_factor(step, 20, 4))
+        assert lr_small == pytest.approx(lr / 10)  # discriminative LRs survive
+    linear = _lrs(warmup_linear(_optimizer(), total_steps=10, warmup_steps=0, final_factor=0.5), 11)
+    assert linear[10][0] == pytest.approx(0.05)
+    cycle = _lrs(one_cycle(_optimizer(), total_steps=40), 40)
+    peak = max(range(40), key=lambda s: cycle[s][0])
+    assert cycle[peak][0] == pytest.approx(0.1)
+    assert cycle[peak][1] == pytest.approx(0.01)
+    assert peak == 9  # 25% of 40 steps, 0-based
+    assert _lrs(step_decay(_optimizer(), every_epochs=2, factor=0.5), 5)[4][0] == pytest.approx(
+        0.025
+    )
+    assert _lrs(exponential_decay(_optimizer(), factor=0.9), 3)[2][0] == pytest.approx(0.081)
+
+
+class _Scheduled(Classifier):
+    def __init__(self, make: Callable[[torch.optim.Optimizer, Trainer], Any]) -> None:
+        super().__init__(MLP(64, hidden=(8,)), num_classes=10, lr=0.1, optimizer="sgd")
+        self.make = make
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.lr)
+        return {"optimizer": optimizer, "lr_scheduler": self.make(optimizer, self.trainer)}
+
+
+def test_trainer_steps_per_step_and_per_epoch_schedules(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    data = DigitsDataModule(batch_size=256)  # 5 batches per epoch
+    history = MetricHistory()
+    model = _Scheduled(lambda opt, tr: warmup_cosine(opt, int(tr.estimated_stepping_batches), 2))
+    make_trainer(max_epochs=2, callbacks=[history], limit_val_batches=0).fit(model, data)
+    assert history.records[0]["lr"] == pytest.approx(0.1 * warmup_cosine_factor(5, 10, 2))
+    assert history.records[1]["lr"] == pytest.approx(0.0, abs=1e-12)  # stepped per batch
+    history = MetricHistory()
+    model = _Scheduled(lambda opt, tr: step_decay(opt, every_epochs=1, factor=0.5))
+    make_trainer(max_epochs=2, callbacks=[history], limit_val_batches=0).fit(model, data)
+    # Recorded at epoch end, after Lightning stepped the per-epoch scheduler.
+    assert [r["lr"] for r in history.records] == pytest.approx([0.05, 0.025])
+
+
+@pytest.mark.parametrize(
+    ("build", "argument"),
+    [
+        (lambda o: warmup_cosine(o, 0), "total_steps"),
+        (lambda o: warmup_cosine(o, 10, warmup_steps=10), "warmup_steps"),
+        (lambda o: warmup_linear(o, 10, final_factor=1.5), "final_factor"),
+        (lambda o: one_cycle(o, 10, pct_start=1.0), "pct_start"),
+        (lambda o: step_decay(o, every_epochs=0), "every_epochs"),
+        (lambda o: step_decay(o, every_epochs=1, factor=1.0), "factor"),
+        (lambda o: exponential_decay(o, factor=0.0), "factor"),
+    ],
+)
+def test_bad_arguments(build: Callable[[torch.optim.Optimizer], Any], argument: str) -> None:
+    with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
+        build(_optimizer())
