@@ -1,12 +1,33 @@
 """MetricHistory: the per-epoch record of every logged scalar, like Keras' ``History``."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
-__all__ = ["MetricHistory"]
+__all__ = ["MetricHistory", "metric_series"]
+
+
+def metric_series(
+    records: Sequence[Mapping[str, float]], name: str
+) -> tuple[list[float], list[float]]:
+    """``(epochs, values)`` of metric ``name`` in per-epoch records, where it was recorded.
+
+    Args:
+        records: Records as kept by `MetricHistory`.
+        name: A metric name, e.g. ``"val_loss"``.
+
+    Returns:
+        Two lists of equal length.
+
+    Examples:
+        >>> metric_series([{"epoch": 0.0, "a": 1.0}, {"epoch": 1.0}], "a")
+        ([0.0], [1.0])
+    """
+    pairs = [(r["epoch"], r[name]) for r in records if name in r]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 class MetricHistory(Callback):
@@ -58,8 +79,7 @@ class MetricHistory(Callback):
         Returns:
             Two lists of equal length.
         """
-        pairs = [(r["epoch"], r[name]) for r in self.records if name in r]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        return metric_series(self.records, name)
 
     @override
     def state_dict(self) -> dict[str, Any]:

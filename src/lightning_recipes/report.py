@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from lightning_recipes._optional import new_figure
-from lightning_recipes.history import MetricHistory
+from lightning_recipes.history import metric_series
 
 __all__ = ["RunReport", "format_table", "markdown_table", "per_class_recall", "write_report"]
 
@@ -136,14 +136,12 @@ class RunReport:
 def _plot_curves(history: list[dict[str, float]]) -> Any:
     figure = new_figure("The run report", figsize=(10, 3.8))
     loss_ax, score_ax = figure.subplots(1, 2)
-    as_history = MetricHistory()
-    as_history.records = history
     for ax, names, ylabel in (
         (loss_ax, ("train_loss_epoch", "val_loss"), "loss"),
         (score_ax, ("train_acc", "val_acc", "val_macro_f1"), "score"),
     ):
         for name in names:
-            epochs, values = as_history.series(name)
+            epochs, values = metric_series(history, name)
             if epochs:
                 ax.plot(epochs, values, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")

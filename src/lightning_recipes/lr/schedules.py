@@ -14,6 +14,7 @@ Per-step schedules (warm-up, cosine, one-cycle) use ``interval="step"``; per-epo
 """
 
 import math
+from collections.abc import Callable
 
 from lightning.pytorch.utilities.types import LRSchedulerConfigType
 from torch.optim import Optimizer
@@ -43,6 +44,21 @@ def _check_steps(total_steps: int, warmup_steps: int, final_factor: float) -> No
         raise config_error(
             "final_factor", final_factor, "Pass the final share of the peak LR, in [0, 1]."
         )
+
+
+def _per_step(
+    optimizer: Optimizer,
+    factor: Callable[[int, int, int, float], float],
+    total_steps: int,
+    warmup_steps: int,
+    final_factor: float,
+) -> LRSchedulerConfigType:
+    """A per-step LambdaLR following ``factor`` (one of the ``*_factor`` formulas)."""
+    _check_steps(total_steps, warmup_steps, final_factor)
+    scheduler = sched.LambdaLR(
+        optimizer, lambda step: factor(step, total_steps, warmup_steps, final_factor)
+    )
+    return {"scheduler": scheduler, "interval": "step", "name": factor.__name__[: -len("_factor")]}
 
 
 def warmup_cosine_factor(
@@ -110,11 +126,7 @@ def warmup_cosine(
     Returns:
         A Lightning ``lr_scheduler`` config dict.
     """
-    _check_steps(total_steps, warmup_steps, final_factor)
-    scheduler = sched.LambdaLR(
-        optimizer, lambda s: warmup_cosine_factor(s, total_steps, warmup_steps, final_factor)
-    )
-    return {"scheduler": scheduler, "interval": "step", "name": "warmup_cosine"}
+    return _per_step(optimizer, warmup_cosine_factor, total_steps, warmup_steps, final_factor)
 
 
 def warmup_linear(
@@ -131,11 +143,7 @@ def warmup_linear(
     Returns:
         A Lightning ``lr_scheduler`` config dict.
     """
-    _check_steps(total_steps, warmup_steps, final_factor)
-    scheduler = sched.LambdaLR(
-        optimizer, lambda s: warmup_linear_factor(s, total_steps, warmup_steps, final_factor)
-    )
-    return {"scheduler": scheduler, "interval": "step", "name": "warmup_linear"}
+    return _per_step(optimizer, warmup_linear_factor, total_steps, warmup_steps, final_factor)
 
 
 def one_cycle(

@@ -61,6 +61,13 @@ def ema_smooth(values: Sequence[float] | Floats, beta: float = 0.98) -> Floats:
     return out
 
 
+def _finite_prefix(x: Floats, y: Floats) -> tuple[Floats, Floats]:
+    """The points before the first non-finite learning rate or loss (a diverged tail)."""
+    finite = np.isfinite(x) & np.isfinite(y)
+    end = int(np.argmin(finite)) if not finite.all() else x.size
+    return x[:end], y[:end]
+
+
 @dataclass(frozen=True)
 class Curve:
     """A cleaned LR range-test curve.
@@ -110,9 +117,7 @@ def prepare_curve(
         )
     if not 0.0 <= skip_start < 0.5:
         raise config_error("skip_start", skip_start, "Pass a share in [0, 0.5).")
-    finite = np.isfinite(x) & np.isfinite(y)
-    end = int(np.argmin(finite)) if not finite.all() else x.size
-    x, y = x[:end], y[:end]
+    x, y = _finite_prefix(x, y)
     if x.size and (np.any(x <= 0) or np.any(np.diff(x) <= 0)):
         raise config_error("lrs", "<sweep>", "Learning rates must be positive and increasing.")
     smoothed = ema_smooth(y, beta)
@@ -294,9 +299,8 @@ def lightning_steepest(
     """
     x = np.asarray(lrs, dtype=np.float64)
     y = np.asarray(losses, dtype=np.float64)
-    finite = np.isfinite(x) & np.isfinite(y)
-    end = int(np.argmin(finite)) if not finite.all() else x.size
-    x, y = x[:end], ema_smooth(y[:end])
+    x, y = _finite_prefix(x, y)
+    y = ema_smooth(y)
     x, y = x[skip_begin : len(x) - skip_end], y[skip_begin : len(y) - skip_end]
     if x.size < max(MIN_POINTS, 2):
         raise config_error(
