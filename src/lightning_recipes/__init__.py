@@ -20,6 +20,7 @@ from lightning_recipes.errors import (
 )
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
+from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
 from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
 
 __version__ = "0.1.0"
@@ -32,6 +33,8 @@ __all__ = [
     "Classifier",
     "DigitsDataModule",
     "GradientMonitor",
+    "LRFinder",
+    "LRFinderResult",
     "LabeledTensorDataset",
     "MetricHistory",
     "MissingExtraError",
@@ -40,6 +43,7 @@ __all__ = [
     "SmallCNN",
     "__version__",
     "check_gradients",
+    "find_lr",
     "make_imbalanced",
     "mlp",
     "small_cnn",

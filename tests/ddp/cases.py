@@ -11,13 +11,15 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.gradients import GradientMonitor, grad_stats
+from lightning_recipes.lr import LRFinder
+from lightning_recipes.lr.sweep import _sync_gradients
 from lightning_recipes.modules import MLP, Classifier
 
 CASES: dict[str, Callable[..., None]] = {}
@@ -134,5 +136,47 @@ def gradient_monitor_fit(out: Path) -> None:
                 p: (s.total, s.groups, s.max_abs, s.zero_fraction) for p, s in sharded.items()
             },
             "whole": {p: (s.total, s.groups, s.max_abs, s.zero_fraction) for p, s in whole.items()},
+        },
+    )
+
+
+class FirstBatchLoss(Callback):
+    """Records this rank's loss on its first training batch, before the finder runs."""
+
+    def __init__(self) -> None:
+        self.loss = float("nan")
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        x, y = trainer.strategy.batch_to_device(next(iter(trainer.train_dataloader)))
+        with torch.no_grad():
+            self.loss = float(torch.nn.functional.cross_entropy(pl_module(x), y))
+
+
+@case
+def lr_finder_fit(out: Path) -> None:
+    """LRFinder at the start and at epoch 1: one curve (mean over ranks), one decision."""
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32)
+    model = Classifier(MLP(64, hidden=(32,)), num_classes=10, lr=1e-3)
+    first = FirstBatchLoss()
+    finder = LRFinder(num_steps=20, milestones=[1], plot=False, verbose=False)
+    trainer = ddp_trainer(out, max_epochs=2, limit_train_batches=4, callbacks=[first, finder])
+    trainer.fit(model, datamodule=data)
+    rank = trainer.global_rank
+    params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2, 2))]
+    params[0].grad = torch.full((3,), float(rank + 1))  # rank 1 leaves params[1].grad None
+    if rank == 0:
+        params[1].grad = torch.ones(2, 2)
+    _sync_gradients(trainer, params)
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "results": [r.to_dict() for r in finder.results],
+            "first_batch_loss": first.loss,
+            "optimizer_lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "model_lr": model.lr,
+            "state_dict": cpu_state(model),
+            "synced_grads": [p.grad for p in params],
         },
     )

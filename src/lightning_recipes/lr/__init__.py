@@ -1,5 +1,13 @@
-"""Learning rates: range-test suggestions and schedules (the LR finder lands with issue 5)."""
+"""Learning rates: the range-test finder, its suggestion rules, and schedules."""
 
+from lightning_recipes.lr.apply import (
+    group_ratios,
+    reference_lr,
+    scale_learning_rate,
+    set_module_lr,
+)
+from lightning_recipes.lr.finder import DEFAULT_SUGGESTION, LRFinder, find_lr
+from lightning_recipes.lr.result import LRFinderResult, all_suggestions
 from lightning_recipes.lr.schedules import (
     exponential_decay,
     one_cycle,
@@ -10,6 +18,7 @@ from lightning_recipes.lr.schedules import (
     warmup_linear_factor,
 )
 from lightning_recipes.lr.suggest import (
+    MIN_POINTS,
     SUGGESTIONS,
     Curve,
     ema_smooth,
@@ -20,19 +29,33 @@ from lightning_recipes.lr.suggest import (
     steep,
     valley,
 )
+from lightning_recipes.lr.sweep import Sweep, run_sweep, sweep_lrs
 
 __all__ = [
+    "DEFAULT_SUGGESTION",
+    "MIN_POINTS",
     "SUGGESTIONS",
     "Curve",
+    "LRFinder",
+    "LRFinderResult",
+    "Sweep",
+    "all_suggestions",
     "ema_smooth",
     "exponential_decay",
+    "find_lr",
+    "group_ratios",
     "lightning_steepest",
     "minimum",
     "one_cycle",
     "prepare_curve",
+    "reference_lr",
+    "run_sweep",
+    "scale_learning_rate",
+    "set_module_lr",
     "slide",
     "steep",
     "step_decay",
+    "sweep_lrs",
     "valley",
     "warmup_cosine",
     "warmup_cosine_factor",

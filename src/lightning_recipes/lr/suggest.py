@@ -94,7 +94,8 @@ def prepare_curve(
 
     1. Keep points up to the first non-finite loss or learning rate (a diverged tail);
     2. smooth with `ema_smooth`;
-    3. drop the first ``skip_start`` share of points (the EMA's warm-up and the flat start).
+    3. drop the first ``skip_start`` share of points (the EMA's warm-up and the flat start),
+       but never so many that fewer than `MIN_POINTS` remain.
 
     Args:
         lrs: Learning rates of the sweep, increasing and positive.
@@ -121,7 +122,7 @@ def prepare_curve(
     if x.size and (np.any(x <= 0) or np.any(np.diff(x) <= 0)):
         raise config_error("lrs", "<sweep>", "Learning rates must be positive and increasing.")
     smoothed = ema_smooth(y, beta)
-    start = int(skip_start * x.size)
+    start = min(int(skip_start * x.size), max(x.size - MIN_POINTS, 0))
     if x.size - start < MIN_POINTS:
         raise config_error(
             "losses",

@@ -1,0 +1,298 @@
+"""LRFinder: the learning-rate range test as a callback, at fit start and at milestones."""
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from typing_extensions import override
+
+from lightning_recipes import _lightning as helpers
+from lightning_recipes._optional import new_figure
+from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
+from lightning_recipes.lr.apply import reference_lr, scale_learning_rate, set_module_lr
+from lightning_recipes.lr.result import LRFinderResult
+from lightning_recipes.lr.suggest import SUGGESTIONS
+from lightning_recipes.lr.sweep import run_sweep, sweep_lrs
+
+__all__ = ["DEFAULT_SUGGESTION", "LRFinder", "find_lr"]
+
+DEFAULT_SUGGESTION = "valley"
+"""The rule LRFinder uses unless told otherwise (chosen from benchmarks/lr_finder.py)."""
+
+
+class LRFinder(Callback):
+    """Run a learning-rate range test and train with the suggested learning rate.
+
+    At the start of training (and, optionally, at the start of the given epochs) a copy
+    of the module is trained for ``num_steps`` optimizer steps while the learning rate
+    grows from ``min_lr`` to ``max_lr``; the loss curve gives a suggestion (``valley``
+    by default, see `lightning_recipes.lr.suggest`), which is written to the optimizer
+    (all param groups scaled by one factor, so discriminative ratios and scheduler shapes
+    survive) and to the module's ``lr`` / ``learning_rate`` attribute and hparams. The run
+    itself is untouched by the sweep: weights, optimizer state, schedulers, loop
+    progress, logged metrics and random streams are exactly as before it.
+
+    Under DDP the loss is averaged over ranks at every step and the choice is broadcast
+    from rank 0, so every rank trains with the same rate. On resume the tests already
+    done are not repeated (the chosen rate is in the restored optimizer).
+
+    Args:
+        min_lr: First learning rate of the sweep.
+        max_lr: Last learning rate of the sweep.
+        num_steps: Optimizer steps in the sweep (at least 10).
+        mode: ``"exponential"`` (default) or ``"linear"`` spacing of the sweep.
+        suggestion: The rule that chooses: one of ``valley``, ``steep``, ``minimum``,
+            ``slide``, ``lightning_steepest``.
+        diverge_threshold: Stop the sweep once the smoothed loss exceeds this multiple of
+            its minimum (``None``: never stop early).
+        at_start: Run a test when training starts (skipped when resuming).
+        milestones: Epochs (> 0) at whose start the test runs again, from the weights
+            reached so far.
+        update_lr: Apply the chosen learning rate; ``False`` only records the results.
+        attr_names: Module attributes / hparams to write the rate to; by default those of
+            ``lr`` and ``learning_rate`` that exist.
+        plot: Save and log the curve's figure: ``True``, ``False``, or ``None`` (default)
+            for "if matplotlib is installed".
+        verbose: Print the choice on rank zero.
+
+    Attributes:
+        results: One `LRFinderResult` per test run, in order.
+
+    Examples:
+        >>> from lightning.pytorch import Trainer
+        >>> from lightning_recipes.data import DigitsDataModule
+        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> finder = LRFinder(num_steps=30, plot=False, verbose=False)
+        >>> model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+        >>> trainer = Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
+        ...                   callbacks=[finder], logger=False, enable_checkpointing=False,
+        ...                   enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer.fit(model, DigitsDataModule(batch_size=64))
+        >>> model.lr == finder.results[0].chosen == trainer.optimizers[0].param_groups[0]["lr"]
+        True
+    """
+
+    def __init__(
+        self,
+        min_lr: float = 1e-6,
+        max_lr: float = 10.0,
+        num_steps: int = 100,
+        mode: str = "exponential",
+        suggestion: str = DEFAULT_SUGGESTION,
+        diverge_threshold: float | None = 4.0,
+        at_start: bool = True,
+        milestones: Sequence[int] = (),
+        update_lr: bool = True,
+        attr_names: Sequence[str] | None = None,
+        plot: bool | None = None,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__()
+        self.lrs = sweep_lrs(min_lr, max_lr, num_steps, mode)  # validates the range
+        self.min_lr, self.max_lr, self.num_steps, self.mode = min_lr, max_lr, num_steps, mode
+        if suggestion not in SUGGESTIONS:
+            raise choice_error("suggestion", suggestion, list(SUGGESTIONS))
+        if diverge_threshold is not None and not diverge_threshold > 1:
+            raise config_error(
+                "diverge_threshold", diverge_threshold, "Pass a factor above 1 (e.g. 4) or None."
+            )
+        bad = [m for m in milestones if isinstance(m, bool) or not isinstance(m, int) or m < 1]
+        if bad or len(set(milestones)) != len(milestones):
+            raise config_error(
+                "milestones",
+                list(milestones),
+                "Pass distinct epoch numbers >= 1 (epoch 0 is covered by at_start=True).",
+            )
+        if plot:
+            new_figure("LRFinder(plot=True)")  # fail now, not after the sweep
+        self.suggestion = suggestion
+        self.diverge_threshold = diverge_threshold
+        self.at_start = at_start
+        self.milestones = sorted(milestones)
+        self.update_lr = update_lr
+        self.attr_names = list(attr_names) if attr_names is not None else None
+        self.plot = plot if plot is not None else importlib.util.find_spec("matplotlib") is not None
+        self.verbose = verbose
+        self.results: list[LRFinderResult] = []
+        self._done: set[int] = set()  # epochs whose test has run (0 = the start)
+
+    @property
+    def result(self) -> LRFinderResult | None:
+        """The latest test's result, ``None`` before the first."""
+        return self.results[-1] if self.results else None
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        helpers.refuse_strategies(
+            trainer,
+            {"fsdp", "deepspeed", "model_parallel"},
+            recipe="LRFinder",
+            reason="the sweep trains a full copy of the module, which sharded strategies do "
+            "not hold on one rank. Run the finder on a single device or under DDP with a "
+            "smaller model, then set the learning rate by hand.",
+        )
+        if stage == "fit" and not pl_module.automatic_optimization:
+            raise RecipeConfigError(
+                "LRFinder needs automatic optimization (automatic_optimization=True): with "
+                "manual optimization training_step steps the optimizers itself."
+            )
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self.at_start or 0 in self._done:
+            return
+        if trainer.global_step > 0:
+            helpers.rank_zero_info(
+                "LRFinder: resumed at step "
+                f"{trainer.global_step} without a finder state; the start test is skipped."
+            )
+            self._done.add(0)
+            return
+        self._run(trainer, pl_module, key=0)
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if epoch in self.milestones and epoch not in self._done:
+            self._run(trainer, pl_module, key=epoch)
+
+    def _run(self, trainer: Trainer, pl_module: LightningModule, key: int) -> None:
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        previous = reference_lr(optimizer) if optimizer is not None else None
+        sweep = run_sweep(trainer, pl_module, self.lrs, diverge_threshold=self.diverge_threshold)
+        result = LRFinderResult.from_curve(
+            sweep.lrs,
+            sweep.losses,
+            self.suggestion,
+            previous_lr=previous,
+            epoch=trainer.current_epoch,
+            global_step=trainer.global_step,
+            stopped_early=sweep.stopped_early,
+        )
+        # Every rank computed the same curve (losses are averaged over ranks); broadcasting
+        # rank 0's pick makes the decision identical even to the last bit.
+        result.chosen = helpers.broadcast(trainer, result.chosen)
+        if result.chosen is None:
+            helpers.rank_zero_warn(
+                f"LRFinder: only {len(sweep.lrs)} steps before the loss "
+                f"{sweep.stopped_early or 'ended'}, too few for a suggestion; the learning "
+                f"rate stays {previous}. Lower min_lr or raise num_steps."
+            )
+        elif self.update_lr and optimizer is not None:
+            schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+            scale_learning_rate(optimizer, result.chosen, schedulers)
+            result.written_to = set_module_lr(pl_module, result.chosen, self.attr_names)
+            result.applied = True
+        self.results.append(result)
+        self._done.add(key)
+        self._report(trainer, result)
+
+    def _report(self, trainer: Trainer, result: LRFinderResult) -> None:
+        if trainer.global_rank != 0:
+            return
+        if result.chosen is not None:
+            metrics = {"lr_finder/lr": result.chosen}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        if self.plot:
+            name = "lr_finder" if result.epoch == 0 else f"lr_finder_epoch{result.epoch}"
+            helpers.log_figure(trainer, result.plot(), name)
+        if self.verbose and result.chosen is not None:
+            action = "set" if result.applied else "suggested (not applied)"
+            ending = f", {result.stopped_early}" if result.stopped_early else ""
+            helpers.rank_zero_info(
+                f"LRFinder at epoch {result.epoch}: learning rate {result.chosen:.3g} {action} "
+                f"by '{result.suggestion}' (was {result.previous_lr:.3g}; "
+                f"{len(result.lrs)} steps{ending})."
+            )
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"done": sorted(self._done), "results": [r.to_dict() for r in self.results]}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._done = {int(epoch) for epoch in state_dict["done"]}
+        self.results = [LRFinderResult.from_dict(r) for r in state_dict["results"]]
+
+
+class _StopAfterStart(Callback):
+    """Ends ``trainer.fit`` right after the callbacks' ``on_train_start`` hooks."""
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        trainer.should_stop = True
+
+
+def find_lr(
+    trainer: Trainer,
+    model: LightningModule,
+    datamodule: LightningDataModule | None = None,
+    *,
+    train_dataloaders: Any = None,
+    **options: Any,
+) -> LRFinderResult:
+    """Run one range test before training, like Lightning's ``Tuner.lr_find``.
+
+    The Trainer runs ``fit`` up to the start of training (setup, sanity check), the
+    finder sweeps a copy of the module, and fit ends before the first real step. The
+    module's weights and every random state are untouched, so ``find_lr`` followed by
+    ``fit`` trains exactly as ``fit`` with the learning rate typed in. With
+    ``update_lr=True`` (the default) the module's ``lr`` / ``learning_rate`` is set to
+    the suggestion, so the next ``trainer.fit(model, ...)`` trains with it. For
+    spawn-based strategies (``ddp_spawn``) the result stays in the spawned processes:
+    use the `LRFinder` callback there.
+
+    Args:
+        trainer: The Trainer to train with afterwards.
+        model: The module.
+        datamodule: A datamodule, or None when ``train_dataloaders`` is given.
+        train_dataloaders: Training dataloader(s) when there is no datamodule.
+        **options: Arguments of `LRFinder` (``min_lr``, ``max_lr``, ``num_steps``,
+            ``mode``, ``suggestion``, ``diverge_threshold``, ``update_lr``,
+            ``attr_names``, ``plot``, ``verbose``); ``at_start`` and ``milestones`` are
+            fixed (one test, at the start).
+
+    Returns:
+        The test's result.
+
+    Raises:
+        RecipeConfigError: On bad arguments, or if the result did not come back.
+    """
+    fixed = {"at_start", "milestones"} & options.keys()
+    if fixed:
+        raise config_error(
+            sorted(fixed)[0],
+            options[sorted(fixed)[0]],
+            "find_lr runs one test at the start; "
+            "use the LRFinder callback for tests at milestones.",
+        )
+    finder = LRFinder(**options)
+    added: list[Callback] = [finder, _StopAfterStart()]
+    # Trainer.callbacks is a public list, set in __init__ without a class annotation.
+    callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+    callbacks.extend(added)
+    try:
+        # The truncated fit draws from the global RNG before training starts (as every fit
+        # does); undo that too, so that find_lr + fit replays a plain fit exactly.
+        with preserved_rng(dataloader_generators(train_dataloaders)):
+            trainer.fit(model, train_dataloaders=train_dataloaders, datamodule=datamodule)
+    finally:
+        for callback in added:
+            callbacks.remove(callback)
+    result = finder.result
+    if result is None:
+        raise RecipeConfigError(
+            "find_lr got no result back: with a spawn-based strategy the test ran in other "
+            "processes. Use the LRFinder callback in trainer.fit instead."
+        )
+    if result.applied and not result.written_to:
+        helpers.rank_zero_warn(
+            f"find_lr: {type(model).__name__} has no 'lr' or 'learning_rate' attribute or "
+            f"hparam, so the next fit will not use the suggestion {result.chosen:.3g}. Add "
+            "one and read it in configure_optimizers, pass attr_names=, or use the LRFinder "
+            "callback, which also sets the optimizer."
+        )
+    return result
