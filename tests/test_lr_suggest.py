@@ -116,10 +116,19 @@ def test_every_suggestion_stays_in_the_swept_range(
         losses[int(nan_from * n) :] = math.nan
     finite = int(np.isfinite(losses).sum())
     for name, suggest in SUGGESTIONS.items():
-        if finite - int(0.1 * finite) < 10 or (name == "lightning_steepest" and finite < 21):
+        if finite < 10 or (name == "lightning_steepest" and finite < 21):
             with pytest.raises(RecipeConfigError):
                 suggest(lrs, losses)
             continue
         lr = suggest(lrs, losses)
         low = lrs[0] * (0.075 if name in ("minimum", "slide") else 1.0)
         assert low <= lr <= lrs[finite - 1], name
+
+
+def test_the_start_trim_never_leaves_fewer_than_min_points() -> None:
+    lrs = np.logspace(-5, 0, 11)
+    curve = prepare_curve(lrs, np.linspace(2, 1, 11))
+    assert curve.lrs.size == 10  # 10% of 11 is 1 point trimmed
+    assert prepare_curve(lrs[:10], np.linspace(2, 1, 10)).lrs.size == 10  # nothing trimmed
+    with pytest.raises(RecipeConfigError, match="at least 10"):
+        prepare_curve(lrs[:9], np.linspace(2, 1, 9))

@@ -18,8 +18,14 @@ from lightning_recipes.lr.sweep import run_sweep, sweep_lrs
 
 __all__ = ["DEFAULT_SUGGESTION", "LRFinder", "find_lr"]
 
-DEFAULT_SUGGESTION = "valley"
-"""The rule LRFinder uses unless told otherwise (chosen from benchmarks/lr_finder.py)."""
+DEFAULT_SUGGESTION = "minimum"
+"""The rule LRFinder uses unless told otherwise, chosen from ``benchmarks/lr_finder.py``.
+
+Against a ground-truth grid of real trainings (3 tasks x Adam/SGD, 2 seeds), ``minimum``
+came within 1 percentage point of the grid's best accuracy in 6 of 6 settings (mean gap
+0.1 pp, worst 0.8 pp); ``valley`` in 5 of 6 (worst 8.4 pp, SGD on make_classification);
+Lightning's ``lr_find`` suggestion in 0 of 6.
+"""
 
 
 class LRFinder(Callback):
@@ -27,8 +33,8 @@ class LRFinder(Callback):
 
     At the start of training (and, optionally, at the start of the given epochs) a copy
     of the module is trained for ``num_steps`` optimizer steps while the learning rate
-    grows from ``min_lr`` to ``max_lr``; the loss curve gives a suggestion (``valley``
-    by default, see `lightning_recipes.lr.suggest`), which is written to the optimizer
+    grows from ``min_lr`` to ``max_lr``; the loss curve gives a suggestion (``minimum``
+    by default, see `DEFAULT_SUGGESTION`), which is written to the optimizer
     (all param groups scaled by one factor, so discriminative ratios and scheduler shapes
     survive) and to the module's ``lr`` / ``learning_rate`` attribute and hparams. The run
     itself is untouched by the sweep: weights, optimizer state, schedulers, loop
@@ -43,8 +49,8 @@ class LRFinder(Callback):
         max_lr: Last learning rate of the sweep.
         num_steps: Optimizer steps in the sweep (at least 10).
         mode: ``"exponential"`` (default) or ``"linear"`` spacing of the sweep.
-        suggestion: The rule that chooses: one of ``valley``, ``steep``, ``minimum``,
-            ``slide``, ``lightning_steepest``.
+        suggestion: The rule that chooses: one of ``minimum`` (default), ``valley``,
+            ``steep``, ``slide``, ``lightning_steepest``.
         diverge_threshold: Stop the sweep once the smoothed loss exceeds this multiple of
             its minimum (``None``: never stop early).
         at_start: Run a test when training starts (skipped when resuming).

@@ -138,12 +138,15 @@ class LRFinderResult:
         ax.set_xscale("log")
         finite = [v for v in smoothed if math.isfinite(v)]
         if finite:
-            low, high = min(finite), max(finite[: max(len(finite) // 2, 1)])
+            raw = [v for v in self.losses[: len(finite)] if math.isfinite(v)]
+            low = min(*finite, *raw)
+            high = max(finite[: max(len(finite) // 2, 1)])
             ax.set_ylim(low - 0.1 * (high - low + 1e-12), high + 0.3 * (high - low + 1e-12))
         if show_all:
-            for index, (name, lr) in enumerate(self.suggestions.items()):
-                if lr is not None and name != self.suggestion:
-                    ax.axvline(lr, color=f"C{index + 2}", ls=":", lw=1.2, label=f"{name} {lr:.2g}")
+            others = [(n, lr) for n, lr in self.suggestions.items() if n != self.suggestion]
+            for color, (name, lr) in zip(("C1", "C2", "C4", "C5", "C6"), others, strict=False):
+                if lr is not None:
+                    ax.axvline(lr, color=color, ls=":", lw=1.5, label=f"{name} {lr:.2g}")
         if self.chosen is not None:
             ax.axvline(
                 self.chosen, color="C3", lw=2, label=f"{self.suggestion} (chosen) {self.chosen:.2g}"
