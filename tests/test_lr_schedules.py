@@ -2,15 +2,18 @@
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from lightning.pytorch import Trainer
 
-from lightning_recipes import RecipeConfigError
+from lightning_recipes import LRFinder, RecipeConfigError
+from lightning_recipes.cli import RecipesCLI
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.lr import (
@@ -22,7 +25,7 @@ from lightning_recipes.lr import (
     warmup_linear,
     warmup_linear_factor,
 )
-from lightning_recipes.modules import MLP, Classifier
+from lightning_recipes.modules import MLP, Classifier, mlp
 
 
 @given(total=st.integers(2, 500), warm_share=st.floats(0, 0.9), final=st.floats(0, 1))
@@ -113,3 +116,76 @@ def test_trainer_steps_per_step_and_per_epoch_schedules(
 def test_bad_arguments(build: Callable[[torch.optim.Optimizer], Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
         build(_optimizer())
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "first_interval"),
+    [
+        ("warmup_cosine", {"warmup_steps": 4}, "step"),
+        ("warmup_linear", {}, "step"),
+        ("step_decay", {"every_epochs": 1, "factor": 0.5}, "epoch"),
+        ("exponential_decay", {"factor": 0.9}, "epoch"),
+    ],
+)
+def test_classifier_builds_the_schedule_helpers_by_name(
+    make_trainer: Callable[..., Trainer], name: str, options: dict[str, Any], first_interval: str
+) -> None:
+    model = Classifier(mlp(64, [16]), num_classes=10, scheduler=name, scheduler_options=options)
+    trainer = make_trainer(max_epochs=2, limit_train_batches=5, limit_val_batches=0)
+    trainer.fit(model, DigitsDataModule(batch_size=32))
+    config = trainer.lr_scheduler_configs[0]
+    assert config.interval == first_interval
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    assert 0 <= lr < 1e-3  # the schedule ran and moved the rate below the peak
+
+
+def test_scheduler_options_are_checked_at_construction() -> None:
+    with pytest.raises(RecipeConfigError, match=r"scheduler_options.*takes no options"):
+        Classifier(mlp(4, [4]), num_classes=2, scheduler="cosine", scheduler_options={"x": 1})
+    with pytest.raises(RecipeConfigError, match="accepts warmup_steps, final_factor"):
+        Classifier(
+            mlp(4, [4]), num_classes=2, scheduler="warmup_cosine", scheduler_options={"warm": 1}
+        )
+
+
+def test_finder_and_schedule_from_lightning_cli_yaml(tmp_path: Path) -> None:
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 1,
+            "limit_train_batches": 4,
+            "limit_val_batches": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "default_root_dir": str(tmp_path),
+            "callbacks": [
+                {
+                    "class_path": "lightning_recipes.LRFinder",
+                    "init_args": {"num_steps": 20, "plot": False},
+                }
+            ],
+        },
+        "model": {
+            "class_path": "lightning_recipes.Classifier",
+            "init_args": {
+                "num_classes": 10,
+                "scheduler": "warmup_cosine",
+                "scheduler_options": {"warmup_steps": 2},
+                "backbone": {
+                    "class_path": "lightning_recipes.MLP",
+                    "init_args": {"in_features": 64},
+                },
+            },
+        },
+        "data": {"class_path": "lightning_recipes.DigitsDataModule"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = RecipesCLI(args=["fit", "-c", str(path)], run=True)
+    finder = next(c for c in cli.trainer.callbacks if isinstance(c, LRFinder))
+    chosen = finder.results[0].chosen
+    assert chosen is not None
+    assert cli.model.lr == chosen
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [chosen]

@@ -18,6 +18,7 @@ from lightning_recipes.modules.optim import (
     build_scheduler,
     check_optimizer_name,
     check_scheduler_name,
+    check_scheduler_options,
 )
 
 __all__ = ["Classifier"]
@@ -48,8 +49,12 @@ class Classifier(LightningModule):
         lr: Learning rate.
         optimizer: ``"adamw"``, ``"adam"``, ``"sgd"`` or ``"rmsprop"``.
         weight_decay: Weight decay.
-        scheduler: None, ``"cosine"``, ``"onecycle"``, ``"multistep"`` or ``"plateau"``.
+        scheduler: None or a name of `build_scheduler`: ``"cosine"``, ``"onecycle"``,
+            ``"multistep"``, ``"plateau"``, ``"warmup_cosine"``, ``"warmup_linear"``,
+            ``"step_decay"``, ``"exponential_decay"``.
         loss_fn: The loss module; defaults to ``nn.CrossEntropyLoss()``.
+        scheduler_options: Keyword arguments of the schedule helper behind the last four
+            scheduler names, e.g. ``{"warmup_steps": 50}`` (settable from YAML).
 
     Examples:
         >>> import torch
@@ -69,6 +74,7 @@ class Classifier(LightningModule):
         weight_decay: float = 0.0,
         scheduler: SchedulerName | None = None,
         loss_fn: nn.Module | None = None,
+        scheduler_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -79,6 +85,7 @@ class Classifier(LightningModule):
             raise config_error("weight_decay", weight_decay, "Pass 0 or a positive decay.")
         check_optimizer_name(optimizer)
         check_scheduler_name(scheduler)
+        check_scheduler_options(scheduler, scheduler_options or {})
         width = in_features if in_features is not None else getattr(backbone, "out_features", None)
         if not isinstance(width, int) or width < 1:
             raise config_error(
@@ -100,6 +107,7 @@ class Classifier(LightningModule):
         self.optimizer_name = optimizer
         self.weight_decay = weight_decay
         self.scheduler_name = scheduler
+        self.scheduler_options = dict(scheduler_options or {})
         self.train_loss_mean = MeanMetric()
         self.val_loss_mean = MeanMetric()
         self.test_loss_mean = MeanMetric()
@@ -166,5 +174,6 @@ class Classifier(LightningModule):
             optimizer,
             total_steps=int(self.trainer.estimated_stepping_batches),
             max_epochs=max(int(self.trainer.max_epochs or 1), 1),
+            options=self.scheduler_options,
         )
         return OptimizerLRSchedulerConfig(optimizer=optimizer, lr_scheduler=scheduler)

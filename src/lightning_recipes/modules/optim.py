@@ -1,7 +1,8 @@
 """Optimizers and LR schedulers chosen by name, for modules configured from YAML."""
 
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, get_args
 
 import torch
 from lightning.pytorch.utilities.types import LRSchedulerConfigType
@@ -9,6 +10,7 @@ from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
 from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.lr import schedules
 
 __all__ = [
     "OPTIMIZERS",
@@ -17,13 +19,24 @@ __all__ = [
     "SchedulerName",
     "build_optimizer",
     "build_scheduler",
+    "check_scheduler_options",
 ]
 
 OptimizerName = Literal["adamw", "adam", "sgd", "rmsprop"]
-SchedulerName = Literal["cosine", "onecycle", "multistep", "plateau"]
+SchedulerName = Literal[
+    "cosine",
+    "onecycle",
+    "multistep",
+    "plateau",
+    "warmup_cosine",
+    "warmup_linear",
+    "step_decay",
+    "exponential_decay",
+]
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "sgd", "rmsprop")
-SCHEDULERS: tuple[str, ...] = ("cosine", "onecycle", "multistep", "plateau")
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+_WITH_OPTIONS = ("warmup_cosine", "warmup_linear", "step_decay", "exponential_decay")
 
 
 def check_optimizer_name(name: str) -> None:
@@ -91,14 +104,26 @@ def build_optimizer(
 
 
 def build_scheduler(
-    name: str, optimizer: Optimizer, *, total_steps: int, max_epochs: int, monitor: str = "val_loss"
+    name: str,
+    optimizer: Optimizer,
+    *,
+    total_steps: int,
+    max_epochs: int,
+    monitor: str = "val_loss",
+    options: Mapping[str, Any] | None = None,
 ) -> LRSchedulerConfigType:
     """Create a Lightning ``lr_scheduler`` config dict by name.
 
     * ``"cosine"``: cosine annealing to 0 over all training steps (stepped per batch);
     * ``"onecycle"``: one-cycle policy peaking at the optimizer's LR (stepped per batch);
     * ``"multistep"``: divide the LR by 10 at 50% and 75% of ``max_epochs``;
-    * ``"plateau"``: divide the LR by 10 when ``monitor`` has not improved for 5 epochs.
+    * ``"plateau"``: divide the LR by 10 when ``monitor`` has not improved for 5 epochs;
+    * ``"warmup_cosine"`` / ``"warmup_linear"``: `lightning_recipes.lr.warmup_cosine` /
+      `~lightning_recipes.lr.warmup_linear` over all training steps, warm-up 5% of them
+      unless ``options`` says ``warmup_steps`` (and optionally ``final_factor``);
+    * ``"step_decay"``: `lightning_recipes.lr.step_decay`, every third of ``max_epochs``
+      unless ``options`` says ``every_epochs`` (and optionally ``factor``);
+    * ``"exponential_decay"``: `lightning_recipes.lr.exponential_decay` (``factor``, 0.95).
 
     Args:
         name: The scheduler name.
@@ -106,13 +131,66 @@ def build_scheduler(
         total_steps: Optimizer steps in the whole fit (``trainer.estimated_stepping_batches``).
         max_epochs: Epochs in the whole fit.
         monitor: Metric watched by ``"plateau"``.
+        options: Keyword arguments of the helper behind the last four names.
 
     Returns:
         ``{"scheduler": ..., "interval": ..., ...}`` for ``configure_optimizers``.
     """
     check_scheduler_name(name)
     steps = max(int(total_steps), 1)
+    extra = dict(options or {})
+    check_scheduler_options(name, extra)
+    return _build(name, optimizer, steps, max_epochs, monitor, extra)
+
+
+def check_scheduler_options(name: str | None, options: Mapping[str, Any]) -> None:
+    """Raise `RecipeConfigError` unless ``options`` are keyword arguments of ``name``'s helper.
+
+    Args:
+        name: The scheduler name (None: no scheduler, so no options).
+        options: The options given.
+
+    Examples:
+        >>> check_scheduler_options("warmup_cosine", {"warmup_steps": 10})
+        >>> check_scheduler_options("cosine", {"warmup_steps": 10})
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: Invalid scheduler_options=...
+    """
+    if not options:
+        return
+    if name not in _WITH_OPTIONS:
+        raise config_error(
+            "scheduler_options",
+            dict(options),
+            f"Scheduler {name!r} takes no options; options apply to {', '.join(_WITH_OPTIONS)}.",
+        )
+    helper = getattr(schedules, name)
+    accepted = [
+        p for p in inspect.signature(helper).parameters if p not in ("optimizer", "total_steps")
+    ]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise config_error(
+            "scheduler_options", dict(options), f"{name!r} accepts {', '.join(accepted)}."
+        )
+
+
+def _build(
+    name: str,
+    optimizer: Optimizer,
+    steps: int,
+    max_epochs: int,
+    monitor: str,
+    extra: dict[str, Any],
+) -> LRSchedulerConfigType:
+    warmup = {"warmup_steps": round(0.05 * steps), **extra}
+    every = {"every_epochs": max(max_epochs // 3, 1), **extra}
     make: dict[str, Callable[[], LRSchedulerConfigType]] = {
+        "warmup_cosine": lambda: schedules.warmup_cosine(optimizer, steps, **warmup),
+        "warmup_linear": lambda: schedules.warmup_linear(optimizer, steps, **warmup),
+        "step_decay": lambda: schedules.step_decay(optimizer, **every),
+        "exponential_decay": lambda: schedules.exponential_decay(optimizer, **extra),
         "cosine": lambda: {
             "scheduler": sched.CosineAnnealingLR(optimizer, T_max=steps),
             "interval": "step",
