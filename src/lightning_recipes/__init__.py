@@ -15,6 +15,7 @@ from lightning_recipes.data import (
 from lightning_recipes.errors import (
     BatchMixingError,
     MissingExtraError,
+    MissingMetricError,
     NonFiniteGradientError,
     RecipeConfigError,
 )
@@ -22,6 +23,7 @@ from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
 from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
+from lightning_recipes.stopping import EarlyStopping
 
 __version__ = "0.1.0"
 
@@ -32,12 +34,14 @@ __all__ = [
     "BatchMixingError",
     "Classifier",
     "DigitsDataModule",
+    "EarlyStopping",
     "GradientMonitor",
     "LRFinder",
     "LRFinderResult",
     "LabeledTensorDataset",
     "MetricHistory",
     "MissingExtraError",
+    "MissingMetricError",
     "NonFiniteGradientError",
     "RecipeConfigError",
     "SmallCNN",

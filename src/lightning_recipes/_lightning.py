@@ -29,7 +29,9 @@ __all__ = [
     "StrategyFamily",
     "all_ranks_agree",
     "broadcast",
+    "checkpoint_saves_every_epoch",
     "figure_dir",
+    "gather",
     "log_figure",
     "missing_metric_message",
     "rank_zero_info",
@@ -125,6 +127,21 @@ def reduce_sum(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
     return _reduce(trainer, value, "sum")
 
 
+def gather(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
+    """Every rank's value of a scalar tensor, stacked in rank order (one collective).
+
+    Args:
+        trainer: The running Trainer.
+        value: A 0-d tensor on the module's device.
+
+    Returns:
+        A 1-d tensor of ``world_size`` values, identical on every rank.
+    """
+    if trainer.world_size == 1:
+        return value.reshape(1)
+    return trainer.strategy.all_gather(value).reshape(-1)
+
+
 def broadcast(trainer: Trainer, obj: T, src: int = 0) -> T:
     """Send ``obj`` from rank ``src`` to every rank, so all ranks act on one decision.
 
@@ -197,6 +214,25 @@ def run_dir(trainer: Trainer) -> Path:
         if folder is not None:
             return Path(folder)
     return Path(trainer.default_root_dir)
+
+
+def checkpoint_saves_every_epoch(checkpoint: Any) -> bool:
+    """Whether a ModelCheckpoint considers saving at every validation / epoch end.
+
+    ModelCheckpoint exposes its schedule only through private attributes (there is no
+    public getter for ``every_n_epochs``, ``every_n_train_steps`` or
+    ``train_time_interval``), so they are read here, with defaults that fail safe.
+
+    Args:
+        checkpoint: A ``ModelCheckpoint``.
+
+    Returns:
+        True if it is scheduled by epoch, every epoch, and not by steps or time.
+    """
+    every_n_epochs = getattr(checkpoint, "_every_n_epochs", None)
+    every_n_steps = getattr(checkpoint, "_every_n_train_steps", None)
+    interval = getattr(checkpoint, "_train_time_interval", "unknown")
+    return every_n_epochs == 1 and every_n_steps == 0 and interval is None
 
 
 def figure_dir(trainer: Trainer) -> Path:

@@ -13,6 +13,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 __all__ = [
     "BatchMixingError",
     "MissingExtraError",
+    "MissingMetricError",
     "NonFiniteGradientError",
     "RecipeConfigError",
     "choice_error",
@@ -49,6 +50,14 @@ class MissingExtraError(ImportError):
             f"Install it with: pip install 'lightning-recipes[{extra}]'",
             name=module,
         )
+
+
+class MissingMetricError(RuntimeError):
+    """A monitored metric was not logged; the message lists the metrics that were.
+
+    A ``RuntimeError``, as Lightning's callbacks raise in the same situation, so code that
+    catches theirs catches ours.
+    """
 
 
 class BatchMixingError(RuntimeError):

@@ -21,6 +21,7 @@ from lightning_recipes.gradients import GradientMonitor, grad_stats
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.lr.sweep import _sync_gradients
 from lightning_recipes.modules import MLP, Classifier
+from lightning_recipes.stopping import EarlyStopping
 
 CASES: dict[str, Callable[..., None]] = {}
 
@@ -178,5 +179,72 @@ def lr_finder_fit(out: Path) -> None:
             "model_lr": model.lr,
             "state_dict": cpu_state(model),
             "synced_grads": [p.grad for p in params],
+        },
+    )
+
+
+class ShakeFrom(Callback):
+    """From epoch `start` on, adds the same seeded noise to the weights on every rank."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch >= self.start:
+            generator = torch.Generator().manual_seed(trainer.current_epoch)
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.add_(torch.randn(p.shape, generator=generator) * 0.3)
+
+
+class RankValue(LightningModule):
+    """Logs val_loss = scripted value + rank, *without* sync_dist (each rank its own)."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__()
+        self.values = values
+        self.layer = torch.nn.Linear(64, 10)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(self.layer(batch[0]), batch[1])
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", self.values[self.current_epoch] + self.global_rank)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+@case
+def early_stopping_fit(out: Path) -> None:
+    """Best weights restored identically on both ranks; unsynced metrics are averaged."""
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32)
+    model = Classifier(MLP(64, hidden=(32,)), num_classes=10, lr=3e-3)
+    stopper = EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    trainer = ddp_trainer(
+        out, max_epochs=15, limit_train_batches=6, callbacks=[ShakeFrom(3), stopper]
+    )
+    trainer.fit(model, datamodule=data)
+    recomputed = trainer.validate(model, datamodule=data, verbose=False)[0]["val_loss"]
+    # Rank 1 sees values one higher: a per-rank decision would differ; the mean does not.
+    unsynced = EarlyStopping("val_loss", patience=2)
+    scripted = ddp_trainer(
+        out, max_epochs=8, limit_train_batches=2, limit_val_batches=1, callbacks=[unsynced]
+    )
+    scripted.fit(RankValue([3.0, 2.0, 2.5, 1.0, 1.5, 1.6, 1.7, 1.8]), datamodule=data)
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "best_score": float(stopper.best_score),
+            "best_epoch": stopper.best_epoch,
+            "wait_count": stopper.wait_count,
+            "stopped_epoch": stopper.stopped_epoch,
+            "current_epoch": trainer.current_epoch,
+            "restored_from": stopper.restored_from,
+            "recomputed_val_loss": recomputed,
+            "state_dict": cpu_state(model),
+            "unsynced": (float(unsynced.best_score), unsynced.best_epoch, unsynced.stopped_epoch),
         },
     )
