@@ -18,6 +18,7 @@ from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.gradients import GradientMonitor, grad_stats
+from lightning_recipes.imbalance.callback import ClassWeighting
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.lr.sweep import _sync_gradients
 from lightning_recipes.modules import MLP, Classifier
@@ -246,5 +247,47 @@ def early_stopping_fit(out: Path) -> None:
             "recomputed_val_loss": recomputed,
             "state_dict": cpu_state(model),
             "unsynced": (float(unsynced.best_score), unsynced.best_epoch, unsynced.stopped_epoch),
+        },
+    )
+
+
+class HiddenLabels(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Exposes no targets attribute: ClassWeighting must count through the loader."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._x, self._y = x, y
+
+    def __len__(self) -> int:
+        return len(self._y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._x[i], self._y[i]
+
+
+@case
+def class_weighting_fit(out: Path) -> None:
+    """Counts from the dataset (same on every rank) and from the sharded loader (summed)."""
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32, imbalance={0: 0.1, 1: 0.2})
+    from_dataset = ClassWeighting()
+    model = Classifier(MLP(64, hidden=(16,)), num_classes=10)
+    trainer = ddp_trainer(out, max_epochs=1, limit_train_batches=2, callbacks=[from_dataset])
+    trainer.fit(model, datamodule=data)
+    y = torch.tensor([0] * 90 + [1] * 30 + [2] * 80)  # 200 rows: even shards, no padding
+    loader = torch.utils.data.DataLoader(HiddenLabels(torch.randn(200, 64), y), batch_size=16)
+    from_loader = ClassWeighting(num_classes=10, zero_count="zero")
+    other = Classifier(MLP(64, hidden=(16,)), num_classes=10)
+    ddp_trainer(out, max_epochs=1, limit_train_batches=2, callbacks=[from_loader]).fit(
+        other, train_dataloaders=loader
+    )
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "dataset_counts": from_dataset.counts,
+            "dataset_weights": model.loss_fn.weight.cpu(),
+            "expected_counts": torch.bincount(data.train_dataset.targets, minlength=10).tolist(),  # type: ignore[union-attr]
+            "loader_counts": from_loader.counts,
+            "loader_weights": other.loss_fn.weight.cpu(),
         },
     )

@@ -1,0 +1,1 @@
+"""Imbalanced data: class weights, focal loss, distributed resampling samplers, metrics."""

@@ -1,0 +1,269 @@
+"""Metrics that do not hide a neglected class: G-mean of recalls, balanced accuracy, report.
+
+Plain accuracy rewards a model that ignores a 3% class. The metrics here are built on
+per-class recall, accumulated as per-class counts (summed over ranks by torchmetrics'
+synchronisation, so they are exact under DDP), and the `ImbalanceReport` callback writes
+imbalanced-learn's ``classification_report_imbalanced`` and a per-class recall chart at
+the end of testing.
+"""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+from torchmetrics import Metric
+from typing_extensions import override
+
+from lightning_recipes import _lightning as helpers
+from lightning_recipes._optional import new_figure, require
+from lightning_recipes.errors import config_error
+
+__all__ = [
+    "BalancedAccuracy",
+    "GeometricMeanRecall",
+    "ImbalanceReport",
+    "PerClassRecall",
+    "labels_from_confusion",
+]
+
+
+def _predicted_labels(preds: Tensor) -> Tensor:
+    """Class ids from class ids, or from ``(N, C)`` logits/probabilities."""
+    return preds.argmax(dim=-1) if preds.ndim == 2 else preds
+
+
+class PerClassRecall(Metric):
+    """Recall of every class, from per-class hit and support counts (DDP-synced sums).
+
+    Args:
+        num_classes: Number of classes.
+        **kwargs: Passed to ``torchmetrics.Metric``.
+
+    Examples:
+        >>> import torch
+        >>> metric = PerClassRecall(num_classes=3)
+        >>> metric.update(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
+        >>> metric.compute().tolist()
+        [1.0, 1.0, 0.5]
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    hits: Tensor
+    support: Tensor
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
+        self.num_classes = num_classes
+        self.add_state("hits", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("support", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    @override
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        """Count hits and support per class.
+
+        Args:
+            preds: Class ids ``(N,)`` or scores ``(N, C)``.
+            target: Class ids ``(N,)``.
+        """
+        predicted = _predicted_labels(preds).reshape(-1)
+        target = target.reshape(-1).long()
+        self.support += torch.bincount(target, minlength=self.num_classes)[: self.num_classes]
+        correct = target[predicted == target]
+        self.hits += torch.bincount(correct, minlength=self.num_classes)[: self.num_classes]
+
+    @override
+    def compute(self) -> Tensor:
+        """Per-class recall; NaN for a class without samples."""
+        return self.hits.double() / self.support.double()
+
+
+class GeometricMeanRecall(PerClassRecall):
+    """Geometric mean of the per-class recalls (imbalanced-learn's ``geometric_mean_score``).
+
+    Zero as soon as one class is never recognised, which accuracy and even macro F1 can
+    hide. Classes without samples are left out.
+
+    Examples:
+        >>> import torch
+        >>> metric = GeometricMeanRecall(num_classes=2)
+        >>> metric.update(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 0]))
+        >>> round(float(metric.compute()), 4)  # sqrt(2/3 * 1)
+        0.8165
+    """
+
+    @override
+    def compute(self) -> Tensor:
+        """The geometric mean over classes with samples."""
+        recall = super().compute()
+        present = recall[~torch.isnan(recall)]
+        if present.numel() == 0:
+            return torch.tensor(float("nan"), dtype=torch.float64)
+        return present.prod() ** (1.0 / present.numel())
+
+
+class BalancedAccuracy(PerClassRecall):
+    """Balanced accuracy: the mean of the per-class recalls (macro recall).
+
+    Examples:
+        >>> import torch
+        >>> metric = BalancedAccuracy(num_classes=2)
+        >>> metric.update(torch.tensor([0, 0, 0, 0]), torch.tensor([0, 0, 0, 1]))
+        >>> float(metric.compute())  # accuracy would say 0.75
+        0.5
+    """
+
+    @override
+    def compute(self) -> Tensor:
+        """The mean over classes with samples."""
+        recall = super().compute()
+        return recall[~torch.isnan(recall)].mean()
+
+
+def labels_from_confusion(
+    confusion: npt.ArrayLike,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(y_true, y_pred)`` arrays having exactly the given confusion matrix.
+
+    Args:
+        confusion: ``confusion[t, p]`` = number of samples of class t predicted as p.
+
+    Returns:
+        Label arrays whose confusion matrix is ``confusion`` (in sorted order).
+
+    Examples:
+        >>> y_true, y_pred = labels_from_confusion([[2, 1], [0, 1]])
+        >>> y_true.tolist(), y_pred.tolist()
+        ([0, 0, 0, 1], [0, 0, 1, 1])
+    """
+    matrix = np.asarray(confusion, dtype=np.int64)
+    classes = matrix.shape[0]
+    true = np.repeat(np.repeat(np.arange(classes), classes), matrix.reshape(-1))
+    pred = np.repeat(np.tile(np.arange(classes), classes), matrix.reshape(-1))
+    return true, pred
+
+
+class ImbalanceReport(Callback):
+    """At the end of testing, write imbalanced-learn's report and a per-class recall chart.
+
+    During ``trainer.test`` the callback accumulates a confusion matrix from the module's
+    predictions (the ``preds`` / ``logits`` of ``test_step``'s output when it returns
+    them, else ``pl_module(inputs)``), sums it over ranks, and on rank zero writes
+    ``<run dir>/imbalance_report.txt`` with ``classification_report_imbalanced``
+    (precision, recall, specificity, F1, geometric mean, index of balanced accuracy per
+    class) and the figure ``imbalance/recall`` (PNG and TensorBoard). Needs the
+    ``imbalanced`` extra (and ``plots`` for the figure).
+
+    Args:
+        num_classes: Number of classes.
+        class_names: Names for the report and chart (default: the class ids).
+        plot: Draw the per-class recall chart.
+
+    Attributes:
+        confusion: The last test's confusion matrix (numpy), None before.
+        report: The last report's text, None before.
+        path: Where the report was written (rank zero), None before.
+    """
+
+    def __init__(
+        self, num_classes: int, class_names: list[str] | None = None, plot: bool = True
+    ) -> None:
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
+        if class_names is not None and len(class_names) != num_classes:
+            raise config_error(
+                "class_names", class_names, f"Pass one name per class ({num_classes})."
+            )
+        require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
+        if plot:
+            new_figure("ImbalanceReport(plot=True)")
+        self.num_classes = num_classes
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.plot = plot
+        self.confusion: npt.NDArray[np.int64] | None = None
+        self.report: str | None = None
+        self.path: Path | None = None
+        self._matrix: Tensor | None = None
+
+    @override
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._matrix = torch.zeros(
+            self.num_classes, self.num_classes, dtype=torch.long, device=pl_module.device
+        )
+
+    @override
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if self._matrix is None:
+            return
+        inputs, target = batch[0], batch[-1]
+        scores = None
+        if isinstance(outputs, dict):
+            scores = outputs.get("preds", outputs.get("logits"))
+        if not isinstance(scores, Tensor):
+            scores = pl_module(inputs)
+        predicted = _predicted_labels(scores.detach()).reshape(-1)
+        index = target.reshape(-1).long() * self.num_classes + predicted
+        self._matrix += torch.bincount(index, minlength=self.num_classes**2).reshape(
+            self.num_classes, self.num_classes
+        )
+
+    @override
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._matrix is None:
+            return
+        self.confusion = helpers.reduce_sum(trainer, self._matrix).cpu().numpy()
+        metrics = require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
+        y_true, y_pred = labels_from_confusion(self.confusion)
+        self.report = str(
+            metrics.classification_report_imbalanced(
+                y_true,
+                y_pred,
+                labels=list(range(self.num_classes)),
+                target_names=self.class_names,
+                zero_division=0,
+            )
+        )
+        if trainer.global_rank != 0:
+            return
+        folder = helpers.run_dir(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "imbalance_report.txt"
+        self.path.write_text(self.report)
+        if self.plot:
+            helpers.log_figure(trainer, self._figure(), "imbalance/recall")
+
+    def _figure(self) -> Any:
+        assert self.confusion is not None
+        support = self.confusion.sum(axis=1)
+        recall = np.divide(
+            np.diag(self.confusion), support, out=np.zeros(len(support)), where=support > 0
+        )
+        figure = new_figure("ImbalanceReport", figsize=(max(4.0, 0.6 * self.num_classes), 3.5))
+        ax = figure.add_subplot()
+        bars = ax.bar(self.class_names, recall, color="C0")
+        for bar, count in zip(bars, support, strict=True):
+            ax.annotate(f"n={count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7)  # fmt: skip
+        gmean = math.prod(recall[support > 0]) ** (1 / max(int((support > 0).sum()), 1))
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("recall")
+        ax.set_title(f"Per-class recall (balanced acc {recall[support > 0].mean():.3f}, "
+                     f"G-mean {gmean:.3f})")  # fmt: skip
+        return figure

@@ -1,0 +1,88 @@
+"""Imbalance metrics against scikit-learn / imbalanced-learn, and the test-end report."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from imblearn.metrics import geometric_mean_score
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import CSVLogger
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
+
+from lightning_recipes import RecipeConfigError
+from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.imbalance.metrics import (
+    BalancedAccuracy,
+    GeometricMeanRecall,
+    ImbalanceReport,
+    PerClassRecall,
+    labels_from_confusion,
+)
+from lightning_recipes.modules import Classifier, mlp
+
+pairs = st.integers(3, 60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 3), min_size=n, max_size=n),
+        st.lists(st.integers(0, 3), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pair=pairs, chunks=st.integers(1, 4))
+def test_metrics_match_sklearn_and_imblearn(pair: tuple[list[int], list[int]], chunks: int) -> None:
+    y_true, y_pred = (np.array(v) for v in pair)
+    gmean, balanced = GeometricMeanRecall(num_classes=4), BalancedAccuracy(num_classes=4)
+    for part in np.array_split(np.arange(len(y_true)), chunks):  # batched updates add up
+        for metric in (gmean, balanced):
+            metric.update(torch.tensor(y_pred[part]), torch.tensor(y_true[part]))
+    present = np.unique(y_true)
+    expected_gmean = geometric_mean_score(y_true, y_pred, labels=present, average="multiclass")
+    assert float(gmean.compute()) == pytest.approx(expected_gmean, abs=1e-9)
+    expected_balanced = balanced_accuracy_score(y_true, y_pred)
+    assert float(balanced.compute()) == pytest.approx(expected_balanced, abs=1e-9)
+
+
+def test_scores_are_accepted_as_predictions() -> None:
+    metric = PerClassRecall(num_classes=3)
+    metric.update(torch.tensor([[5.0, 0, 0], [0, 0, 9.0]]), torch.tensor([0, 1]))
+    assert metric.compute().tolist()[:2] == [1.0, 0.0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(pair=pairs)
+def test_labels_from_confusion_rebuild_the_matrix(pair: tuple[list[int], list[int]]) -> None:
+    matrix = confusion_matrix(pair[0], pair[1], labels=range(4))
+    y_true, y_pred = labels_from_confusion(matrix)
+    assert np.array_equal(confusion_matrix(y_true, y_pred, labels=range(4)), matrix)
+
+
+def test_report_is_written_at_test_end(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    report = ImbalanceReport(num_classes=10)
+    trainer = make_trainer(
+        max_epochs=2, limit_val_batches=0, callbacks=[report], logger=CSVLogger(tmp_path)
+    )
+    model = Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+    data = DigitsDataModule(imbalance={3: 0.05})
+    trainer.fit(model, data)
+    trainer.test(model, data, verbose=False)
+    assert report.confusion is not None
+    assert report.confusion.sum() == len(data.test_dataset)  # type: ignore[arg-type]
+    assert report.path is not None
+    text = report.path.read_text()
+    assert "geo" in text  # imbalanced-learn's geometric-mean column
+    assert "spe" in text  # specificity
+    assert (report.path.parent / "figures" / "imbalance" / "recall.png").exists()
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(RecipeConfigError, match="num_classes"):
+        GeometricMeanRecall(num_classes=1)
+    with pytest.raises(RecipeConfigError, match="class_names"):
+        ImbalanceReport(num_classes=3, class_names=["a", "b"])
