@@ -21,6 +21,7 @@ from lightning_recipes.errors import (
 )
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
+from lightning_recipes.imbalance import ClassWeighting, FocalLoss
 from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
 from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
 from lightning_recipes.stopping import EarlyStopping
@@ -32,9 +33,11 @@ __all__ = [
     "ArrayDataModule",
     "BatchMixingCheck",
     "BatchMixingError",
+    "ClassWeighting",
     "Classifier",
     "DigitsDataModule",
     "EarlyStopping",
+    "FocalLoss",
     "GradientMonitor",
     "LRFinder",
     "LRFinderResult",

@@ -1,1 +1,39 @@
-"""Imbalanced data: class weights, focal loss, distributed resampling samplers, metrics."""
+"""Imbalanced data: class weights, focal loss, distributed resampling samplers, metrics.
+
+Pure formulas (`class_weights`, `focal_loss`) and their adapters: `ClassWeighting`
+(installs the weights in the module's loss), the samplers (`ResamplingSampler`,
+`ClassBalancedSampler`: identical lists on every rank, so Lightning's distributed wrapper
+shards them without overlap), `ResampledDataModule` (SMOTE & co. on the training split
+only), and metrics that do not hide a neglected class. Samplers and resampling need the
+``imbalanced`` extra.
+"""
+
+from lightning_recipes.imbalance.callback import ClassWeighting, binary_pos_weight
+from lightning_recipes.imbalance.datamodule import ResampledDataModule, resample_arrays
+from lightning_recipes.imbalance.losses import FocalLoss, focal_loss
+from lightning_recipes.imbalance.metrics import (
+    BalancedAccuracy,
+    GeometricMeanRecall,
+    ImbalanceReport,
+    PerClassRecall,
+)
+from lightning_recipes.imbalance.samplers import ClassBalancedSampler, ResamplingSampler
+from lightning_recipes.imbalance.weights import WEIGHT_SCHEMES, class_weights, sample_weights
+
+__all__ = [
+    "WEIGHT_SCHEMES",
+    "BalancedAccuracy",
+    "ClassBalancedSampler",
+    "ClassWeighting",
+    "FocalLoss",
+    "GeometricMeanRecall",
+    "ImbalanceReport",
+    "PerClassRecall",
+    "ResampledDataModule",
+    "ResamplingSampler",
+    "binary_pos_weight",
+    "class_weights",
+    "focal_loss",
+    "resample_arrays",
+    "sample_weights",
+]
