@@ -181,3 +181,12 @@ def test_unsupported_loss_is_refused(make_trainer: MakeTrainer) -> None:
 def test_bad_arguments_raise_naming_them(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(RecipeConfigError, match=name):
         ClassWeighting(**kwargs)
+
+
+def test_labels_of_the_wrong_length_are_refused(make_trainer: MakeTrainer) -> None:
+    x, y = toy()
+    weighting = ClassWeighting(labels=y[:50].numpy())
+    with pytest.raises(RecipeConfigError, match=r"labels='<50 labels>'.*has 100"):
+        make_trainer(callbacks=[weighting]).fit(
+            Tiny(nn.CrossEntropyLoss()), DataLoader(TensorDataset(x, y))
+        )

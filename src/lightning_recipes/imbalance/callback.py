@@ -164,9 +164,17 @@ class ClassWeighting(Callback):
 
     def _local_labels(self, trainer: Trainer) -> tuple[npt.NDArray[np.int64], bool]:
         """This rank's labels and whether they came from the whole dataset (no iteration)."""
-        if self.labels is not None:
-            return self.labels, True
         loader = trainer.train_dataloader
+        if self.labels is not None:
+            dataset = getattr(loader, "dataset", None)
+            size = len(dataset) if hasattr(dataset, "__len__") else None  # type: ignore[arg-type]
+            if size is not None and size != len(self.labels):
+                raise config_error(
+                    "labels",
+                    f"<{len(self.labels)} labels>",
+                    f"Pass one label per training sample: the training dataset has {size}.",
+                )
+            return self.labels, True
         found = dataset_labels(getattr(loader, "dataset", None))
         if found is not None:
             return found, True
