@@ -26,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 from lightning_recipes.errors import RecipeConfigError
 
 __all__ = [
+    "SHARDED",
     "StrategyFamily",
     "all_ranks_agree",
     "broadcast",
@@ -39,7 +40,9 @@ __all__ = [
     "rank_zero_warn",
     "reduce_mean",
     "reduce_sum",
+    "refuse_sharded",
     "refuse_strategies",
+    "rewrap_ddp",
     "run_dir",
     "strategy_family",
 ]
@@ -93,6 +96,21 @@ def refuse_strategies(
             f"{recipe} does not support strategy {type(trainer.strategy).__name__} "
             f"({family}): {reason}"
         )
+
+
+SHARDED: frozenset[StrategyFamily] = frozenset({"fsdp", "deepspeed", "model_parallel"})
+"""Strategy families that do not hold every parameter whole on every rank."""
+
+
+def refuse_sharded(trainer: Trainer, *, recipe: str, reason: str) -> None:
+    """`refuse_strategies` for the sharded families (FSDP, DeepSpeed, model parallel).
+
+    Args:
+        trainer: The Trainer being set up.
+        recipe: The recipe's name, for the message.
+        reason: Why it is refused and what to do instead.
+    """
+    refuse_strategies(trainer, SHARDED, recipe=recipe, reason=reason)
 
 
 def _reduce(trainer: Trainer, value: torch.Tensor, op: Literal["mean", "sum"]) -> torch.Tensor:
@@ -233,6 +251,30 @@ def checkpoint_saves_every_epoch(checkpoint: Any) -> bool:
     every_n_steps = getattr(checkpoint, "_every_n_train_steps", None)
     interval = getattr(checkpoint, "_train_time_interval", "unknown")
     return every_n_epochs == 1 and every_n_steps == 0 and interval is None
+
+
+def rewrap_ddp(trainer: Trainer) -> bool:
+    """Rebuild the DistributedDataParallel wrapper, so it registers the current trainable set.
+
+    DDP registers the parameters that require grad when it is built; a parameter unfrozen
+    later is never all-reduced and ranks silently diverge (Lightning #20340). Lightning
+    has no public "rebuild" call, but ``DDPStrategy.configure_ddp()`` is public: it wraps
+    ``strategy.model`` when that is the bare LightningModule, so the wrapper is dropped
+    first. Building DDP broadcasts rank 0's parameters and buffers (identical already).
+    Every rank must call this at the same point.
+
+    Args:
+        trainer: The running Trainer.
+
+    Returns:
+        True if a DDP wrapper was rebuilt, False for other strategies (nothing to do).
+    """
+    strategy = trainer.strategy
+    if strategy_family(trainer) != "ddp" or not isinstance(strategy, DDPStrategy):
+        return False
+    strategy.model = strategy.lightning_module
+    strategy.configure_ddp()
+    return True
 
 
 def figure_dir(trainer: Trainer) -> Path:

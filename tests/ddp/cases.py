@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import GradientMonitor, grad_stats
 from lightning_recipes.imbalance.callback import ClassWeighting
 from lightning_recipes.lr import LRFinder
@@ -289,5 +290,36 @@ def class_weighting_fit(out: Path) -> None:
             "expected_counts": torch.bincount(data.train_dataset.targets, minlength=10).tolist(),  # type: ignore[union-attr]
             "loader_counts": from_loader.counts,
             "loader_weights": other.loss_fn.weight.cpu(),
+        },
+    )
+
+
+@case
+def freezer_fit(out: Path, rewrap: bool = True) -> None:
+    """Unfreeze after DDP is built: parameters must stay identical on both ranks.
+
+    With ``rewrap=False`` the DDP wrapper is not rebuilt (a control: Lightning's
+    BackboneFinetuning behaves like this, #20340), so unfrozen parameters are never
+    all-reduced and the ranks drift apart.
+    """
+    import lightning_recipes.finetuning.freezer as freezer_module
+
+    if not rewrap:
+        freezer_module.helpers = type(  # type: ignore[assignment]
+            "NoRewrap", (), {**vars(helpers), "rewrap_ddp": staticmethod(lambda trainer: False)}
+        )
+    seed_everything(0)
+    data = DigitsDataModule(batch_size=32)
+    model = Classifier(MLP(64, hidden=(32, 16)), num_classes=10, lr=3e-3)
+    freezer = Freezer(unfreeze={1: 1, 2: 2}, lr_decay=0.5)
+    trainer = ddp_trainer(out, max_epochs=3, limit_train_batches=4, callbacks=[freezer])
+    trainer.fit(model, datamodule=data)
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "state_dict": cpu_state(model),
+            "unfrozen": freezer.unfrozen,
+            "lrs": [g["lr"] for g in trainer.optimizers[0].param_groups],
         },
     )

@@ -131,9 +131,8 @@ class LRFinder(Callback):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_strategies(
+        helpers.refuse_sharded(
             trainer,
-            {"fsdp", "deepspeed", "model_parallel"},
             recipe="LRFinder",
             reason="the sweep trains a full copy of the module, which sharded strategies do "
             "not hold on one rank. Run the finder on a single device or under DDP with a "

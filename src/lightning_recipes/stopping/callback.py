@@ -211,9 +211,8 @@ class EarlyStopping(Callback):
             )
         if not self.restore_best_weights or stage != "fit":
             return
-        helpers.refuse_strategies(
+        helpers.refuse_sharded(
             trainer,
-            {"fsdp", "deepspeed", "model_parallel"},
             recipe="EarlyStopping(restore_best_weights=...)",
             reason="the weights are sharded across ranks. Use restore_best_weights=False with "
             "a ModelCheckpoint(monitor=...) and load its best_model_path after fit.",
