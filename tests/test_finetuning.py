@@ -247,3 +247,14 @@ def test_unknown_backbone_lists_the_modules(make_trainer: MakeTrainer) -> None:
     trainer = make_trainer(callbacks=[Freezer(backbone="encoder")])
     with pytest.raises(RecipeConfigError, match=r"encoder.*Top-level modules: backbone, head"):
         trainer.fit(mlp_classifier(), DigitsDataModule())
+
+
+def test_plan_lists_the_rates_of_trainable_groups() -> None:
+    freezer = Freezer(unfreeze={1: 1, 3: 3}, lr_decay=0.5)
+    freezer.groups = layer_groups(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2)))
+    plan = freezer.plan(4, 1.0)
+    assert plan[0] == [None, None, None]
+    assert plan[1] == [None, None, 0.5]
+    assert plan[2] == [None, None, 0.5]
+    assert plan[3] == [0.125, 0.25, 0.5]
+    assert freezer.plot_plan(4, 1.0).axes  # draws

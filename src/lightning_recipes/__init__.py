@@ -19,6 +19,7 @@ from lightning_recipes.errors import (
     NonFiniteGradientError,
     RecipeConfigError,
 )
+from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.imbalance import ClassWeighting, FocalLoss
@@ -38,6 +39,7 @@ __all__ = [
     "DigitsDataModule",
     "EarlyStopping",
     "FocalLoss",
+    "Freezer",
     "GradientMonitor",
     "LRFinder",
     "LRFinderResult",

@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.groups import GroupSpec, LayerGroup, layer_groups
 
@@ -169,6 +170,53 @@ class Freezer(Callback):
             assert isinstance(self._schedule, dict)
             wanted = unfrozen_at(self._schedule, epoch)
         return min(wanted, len(self.groups))
+
+    def plan(self, epochs: int, base_lr: float) -> list[list[float | None]]:
+        """The learning rate of every backbone group at every epoch (None while frozen).
+
+        Args:
+            epochs: Number of epochs to show.
+            base_lr: The head's learning rate.
+
+        Returns:
+            ``plan[epoch][group]``, groups bottom first (``self.groups`` must be set:
+            after setup, or assign them with `layer_groups`). Warm-up and LR schedules
+            are not included.
+        """
+        n = len(self.groups)
+        rows: list[list[float | None]] = []
+        for epoch in range(epochs):
+            first = n - self.target(epoch)
+            rows.append(
+                [base_lr * self.lr_decay ** (n - i) if i >= first else None for i in range(n)]
+            )
+        return rows
+
+    def plot_plan(self, epochs: int, base_lr: float) -> Any:
+        """Draw `plan`: which groups train at each epoch, and at what rate.
+
+        Args:
+            epochs: Number of epochs to show.
+            base_lr: The head's learning rate.
+
+        Returns:
+            A ``matplotlib.figure.Figure`` (needs the ``plots`` extra).
+        """
+        rows = self.plan(epochs, base_lr)
+        figure = new_figure(
+            "Freezer.plot_plan", figsize=(1.2 + 0.35 * epochs, 0.9 + 0.45 * len(self.groups))
+        )
+        ax = figure.add_subplot()
+        values = [[float("nan") if v is None else v for v in row] for row in rows]
+        image = ax.imshow(
+            torch.tensor(values).T.log10().numpy(), origin="lower", aspect="auto", cmap="viridis"
+        )
+        ax.set_xticks(range(epochs))
+        ax.set_yticks(range(len(self.groups)), [g.name for g in self.groups])
+        ax.set_xlabel("epoch (blank: frozen)")
+        ax.set_ylabel("backbone group (bottom first)")
+        figure.colorbar(image, ax=ax, label="log10(learning rate)")
+        return figure
 
     # ------------------------------------------------------------ setup
 
