@@ -323,3 +323,24 @@ def freezer_fit(out: Path, rewrap: bool = True) -> None:
             "lrs": [g["lr"] for g in trainer.optimizers[0].param_groups],
         },
     )
+
+
+@case
+def attribution_fit(out: Path) -> None:
+    """Only rank 0 explains and writes; the other rank waits; nobody hangs."""
+    from lightning_recipes.attribution import Attribution
+
+    seed_everything(0)
+    attribution = Attribution(num_samples=8, every_n_epochs=1)
+    model = Classifier(MLP(64, hidden=(16,)), num_classes=10)
+    trainer = ddp_trainer(out, max_epochs=2, limit_train_batches=2, callbacks=[attribution])
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    trainer.test(model, datamodule=DigitsDataModule(batch_size=32), verbose=False)
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "phases": sorted(attribution.results),
+            "files": sorted(str(p.relative_to(out)) for p in out.rglob("attributions.pt")),
+        },
+    )

@@ -1,0 +1,334 @@
+"""Attribution: explain a fixed sample of inputs during and after training, in every stage."""
+
+import csv
+import importlib.util
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import Tensor
+from typing_extensions import override
+
+from lightning_recipes import _lightning as helpers
+from lightning_recipes._optional import new_figure, require
+from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes.attribution.explain import METHODS, Explanation, explain
+from lightning_recipes.errors import choice_error, config_error
+
+__all__ = ["Attribution", "feature_importance"]
+
+BaselineKind = Literal["zeros", "mean", "train_sample"]
+
+
+def feature_importance(explanation: Explanation) -> tuple[Tensor, dict[int, Tensor]]:
+    """Mean absolute attribution per feature, over all inputs and per explained class.
+
+    Args:
+        explanation: The result of `explain` on 2-D (tabular) inputs.
+
+    Returns:
+        ``(overall, by_class)``: a ``(features,)`` tensor, and one per class present.
+
+    Examples:
+        >>> import torch
+        >>> from lightning_recipes.attribution.explain import Explanation
+        >>> e = Explanation("saliency", torch.tensor([[1.0, -3.0], [3.0, 1.0]]),
+        ...                 torch.tensor([0, 1]), None)
+        >>> overall, by_class = feature_importance(e)
+        >>> overall.tolist(), by_class[0].tolist()
+        ([2.0, 2.0], [1.0, 3.0])
+    """
+    magnitude = explanation.attributions.abs().reshape(len(explanation.attributions), -1)
+    by_class = {
+        int(c): magnitude[explanation.target == c].mean(dim=0)
+        for c in sorted(set(explanation.target.tolist()))
+    }
+    return magnitude.mean(dim=0), by_class
+
+
+class Attribution(Callback):
+    """Explain a fixed sample of inputs with captum, during training and after it.
+
+    At the first use the callback takes ``num_samples`` inputs (``inputs=`` if given,
+    else the first validation batches, else the test batches) and keeps them, so every
+    explanation is of the same inputs and comparable across epochs. It runs `explain`
+    every ``every_n_epochs`` training epochs, at the end of fit and/or at the end of
+    testing; `explain` switches the module to eval mode (restored afterwards) and works
+    under the inference mode of ``trainer.validate/test``. Under DDP only global rank
+    zero explains and writes, the other ranks wait at a barrier; sharded strategies are
+    refused (rank zero does not hold the whole model).
+
+    Outputs, under ``<run dir>/attribution/<when>/``: ``attributions.pt`` (inputs,
+    attributions, targets, completeness gaps); for tabular inputs ``importance.csv``
+    (mean |attribution| per feature, overall and per class) and the bar chart
+    ``attribution/importance``; for image inputs the heatmaps ``attribution/heatmaps``
+    (figures as PNG and to TensorBoard). The mean completeness gap (for methods that have
+    one) is logged as ``attribution/completeness_gap`` and warned about above
+    ``max_completeness_gap``. Needs the ``attribution`` extra (captum).
+
+    Args:
+        method: A name of `METHODS` or a captum attribution class.
+        num_samples: Inputs to explain.
+        inputs: The inputs to explain (a tensor, or a ``(inputs, labels)`` pair).
+        baselines: ``"zeros"``, ``"mean"`` (of the explained inputs), ``"train_sample"``
+            (up to 16 training inputs: the SHAP background distribution) or a tensor.
+        every_n_epochs: Explain every n training epochs (None: not during training).
+        at_fit_end: Explain when fit ends.
+        at_test_end: Explain when testing ends.
+        at_validate_end: Explain when a ``trainer.validate()`` call ends (not the
+            validation runs inside fit).
+        feature_names: Names of tabular features, for the table and the chart.
+        max_completeness_gap: Warn when the mean gap exceeds it.
+        method_kwargs: Extra arguments for the captum method (e.g. ``n_steps``).
+        plot: Draw the figures (needs matplotlib; each PNG costs about 0.2 s on a CPU).
+
+    Attributes:
+        results: The latest `Explanation` of each phase (``"epoch3"``, ``"fit_end"``,
+            ``"validate_end"``, ``"test_end"``), on rank zero.
+
+    Examples:
+        >>> from lightning.pytorch import Trainer
+        >>> from lightning_recipes.data import DigitsDataModule
+        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> attribution = Attribution(num_samples=8)
+        >>> trainer = Trainer(max_epochs=1, limit_train_batches=2, callbacks=[attribution],
+        ...                   logger=False, enable_checkpointing=False,
+        ...                   enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer.fit(Classifier(mlp(64, [16]), num_classes=10), DigitsDataModule())
+        >>> attribution.results["fit_end"].attributions.shape
+        torch.Size([8, 64])
+    """
+
+    def __init__(
+        self,
+        method: str | type = "gradient_shap",
+        num_samples: int = 32,
+        inputs: Tensor | tuple[Tensor, Tensor] | None = None,
+        baselines: BaselineKind | Tensor = "zeros",
+        every_n_epochs: int | None = None,
+        at_fit_end: bool = True,
+        at_test_end: bool = True,
+        at_validate_end: bool = True,
+        feature_names: list[str] | None = None,
+        max_completeness_gap: float = 0.1,
+        method_kwargs: dict[str, Any] | None = None,
+        plot: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(method, str) and method not in METHODS:
+            raise choice_error("method", method, list(METHODS))
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise config_error("num_samples", num_samples, "Pass a positive number of inputs.")
+        if isinstance(baselines, str) and baselines not in ("zeros", "mean", "train_sample"):
+            raise choice_error("baselines", baselines, ("zeros", "mean", "train_sample"))
+        if every_n_epochs is not None and (
+            isinstance(every_n_epochs, bool)
+            or not isinstance(every_n_epochs, int)
+            or every_n_epochs < 1
+        ):
+            raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer or None.")
+        if not max_completeness_gap > 0:
+            raise config_error(
+                "max_completeness_gap", max_completeness_gap, "Pass a positive bound."
+            )
+        require("captum.attr", extra="attribution", feature="Attribution")
+        self.method = method
+        self.num_samples = num_samples
+        self.inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+        self.baselines = baselines
+        self.every_n_epochs = every_n_epochs
+        self.at_fit_end = at_fit_end
+        self.at_test_end = at_test_end
+        self.at_validate_end = at_validate_end
+        self.feature_names = feature_names
+        self.max_completeness_gap = max_completeness_gap
+        self.method_kwargs = dict(method_kwargs or {})
+        self.plot = plot
+        self.results: dict[str, Explanation] = {}
+        self._sample: Tensor | None = None
+        self._background: Tensor | None = None
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        helpers.refuse_sharded(
+            trainer,
+            recipe="Attribution",
+            reason="rank zero alone would run a forward pass of a sharded model and hang. "
+            "Explain a single-device copy of the trained model with explain() instead.",
+        )
+
+    # ------------------------------------------------------------ when
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        every = self.every_n_epochs
+        if every and (trainer.current_epoch + 1) % every == 0:
+            self._run(trainer, pl_module, f"epoch{trainer.current_epoch}")
+
+    @override
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_fit_end:
+            self._run(trainer, pl_module, "fit_end")
+
+    @override
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_validate_end and trainer.state.fn == TrainerFn.VALIDATING:
+            self._run(trainer, pl_module, "validate_end")
+
+    @override
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_test_end:
+            self._run(trainer, pl_module, "test_end")
+
+    # ------------------------------------------------------------ what
+
+    def _take(self, loaders: Any, count: int) -> Tensor | None:
+        """The first ``count`` inputs of a dataloader (or list of them), RNG untouched."""
+        loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
+        if loader is None or isinstance(loader, list | tuple):
+            return None
+        parts: list[Tensor] = []
+        with preserved_rng(dataloader_generators(loader)):
+            for batch in loader:
+                x = batch[0] if isinstance(batch, list | tuple) else batch
+                if not isinstance(x, Tensor):
+                    return None
+                parts.append(x.detach().cpu())
+                if sum(len(p) for p in parts) >= count:
+                    break
+        return torch.cat(parts)[:count].clone() if parts else None
+
+    def _sample_inputs(self, trainer: Trainer) -> Tensor:
+        if self._sample is None:
+            sample = self.inputs
+            if sample is None:
+                sample = self._take(trainer.val_dataloaders, self.num_samples)
+            if sample is None:
+                sample = self._take(trainer.test_dataloaders, self.num_samples)
+            if sample is None:
+                raise config_error(
+                    "inputs",
+                    None,
+                    "No validation or test dataloader to take inputs from: pass inputs=.",
+                )
+            self._sample = sample[: self.num_samples].detach().cpu().clone()
+        return self._sample
+
+    def _baselines(self, trainer: Trainer, sample: Tensor) -> Tensor:
+        if isinstance(self.baselines, Tensor):
+            return self.baselines
+        if self.baselines == "mean":
+            return sample.mean(dim=0, keepdim=True).expand(2, *sample.shape[1:]).clone()
+        if self.baselines == "train_sample":
+            if self._background is None:
+                self._background = self._take(trainer.train_dataloader, 16)
+            if self._background is not None:
+                return self._background
+        return torch.zeros(2, *sample.shape[1:])
+
+    def _run(self, trainer: Trainer, pl_module: LightningModule, when: str) -> None:
+        if trainer.global_rank == 0:
+            sample = self._sample_inputs(trainer)
+            baselines = self._baselines(trainer, sample)
+            if self.method in (
+                "integrated_gradients",
+                "deep_lift",
+                "feature_ablation",
+                "occlusion",
+            ):
+                baselines = baselines[:1]
+            result = explain(
+                pl_module, sample, self.method, baselines=baselines, **self.method_kwargs
+            )
+            self.results[when] = result
+            self._write(trainer, result, sample, when)
+        # The other ranks wait here, so nobody races ahead into a collective.
+        trainer.strategy.barrier()
+
+    # ------------------------------------------------------------ outputs
+
+    def _write(self, trainer: Trainer, result: Explanation, sample: Tensor, when: str) -> None:
+        folder = helpers.run_dir(trainer) / "attribution" / when
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "inputs": sample,
+                "attributions": result.attributions,
+                "target": result.target,
+                "completeness_gap": result.completeness_gap,
+                "method": result.method,
+            },
+            folder / "attributions.pt",
+        )
+        if result.completeness_gap is not None:
+            gap = float(result.completeness_gap.mean())
+            for logger in trainer.loggers:
+                logger.log_metrics({"attribution/completeness_gap": gap}, step=trainer.global_step)
+            if not gap <= self.max_completeness_gap:
+                helpers.rank_zero_warn(
+                    f"Attribution ({result.method}, {when}): mean completeness gap {gap:.3g} "
+                    f"exceeds {self.max_completeness_gap}: the attributions do not add up to "
+                    "the output change. Raise n_steps / n_samples, or check the baselines."
+                )
+        plots = self.plot and _can_import("matplotlib")
+        if sample.ndim == 2:
+            self._write_table(folder, result)
+            if plots:
+                helpers.log_figure(
+                    trainer, self._importance_figure(result), f"attribution/{when}/importance"
+                )
+        elif sample.ndim >= 3 and plots:
+            helpers.log_figure(
+                trainer, self._heatmaps(sample, result), f"attribution/{when}/heatmaps"
+            )
+
+    def _names(self, count: int) -> list[str]:
+        names = self.feature_names
+        return list(names) if names and len(names) == count else [f"x{i}" for i in range(count)]
+
+    def _write_table(self, folder: Path, result: Explanation) -> None:
+        overall, by_class = feature_importance(result)
+        names = self._names(len(overall))
+        classes = sorted(by_class)
+        with (folder / "importance.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["feature", "all", *(f"class_{c}" for c in classes)])
+            for i, name in enumerate(names):
+                writer.writerow(
+                    [name, f"{overall[i]:.6g}", *(f"{by_class[c][i]:.6g}" for c in classes)]
+                )
+
+    def _importance_figure(self, result: Explanation) -> Any:
+        overall, _ = feature_importance(result)
+        names = self._names(len(overall))
+        order = overall.argsort(descending=True)[:20].tolist()[::-1]
+        figure = new_figure("Attribution", figsize=(6, 0.3 * len(order) + 1.2))
+        ax = figure.add_subplot()
+        ax.barh([names[i] for i in order], [float(overall[i]) for i in order], color="C0")
+        ax.set_xlabel(f"mean |attribution| ({result.method})")
+        ax.set_title("Feature importance")
+        return figure
+
+    def _heatmaps(self, sample: Tensor, result: Explanation) -> Any:
+        count = min(len(sample), 8)
+        figure = new_figure("Attribution", figsize=(1.6 * count, 3.4))
+        axes = figure.subplots(2, count, squeeze=False)
+        for i in range(count):
+            image = sample[i].reshape(-1, *sample.shape[-2:]).mean(dim=0)
+            heat = result.attributions[i].reshape(-1, *sample.shape[-2:]).sum(dim=0)
+            limit = float(heat.abs().max()) or 1.0
+            axes[0][i].imshow(image.numpy(), cmap="gray")
+            axes[0][i].set_title(f"class {int(result.target[i])}", fontsize=8)
+            axes[1][i].imshow(heat.numpy(), cmap="bwr", vmin=-limit, vmax=limit)
+            for ax in (axes[0][i], axes[1][i]):
+                ax.set_xticks([])
+                ax.set_yticks([])
+        figure.suptitle(f"{result.method}: red pushes towards the class, blue away")
+        return figure
+
+
+def _can_import(module: str) -> bool:
+    """Whether a module can be imported (without importing it)."""
+    return importlib.util.find_spec(module) is not None
