@@ -13,6 +13,7 @@ Run: ``.venv/bin/python benchmarks/attribution.py`` (about 2 minutes on 2 CPU co
 """
 
 import logging
+import tempfile
 import time
 import warnings
 from typing import Any
@@ -85,7 +86,10 @@ def fit_seconds(plot: bool) -> tuple[float, float]:
     seed_everything(0, verbose=False)
     model = Classifier(mlp(64, [128, 64]), num_classes=10, lr=3e-3)
     callback = TimedAttribution(plot=plot)
-    trainer = quiet_trainer(max_epochs=15, callbacks=[callback], num_sanity_val_steps=0)
+    trainer = quiet_trainer(
+        max_epochs=15, callbacks=[callback], num_sanity_val_steps=0,
+        default_root_dir=tempfile.mkdtemp(),  # the callback's outputs, not in the repo
+    )  # fmt: skip
     start = time.perf_counter()
     trainer.fit(model, DigitsDataModule(batch_size=64))
     return time.perf_counter() - start, callback.seconds
