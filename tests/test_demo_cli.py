@@ -89,3 +89,23 @@ def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
         run_demo(model="resnet", out_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(RecipeConfigError, match="Invalid max_epochs=0"):
         run_demo(max_epochs=0, out_dir=tmp_path)
+
+
+def test_demo_runs_the_recipes_together(tmp_path: Path) -> None:
+    result = run_demo(
+        max_epochs=3,
+        out_dir=tmp_path,
+        progress=False,
+        imbalance={3: 0.2},
+        recipes=["class-weighting", "freeze", "find-lr", "early-stopping", "attribution"],
+    )
+    assert result.report.config["recipes"].startswith("class-weighting")
+    figures = result.run_dir / "logs"
+    assert any(figures.rglob("lr_finder.png"))  # the range test ran and drew its curve
+    assert any(result.run_dir.rglob("attributions.pt"))  # explained at test end
+    assert result.report.test_metrics["test_acc"] > 0.3
+
+
+def test_demo_refuses_an_unknown_recipe(tmp_path: Path) -> None:
+    with pytest.raises(RecipeConfigError, match="recipes"):
+        run_demo(out_dir=tmp_path, recipes=["dropout"])

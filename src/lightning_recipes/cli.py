@@ -47,7 +47,7 @@ class RecipesCLI(LightningCLI):
 
 
 def _demo(argv: Sequence[str]) -> int:
-    from lightning_recipes.demo import parse_imbalance, run_demo
+    from lightning_recipes.demo import DEMO_RECIPES, parse_imbalance, run_demo
 
     parser = argparse.ArgumentParser(
         prog="lightning-recipes demo",
@@ -71,6 +71,11 @@ def _demo(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--out", default="runs", help="folder holding the runs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--recipes",
+        default="",
+        help=f"comma-separated recipes to add: {', '.join(DEMO_RECIPES)}",
+    )
     args = parser.parse_args(list(argv))
     result = run_demo(
         name=args.name,
@@ -82,6 +87,7 @@ def _demo(argv: Sequence[str]) -> int:
         seed=args.seed,
         out_dir=args.out,
         progress=not args.no_progress,
+        recipes=[r for r in args.recipes.split(",") if r],
     )
     print()
     print(result.report.summary())

@@ -1,12 +1,13 @@
 """The demo: train a Classifier on the bundled digits and write a report."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
@@ -74,6 +75,39 @@ def _logger(run_dir: Path) -> Logger:
     return TensorBoardLogger(save_dir=run_dir, name="", version="logs", default_hp_metric=False)
 
 
+DEMO_RECIPES = ("class-weighting", "find-lr", "early-stopping", "freeze", "attribution")
+"""Recipes the demo can add, in the order their callbacks run."""
+
+
+def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]:
+    """The demo's callbacks for the chosen recipes, in a working order."""
+    chosen = set(recipes)
+    callbacks: list[Callback] = []
+    if "class-weighting" in chosen:  # before the LR finder: it sweeps the weighted loss
+        from lightning_recipes.imbalance import ClassWeighting
+
+        callbacks.append(ClassWeighting())
+    if "freeze" in chosen:
+        from lightning_recipes.finetuning import Freezer
+
+        callbacks.append(
+            Freezer(unfreeze="gradual", every_n_epochs=max(max_epochs // 3, 1), lr_decay=0.5)
+        )
+    if "find-lr" in chosen:
+        from lightning_recipes.lr import LRFinder
+
+        callbacks.append(LRFinder())
+    if "early-stopping" in chosen:
+        from lightning_recipes.stopping import EarlyStopping
+
+        callbacks.append(EarlyStopping("val_loss", patience=5, restore_best_weights=True))
+    if "attribution" in chosen:
+        from lightning_recipes.attribution import Attribution
+
+        callbacks.append(Attribution(at_fit_end=False))
+    return callbacks
+
+
 def run_demo(
     *,
     name: str | None = None,
@@ -86,6 +120,7 @@ def run_demo(
     out_dir: str | Path = "runs",
     progress: bool = True,
     limit_batches: int | float = 1.0,
+    recipes: Sequence[str] = (),
 ) -> DemoResult:
     """Train a `Classifier` on the bundled digits, test it, and write the run report.
 
@@ -103,6 +138,10 @@ def run_demo(
         out_dir: Folder holding the runs.
         progress: Show Lightning's progress bar.
         limit_batches: Batches per epoch for every loop (int) or a fraction; for quick tests.
+        recipes: Recipes to add, from `DEMO_RECIPES`: ``"class-weighting"``,
+            ``"find-lr"`` (the LR range test sets the one-cycle peak), ``"early-stopping"``
+            (patience 5, best weights restored), ``"freeze"`` (backbone frozen for the first
+            third of the epochs, then unfrozen from the top), ``"attribution"``.
 
     Returns:
         The run's folder, measured figures and files.
@@ -111,6 +150,9 @@ def run_demo(
         raise choice_error("model", model, ("mlp", "cnn"))
     if max_epochs < 1:
         raise config_error("max_epochs", max_epochs, "Train for at least one epoch.")
+    unknown = [r for r in recipes if r not in DEMO_RECIPES]
+    if unknown:
+        raise choice_error("recipes", unknown[0], DEMO_RECIPES)
     started = time.perf_counter()
     run_name = name or f"digits-{model}"
     run_dir = Path(out_dir) / run_name
@@ -126,7 +168,7 @@ def run_demo(
         devices=1,
         default_root_dir=run_dir,
         logger=_logger(run_dir),
-        callbacks=[history],
+        callbacks=[history, *_recipe_callbacks(recipes, max_epochs)],
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=5,
@@ -151,6 +193,7 @@ def run_demo(
         "optimizer": "adamw + onecycle",
         "imbalance": imbalance or "none",
         "seed": seed,
+        "recipes": ", ".join(recipes) or "none",
         "train/val/test samples": f"{len(data.train_dataset or [])}/"
         f"{len(data.val_dataset or [])}/{len(data.test_dataset)}",
         "parameters": sum(p.numel() for p in classifier.parameters()),
