@@ -146,18 +146,18 @@ def reduce_sum(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
 
 
 def gather(trainer: Trainer, value: torch.Tensor) -> torch.Tensor:
-    """Every rank's value of a scalar tensor, stacked in rank order (one collective).
+    """Every rank's copy of a tensor, stacked in rank order (one collective).
 
     Args:
         trainer: The running Trainer.
-        value: A 0-d tensor on the module's device.
+        value: A tensor on the module's device, the same shape on every rank.
 
     Returns:
-        A 1-d tensor of ``world_size`` values, identical on every rank.
+        A ``(world_size, *value.shape)`` tensor, identical on every rank.
     """
     if trainer.world_size == 1:
-        return value.reshape(1)
-    return trainer.strategy.all_gather(value).reshape(-1)
+        return value.unsqueeze(0)
+    return trainer.strategy.all_gather(value).reshape(trainer.world_size, *value.shape)
 
 
 def broadcast(trainer: Trainer, obj: T, src: int = 0) -> T:

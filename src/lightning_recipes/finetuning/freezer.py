@@ -14,14 +14,13 @@ from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.groups import GroupSpec, LayerGroup, layer_groups
+from lightning_recipes.lr.apply import LR_GROUP_KEYS, SCHEDULER_LR_LISTS
 
 __all__ = ["Freezer", "unfrozen_at"]
 
 Schedule = Mapping[int, int] | str | None
-_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
-_SCALED_LISTS = ("base_lrs", "max_lrs", "_last_lr")
 _COPIED_LISTS = ("lr_lambdas", "min_lrs")
-"""Per-group lists of torch's schedulers: rates scaled by the group's factor, the rest copied."""
+"""Per-group scheduler lists copied as they are (the rate lists, `SCHEDULER_LR_LISTS`, scale)."""
 
 
 def unfrozen_at(schedule: Mapping[int, int], epoch: int) -> int:
@@ -364,7 +363,7 @@ def _split_param_groups(
         template = optimizer.param_groups[source]
         factor = decay**level
         new = {key: value for key, value in template.items() if key != "params"}
-        for key in _LR_KEYS:
+        for key in LR_GROUP_KEYS:
             if isinstance(new.get(key), float | int):
                 new[key] = new[key] * factor
         new["params"] = list(layer.params)
@@ -383,10 +382,10 @@ def _extend_scheduler(scheduler: Any, optimizer: Optimizer, source: int, factor:
     if getattr(scheduler, "optimizer", None) is not optimizer:
         return
     groups = len(optimizer.param_groups)
-    for name in (*_SCALED_LISTS, *_COPIED_LISTS):
+    for name in (*SCHEDULER_LR_LISTS, *_COPIED_LISTS):
         value = getattr(scheduler, name, None)
         if isinstance(value, list) and len(value) == groups - 1:  # one entry per old group
             entry = value[source]
-            if name in _SCALED_LISTS and isinstance(entry, float | int | torch.Tensor):
+            if name in SCHEDULER_LR_LISTS and isinstance(entry, float | int | torch.Tensor):
                 entry = entry * factor
             value.append(entry)

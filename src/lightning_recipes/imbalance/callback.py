@@ -286,7 +286,7 @@ def _combine(trainer: Trainer, local: torch.Tensor, whole: bool) -> torch.Tensor
     """The same counts on every rank: equal counts kept, differing (sharded) ones summed."""
     if trainer.world_size == 1:
         return local
-    gathered = trainer.strategy.all_gather(local).reshape(trainer.world_size, -1)
+    gathered = helpers.gather(trainer, local)
     if whole and bool(torch.all(gathered == gathered[0])):
         return gathered[0]
     return gathered.sum(dim=0)

@@ -20,6 +20,8 @@ from torch import nn
 from torch.optim import Optimizer
 
 __all__ = [
+    "LR_GROUP_KEYS",
+    "SCHEDULER_LR_LISTS",
     "group_ratios",
     "group_reference",
     "reference_lr",
@@ -27,10 +29,10 @@ __all__ = [
     "set_module_lr",
 ]
 
-_GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
+LR_GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
 """Param-group keys holding learning rates (torch's schedulers write the last three)."""
 
-_SCHEDULER_LISTS = ("base_lrs", "max_lrs")
+SCHEDULER_LR_LISTS = ("base_lrs", "max_lrs", "_last_lr")
 """Scheduler attributes holding one learning rate per group (LRScheduler, CyclicLR)."""
 
 
@@ -101,8 +103,8 @@ def scale_learning_rate(
 
     Every learning-rate key of every param group (``lr``, ``initial_lr``, ``max_lr``,
     ``min_lr``) and the per-group lists of the given schedulers (``base_lrs``,
-    ``max_lrs``) are multiplied by ``new_lr / reference_lr(optimizer)``; values equal to
-    the old reference become exactly ``new_lr``.
+    ``max_lrs``, ``_last_lr``) are multiplied by ``new_lr / reference_lr(optimizer)``;
+    values equal to the old reference become exactly ``new_lr``.
 
     Args:
         optimizer: The optimizer to change in place.
@@ -134,13 +136,13 @@ def scale_learning_rate(
         raise ValueError("Every param group has learning rate 0: there is no ratio to keep.")
     factor = new_lr / reference
     for group in optimizer.param_groups:
-        for key in _GROUP_KEYS:
+        for key in LR_GROUP_KEYS:
             if isinstance(group.get(key), float | int):
                 group[key] = _scaled(float(group[key]), factor, reference, new_lr)
     for scheduler in schedulers:
         if getattr(scheduler, "optimizer", optimizer) is not optimizer:
             continue
-        for name in _SCHEDULER_LISTS:
+        for name in SCHEDULER_LR_LISTS:
             values = getattr(scheduler, name, None)
             if isinstance(values, list):
                 setattr(

@@ -9,7 +9,7 @@ import numpy as np
 
 from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import RecipeConfigError
-from lightning_recipes.lr.suggest import SUGGESTIONS, Floats, ema_smooth
+from lightning_recipes.lr.suggest import SUGGESTIONS, Floats, _finite_prefix, ema_smooth
 
 __all__ = ["LRFinderResult", "all_suggestions"]
 
@@ -107,10 +107,10 @@ class LRFinderResult:
     @property
     def smoothed(self) -> list[float]:
         """The losses smoothed by the suggestions' EMA, up to the first non-finite one."""
-        losses = np.asarray(self.losses, dtype=np.float64)
-        finite = np.isfinite(losses)
-        end = int(np.argmin(finite)) if not finite.all() else losses.size
-        return [float(v) for v in ema_smooth(losses[:end])]
+        _, losses = _finite_prefix(
+            np.asarray(self.lrs, dtype=np.float64), np.asarray(self.losses, dtype=np.float64)
+        )
+        return [float(v) for v in ema_smooth(losses)]
 
     def to_dict(self) -> dict[str, Any]:
         """The result as plain Python values (for checkpoints and JSON)."""

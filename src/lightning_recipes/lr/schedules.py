@@ -61,6 +61,11 @@ def _per_step(
     return {"scheduler": scheduler, "interval": "step", "name": factor.__name__[: -len("_factor")]}
 
 
+def _warmup(step: int, warmup_steps: int) -> float:
+    """The linear warm-up shared by the schedules: 1/(w+1), 2/(w+1), ... up to 1."""
+    return (step + 1) / (warmup_steps + 1)
+
+
 def warmup_cosine_factor(
     step: int, total_steps: int, warmup_steps: int = 0, final_factor: float = 0.0
 ) -> float:
@@ -83,7 +88,7 @@ def warmup_cosine_factor(
         [0.333, 0.667, 1.0, 0.5, 0.0]
     """
     if step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
+        return _warmup(step, warmup_steps)
     progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
     return final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -107,7 +112,7 @@ def warmup_linear_factor(
         [0.333, 1.0, 0.5, 0.0]
     """
     if step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
+        return _warmup(step, warmup_steps)
     progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)
     return 1.0 - (1.0 - final_factor) * progress
 

@@ -264,7 +264,7 @@ def slide(
         )
     curve = prepare_curve(lrs, losses)
     span = float(np.ptp(curve.losses)) or 1.0
-    slopes = np.gradient(curve.losses / span, np.log10(curve.lrs))
+    slopes = _slopes(curve) / span  # the slope of the loss divided by its range
     right = int(np.argmin(curve.losses))
     left = right - window
     pick = curve.lrs[max(left, 0)]
