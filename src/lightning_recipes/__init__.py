@@ -18,6 +18,7 @@ from lightning_recipes.errors import (
     MissingMetricError,
     NonFiniteGradientError,
     RecipeConfigError,
+    RecipeWarning,
 )
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
@@ -49,6 +50,7 @@ __all__ = [
     "MissingMetricError",
     "NonFiniteGradientError",
     "RecipeConfigError",
+    "RecipeWarning",
     "SmallCNN",
     "__version__",
     "check_gradients",

@@ -21,9 +21,10 @@ from lightning.pytorch.strategies import (
     ModelParallelStrategy,
     SingleDeviceStrategy,
 )
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_warn as _lightning_rank_zero_warn
 
-from lightning_recipes.errors import RecipeConfigError
+from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 
 __all__ = [
     "SHARDED",
@@ -48,6 +49,17 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def rank_zero_warn(message: str, *, stacklevel: int = 4) -> None:
+    """Warn once on rank zero with the library's `RecipeWarning` category.
+
+    One category for every warning a recipe raises lets users (and the composition tests)
+    filter or escalate exactly ours: ``warnings.simplefilter("error", RecipeWarning)``.
+    """
+    _lightning_rank_zero_warn(message, category=RecipeWarning, stacklevel=stacklevel)
+
+
 StrategyFamily = Literal["single", "ddp", "fsdp", "deepspeed", "model_parallel", "other"]
 
 

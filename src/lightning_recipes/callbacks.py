@@ -1,6 +1,25 @@
-"""Every lightning-recipes Callback in one place, for browsing and for YAML class paths."""
+"""Every lightning-recipes Callback in one place, for browsing and for YAML class paths.
 
+``tests/test_registry.py`` checks that this list and the test registry name the same
+callbacks, so a new callback cannot skip the generic checks.
+"""
+
+from lightning_recipes.attribution import Attribution
+from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
 from lightning_recipes.history import MetricHistory
+from lightning_recipes.imbalance import ClassWeighting, ImbalanceReport
+from lightning_recipes.lr import LRFinder
+from lightning_recipes.stopping import EarlyStopping
 
-__all__ = ["BatchMixingCheck", "GradientMonitor", "MetricHistory"]
+__all__ = [
+    "Attribution",
+    "BatchMixingCheck",
+    "ClassWeighting",
+    "EarlyStopping",
+    "Freezer",
+    "GradientMonitor",
+    "ImbalanceReport",
+    "LRFinder",
+    "MetricHistory",
+]

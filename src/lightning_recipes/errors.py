@@ -16,6 +16,7 @@ __all__ = [
     "MissingMetricError",
     "NonFiniteGradientError",
     "RecipeConfigError",
+    "RecipeWarning",
     "choice_error",
     "config_error",
 ]
@@ -103,3 +104,7 @@ def choice_error(argument: str, value: Any, choices: Iterable[str]) -> RecipeCon
     """
     listed = ", ".join(repr(c) for c in choices)
     return config_error(argument, value, f"Choose one of: {listed}.")
+
+
+class RecipeWarning(UserWarning):
+    """The category of every warning a recipe raises (filter or escalate them as one)."""

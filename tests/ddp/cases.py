@@ -344,3 +344,26 @@ def attribution_fit(out: Path) -> None:
             "files": sorted(str(p.relative_to(out)) for p in out.rglob("attributions.pt")),
         },
     )
+
+
+@case
+def registry_fits(out: Path) -> None:
+    """Fit the user module once per registry callback; every rank saves what it decided."""
+    from tests.registry import FIT_ARGS, REGISTRY, UserNet, digits
+
+    payload: dict[str, Any] = {}
+    trainer: Trainer | None = None
+    for entry in REGISTRY:
+        seed_everything(0)
+        model = UserNet()
+        callback = entry.build()
+        args = {**FIT_ARGS, "enable_checkpointing": False}
+        trainer = ddp_trainer(out / entry.name, callbacks=[callback], **args)
+        trainer.fit(model, datamodule=digits())
+        payload[entry.name] = {
+            "weights": cpu_state(model),
+            "state": callback.state_dict(),
+            "epoch": trainer.current_epoch,
+        }
+    assert trainer is not None
+    save_rank_result(trainer, out, payload)

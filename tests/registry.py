@@ -1,0 +1,217 @@
+"""The registry of every lightning-recipes callback, with a small valid configuration each.
+
+A new callback joins every generic check (resume equivalence, 2-rank DDP agreement,
+LightningCLI YAML construction, deepcopy/pickle, and every pairing with the others) by
+adding one `Entry` line to `REGISTRY`. The checks live in ``tests/test_registry.py`` and
+``tests/ddp/cases.py::registry_fits``.
+
+The fits run on `UserNet`, a LightningModule written the way a user would write one (not
+the library's `Classifier`): a ``backbone``, a ``head``, a ``loss_fn`` attribute, an
+``lr`` attribute, dropout and batch normalisation, metrics logged per epoch.
+"""
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor, nn
+
+from lightning_recipes.data import DigitsDataModule
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One callback and a small valid configuration of it.
+
+    Attributes:
+        class_path: Public import path, as a LightningCLI YAML would name it.
+        init_args: Keyword arguments (YAML-expressible values only).
+        changes_training: False for observers: a fit with the callback must end with the
+            same weights as one without it (RNG, modes and gradients untouched).
+        id: Test id (defaults to the class name).
+    """
+
+    class_path: str
+    init_args: Mapping[str, Any] = field(default_factory=dict)
+    changes_training: bool = True
+    id: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.id or self.class_path.rsplit(".", 1)[1]
+
+    def cls(self) -> type[Callback]:
+        module, name = self.class_path.rsplit(".", 1)
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+    def build(self) -> Callback:
+        return self.cls()(**dict(self.init_args))
+
+
+REGISTRY: list[Entry] = [
+    Entry(
+        "lightning_recipes.EarlyStopping",
+        {"monitor": "val_loss", "patience": 1, "restore_best_weights": True},
+    ),
+    Entry(
+        "lightning_recipes.LRFinder",
+        {"num_steps": 20, "min_lr": 1e-4, "max_lr": 1.0, "plot": False, "verbose": False},
+    ),
+    Entry("lightning_recipes.ClassWeighting", {"scheme": "balanced"}),
+    Entry("lightning_recipes.Freezer", {"unfreeze": {1: 1, 2: 2}, "lr_decay": 0.5}),
+    Entry(
+        "lightning_recipes.GradientMonitor",
+        {"log_every_n_steps": 2, "clip": "norm", "max_norm": 1.0},
+    ),
+    Entry(
+        "lightning_recipes.GradientMonitor",
+        {"log_every_n_steps": 1},
+        changes_training=False,
+        id="GradientMonitor-observe",
+    ),
+    Entry("lightning_recipes.BatchMixingCheck", {"on_mixing": "raise"}, changes_training=False),
+    Entry(
+        "lightning_recipes.attribution.Attribution",
+        {"num_samples": 4, "every_n_epochs": 1, "plot": False},
+        changes_training=False,
+    ),
+    Entry("lightning_recipes.MetricHistory", {}, changes_training=False),
+    Entry(
+        "lightning_recipes.imbalance.ImbalanceReport",
+        {"num_classes": 10, "plot": False},
+        changes_training=False,
+    ),
+]
+
+
+class UserNet(LightningModule):
+    """A user's own classifier for 8x8 digits, flattened to 64 features."""
+
+    def __init__(self, lr: float = 0.05, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lr = lr
+        self.backbone = nn.Sequential(
+            nn.Linear(64, 32),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(32, 32),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(32, 10)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x))  # type: ignore[no-any-return]
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = self.loss_fn(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        return loss  # type: ignore[no-any-return]
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{stage}_loss", nn.functional.cross_entropy(logits, y), sync_dist=True)
+        self.log(f"{stage}_acc", (logits.argmax(1) == y).float().mean(), sync_dist=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+
+FIT_ARGS: dict[str, Any] = {
+    "accelerator": "cpu",
+    "max_epochs": 3,
+    "limit_train_batches": 3,
+    "limit_val_batches": 2,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "logger": False,
+}
+
+
+def digits() -> DigitsDataModule:
+    """Digits with two rare classes (3 and 8 at 10%), so that class weights matter."""
+    return DigitsDataModule(batch_size=32, imbalance={3: 0.1, 8: 0.1})
+
+
+class CrashError(Exception):
+    """Raised by `CrashAt` to interrupt a run as a killed process would."""
+
+
+class CrashAt(Callback):
+    """Interrupt a fit at the start of ``epoch`` without running the end-of-fit hooks."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise CrashError(f"interrupted at epoch {self.epoch}")
+
+
+def fit(
+    callbacks: list[Callback],
+    root: Path,
+    *,
+    ckpt_path: Path | None = None,
+    crash_at: int | None = None,
+    trainer_kwargs: Mapping[str, Any] | None = None,
+    dropout: float = 0.0,
+) -> tuple[Trainer, UserNet]:
+    """Fit `UserNet` on digits with ``callbacks``, saving ``last.ckpt`` after every epoch.
+
+    Lightning does not checkpoint the global RNG, so a module with dropout cannot resume
+    bitwise whatever the callbacks do: resume checks use ``dropout=0``, the check that a
+    callback leaves training's RNG alone uses dropout.
+    """
+    seed_everything(0)
+    model = UserNet(dropout=dropout)
+    checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
+    extra: list[Callback] = [checkpoint] + ([CrashAt(crash_at)] if crash_at is not None else [])
+    kwargs = {**FIT_ARGS, "default_root_dir": root, **(trainer_kwargs or {})}
+    trainer = Trainer(callbacks=[*callbacks, *extra], **kwargs)
+    trainer.fit(model, digits(), ckpt_path=ckpt_path)
+    return trainer, model
+
+
+def state_of(module: nn.Module) -> dict[str, Tensor]:
+    """A detached CPU copy of a module's state dict."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def assert_same(a: Any, b: Any, where: str = "") -> None:
+    """Assert two nested structures of tensors, numbers and containers are identical."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        assert isinstance(a, Tensor), where
+        assert isinstance(b, Tensor), where
+        assert a.shape == b.shape, f"{where}: shape {tuple(a.shape)} != {tuple(b.shape)}"
+        if not torch.equal(a, b):
+            gap = (a.double() - b.double()).abs().max().item() if a.is_floating_point() else "-"
+            raise AssertionError(f"{where}: tensors differ (max |a - b| = {gap})")
+    elif isinstance(a, Mapping):
+        assert isinstance(b, Mapping), where
+        assert set(a) == set(b), f"{where}: keys {set(a) ^ set(b)}"
+        for key in a:
+            assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list | tuple):
+        assert isinstance(b, list | tuple), where
+        assert len(a) == len(b), f"{where}: {a} != {b}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float) and a != a:  # NaN
+        assert b != b, where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"

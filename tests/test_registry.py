@@ -1,0 +1,138 @@
+"""Generic checks over every callback of the registry (tests/registry.py).
+
+Each callback, from one line of configuration, is checked for: resume equivalence
+(interrupted + resumed == uninterrupted, bitwise), construction from LightningCLI-style
+YAML (``class_path`` / ``init_args``), deepcopy and pickling (before and after a fit),
+2-rank DDP agreement, and every pairing with every other callback in both orders.
+"""
+
+import contextlib
+import copy
+import inspect
+import itertools
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonargparse import ArgumentParser
+from lightning.pytorch import Callback
+
+import lightning_recipes
+from lightning_recipes import callbacks as callbacks_module
+from lightning_recipes.errors import RecipeWarning
+from tests.ddp.harness import run_ddp
+from tests.registry import REGISTRY, CrashError, Entry, assert_same, fit, state_of
+
+IDS = [entry.name for entry in REGISTRY]
+
+
+def test_every_public_callback_is_in_the_registry_and_in_callbacks_module() -> None:
+    registered = {entry.cls() for entry in REGISTRY}
+    listed = {getattr(callbacks_module, name) for name in callbacks_module.__all__}
+    assert registered == listed
+    exported = {
+        obj
+        for name in lightning_recipes.__all__
+        if inspect.isclass(obj := getattr(lightning_recipes, name)) and issubclass(obj, Callback)
+    }
+    assert exported <= registered
+
+
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_resume_equals_an_uninterrupted_run(entry: Entry, tmp_path: Path) -> None:
+    full_trainer, full = fit([entry.build()], tmp_path / "full", trainer_kwargs={"max_epochs": 4})
+    with contextlib.suppress(CrashError):
+        fit([entry.build()], tmp_path / "cut", crash_at=2, trainer_kwargs={"max_epochs": 4})
+    last = tmp_path / "cut" / "ckpt" / "last.ckpt"
+    assert last.exists()
+    resumed_trainer, resumed = fit(
+        [entry.build()], tmp_path / "resumed", ckpt_path=last, trainer_kwargs={"max_epochs": 4}
+    )
+    assert_same(state_of(resumed), state_of(full), "weights")
+    assert resumed_trainer.current_epoch == full_trainer.current_epoch
+    assert_same(
+        resumed_trainer.callbacks[0].state_dict(),  # type: ignore[union-attr]
+        full_trainer.callbacks[0].state_dict(),  # type: ignore[union-attr]
+        entry.name,
+    )
+    # A callback that has trained is still picklable (ddp_spawn, checkpoint tooling).
+    pickle.loads(pickle.dumps(full_trainer.callbacks[0]))
+
+
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_builds_from_lightningcli_yaml(entry: Entry) -> None:
+    parser = ArgumentParser()
+    parser.add_argument("--callbacks", type=list[Callback])
+    text = yaml.safe_dump(
+        {"callbacks": [{"class_path": entry.class_path, "init_args": dict(entry.init_args)}]}
+    )
+    built = parser.instantiate(parser.parse_string(text)).callbacks[0]
+    direct = entry.build()
+    assert type(built) is type(direct)
+    assert built.state_key == direct.state_key
+    assert_same(built.state_dict(), direct.state_dict(), entry.name)
+
+
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_deepcopies_and_pickles(entry: Entry) -> None:
+    callback = entry.build()
+    for clone in (copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))):
+        assert type(clone) is type(callback)
+        assert clone.state_key == callback.state_key
+
+
+OBSERVERS = [entry for entry in REGISTRY if not entry.changes_training]
+
+
+@pytest.mark.parametrize("entry", OBSERVERS, ids=[e.name for e in OBSERVERS])
+def test_observers_leave_training_untouched(entry: Entry, tmp_path: Path) -> None:
+    _, without = fit([], tmp_path / "without", dropout=0.1)
+    _, with_it = fit([entry.build()], tmp_path / "with", dropout=0.1)
+    assert_same(state_of(with_it), state_of(without), f"{entry.name} changed training")
+
+
+PAIRS = list(itertools.combinations(REGISTRY, 2))
+
+
+def _recipe_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, RecipeWarning)]
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a.name}+{b.name}" for a, b in PAIRS])
+def test_every_pair_composes_in_either_order(first: Entry, second: Entry, tmp_path: Path) -> None:
+    results = []
+    for order, (a, b) in enumerate(((first, second), (second, first))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, model = fit([a.build(), b.build()], tmp_path / str(order))
+        results.append((state_of(model), _recipe_warnings(caught)))
+    assert_same(results[0][0], results[1][0], "weights depend on callback order")
+    # Nothing in this setup deserves an alarm (e.g. a frozen backbone is not "vanishing").
+    assert results[0][1] == [], results[0][1]
+    assert results[1][1] == [], results[1][1]
+
+
+def test_all_callbacks_together_in_any_order(tmp_path: Path) -> None:
+    states = []
+    for order, entries in enumerate((REGISTRY, REGISTRY[::-1])):
+        trainer, model = fit([e.build() for e in entries], tmp_path / str(order))
+        states.append(state_of(model))
+        trainer.test(model, datamodule=trainer.datamodule, verbose=False)
+    assert_same(states[0], states[1], "weights depend on callback order")
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return run_ddp("registry_fits", tmp_path_factory.mktemp("registry"), timeout=600)
+
+
+@pytest.mark.ddp
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_two_ddp_ranks_agree(entry: Entry, ddp_results: list[dict[str, Any]]) -> None:
+    rank0, rank1 = (r[entry.name] for r in ddp_results)
+    assert_same(rank0["weights"], rank1["weights"], f"{entry.name} weights")
+    assert_same(rank0["state"], rank1["state"], f"{entry.name} state")
+    assert rank0["epoch"] == rank1["epoch"]
