@@ -172,18 +172,23 @@ SAMPLER_ROWS: list[Row] = [("labels", {"labels": labels}) for labels in BAD_LABE
 ]
 
 
-@pytest.mark.parametrize(("argument", "kwargs"), SAMPLER_ROWS + [
+RESAMPLING_ROWS: list[Row] = [
+    *SAMPLER_ROWS,
     ("sampler", {"labels": [0, 1], "sampler": SMOTE()}),
     ("sampler", {"labels": [0, 1], "sampler": NearMiss()}),
     ("sampler", {"labels": [0, 1], "sampler": object()}),
     ("sampler", {"labels": [0, 1], "sampler": "RandomOverSampler"}),
     ("sampler", {"labels": [0, 1], "sampler": RandomOverSampler(shrinkage=1.0)}),
-])  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("argument", "kwargs"), RESAMPLING_ROWS)
 def test_resampling_sampler(argument: str, kwargs: dict[str, Any]) -> None:
     check(ResamplingSampler, argument, kwargs)
 
 
-@pytest.mark.parametrize(("argument", "kwargs"), SAMPLER_ROWS + [
+BALANCED_ROWS: list[Row] = [
+    *SAMPLER_ROWS,
     ("weights", {"labels": [0, 1], "weights": "inverse"}),
     ("weights", {"labels": [0, 1], "weights": [1.0]}),
     ("weights", {"labels": [0, 1], "weights": [1.0, -1.0]}),
@@ -193,7 +198,10 @@ def test_resampling_sampler(argument: str, kwargs: dict[str, Any]) -> None:
     ("num_samples", {"labels": [0, 1], "num_samples": 0}),
     ("num_samples", {"labels": [0, 1], "num_samples": 2.5}),
     ("num_samples", {"labels": [0, 1], "num_samples": True}),
-])  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("argument", "kwargs"), BALANCED_ROWS)
 def test_class_balanced_sampler(argument: str, kwargs: dict[str, Any]) -> None:
     check(ClassBalancedSampler, argument, kwargs)
 

@@ -356,8 +356,9 @@ def as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, world: int = 2) -> None:
     from lightning.fabric.utilities.rank_zero import rank_zero_only as fabric_rank
     from lightning.pytorch.utilities.rank_zero import rank_zero_only as pytorch_rank
 
-    for name, value in (("RANK", rank), ("LOCAL_RANK", rank), ("GLOBAL_RANK", rank),
-                        ("WORLD_SIZE", world), ("LOCAL_WORLD_SIZE", world), ("NODE_RANK", 0)):  # fmt: skip
+    environment = {"RANK": rank, "LOCAL_RANK": rank, "GLOBAL_RANK": rank, "NODE_RANK": 0,
+                   "WORLD_SIZE": world, "LOCAL_WORLD_SIZE": world}  # fmt: skip
+    for name, value in environment.items():
         monkeypatch.setenv(name, str(value))
     monkeypatch.setattr(dist, "is_available", lambda: True)
     monkeypatch.setattr(dist, "is_initialized", lambda: True)
