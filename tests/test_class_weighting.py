@@ -190,3 +190,203 @@ def test_labels_of_the_wrong_length_are_refused(make_trainer: MakeTrainer) -> No
         make_trainer(callbacks=[weighting]).fit(
             Tiny(nn.CrossEntropyLoss()), DataLoader(TensorDataset(x, y))
         )
+
+
+# --- which tensor is the label: never guessed (issue 13) --------------------------------
+
+
+class Rows(Dataset[Any]):
+    """Yields (x, y, extra) tuples or dicts, with no labels attribute: counted by iterating."""
+
+    def __init__(self, items: dict[str, torch.Tensor], as_dict: bool = False) -> None:
+        self.items, self.as_dict = items, as_dict
+
+    def __len__(self) -> int:
+        return len(next(iter(self.items.values())))
+
+    def __getitem__(self, i: int) -> Any:
+        row = {key: value[i] for key, value in self.items.items()}
+        return row if self.as_dict else tuple(row.values())
+
+
+class AnyBatch(LightningModule):
+    """Reads the label from ``label_key`` of any batch and counts its training steps."""
+
+    def __init__(self, label_key: int | str = 1, loss: nn.Module | None = None) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+        self.loss_fn = loss if loss is not None else nn.CrossEntropyLoss()
+        self.label_key = label_key
+        self.steps = 0
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.steps += 1
+        x = batch["x"] if isinstance(batch, dict) else batch[0]
+        return self.loss_fn(self.layer(x), batch[self.label_key])  # type: ignore[no-any-return]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def with_groups() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """90/10 labels, and an integer group id whose counts are 50/50 (a plausible mix-up)."""
+    x, y = toy()
+    return x, y, torch.arange(100) % 2
+
+
+@pytest.mark.parametrize("dataset", ["tensor_dataset", "iterated"])
+def test_three_element_batches_are_refused_without_label_key(
+    make_trainer: MakeTrainer, dataset: str
+) -> None:
+    x, y, group = with_groups()
+    data: Any = (
+        TensorDataset(x, y, group)
+        if dataset == "tensor_dataset"
+        else Rows({"x": x, "y": y, "group": group})
+    )
+    model = AnyBatch()
+    with pytest.raises(RecipeConfigError, match=r"label_key.*\(x, y, sample_weight\)"):
+        make_trainer(callbacks=[ClassWeighting(zero_count="zero")]).fit(
+            model, DataLoader(data, batch_size=16)
+        )
+    assert model.steps == 0  # refused before training
+
+
+@pytest.mark.parametrize("dataset", ["tensor_dataset", "iterated"])
+def test_label_key_picks_the_label_of_three_element_batches(
+    make_trainer: MakeTrainer, dataset: str
+) -> None:
+    x, y, group = with_groups()
+    data: Any = (
+        TensorDataset(x, y, group)
+        if dataset == "tensor_dataset"
+        else Rows({"x": x, "y": y, "group": group})
+    )
+    weighting = ClassWeighting(label_key=1)
+    model = AnyBatch()
+    make_trainer(callbacks=[weighting]).fit(model, DataLoader(data, batch_size=16))
+    assert weighting.counts == [90, 10]  # not the group ids' [50, 50]
+    assert model.loss_fn.weight.tolist() == pytest.approx([100 / 180, 100 / 20])
+
+
+def test_dict_batches_by_known_key_or_label_key(make_trainer: MakeTrainer) -> None:
+    x, y, group = with_groups()
+    known = ClassWeighting()
+    loader = DataLoader(Rows({"x": x, "label": y, "group": group}, as_dict=True), batch_size=16)
+    make_trainer(callbacks=[known]).fit(AnyBatch("label"), loader)
+    assert known.counts == [90, 10]
+    keyed = ClassWeighting(label_key="cls")
+    loader = DataLoader(Rows({"x": x, "cls": y, "group": group}, as_dict=True), batch_size=16)
+    make_trainer(callbacks=[keyed]).fit(AnyBatch("cls"), loader)
+    assert keyed.counts == [90, 10]
+    # Two label-like keys, or none: refused, naming label_key.
+    for items in ({"x": x, "y": y, "target": group}, {"x": x, "cls": y}):
+        loader = DataLoader(Rows(items, as_dict=True), batch_size=16)
+        with pytest.raises(RecipeConfigError, match=r"label_key='<key of the label>'"):
+            make_trainer(callbacks=[ClassWeighting()]).fit(AnyBatch("x"), loader)
+    # A label_key that does not fit the batch is refused too.
+    loader = DataLoader(Rows({"x": x, "cls": y}, as_dict=True), batch_size=16)
+    with pytest.raises(RecipeConfigError, match=r"label_key=1 is an index"):
+        make_trainer(callbacks=[ClassWeighting(label_key=1)]).fit(AnyBatch("cls"), loader)
+
+
+def test_one_hot_and_probability_targets_count_their_argmax(make_trainer: MakeTrainer) -> None:
+    x, y = toy()
+    one_hot = nn.functional.one_hot(y, 2).float()
+    smoothed = one_hot * 0.8 + 0.1  # label smoothing: rows still sum to 1
+    for targets in (one_hot, smoothed):
+        weighting = ClassWeighting()
+        model = AnyBatch()
+        make_trainer(callbacks=[weighting]).fit(model, DataLoader(Rows({"x": x, "y": targets})))
+        assert weighting.counts == [90, 10]
+        assert model.loss_fn.weight.tolist() == pytest.approx([100 / 180, 100 / 20])
+    # From the dataset's attribute and from labels= as well.
+    data = TensorDataset(x, smoothed)
+    weighting = ClassWeighting()
+    make_trainer(callbacks=[weighting]).fit(AnyBatch(), DataLoader(data, batch_size=16))
+    assert weighting.counts == [90, 10]
+    weighting = ClassWeighting(labels=smoothed.numpy())
+    make_trainer(callbacks=[weighting]).fit(AnyBatch(), DataLoader(data, batch_size=16))
+    assert weighting.counts == [90, 10]
+    # Floating rows that are no distribution (multi-label 0/1 with a multi-class loss).
+    multi = torch.ones(100, 2)
+    with pytest.raises(RecipeConfigError, match=r"labels=.*one-hot or probability rows"):
+        make_trainer(callbacks=[ClassWeighting()]).fit(
+            AnyBatch(), DataLoader(Rows({"x": x, "y": multi}), batch_size=16)
+        )
+
+
+def test_targets_equal_to_ignore_index_are_not_counted(make_trainer: MakeTrainer) -> None:
+    x, y = toy()
+    y = y.clone()
+    y[:20] = -100  # CrossEntropyLoss's default ignore_index
+    weighting = ClassWeighting()
+    make_trainer(callbacks=[weighting]).fit(
+        AnyBatch(), DataLoader(Rows({"x": x, "y": y}), batch_size=16)
+    )
+    assert weighting.counts == [70, 10]
+
+
+class TwoHeads(LightningModule):
+    """Two losses, each weighted by its own ClassWeighting."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(4, 2)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.criterion = nn.CrossEntropyLoss()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y, group = batch
+        out = self.layer(x)
+        return self.loss_fn(out, y) + self.criterion(out, group)  # type: ignore[no-any-return]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_two_class_weightings_keep_separate_checkpoint_state(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    x, y = toy()
+    group = torch.tensor([0] * 70 + [1] * 30)
+    loader = DataLoader(TensorDataset(x, y, group), batch_size=16)
+
+    def pair() -> list[ClassWeighting]:
+        return [
+            ClassWeighting(loss_attr="loss_fn", label_key=1),
+            ClassWeighting(loss_attr="criterion", label_key=2),
+        ]
+
+    first = pair()
+    model = TwoHeads()
+    trainer = make_trainer(callbacks=first)
+    trainer.fit(model, loader)
+    assert [w.counts for w in first] == [[90, 10], [70, 30]]
+    assert first[0].state_key != first[1].state_key
+    ckpt = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(ckpt)
+    resumed, fresh = pair(), TwoHeads()
+    make_trainer(max_epochs=2, callbacks=resumed).fit(fresh, loader, ckpt_path=ckpt)
+    assert [w.counts for w in resumed] == [[90, 10], [70, 30]]
+    assert torch.equal(fresh.loss_fn.weight, model.loss_fn.weight)
+    assert torch.equal(fresh.criterion.weight, model.criterion.weight)
+
+
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")
+def test_a_checkpoint_keyed_by_the_class_name_still_resumes(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    x, y = toy()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    weighting = ClassWeighting()
+    trainer = make_trainer(callbacks=[weighting])
+    trainer.fit(AnyBatch(), loader)
+    ckpt = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(ckpt)
+    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint["callbacks"] = {"ClassWeighting": checkpoint["callbacks"][weighting.state_key]}
+    torch.save(checkpoint, ckpt)  # as written before state_key held the arguments
+    resumed = ClassWeighting(labels=[0, 1] * 50)  # would count [50, 50]
+    make_trainer(max_epochs=2, callbacks=[resumed]).fit(AnyBatch(), loader, ckpt_path=ckpt)
+    assert resumed.counts == [90, 10]

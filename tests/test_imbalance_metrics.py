@@ -86,3 +86,53 @@ def test_bad_arguments() -> None:
         GeometricMeanRecall(num_classes=1)
     with pytest.raises(RecipeConfigError, match="class_names"):
         ImbalanceReport(num_classes=3, class_names=["a", "b"])
+
+
+def test_one_hot_and_probability_targets_count_their_argmax() -> None:
+    ids = torch.tensor([0, 1, 2, 2])
+    preds = torch.tensor([0, 1, 1, 2])
+    expected = PerClassRecall(num_classes=3)
+    expected.update(preds, ids)
+    for target in (
+        torch.nn.functional.one_hot(ids, 3).float(),
+        torch.nn.functional.one_hot(ids, 3).float() * 0.7 + 0.1,
+    ):
+        metric = BalancedAccuracy(num_classes=3)
+        metric.update(preds, target)
+        assert float(metric.compute()) == pytest.approx(float(expected.compute().mean()))
+    with pytest.raises(RecipeConfigError, match=r"target=.*one class id per prediction"):
+        PerClassRecall(num_classes=3).update(preds, ids[:3])
+
+
+class Triples(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """(x, y, group) rows: the report must not read the group id as the label."""
+
+    def __init__(self, dm: DigitsDataModule) -> None:
+        data = dm.test_dataset
+        assert data is not None
+        self.x, self.y = data.features, data.targets  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i], torch.tensor(i % 2)
+
+
+def test_report_reads_the_label_by_label_key_and_refuses_to_guess(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    data = DigitsDataModule()
+    data.setup("test")
+    loader = torch.utils.data.DataLoader(Triples(data), batch_size=64)
+    model = Classifier(mlp(64, [8]), num_classes=10)
+    model.test_step = lambda batch, batch_idx: None  # type: ignore[method-assign]
+    with pytest.raises(RecipeConfigError, match=r"label_key=<index of the label>"):
+        make_trainer(callbacks=[ImbalanceReport(num_classes=10, plot=False)]).test(
+            model, loader, verbose=False
+        )
+    report = ImbalanceReport(num_classes=10, plot=False, label_key=1)
+    make_trainer(callbacks=[report]).test(model, loader, verbose=False)
+    assert report.confusion is not None
+    expected = torch.bincount(data.test_dataset.targets, minlength=10)  # type: ignore[union-attr]
+    assert report.confusion.sum(axis=1).tolist() == expected.tolist()

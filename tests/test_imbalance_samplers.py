@@ -343,3 +343,51 @@ def test_samplers_without_sample_indices_or_fit_resample_are_rejected() -> None:
         len(sampler)
     with pytest.raises(RecipeConfigError, match=r"Invalid sampler=.*fit_resample"):
         ResamplingSampler(LABELS, object())
+
+
+# --- a nonzero rank draws the list of rank zero (issue 13: mutation "seed + rank") -----
+
+
+def as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, world: int = 2) -> None:
+    """Make this process look like rank ``rank`` of a ``world``-process job to any code
+    that asks: torch.distributed, the launchers' environment and Lightning's rank_zero_only.
+    """
+    import torch.distributed as dist
+    from lightning.fabric.utilities.rank_zero import rank_zero_only as fabric_rank
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only as pytorch_rank
+
+    environment = {"RANK": rank, "LOCAL_RANK": rank, "GLOBAL_RANK": rank, "NODE_RANK": 0,
+                   "WORLD_SIZE": world, "LOCAL_WORLD_SIZE": world}  # fmt: skip
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: rank)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: world)
+    for flag in (fabric_rank, pytorch_rank):
+        monkeypatch.setattr(flag, "rank", rank, raising=False)
+
+
+@pytest.mark.parametrize("kind", ["resampling", "class_balanced"])
+def test_a_nonzero_rank_draws_the_list_of_rank_zero(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    def make() -> Any:
+        if kind == "resampling":
+            over, _ = imblearn_samplers()
+            return ResamplingSampler(LABELS, over(), seed=7)
+        return ClassBalancedSampler(LABELS, "sqrt", num_samples=51, seed=7)
+
+    epochs = (0, 1, 3)
+    reference = {epoch: make().epoch_indices(epoch).tolist() for epoch in epochs}
+    with monkeypatch.context() as patch:
+        as_rank(patch, 1)
+        scramble_global_rng(101)
+        sampler = make()  # built and drawn as rank 1 builds and draws it
+        wrapper = DistributedSamplerWrapper(sampler, num_replicas=2, rank=1, shuffle=True, seed=0)
+        for epoch in epochs:
+            wrapper.set_epoch(epoch)
+            shard = list(wrapper)
+            assert sampler.epoch_indices(epoch).tolist() == reference[epoch]
+            positions = list(DistributedSampler.__iter__(wrapper))
+            assert shard == [reference[epoch][p] for p in positions]

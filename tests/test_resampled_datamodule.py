@@ -90,3 +90,20 @@ def test_images_and_bad_samplers_are_refused() -> None:
         ResampledDataModule(tabular(), sampler=object())
     with pytest.raises(RecipeConfigError, match="batch_size"):
         ResampledDataModule(tabular(), SMOTE(), batch_size=0)
+
+
+def test_a_tensor_dataset_with_extra_tensors_is_refused() -> None:
+    from lightning.pytorch import LightningDataModule
+    from torch.utils.data import TensorDataset
+
+    class WithGroups(LightningDataModule):
+        batch_size = 16
+
+        def setup(self, stage: str) -> None:
+            x, y = make_classification(n_samples=100, n_features=4, random_state=0)
+            group = np.arange(100) % 2  # integer, like the labels: must not be taken for them
+            self.train_dataset = TensorDataset(*(torch.as_tensor(v) for v in (x, y, group)))
+
+    data = ResampledDataModule(WithGroups(), SMOTE(), seed=0)
+    with pytest.raises(RecipeConfigError, match=r"TensorDataset of 3 tensors.*cannot be guessed"):
+        data.setup("fit")

@@ -1,5 +1,6 @@
 """ClassWeighting: count the training labels once, install class weights in the module's loss."""
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -13,7 +14,14 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
-from lightning_recipes.imbalance.labels import dataset_labels, iterate_labels
+from lightning_recipes.imbalance.labels import (
+    LabelKey,
+    binary_matrix,
+    check_label_key,
+    dataset_labels,
+    iterate_labels,
+    multiclass_ids,
+)
 from lightning_recipes.imbalance.losses import FocalLoss
 from lightning_recipes.imbalance.weights import WEIGHT_SCHEMES, class_weights
 
@@ -63,15 +71,29 @@ class ClassWeighting(Callback):
     * ``BCEWithLogitsLoss`` and binary/multi-label `FocalLoss`: ``pos_weight`` (the
       positive class's weight over the negative's, per label).
 
-    The labels are read from the training dataset's ``targets`` / ``labels`` / ``y``
-    attribute, a ``TensorDataset``'s last tensor, or ``labels=``; only if none exists
-    does the callback iterate the training dataloader once (with the random state
-    preserved, so training order is unaffected). Under DDP the counts are gathered from
-    every rank: identical counts (every rank holds the whole dataset) are used as they
-    are, different ones (each rank holds a shard) are summed, so every rank installs the
-    same weights. The weights are installed as a non-persistent buffer on the module's
-    device (the model's checkpoint does not change shape); they are this callback's
-    state, so a resumed run reinstalls them without counting again.
+    The labels are ``labels=``, or read from the training dataset's ``targets`` /
+    ``labels`` / ``y`` attribute or a ``TensorDataset``'s label tensor; only if none
+    exists does the callback iterate the training dataloader once (with the random state
+    preserved, so training order is unaffected). Which tensor of a batch (or of a
+    ``TensorDataset``) is the label is never guessed: it is ``label_key`` (an index into
+    tuple/list batches, a key into dict batches), the second element of an
+    ``(inputs, labels)`` pair, or the one ``label`` / ``labels`` / ``y`` / ``target`` /
+    ``targets`` key of a dict batch; batches such as ``(x, y, sample_weight)`` without
+    ``label_key`` are refused before training starts.
+
+    What is counted: integer class ids per element (targets equal to the loss's
+    ``ignore_index`` are skipped); one-hot or probability targets (floating rows over
+    dimension 1, as ``CrossEntropyLoss`` takes them) by their argmax, so each sample
+    counts once for its most probable class; for BCE-style losses, targets in [0, 1]
+    with positives above 0.5, one column per label (last dimension).
+
+    Under DDP the counts are gathered from every rank: identical counts (every rank holds
+    the whole dataset) are used as they are, different ones (each rank holds a shard) are
+    summed, so every rank installs the same weights. The weights are installed as a
+    non-persistent buffer on the module's device (the model's checkpoint does not change
+    shape); they are this callback's state (under a ``state_key`` built from ``scheme``,
+    ``beta``, ``loss_attr`` and ``label_key``, so two instances keep theirs apart), so a
+    resumed run reinstalls them without counting again.
 
     Put ClassWeighting before LRFinder in ``callbacks`` so the range test sees the
     weighted loss.
@@ -80,7 +102,12 @@ class ClassWeighting(Callback):
         scheme: ``"balanced"``, ``"effective_number"``, ``"inverse_sqrt"`` or a mapping
             ``{class_id: weight}``.
         beta: The effective-number ``beta`` in [0, 1).
-        labels: The training labels, when the dataset does not expose them.
+        labels: The training labels, when the dataset does not expose them (class ids,
+            one-hot/probability rows, or 0/1 targets for BCE-style losses).
+        label_key: Where the label is in a batch: its index in a tuple/list batch (e.g.
+            ``1`` for ``(x, y, sample_weight)``; also its position among a
+            ``TensorDataset``'s tensors) or its key in a dict batch. None reads
+            ``(inputs, labels)`` pairs and dicts with exactly one label-like key.
         loss_attr: The name of the module attribute holding the loss.
         num_classes: Number of classes; by default the module's ``num_classes``
             attribute or hparam, else the largest label + 1.
@@ -112,23 +139,33 @@ class ClassWeighting(Callback):
         *,
         beta: float = 0.999,
         labels: npt.ArrayLike | torch.Tensor | None = None,
+        label_key: int | str | None = None,
         loss_attr: str | None = None,
         num_classes: int | None = None,
         zero_count: Literal["error", "zero"] = "error",
         log: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(scheme, str) and scheme not in WEIGHT_SCHEMES:
-            raise choice_error("scheme", scheme, WEIGHT_SCHEMES)
-        if not 0.0 <= beta < 1.0:
+        self.scheme = _check_scheme(scheme)
+        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= beta < 1.0:
             raise config_error("beta", beta, "Pass a value in [0, 1), e.g. 0.999.")
         if zero_count not in ("error", "zero"):
             raise choice_error("zero_count", zero_count, ("error", "zero"))
-        if num_classes is not None and num_classes < 2:
-            raise config_error("num_classes", num_classes, "Pass 2 or more classes.")
-        self.scheme = scheme
-        self.beta = beta
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
+            raise config_error("num_classes", num_classes, "Pass an integer, 2 or more classes.")
+        if loss_attr is not None and (
+            not isinstance(loss_attr, str) or not loss_attr.isidentifier()
+        ):
+            raise config_error(
+                "loss_attr", loss_attr, "Pass the name of the module attribute holding the loss."
+            )
+        if not isinstance(log, bool):
+            raise config_error("log", log, "Pass True or False.")
+        self.beta = float(beta)
         self.labels = None if labels is None else _labels_array(labels)
+        self.label_key: LabelKey = check_label_key(label_key)
         self.loss_attr = loss_attr
         self.num_classes = num_classes
         self.zero_count = zero_count
@@ -136,11 +173,23 @@ class ClassWeighting(Callback):
         self.counts: list[Any] | None = None
         self.weights: torch.Tensor | None = None
 
+    @property
+    @override
+    def state_key(self) -> str:
+        """Built from the arguments that change the weights, so two instances keep apart."""
+        scheme = dict(self.scheme) if isinstance(self.scheme, Mapping) else self.scheme
+        return self._generate_state_key(
+            scheme=scheme, beta=self.beta, loss_attr=self.loss_attr, label_key=self.label_key
+        )
+
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         loss, name, kind = self._find_loss(pl_module)
         if self.weights is None:  # not restored from a checkpoint
-            self.weights = self._compute(trainer, pl_module, kind)
+            ignore = getattr(loss, "ignore_index", None) if kind == "multiclass" else None
+            self.weights = self._compute(
+                trainer, pl_module, kind, ignore if isinstance(ignore, int) else None
+            )
         _install(loss, name, self.weights.to(pl_module.device))
         self._log(trainer, name)
 
@@ -162,7 +211,7 @@ class ClassWeighting(Callback):
 
     # ------------------------------------------------------------ counting
 
-    def _local_labels(self, trainer: Trainer) -> tuple[npt.NDArray[np.int64], bool]:
+    def _local_labels(self, trainer: Trainer) -> tuple[npt.NDArray[Any], bool]:
         """This rank's labels and whether they came from the whole dataset (no iteration)."""
         loader = trainer.train_dataloader
         if self.labels is not None:
@@ -175,7 +224,7 @@ class ClassWeighting(Callback):
                     f"Pass one label per training sample: the training dataset has {size}.",
                 )
             return self.labels, True
-        found = dataset_labels(getattr(loader, "dataset", None))
+        found = dataset_labels(getattr(loader, "dataset", None), self.label_key)
         if found is not None:
             return found, True
         if loader is None:
@@ -185,26 +234,37 @@ class ClassWeighting(Callback):
             "labels with one pass over the training dataloader."
         )
         with preserved_rng(dataloader_generators(loader)):
-            parts = [labels.detach().cpu() for labels in _progress(trainer, iterate_labels(loader))]
-        return torch.cat(parts).numpy().astype(np.int64), False
+            parts = [
+                labels.detach().cpu()
+                for labels in _progress(trainer, iterate_labels(loader, self.label_key))
+            ]
+        if not parts:
+            raise RecipeConfigError("ClassWeighting: the training dataloader yielded no batch.")
+        joined = torch.cat(parts)
+        if joined.is_floating_point() and joined.dtype not in (torch.float32, torch.float64):
+            joined = joined.float()  # NumPy has no bfloat16
+        return joined.numpy(), False
 
-    def _compute(self, trainer: Trainer, pl_module: LightningModule, kind: Kind) -> torch.Tensor:
+    def _compute(
+        self, trainer: Trainer, pl_module: LightningModule, kind: Kind, ignore_index: int | None
+    ) -> torch.Tensor:
         labels, whole = self._local_labels(trainer)
         device = pl_module.device
         if kind == "binary":
-            matrix = labels.reshape(len(labels), -1)
+            matrix = binary_matrix(labels)
             local = torch.tensor(
-                np.concatenate([[len(labels)], matrix.sum(axis=0)]), dtype=torch.long
+                np.concatenate([[len(matrix)], matrix.sum(axis=0)]), dtype=torch.long
             )
         else:
-            classes = self._classes(trainer, pl_module, labels)
-            if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            ids, width = multiclass_ids(labels, ignore_index=ignore_index)
+            classes = self._classes(trainer, pl_module, ids, width)
+            if ids.size and ids.max() >= classes:
                 raise config_error(
                     "num_classes",
                     classes,
-                    f"Labels range from {labels.min()} to {labels.max()}: pass num_classes=.",
+                    f"Labels range from {ids.min()} to {ids.max()}: pass num_classes=.",
                 )
-            local = torch.as_tensor(np.bincount(labels, minlength=classes), dtype=torch.long)
+            local = torch.as_tensor(np.bincount(ids, minlength=classes), dtype=torch.long)
         counts = _combine(trainer, local.to(device), whole).cpu()
         if kind == "binary":
             total, positives = int(counts[0]), counts[1:].numpy()
@@ -214,7 +274,11 @@ class ClassWeighting(Callback):
         return class_weights(counts, self.scheme, beta=self.beta, zero_count=self.zero_count)
 
     def _classes(
-        self, trainer: Trainer, pl_module: LightningModule, labels: npt.NDArray[np.int64]
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        ids: npt.NDArray[np.int64],
+        width: int | None,
     ) -> int:
         if self.num_classes is not None:
             return self.num_classes
@@ -222,7 +286,9 @@ class ClassWeighting(Callback):
             value = getattr(source, "num_classes", None)
             if isinstance(value, int) and value >= 2:
                 return value
-        largest = torch.tensor(int(labels.max()) if labels.size else 0, device=pl_module.device)
+        if width is not None:  # probability rows: their width, the same on every rank
+            return width
+        largest = torch.tensor(int(ids.max()) if ids.size else 0, device=pl_module.device)
         return int(helpers.gather(trainer, largest).max()) + 1
 
     # ------------------------------------------------------------ reporting and state
@@ -239,6 +305,15 @@ class ClassWeighting(Callback):
         helpers.rank_zero_info(f"ClassWeighting: {name} = [{shown}] from counts {self.counts}")
 
     @override
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("callbacks") or {}
+        if self.state_key not in states and "ClassWeighting" in states:
+            # Written before state_key held the arguments: the class name was the key.
+            self.load_state_dict(states["ClassWeighting"])
+
+    @override
     def state_dict(self) -> dict[str, Any]:
         weights = None if self.weights is None else self.weights.tolist()
         return {"counts": self.counts, "weights": weights}
@@ -250,13 +325,69 @@ class ClassWeighting(Callback):
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
 
-def _labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[np.int64]:
-    array = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    if array.ndim not in (1, 2) or array.size == 0:
-        raise config_error("labels", f"<array of shape {array.shape}>", "Pass 1-D class ids.")
-    if array.dtype.kind not in "iub":
-        raise config_error("labels", f"<{array.dtype} array>", "Pass integer class ids.")
-    return array.astype(np.int64, copy=False)
+def _check_scheme(scheme: Any) -> str | Mapping[int, float]:
+    """Validate ``scheme`` at construction: a known name or a ``{class_id: weight}`` mapping."""
+    if isinstance(scheme, str):
+        if scheme not in WEIGHT_SCHEMES:
+            raise choice_error("scheme", scheme, WEIGHT_SCHEMES)
+        return scheme
+    if not isinstance(scheme, Mapping) or not scheme:
+        raise config_error(
+            "scheme",
+            scheme,
+            f"Pass one of {', '.join(map(repr, WEIGHT_SCHEMES))} or a non-empty mapping "
+            "{class_id: weight}.",
+        )
+    for key, value in scheme.items():
+        bad_key = isinstance(key, bool) or not isinstance(key, int | np.integer) or key < 0
+        bad_value = (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.integer | np.floating)
+            or not math.isfinite(value)
+            or value < 0
+        )
+        if bad_key or bad_value:
+            raise config_error(
+                "scheme",
+                dict(scheme),
+                f"Entry {key!r}: {value!r}: keys are class ids >= 0, weights finite and >= 0.",
+            )
+    return scheme
+
+
+def _labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
+    """Validate ``labels=`` at construction; what they mean is decided with the loss."""
+    if isinstance(labels, torch.Tensor):
+        tensor = labels.detach().cpu()
+        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    else:
+        try:
+            array = np.asarray(labels)
+        except (TypeError, ValueError) as err:  # ragged
+            raise config_error("labels", f"<{type(labels).__name__}>", "Pass an array.") from err
+    if array.ndim == 0 or array.size == 0:
+        raise config_error(
+            "labels", f"<array of shape {array.shape}>", "Pass one label per training sample."
+        )
+    if array.dtype.kind not in "iubf":
+        raise config_error(
+            "labels",
+            f"<{array.dtype} array>",
+            "Pass integer class ids, one-hot/probability rows, or 0/1 targets.",
+        )
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)):
+            raise config_error("labels", "<array with NaN or inf>", "Pass finite labels.")
+        whole = bool(np.all(array == np.round(array)))
+        unit = bool(array.min() >= 0 and array.max() <= 1)
+        if array.min() < 0 or (array.ndim == 1 and not (whole or unit)):
+            raise config_error(
+                "labels",
+                f"<{array.dtype} array of shape {array.shape}>",
+                "Floating labels must be whole-number class ids, 0/1 (or soft) targets in "
+                "[0, 1], or one-hot/probability rows of shape (N, num_classes).",
+            )
+    return array
 
 
 def _target_of(loss: nn.Module, attr: str) -> tuple[str, Kind]:

@@ -114,13 +114,25 @@ class ResampledDataModule(LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not hasattr(sampler, "fit_resample"):
+        if not isinstance(datamodule, LightningDataModule):
             raise config_error(
-                "sampler", type(sampler).__name__, "Pass an imbalanced-learn sampler, e.g. SMOTE()."
+                "datamodule",
+                type(datamodule).__name__,
+                "Pass a LightningDataModule whose train_dataset exposes features and labels.",
             )
+        if isinstance(sampler, type) or not callable(getattr(sampler, "fit_resample", None)):
+            raise config_error(
+                "sampler",
+                sampler if isinstance(sampler, type) else type(sampler).__name__,
+                "Pass an imbalanced-learn sampler instance, e.g. SMOTE().",
+            )
+        if not isinstance(fresh_every_epoch, bool):
+            raise config_error("fresh_every_epoch", fresh_every_epoch, "Pass True or False.")
         size = batch_size if batch_size is not None else getattr(datamodule, "batch_size", None)
-        if not isinstance(size, int) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise config_error("batch_size", size, "Pass a positive training batch size.")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise config_error("seed", seed, "Pass a non-negative integer.")
         self.datamodule = datamodule
         self.sampler = sampler
         self.fresh_every_epoch = fresh_every_epoch
@@ -143,14 +155,30 @@ class ResampledDataModule(LightningDataModule):
             self._original = self._arrays(getattr(self.datamodule, "train_dataset", None))
 
     def _arrays(self, dataset: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+        tensors = getattr(dataset, "tensors", None)
         features = getattr(dataset, "features", None)
-        if features is None and hasattr(dataset, "tensors") and len(dataset.tensors) == 2:
-            features = dataset.tensors[0]
-        labels = dataset_labels(dataset)
+        if features is None and isinstance(tensors, tuple):
+            if len(tensors) != 2:
+                raise RecipeConfigError(
+                    f"ResampledDataModule resamples (features, labels) pairs, but the wrapped "
+                    f"train_dataset is a TensorDataset of {len(tensors)} tensors: which is the "
+                    "label cannot be guessed, and the extra tensors (sample weights, group "
+                    "ids) have no value for synthetic rows. Wrap a dataset of two tensors, or "
+                    "a LabeledTensorDataset(features, targets)."
+                )
+            features = tensors[0]
+        labels = dataset_labels(dataset, owner="ResampledDataModule")
         if features is None or labels is None:
             raise RecipeConfigError(
                 "ResampledDataModule needs the wrapped datamodule's train_dataset to expose "
                 "features and labels (a LabeledTensorDataset or a TensorDataset(x, y))."
+            )
+        if labels.ndim != 1 or labels.dtype.kind not in "iub":
+            raise config_error(
+                "datamodule",
+                f"<{labels.dtype} labels of shape {labels.shape}>",
+                "imbalanced-learn resamples 1-D integer class ids; for one-hot targets store "
+                "the class ids (targets.argmax(1)) in the dataset and convert in the step.",
             )
         x = features.cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
         if x.ndim != 2:
@@ -160,7 +188,13 @@ class ResampledDataModule(LightningDataModule):
                 "SMOTE-style resampling needs 2-D (tabular) features; for images use "
                 "ResamplingSampler or ClassWeighting.",
             )
-        return x, labels
+        if len(x) != len(labels):
+            raise config_error(
+                "datamodule",
+                f"<{len(x)} feature rows, {len(labels)} labels>",
+                "Pass one label per feature row.",
+            )
+        return x, labels.astype(np.int64, copy=False)
 
     def _resampled(self, epoch: int) -> LabeledTensorDataset:
         if self._original is None:

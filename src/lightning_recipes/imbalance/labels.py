@@ -1,6 +1,16 @@
-"""Find the training labels of a dataset or dataloader, without iterating when possible."""
+"""Find the training labels of a dataset or batch, never guessing between several tensors.
 
-from collections.abc import Iterable
+The label of a batch is taken from an explicit ``label_key`` (an index into a tuple/list
+batch, a key into a dict batch), from a two-element ``(inputs, labels)`` batch, or from a
+dict holding exactly one of the keys ``label`` / ``labels`` / ``y`` / ``target`` /
+``targets``. Anything else, such as ``(x, y, sample_weight)`` or ``(x, y, group_id)``, is
+refused with the fix: picking "the last integer tensor" silently counts the wrong thing.
+
+`multiclass_ids` and `binary_matrix` turn what was read (class ids, one-hot or
+probability rows, 0/1 targets) into what is counted, or refuse it with the reason.
+"""
+
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -8,36 +18,257 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-__all__ = ["LABEL_ATTRIBUTES", "batch_labels", "dataset_labels"]
+from lightning_recipes.errors import RecipeConfigError, config_error
+
+__all__ = [
+    "LABEL_ATTRIBUTES",
+    "LabelKey",
+    "batch_inputs",
+    "batch_labels",
+    "binary_matrix",
+    "check_label_key",
+    "dataset_labels",
+    "multiclass_ids",
+]
+
+LabelKey = int | str | None
+"""Where the label is in a batch: an index into a tuple/list, a key into a dict, or None."""
 
 LABEL_ATTRIBUTES = ("targets", "labels", "y")
 """Dataset attributes read as the labels, in this order."""
 
 _BATCH_KEYS = ("label", "labels", "y", "target", "targets")
+_SUM_TOLERANCE = 1e-3  # probability rows must sum to 1 within this
 
 
-def _as_array(values: Any) -> npt.NDArray[np.int64] | None:
+def check_label_key(label_key: Any, argument: str = "label_key") -> LabelKey:
+    """Validate a ``label_key`` argument (for constructors).
+
+    Args:
+        label_key: An int (index into tuple/list batches), a non-empty str (key into dict
+            batches) or None.
+        argument: The argument's name, for the error.
+
+    Returns:
+        ``label_key`` unchanged.
+
+    Raises:
+        RecipeConfigError: If it is of another type or an empty string.
+
+    Examples:
+        >>> check_label_key(1), check_label_key("label"), check_label_key(None)
+        (1, 'label', None)
+    """
+    if label_key is None or (isinstance(label_key, str) and label_key):
+        return label_key
+    if isinstance(label_key, int) and not isinstance(label_key, bool):
+        return label_key
+    raise config_error(
+        argument,
+        label_key,
+        "Pass the position of the label in a tuple/list batch (e.g. 1 for (x, y, weight)), "
+        "the key of a dict batch (e.g. 'label'), or None for (x, y) batches.",
+    )
+
+
+def _describe(batch: Any) -> str:
+    """The structure of a batch in words: types and shapes of its elements."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, torch.Tensor):
+            return f"{str(value.dtype).removeprefix('torch.')} tensor {tuple(value.shape)}"
+        return type(value).__name__
+
+    if isinstance(batch, Mapping):
+        return "{" + ", ".join(f"{k!r}: {one(v)}" for k, v in batch.items()) + "}"
+    if isinstance(batch, list | tuple):
+        return "(" + ", ".join(one(v) for v in batch) + ")"
+    return one(batch)
+
+
+def _ambiguous(owner: str, argument: str, batch: Any, why: str, fix: str) -> RecipeConfigError:
+    return RecipeConfigError(
+        f"{owner} cannot tell which part of the batch is the label: {why} The batch is "
+        f"{_describe(batch)}. {fix} (the {argument} argument)."
+    )
+
+
+def batch_labels(
+    batch: Any,
+    label_key: LabelKey = None,
+    *,
+    owner: str = "ClassWeighting",
+    argument: str = "label_key",
+) -> torch.Tensor:
+    """The labels of one batch, read from ``label_key`` or an unambiguous batch structure.
+
+    Args:
+        batch: A batch as a DataLoader yields it.
+        label_key: The label's index in a tuple/list batch or key in a dict batch; None
+            for a two-element ``(inputs, labels)`` batch or a dict with exactly one of
+            ``label``, ``labels``, ``y``, ``target``, ``targets``.
+        owner: The recipe asking, for the error message.
+        argument: The name of its ``label_key`` argument, for the error message.
+
+    Returns:
+        The label tensor.
+
+    Raises:
+        RecipeConfigError: If ``label_key`` does not fit the batch, or it is None and the
+            batch has several candidates (e.g. ``(x, y, sample_weight)``) or none.
+
+    Examples:
+        >>> import torch
+        >>> x, y, w = torch.zeros(2, 3), torch.tensor([0, 1]), torch.tensor([1, 1])
+        >>> batch_labels((x, y)).tolist(), batch_labels((x, y, w), 1).tolist()
+        ([0, 1], [0, 1])
+        >>> batch_labels({"image": x, "label": y}).tolist()
+        [0, 1]
+    """
+    if label_key is not None:
+        if isinstance(label_key, int):
+            if not isinstance(batch, list | tuple):
+                raise _ambiguous(
+                    owner,
+                    argument,
+                    batch,
+                    f"{argument}={label_key!r} is an index but the batch is not a tuple or list.",
+                    "Pass the key of the label as a string",
+                )
+            if not -len(batch) <= label_key < len(batch):
+                raise _ambiguous(
+                    owner,
+                    argument,
+                    batch,
+                    f"{argument}={label_key!r} is out of range for {len(batch)} elements.",
+                    "Pass a valid index",
+                )
+            value = batch[label_key]
+        else:
+            if not isinstance(batch, Mapping):
+                raise _ambiguous(
+                    owner,
+                    argument,
+                    batch,
+                    f"{argument}={label_key!r} is a key but the batch is not a dict.",
+                    "Pass the position of the label as an int",
+                )
+            if label_key not in batch:
+                raise _ambiguous(
+                    owner,
+                    argument,
+                    batch,
+                    f"the batch has no key {label_key!r}.",
+                    "Pass one of its keys",
+                )
+            value = batch[label_key]
+        if not isinstance(value, torch.Tensor):
+            raise _ambiguous(
+                owner,
+                argument,
+                batch,
+                f"{argument}={label_key!r} selects a {type(value).__name__}, not a tensor.",
+                "Point it at the labels",
+            )
+        return value
+    if isinstance(batch, list | tuple):
+        if len(batch) == 2 and isinstance(batch[1], torch.Tensor):
+            return batch[1]
+        raise _ambiguous(
+            owner,
+            argument,
+            batch,
+            f"only a two-element (inputs, labels) batch is read without {argument}, and this "
+            f"one has {len(batch)} elements.",
+            f"Pass {argument}=<index of the label>, e.g. {argument}=1 for "
+            "(x, y, sample_weight) or (x, y, group_id)",
+        )
+    if isinstance(batch, Mapping):
+        found = [key for key in _BATCH_KEYS if isinstance(batch.get(key), torch.Tensor)]
+        if len(found) == 1:
+            return batch[found[0]]  # type: ignore[no-any-return]
+        why = (
+            f"it holds several label-like keys ({', '.join(map(repr, found))})."
+            if found
+            else f"it has none of the keys {', '.join(map(repr, _BATCH_KEYS))}."
+        )
+        raise _ambiguous(owner, argument, batch, why, f"Pass {argument}='<key of the label>'")
+    raise _ambiguous(
+        owner,
+        argument,
+        batch,
+        f"a batch of type {type(batch).__name__} has no labels that can be found.",
+        f"Yield (inputs, labels) or a dict batch and pass {argument}",
+    )
+
+
+def batch_inputs(batch: Any, input_key: LabelKey = None, *, owner: str) -> Any:
+    """The model inputs of one batch: ``batch[input_key]``, or element 0 of a tuple/list.
+
+    Args:
+        batch: A batch as a DataLoader yields it.
+        input_key: Index or key of the inputs; None for element 0 of a tuple/list.
+        owner: The recipe asking, for the error message.
+
+    Returns:
+        The inputs, as the module's ``forward`` takes them.
+
+    Raises:
+        RecipeConfigError: If the inputs cannot be found.
+    """
+    if input_key is None:
+        if isinstance(batch, list | tuple) and batch:
+            return batch[0]
+    elif isinstance(input_key, int) and isinstance(batch, list | tuple):
+        if -len(batch) <= input_key < len(batch):
+            return batch[input_key]
+    elif isinstance(input_key, str) and isinstance(batch, Mapping) and input_key in batch:
+        return batch[input_key]
+    raise RecipeConfigError(
+        f"{owner} cannot find the model inputs in the batch {_describe(batch)} with "
+        f"input_key={input_key!r}. Pass input_key=<index or key of the inputs>, or return "
+        "'preds' or 'logits' from the step so that no forward pass is needed."
+    )
+
+
+def _as_array(values: Any) -> npt.NDArray[Any] | None:
+    """A numeric NumPy array from a tensor, array or list; None for anything else."""
     if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy().astype(np.int64, copy=False)
+        tensor = values.detach().cpu()
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float32, torch.float64):
+            tensor = tensor.float()  # NumPy has no bfloat16
+        return tensor.numpy()
     if isinstance(values, np.ndarray | list | tuple):
-        array = np.asarray(values)
-        if array.dtype.kind in "iub":
-            return array.astype(np.int64, copy=False)
+        try:
+            array = np.asarray(values)
+        except ValueError:  # ragged
+            return None
+        if array.dtype.kind in "iubf" and array.size:
+            return array
     return None
 
 
-def dataset_labels(dataset: Any) -> npt.NDArray[np.int64] | None:
+def dataset_labels(
+    dataset: Any, label_key: LabelKey = None, *, owner: str = "ClassWeighting"
+) -> npt.NDArray[Any] | None:
     """The labels of a dataset, read from its attributes (no iteration).
 
-    Looks at ``targets``, ``labels`` or ``y`` (tensors, arrays or lists of ints), the
-    last tensor of a ``TensorDataset``, and through ``Subset`` (keeping its indices).
+    Looks at ``targets``, ``labels`` or ``y`` (tensors, arrays or lists of numbers), the
+    tensor ``label_key`` of a ``TensorDataset`` (the second one of a two-tensor
+    ``TensorDataset`` without it), and through ``Subset`` (keeping its indices).
 
     Args:
         dataset: A map-style dataset.
+        label_key: The label's position among a ``TensorDataset``'s tensors.
+        owner: The recipe asking, for the error message.
 
     Returns:
-        The labels (1-D for class ids, 2-D for multi-label targets), or None if the
-        dataset does not expose them.
+        The labels as they are stored (class ids, one-hot or probability rows, 0/1
+        targets), or None if the dataset does not expose them.
+
+    Raises:
+        RecipeConfigError: For a ``TensorDataset`` of more than two tensors without an
+            int ``label_key`` (which of them is the label cannot be guessed).
 
     Examples:
         >>> import torch
@@ -47,42 +278,156 @@ def dataset_labels(dataset: Any) -> npt.NDArray[np.int64] | None:
         [1, 2]
     """
     if isinstance(dataset, Subset):
-        inner = dataset_labels(dataset.dataset)
+        inner = dataset_labels(dataset.dataset, label_key, owner=owner)
         return None if inner is None else inner[np.asarray(dataset.indices, dtype=np.int64)]
     for name in LABEL_ATTRIBUTES:
         found = _as_array(getattr(dataset, name, None))
         if found is not None:
             return found
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
-        return _as_array(dataset.tensors[-1])
+    if isinstance(dataset, TensorDataset):
+        tensors = dataset.tensors
+        if isinstance(label_key, int):
+            if not -len(tensors) <= label_key < len(tensors):
+                raise config_error(
+                    "label_key",
+                    label_key,
+                    f"{owner}: the TensorDataset has {len(tensors)} tensors; pass the "
+                    "position of the labels among them.",
+                )
+            return _as_array(tensors[label_key])
+        if label_key is None and len(tensors) == 2:
+            return _as_array(tensors[1])
+        if len(tensors) > 2 or isinstance(label_key, str):
+            raise _ambiguous(
+                owner,
+                "label_key",
+                tuple(t[:0] for t in tensors),
+                f"a TensorDataset of {len(tensors)} tensors yields tuples, and only a "
+                "two-tensor one is read without an int label_key.",
+                "Pass label_key=<position of the labels>, e.g. label_key=1 for "
+                "TensorDataset(x, y, sample_weight)",
+            )
     return None
 
 
-def batch_labels(batch: Any) -> torch.Tensor:
-    """The labels of one batch: the last element of a tuple/list, or a labelled dict entry.
+def iterate_labels(
+    loader: Iterable[Any], label_key: LabelKey = None, *, owner: str = "ClassWeighting"
+) -> Iterable[torch.Tensor]:
+    """Yield the labels of every batch of a dataloader (see `batch_labels`)."""
+    for batch in loader:
+        yield batch_labels(batch, label_key, owner=owner)
+
+
+def _shape(labels: npt.NDArray[Any]) -> str:
+    return f"<{labels.dtype} labels of shape {labels.shape}>"
+
+
+def multiclass_ids(
+    labels: npt.NDArray[Any], *, ignore_index: int | None = None, argument: str = "labels"
+) -> tuple[npt.NDArray[np.int64], int | None]:
+    """The class ids to count for a multi-class loss, from what the data holds.
+
+    * integer (or bool) labels of any shape are class ids, one per element (``(N,)``, or
+      ``(N, d1, ...)`` for segmentation as ``CrossEntropyLoss`` takes them); elements
+      equal to the loss's ``ignore_index`` are not counted;
+    * floating labels of shape ``(N, C, ...)`` are one-hot or probability rows over
+      dimension 1 (``CrossEntropyLoss``'s probability targets): each sample counts once,
+      for its most probable class (its argmax), so label smoothing and mixup count the
+      dominant class. Rows must be non-negative and sum to 1;
+    * floating labels of shape ``(N,)`` holding whole numbers are class ids.
 
     Args:
-        batch: A batch as a DataLoader yields it.
+        labels: The labels as read from the dataset or the batches.
+        ignore_index: The loss's ``ignore_index`` (``-100`` for ``CrossEntropyLoss``).
+        argument: The argument to name in errors.
 
     Returns:
-        The label tensor.
+        ``(ids, width)``: the 1-D class ids to count, and the number of classes given by
+        probability rows (``C``), None for class ids.
 
     Raises:
-        TypeError: If no labels can be found in the batch.
+        RecipeConfigError: For negative class ids, non-finite values, floating labels that
+            are neither whole numbers nor probability rows, or complex/object labels.
+
+    Examples:
+        >>> import numpy as np
+        >>> multiclass_ids(np.array([[0.0, 1.0], [0.8, 0.2], [0.3, 0.7]]))[0].tolist()
+        [1, 0, 1]
+        >>> multiclass_ids(np.array([2, -100, 0]), ignore_index=-100)[0].tolist()
+        [2, 0]
     """
-    if isinstance(batch, list | tuple) and batch and isinstance(batch[-1], torch.Tensor):
-        return batch[-1]
-    if isinstance(batch, dict):
-        for key in _BATCH_KEYS:
-            if isinstance(batch.get(key), torch.Tensor):
-                return batch[key]  # type: ignore[no-any-return]
-    raise TypeError(
-        f"Cannot find the labels in a batch of type {type(batch).__name__}: expected "
-        f"(inputs, labels) or a dict with one of {', '.join(_BATCH_KEYS)}."
-    )
+    if labels.dtype.kind in "iub":
+        ids = labels.reshape(-1).astype(np.int64, copy=False)
+        if ignore_index is not None:
+            ids = ids[ids != ignore_index]
+        if ids.size and int(ids.min()) < 0:
+            raise config_error(
+                argument,
+                _shape(labels),
+                f"Class ids start at 0; found {int(ids.min())}"
+                + (
+                    f" (the loss ignores {ignore_index} only)." if ignore_index is not None else "."
+                ),
+            )
+        return ids, None
+    if labels.dtype.kind != "f":
+        raise config_error(argument, _shape(labels), "Pass integer class ids or probability rows.")
+    if not np.all(np.isfinite(labels)):
+        raise config_error(argument, _shape(labels), "Labels must be finite.")
+    if labels.ndim == 1:
+        if np.all(labels == np.round(labels)) and (labels.size == 0 or labels.min() >= 0):
+            return labels.astype(np.int64), None
+        raise config_error(
+            argument,
+            _shape(labels),
+            "1-D floating labels must be whole-number class ids; for one-hot or probability "
+            "targets pass them as rows of shape (N, num_classes).",
+        )
+    sums = labels.sum(axis=1)
+    if labels.min() < 0 or not np.allclose(sums, 1.0, atol=_SUM_TOLERANCE):
+        raise config_error(
+            argument,
+            _shape(labels),
+            "Floating labels of shape (N, C, ...) are read as one-hot or probability rows "
+            "over dimension 1, which must be >= 0 and sum to 1. For 0/1 multi-label "
+            "targets use BCEWithLogitsLoss or FocalLoss(task='multilabel'); for class ids "
+            "pass integers.",
+        )
+    return labels.argmax(axis=1).reshape(-1).astype(np.int64), int(labels.shape[1])
 
 
-def iterate_labels(loader: Iterable[Any]) -> Iterable[torch.Tensor]:
-    """Yield the labels of every batch of a dataloader."""
-    for batch in loader:
-        yield batch_labels(batch)
+def binary_matrix(labels: npt.NDArray[Any], *, argument: str = "labels") -> npt.NDArray[np.bool_]:
+    """Positives as a ``(samples, labels)`` matrix, for BCE-style (binary/multi-label) losses.
+
+    Targets must lie in [0, 1]; a target counts as positive above 0.5 (0/1 targets
+    exactly; soft targets by their rounded value). ``pos_weight`` broadcasts over the
+    last dimension, so ``(N,)`` targets are one label and ``(..., L)`` targets ``L``.
+
+    Args:
+        labels: The targets as read from the dataset or the batches.
+        argument: The argument to name in errors.
+
+    Returns:
+        A boolean matrix: one row per element of the leading dimensions, one column per
+        label.
+
+    Raises:
+        RecipeConfigError: If a target is outside [0, 1] or not finite.
+
+    Examples:
+        >>> import numpy as np
+        >>> binary_matrix(np.array([1, 0, 1])).sum(axis=0).tolist()
+        [2]
+    """
+    if labels.dtype.kind not in "iubf":
+        raise config_error(argument, _shape(labels), "Pass 0/1 targets.")
+    values = labels.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(values)) or (values.size and (values.min() < 0 or values.max() > 1)):
+        raise config_error(
+            argument,
+            _shape(labels),
+            "BCE-style losses take targets in [0, 1] (0/1 per label). For class ids with "
+            "more than two classes use CrossEntropyLoss or FocalLoss(task='multiclass').",
+        )
+    matrix = values.reshape(-1, 1) if values.ndim <= 1 else values.reshape(-1, values.shape[-1])
+    return matrix > 0.5

@@ -22,6 +22,12 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure, require
 from lightning_recipes.errors import config_error
+from lightning_recipes.imbalance.labels import (
+    LabelKey,
+    batch_inputs,
+    batch_labels,
+    check_label_key,
+)
 
 __all__ = [
     "BalancedAccuracy",
@@ -35,6 +41,24 @@ __all__ = [
 def _predicted_labels(preds: Tensor) -> Tensor:
     """Class ids from class ids, or from ``(N, C)`` logits/probabilities."""
     return preds.argmax(dim=-1) if preds.ndim == 2 else preds
+
+
+def _target_ids(target: Tensor, predicted: Tensor) -> Tensor:
+    """Flat class ids from class ids, or from one-hot/probability rows (argmax over dim 1).
+
+    Checks shapes only (no value is read back to the host).
+    """
+    if target.is_floating_point() and target.ndim >= 2:
+        target = target.argmax(dim=1)
+    target = target.reshape(-1)
+    if target.numel() != predicted.numel():
+        raise config_error(
+            "target",
+            f"<tensor of shape {tuple(target.shape)}>",
+            f"Pass one class id per prediction ({predicted.numel()}), or one-hot/probability "
+            "rows of shape (N, num_classes).",
+        )
+    return target.long()
 
 
 class PerClassRecall(Metric):
@@ -72,10 +96,14 @@ class PerClassRecall(Metric):
 
         Args:
             preds: Class ids ``(N,)`` or scores ``(N, C)``.
-            target: Class ids ``(N,)``.
+            target: Class ids ``(N,)``, or one-hot/probability rows ``(N, C)`` (counted
+                as their argmax).
+
+        Raises:
+            RecipeConfigError: If ``target`` does not have one entry per prediction.
         """
         predicted = _predicted_labels(preds).reshape(-1)
-        target = target.reshape(-1).long()
+        target = _target_ids(target, predicted)
         self.support += torch.bincount(target, minlength=self.num_classes)[: self.num_classes]
         correct = target[predicted == target]
         self.hits += torch.bincount(correct, minlength=self.num_classes)[: self.num_classes]
@@ -162,10 +190,19 @@ class ImbalanceReport(Callback):
     class) and the figure ``imbalance/recall`` (PNG and TensorBoard). Needs the
     ``imbalanced`` extra (and ``plots`` for the figure).
 
+    The labels of a test batch are never guessed: they are ``batch[label_key]``, the
+    second element of an ``(inputs, labels)`` pair, or the one ``label`` / ``labels`` /
+    ``y`` / ``target`` / ``targets`` key of a dict batch; a batch such as
+    ``(x, y, sample_weight)`` without ``label_key`` is refused at the first test batch.
+    One-hot or probability targets count as their argmax.
+
     Args:
         num_classes: Number of classes.
         class_names: Names for the report and chart (default: the class ids).
         plot: Draw the per-class recall chart.
+        label_key: The label's index in a tuple/list batch or key in a dict batch.
+        input_key: The inputs' index or key, for the forward pass when ``test_step``
+            returns no ``preds``/``logits``; None for element 0 of a tuple/list batch.
 
     Attributes:
         confusion: The last test's confusion matrix (numpy), None before.
@@ -174,20 +211,38 @@ class ImbalanceReport(Callback):
     """
 
     def __init__(
-        self, num_classes: int, class_names: list[str] | None = None, plot: bool = True
+        self,
+        num_classes: int,
+        class_names: list[str] | None = None,
+        plot: bool = True,
+        *,
+        label_key: int | str | None = None,
+        input_key: int | str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
-        if class_names is not None and len(class_names) != num_classes:
+        if class_names is not None and (
+            isinstance(class_names, str)
+            or not isinstance(class_names, list | tuple)
+            or len(class_names) != num_classes
+            or not all(isinstance(name, str) and name for name in class_names)
+            or len(set(class_names)) != len(class_names)
+        ):
             raise config_error(
-                "class_names", class_names, f"Pass one name per class ({num_classes})."
+                "class_names",
+                class_names,
+                f"Pass a list of {num_classes} distinct, non-empty names (one per class).",
             )
+        if not isinstance(plot, bool):
+            raise config_error("plot", plot, "Pass True or False.")
+        self.label_key: LabelKey = check_label_key(label_key)
+        self.input_key: LabelKey = check_label_key(input_key, "input_key")
         require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
         if plot:
             new_figure("ImbalanceReport(plot=True)")
         self.num_classes = num_classes
-        self.class_names = class_names or [str(i) for i in range(num_classes)]
+        self.class_names = list(class_names or [str(i) for i in range(num_classes)])
         self.plot = plot
         self.confusion: npt.NDArray[np.int64] | None = None
         self.report: str | None = None
@@ -212,14 +267,14 @@ class ImbalanceReport(Callback):
     ) -> None:
         if self._matrix is None:
             return
-        inputs, target = batch[0], batch[-1]
+        target = batch_labels(batch, self.label_key, owner="ImbalanceReport")
         scores = None
         if isinstance(outputs, dict):
             scores = outputs.get("preds", outputs.get("logits"))
         if not isinstance(scores, Tensor):
-            scores = pl_module(inputs)
+            scores = pl_module(batch_inputs(batch, self.input_key, owner="ImbalanceReport"))
         predicted = _predicted_labels(scores.detach()).reshape(-1)
-        index = target.reshape(-1).long() * self.num_classes + predicted
+        index = _target_ids(target, predicted) * self.num_classes + predicted
         self._matrix += torch.bincount(index, minlength=self.num_classes**2).reshape(
             self.num_classes, self.num_classes
         )

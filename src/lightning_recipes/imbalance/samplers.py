@@ -80,7 +80,8 @@ def _as_labels(labels: Labels) -> npt.NDArray[np.integer[Any]]:
         raise config_error(
             "labels",
             _Shown(f"<{array.ndim}-D array of shape {array.shape}>"),
-            "Pass a 1-D sequence of integer class ids, one per sample.",
+            "Pass a 1-D sequence of integer class ids, one per sample (for one-hot or "
+            "probability rows, their argmax: labels.argmax(1)).",
         )
     if array.size == 0:
         raise config_error("labels", _Shown("<empty>"), "Pass at least one class id.")
