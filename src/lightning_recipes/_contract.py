@@ -1,0 +1,111 @@
+"""The contract between recipes: what one recipe may ask of another, without importing it.
+
+No recipe package imports another. Where one recipe's decision depends on another's plan
+(the LR finder must sweep the parameters that will train; early stopping must not end a
+run in the middle of a planned unfreeze schedule), the two meet here, through small
+protocols that a callback implements and helpers that read them off the Trainer.
+
+- `PlansTrainableChanges`: a callback that changes which parameters train at known epochs
+  (the `Freezer`). The LR finder re-runs its range test at those epochs; early stopping
+  counts patience from the last of them and never stops before it.
+- `ReportsToRun`: a callback that can say what it did, for the run report (`RecipeSummary`).
+
+The rules themselves are written down in ``docs/combining.md``.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+__all__ = [
+    "PlansTrainableChanges",
+    "RecipeSummary",
+    "ReportsToRun",
+    "planned_change_epochs",
+    "run_summaries",
+    "trainable_share",
+]
+
+
+@runtime_checkable
+class PlansTrainableChanges(Protocol):
+    """A callback that changes which parameters train, at epochs known in advance."""
+
+    def planned_change_epochs(self, max_epochs: int) -> list[int]:
+        """The epochs (0-based) at whose start the trainable set changes (after epoch 0)."""
+        ...
+
+
+@dataclass
+class RecipeSummary:
+    """What one recipe did during a run, for the report.
+
+    Attributes:
+        recipe: The recipe's name as a person reads it (``"LR finder"``).
+        facts: JSON-able facts, in the order to show them (``{"chosen lr": 0.01}``).
+        figures: Figures saved during the run, by caption.
+        notes: Sentences a person should read (a refusal, a warning, a caveat).
+    """
+
+    recipe: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy (figure paths as strings)."""
+        return {
+            "recipe": self.recipe,
+            "facts": self.facts,
+            "figures": {k: str(v) for k, v in self.figures.items()},
+            "notes": list(self.notes),
+        }
+
+
+@runtime_checkable
+class ReportsToRun(Protocol):
+    """A callback that can summarise what it did."""
+
+    def run_summary(self) -> RecipeSummary:
+        """What the callback did in the last run."""
+        ...
+
+
+def _callbacks(trainer: Trainer) -> Iterable[Callback]:
+    return trainer.callbacks  # type: ignore[no-any-return]
+
+
+def planned_change_epochs(trainer: Trainer) -> list[int]:
+    """Every epoch at which some callback plans to change the trainable set, sorted.
+
+    Args:
+        trainer: The Trainer whose callbacks to ask.
+
+    Returns:
+        Sorted distinct epochs (> 0) below ``trainer.max_epochs`` (all of them when
+        ``max_epochs`` is unbounded).
+    """
+    max_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else 2**31 - 1
+    assert max_epochs is not None
+    epochs: set[int] = set()
+    for callback in _callbacks(trainer):
+        if isinstance(callback, PlansTrainableChanges):
+            epochs.update(e for e in callback.planned_change_epochs(max_epochs) if 0 < e < max_epochs)
+    return sorted(epochs)
+
+
+def run_summaries(callbacks: Iterable[Callback]) -> list[RecipeSummary]:
+    """The summaries of the callbacks that report, in callback order."""
+    return [c.run_summary() for c in callbacks if isinstance(c, ReportsToRun)]
+
+
+def trainable_share(module: LightningModule) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts of ``module``."""
+    total = trainable = 0
+    for param in module.parameters():
+        total += param.numel()
+        trainable += param.numel() if param.requires_grad else 0
+    return trainable, total
