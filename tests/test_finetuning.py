@@ -81,7 +81,7 @@ def test_lr_helpers() -> None:
     assert layer_decay_lrs(0.1, 3, 0.5) == pytest.approx([0.0125, 0.025, 0.05])
     assert spread_lrs(1e-5, 1e-3, 3) == pytest.approx([1e-5, 1e-4, 1e-3])
     assert unfrozen_at({1: 1, 3: 2}, 2) == 1
-    with pytest.raises(RecipeConfigError, match="lr_decay"):
+    with pytest.raises(RecipeConfigError, match="decay"):
         layer_decay_lrs(0.1, 3, 0.0)
 
 
