@@ -1,10 +1,10 @@
 """Layer groups, discriminative LRs and the Freezer callback in a Trainer."""
 
 import copy
-from unittest import mock
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import torch
@@ -483,8 +483,9 @@ def test_two_freezers_keep_separate_checkpoint_state(
     assert {k: v["unfrozen"] for k, v in states.items()} == {f.state_key: f.unfrozen for f in first}
     assert len(states) == 2
     resumed = freezers()
-    trainer = make_trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=0,
-                           callbacks=resumed[::-1])  # fmt: skip  (order must not matter)
+    trainer = make_trainer(
+        max_epochs=3, limit_train_batches=2, limit_val_batches=0, callbacks=resumed[::-1]
+    )  # fmt: skip  (order must not matter)
     trainer.fit(TwoEncoders(), DigitsDataModule(), ckpt_path=ckpt)
     assert [f._restored for f in resumed] == [1, 0]
 
@@ -519,6 +520,8 @@ def test_two_freezers_keep_separate_checkpoint_state(
         ({"groups": []}, "groups"),
         ({"groups": ["a", 1]}, "groups"),
         ({"backbone": ["stem"], "groups": ["stem.0"]}, "groups"),
+        ({"backbone_regex": "stem", "groups": "children"}, "groups"),
+        ({"all_but_last": 1, "groups": ["stem.0"]}, "groups"),
         ({"backbone_regex": "("}, "backbone_regex"),
         ({"backbone_regex": ""}, "backbone_regex"),
         ({"all_but_last": 0}, "all_but_last"),
@@ -526,9 +529,7 @@ def test_two_freezers_keep_separate_checkpoint_state(
         ({"backbone": "enc", "backbone_regex": "enc.*"}, "backbone_regex"),
     ],
 )
-def test_bad_freezer_arguments_fail_at_construction(
-    kwargs: dict[str, Any], argument: str
-) -> None:
+def test_bad_freezer_arguments_fail_at_construction(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=rf"^Invalid {argument}="):
         Freezer(**kwargs)
 
@@ -637,3 +638,9 @@ def test_unmatched_group_freezes_its_batch_norm_too(make_trainer: MakeTrainer) -
     assert [g.name for g in freezer.groups] == ["unmatched", "layer1", "layer2"]
     assert moved(before, model.backbone) == {
         "layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"}  # fmt: skip
+
+
+def test_groups_split_a_backbone_named_by_one_module_or_a_callable() -> None:
+    assert Freezer(backbone="stem", groups="children").group_spec == "children"
+    pick = Freezer(backbone=lambda m: m.stem, groups=["0", "1"])  # type: ignore[attr-defined]
+    assert pick.group_spec == ["0", "1"]

@@ -173,7 +173,10 @@ class Freezer(Callback):
         self._schedule = self._check_schedule(unfreeze)
         backbone = self._check_backbone(backbone, backbone_regex, all_but_last)
         check_group_spec(groups)
-        if groups != "auto" and not isinstance(backbone, str) and backbone is not None:
+        one_group_per_module = backbone is None or (
+            isinstance(backbone, Sequence) and not isinstance(backbone, str)
+        )
+        if groups != "auto" and one_group_per_module:
             raise config_error(
                 "groups",
                 groups,
@@ -218,9 +221,7 @@ class Freezer(Callback):
         )
 
     @staticmethod
-    def _check_backbone(
-        backbone: Any, regex: Any, all_but_last: Any
-    ) -> BackboneSpec | None:
+    def _check_backbone(backbone: Any, regex: Any, all_but_last: Any) -> BackboneSpec | None:
         """Validate the backbone forms; returns ``backbone`` (``"backbone"`` if none is given)."""
         given = [
             name
@@ -482,7 +483,7 @@ class Freezer(Callback):
                 parent[id(child)] = module
         self._norms = []
         for group in self.groups:
-            norms = []
+            norms: list[tuple[nn.Module, nn.Module]] = []
             for module in group.modules:
                 for layer in module.modules():
                     if isinstance(layer, _BatchNorm):

@@ -87,6 +87,7 @@ def check_group_spec(groups: Any, argument: str = "groups") -> None:
             argument, list(groups), "Every entry must be a module name or glob (a string)."
         )
 
+
 _STAGE_ATTRIBUTES = ("blocks", "stages", "layers", "features")
 
 
@@ -306,9 +307,7 @@ def layer_groups(backbone: nn.Module, groups: GroupSpec = "auto") -> list[LayerG
     elif callable(groups):
         made = list(groups(backbone))
         if not all(isinstance(m, nn.Module) for m in made):
-            raise config_error(
-                "groups", groups, "The callable must return a list of nn.Module."
-            )
+            raise config_error("groups", groups, "The callable must return a list of nn.Module.")
         spec = [(f"group{i}", [m]) for i, m in enumerate(made)]
     else:
         assert not isinstance(groups, str)
