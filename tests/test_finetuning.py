@@ -490,6 +490,25 @@ def test_two_freezers_keep_separate_checkpoint_state(
     assert [f._restored for f in resumed] == [1, 0]
 
 
+def test_checkpoint_keyed_by_class_name_still_resumes(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    """Checkpoints written before the state_key held the backbone used the class name."""
+    trainer = make_trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0,
+                           callbacks=[Freezer(backbone="enc_a", unfreeze={1: 1})])  # fmt: skip
+    trainer.fit(TwoEncoders(), DigitsDataModule())
+    ckpt = tmp_path / "old.ckpt"
+    trainer.save_checkpoint(ckpt)
+    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint["callbacks"] = {"Freezer": next(iter(checkpoint["callbacks"].values()))}
+    torch.save(checkpoint, ckpt)
+    resumed = Freezer(backbone="enc_a", unfreeze={1: 1})
+    trainer = make_trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=0,
+                           callbacks=[resumed])  # fmt: skip
+    trainer.fit(TwoEncoders(), DigitsDataModule(), ckpt_path=ckpt)
+    assert resumed._restored == 1
+
+
 # ------------------------------------------------------------ bad input
 
 

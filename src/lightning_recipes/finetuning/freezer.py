@@ -607,6 +607,15 @@ class Freezer(Callback):
         return {"unfrozen": self.unfrozen, "warmup": dict(self._warmup)}
 
     @override
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("callbacks", {})
+        if self.state_key not in states and "Freezer" in states:
+            # Written when the state_key was the class name only (one Freezer per Trainer).
+            self.load_state_dict(states["Freezer"])
+
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = int(state_dict["unfrozen"])
         self._warmup = {int(k): int(v) for k, v in state_dict["warmup"].items()}
