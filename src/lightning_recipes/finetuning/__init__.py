@@ -5,7 +5,16 @@ from lightning_recipes.finetuning.groups import (
     LayerGroup,
     layer_decay_lrs,
     layer_groups,
+    select_backbone,
     spread_lrs,
 )
 
-__all__ = ["Freezer", "LayerGroup", "layer_decay_lrs", "layer_groups", "spread_lrs", "unfrozen_at"]
+__all__ = [
+    "Freezer",
+    "LayerGroup",
+    "layer_decay_lrs",
+    "layer_groups",
+    "select_backbone",
+    "spread_lrs",
+    "unfrozen_at",
+]

@@ -1,8 +1,9 @@
 """Freezer: freeze a backbone, unfreeze it gradually with discriminative LRs, right under DDP."""
 
 import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -13,12 +14,20 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import RecipeConfigError, config_error
-from lightning_recipes.finetuning.groups import GroupSpec, LayerGroup, layer_groups
+from lightning_recipes.finetuning.groups import (
+    GroupSpec,
+    LayerGroup,
+    check_group_spec,
+    layer_groups,
+    select_backbone,
+)
 from lightning_recipes.lr.apply import LR_GROUP_KEYS, SCHEDULER_LR_LISTS
 
 __all__ = ["Freezer", "unfrozen_at"]
 
-Schedule = Mapping[int, int] | str | None
+Schedule = Mapping[int, int] | Literal["gradual"] | None
+BackboneSpec = str | Sequence[str] | Callable[[LightningModule], nn.Module]
+_BatchNorm = nn.modules.batchnorm._BatchNorm
 _COPIED_LISTS = ("lr_lambdas", "min_lrs")
 """Per-group scheduler lists copied as they are (the rate lists, `SCHEDULER_LR_LISTS`, scale)."""
 
@@ -33,10 +42,17 @@ def unfrozen_at(schedule: Mapping[int, int], epoch: int) -> int:
     Returns:
         The value of the latest scheduled epoch ``<= epoch`` (0 before the first).
 
+    Raises:
+        RecipeConfigError: If ``schedule`` is not a mapping or ``epoch`` is not an integer.
+
     Examples:
         >>> unfrozen_at({2: 1, 4: 3}, 3), unfrozen_at({2: 1, 4: 3}, 9), unfrozen_at({2: 1}, 0)
         (1, 3, 0)
     """
+    if not isinstance(schedule, Mapping):
+        raise config_error("schedule", schedule, "Pass a mapping {epoch: groups unfrozen}.")
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise config_error("epoch", epoch, "Pass an integer epoch.")
     reached = [count for start, count in schedule.items() if start <= epoch]
     return max(reached, default=0)
 
@@ -65,17 +81,40 @@ class Freezer(Callback):
     every rank's parameters stay identical. FSDP, DeepSpeed and model-parallel
     strategies are refused at setup.
 
+    The backbone is named in one of four ways, three of which YAML can hold:
+    ``backbone="encoder"`` (a module, dotted paths allowed, split by ``groups``),
+    ``backbone=["stem", "block1", "block2"]`` (module names or globs, one group each,
+    bottom first), ``backbone_regex=r"stem|block[0-9]+"`` (every module whose qualified name
+    matches entirely, one group each) or ``all_but_last=1`` (every top-level module with
+    parameters except the last one, one group each). A callable ``pl_module -> nn.Module``
+    also works from Python. Whatever is not in the backbone is the head: it always
+    trains, and a backbone that leaves nothing to train in epoch 0 is refused at setup.
+
+    An unfrozen group trains exactly as if it had never been frozen: its BatchNorm layers
+    go back to the mode of their parent module (so they follow the Trainer: train mode
+    in training, eval mode in validation) and their statistics move again. Frozen
+    BatchNorm layers are put back in eval mode at every training batch, so a callback
+    or a hook that calls ``model.train()`` (e.g. an overridden
+    ``on_validation_model_train``) does not unfreeze their statistics.
+
     Args:
-        backbone: The module attribute name, a list of module names (one group each,
-            bottom first), or a callable ``pl_module -> nn.Module``.
-        groups: How to split the backbone (see `layer_groups`); ignored when
-            ``backbone`` is a list.
+        backbone: The module name (default ``"backbone"``), a list of module names or
+            globs (one group each, bottom first), or a callable ``pl_module ->
+            nn.Module``.
+        groups: How to split a backbone named by one module (see `layer_groups`). The
+            other forms make one group per module and refuse any other value.
         unfreeze: ``None`` (never), ``{epoch: groups unfrozen from the top}``, or
             ``"gradual"`` (one more group every ``every_n_epochs``).
-        every_n_epochs: The pace of ``"gradual"``.
+        every_n_epochs: The pace of ``"gradual"`` (refused with another ``unfreeze``).
         lr_decay: Discriminative factor in (0, 1] (1: every group at the head's rate).
         warmup_steps: Optimizer steps over which a newly unfrozen group's rate ramps up.
         train_bn: Let frozen BatchNorm layers update their statistics.
+        backbone_regex: Instead of ``backbone``: a regular expression matched entirely
+            (``re.fullmatch``) against the qualified module names of the LightningModule;
+            the outermost matches form the backbone, one group each, in definition order.
+        all_but_last: Instead of ``backbone``: the backbone is every top-level module
+            holding parameters except the last ``all_but_last`` (the head), one group
+            each, in definition order.
 
     Attributes:
         groups: The layer groups, bottom first (after setup).
@@ -97,16 +136,22 @@ class Freezer(Callback):
 
     def __init__(
         self,
-        backbone: str | Sequence[str] | Callable[[LightningModule], nn.Module] = "backbone",
+        backbone: BackboneSpec | None = None,
         groups: GroupSpec = "auto",
         unfreeze: Schedule = None,
         every_n_epochs: int = 1,
         lr_decay: float = 1.0,
         warmup_steps: int = 0,
         train_bn: bool = False,
+        backbone_regex: str | None = None,
+        all_but_last: int | None = None,
     ) -> None:
         super().__init__()
-        if not (isinstance(lr_decay, float | int) and 0 < lr_decay <= 1):
+        if (
+            isinstance(lr_decay, bool)
+            or not isinstance(lr_decay, float | int)
+            or not 0 < lr_decay <= 1
+        ):
             raise config_error("lr_decay", lr_decay, "Pass a factor in (0, 1], e.g. 0.5.")
         if (
             isinstance(every_n_epochs, bool)
@@ -114,10 +159,33 @@ class Freezer(Callback):
             or (every_n_epochs < 1)
         ):
             raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer.")
+        if every_n_epochs != 1 and unfreeze != "gradual":
+            raise config_error(
+                "every_n_epochs",
+                every_n_epochs,
+                f"It sets the pace of unfreeze='gradual' only (unfreeze={unfreeze!r}): "
+                "leave it out, or pass unfreeze='gradual'.",
+            )
         if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
             raise config_error("warmup_steps", warmup_steps, "Pass 0 or a positive integer.")
+        if not isinstance(train_bn, bool):
+            raise config_error("train_bn", train_bn, "Pass True or False.")
         self._schedule = self._check_schedule(unfreeze)
+        backbone = self._check_backbone(backbone, backbone_regex, all_but_last)
+        check_group_spec(groups)
+        one_group_per_module = backbone is None or (
+            isinstance(backbone, Sequence) and not isinstance(backbone, str)
+        )
+        if groups != "auto" and one_group_per_module:
+            raise config_error(
+                "groups",
+                groups,
+                "It splits a backbone named by one module (backbone='name'); a list, "
+                "backbone_regex or all_but_last already make one group per module.",
+            )
         self.backbone = backbone
+        self.backbone_regex = backbone_regex
+        self.all_but_last = all_but_last
         self.group_spec = groups
         self.unfreeze = unfreeze
         self.every_n_epochs = every_n_epochs
@@ -130,6 +198,98 @@ class Freezer(Callback):
         self._warmup: dict[int, int] = {}  # optimizer group index -> steps done
         self._group_index: list[int] = []  # optimizer param-group index of each layer group
         self._scaled: dict[int, float] = {}  # group index -> rate before warm-up scaling
+        # The BatchNorm layers of each group, with their parent module (whose mode an
+        # unfrozen layer takes back), and the layers held in eval mode while frozen.
+        self._norms: list[list[tuple[nn.Module, nn.Module]]] = []
+        self._held: list[nn.Module] = []
+
+    @property
+    @override
+    def state_key(self) -> str:
+        """Unique per backbone, so two Freezers in one Trainer keep separate state."""
+        backbone = self.backbone
+        if callable(backbone) and not isinstance(backbone, str):
+            backbone = getattr(backbone, "__qualname__", type(backbone).__qualname__)
+        groups = self.group_spec
+        if callable(groups) and not isinstance(groups, str):
+            groups = getattr(groups, "__qualname__", type(groups).__qualname__)
+        return self._generate_state_key(
+            backbone=backbone,
+            backbone_regex=self.backbone_regex,
+            all_but_last=self.all_but_last,
+            groups=groups,
+        )
+
+    @staticmethod
+    def _check_backbone(backbone: Any, regex: Any, all_but_last: Any) -> BackboneSpec | None:
+        """Validate the backbone forms; returns ``backbone`` (``"backbone"`` if none is given)."""
+        given = [
+            name
+            for name, value in (
+                ("backbone", backbone),
+                ("backbone_regex", regex),
+                ("all_but_last", all_but_last),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise config_error(
+                given[1],
+                regex if given[1] == "backbone_regex" else all_but_last,
+                f"Name the backbone one way only: {' and '.join(given)} were both given.",
+            )
+        if regex is not None:
+            if not isinstance(regex, str) or not regex:
+                raise config_error(
+                    "backbone_regex", regex, "Pass a regular expression over module names."
+                )
+            try:
+                re.compile(regex)
+            except re.error as error:
+                raise config_error(
+                    "backbone_regex", regex, f"It is not a valid regular expression ({error})."
+                ) from None
+            return None
+        if all_but_last is not None:
+            if isinstance(all_but_last, bool) or not isinstance(all_but_last, int):
+                raise config_error(
+                    "all_but_last", all_but_last, "Pass the number of head modules, e.g. 1."
+                )
+            if all_but_last < 1:
+                raise config_error(
+                    "all_but_last",
+                    all_but_last,
+                    "Pass at least 1: the head (the last top-level modules) must train.",
+                )
+            return None
+        if backbone is None:
+            return "backbone"
+        if isinstance(backbone, str):
+            if not backbone:
+                raise config_error("backbone", backbone, "Pass a module name, e.g. 'backbone'.")
+            return backbone
+        if callable(backbone) and not isinstance(backbone, nn.Module):
+            return backbone  # type: ignore[no-any-return]
+        if isinstance(backbone, nn.Module):
+            raise config_error(
+                "backbone",
+                type(backbone).__name__,
+                "Pass the module's attribute name (e.g. 'backbone'), not the module.",
+            )
+        if not isinstance(backbone, Sequence) or isinstance(backbone, bytes):
+            raise config_error(
+                "backbone",
+                backbone,
+                "Pass a module name, a list of module names, a callable, or use "
+                "backbone_regex / all_but_last.",
+            )
+        if not backbone:
+            raise config_error("backbone", backbone, "Pass at least one module name.")
+        if not all(isinstance(name, str) and name for name in backbone):
+            raise config_error(
+                "backbone", list(backbone), "Every entry must be a module name or glob."
+            )
+        return list(backbone)
 
     @staticmethod
     def _check_schedule(unfreeze: Schedule) -> dict[int, int] | str | None:
@@ -139,7 +299,20 @@ class Freezer(Callback):
             raise config_error(
                 "unfreeze", unfreeze, "Pass None, 'gradual' or {epoch: groups unfrozen}."
             )
-        schedule = {int(k): int(v) for k, v in unfreeze.items()}
+        if not unfreeze:
+            raise config_error(
+                "unfreeze", dict(unfreeze), "Pass None to never unfreeze, or {epoch: groups}."
+            )
+        schedule: dict[int, int] = {}
+        for key, value in unfreeze.items():
+            epoch, count = _as_int(key), _as_int(value)
+            if epoch is None or count is None:
+                raise config_error(
+                    "unfreeze",
+                    dict(unfreeze),
+                    "Epochs and group counts must be integers, e.g. {2: 1, 4: 2}.",
+                )
+            schedule[epoch] = count
         ordered = sorted(schedule.items())
         if any(e < 0 or n < 0 for e, n in ordered) or any(
             b[1] < a[1] for a, b in itertools.pairwise(ordered)
@@ -169,6 +342,42 @@ class Freezer(Callback):
             assert isinstance(self._schedule, dict)
             wanted = unfrozen_at(self._schedule, epoch)
         return min(wanted, len(self.groups))
+
+    def unfreeze_epochs(self, n_groups: int | None = None) -> list[int | None]:
+        """The epoch at which each backbone group becomes trainable (None: never).
+
+        A pure function of the arguments: it needs no Trainer and changes nothing. The
+        last planned unfreeze is ``max(e for e in freezer.unfreeze_epochs() if e is not
+        None)``; the parameters trainable at epoch ``e`` are those of the groups with an
+        entry ``<= e``, plus the head.
+
+        Args:
+            n_groups: Number of backbone groups; defaults to ``len(self.groups)`` (known
+                after setup).
+
+        Returns:
+            One entry per group, bottom first (aligned with ``self.groups``).
+
+        Examples:
+            >>> Freezer(unfreeze={1: 1, 3: 3}).unfreeze_epochs(4)
+            [None, 3, 3, 1]
+            >>> Freezer(unfreeze="gradual", every_n_epochs=2).unfreeze_epochs(3)
+            [6, 4, 2]
+        """
+        n = len(self.groups) if n_groups is None else n_groups
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise config_error("n_groups", n, "Pass a number of groups >= 0.")
+        from_top: list[int | None] = []
+        for k in range(1, n + 1):  # k-th group from the top
+            if self._schedule is None:
+                from_top.append(None)
+            elif self._schedule == "gradual":
+                from_top.append(k * self.every_n_epochs)
+            else:
+                assert isinstance(self._schedule, dict)
+                reached = [e for e, count in self._schedule.items() if count >= k]
+                from_top.append(min(reached, default=None))
+        return from_top[::-1]
 
     def plan(self, epochs: int, base_lr: float) -> list[list[float | None]]:
         """The learning rate of every backbone group at every epoch (None while frozen).
@@ -220,11 +429,18 @@ class Freezer(Callback):
     # ------------------------------------------------------------ setup
 
     def _resolve(self, pl_module: LightningModule) -> list[LayerGroup]:
+        if self.backbone_regex is not None:
+            return select_backbone(pl_module, regex=self.backbone_regex)
+        if self.all_but_last is not None:
+            return select_backbone(pl_module, all_but_last=self.all_but_last)
         available = ", ".join(name for name, _ in pl_module.named_children()) or "none"
         spec = self.backbone
         if isinstance(spec, str):
-            found = getattr(pl_module, spec, None)
-            if not isinstance(found, nn.Module):
+            try:
+                found = pl_module.get_submodule(spec)
+            except AttributeError:
+                found = None
+            if found is None or found is pl_module:
                 raise config_error(
                     "backbone", spec, f"No such module. Top-level modules: {available}."
                 )
@@ -234,7 +450,45 @@ class Freezer(Callback):
             if not isinstance(made, nn.Module):
                 raise config_error("backbone", made, "The callable must return an nn.Module.")
             return layer_groups(made, self.group_spec)
-        return layer_groups(pl_module, list(spec))
+        assert spec is not None
+        # A list names the backbone's modules: everything else is the head, not a group.
+        return select_backbone(pl_module, names=list(spec))
+
+    def _check_head(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse a backbone that leaves nothing trainable, or overlaps another Freezer's."""
+        first = len(self.groups) - self.target(0)
+        frozen = {id(p) for group in self.groups[:first] for p in group.params}
+        if all(id(p) in frozen for p in pl_module.parameters()):
+            names = ", ".join(g.name for g in self.groups)
+            raise config_error(
+                "backbone",
+                self.backbone if self.backbone_regex is None else self.backbone_regex,
+                f"It covers every parameter of {type(pl_module).__name__} (groups: {names}), "
+                "so nothing would train in epoch 0. Leave the head out of the backbone.",
+            )
+        mine = {id(p) for group in self.groups for p in group.params}
+        for other in trainer.callbacks:  # type: ignore[attr-defined]
+            if other is self or not isinstance(other, Freezer) or not other.groups:
+                continue
+            if any(id(p) in mine for group in other.groups for p in group.params):
+                raise RecipeConfigError(
+                    f"Two Freezers ({other.state_key} and {self.state_key}) freeze the same "
+                    "parameters: give each its own backbone, or use one Freezer."
+                )
+
+    def _find_norms(self, pl_module: LightningModule) -> None:
+        parent: dict[int, nn.Module] = {}
+        for module in pl_module.modules():
+            for child in module.children():
+                parent[id(child)] = module
+        self._norms = []
+        for group in self.groups:
+            norms: list[tuple[nn.Module, nn.Module]] = []
+            for module in group.modules:
+                for layer in module.modules():
+                    if isinstance(layer, _BatchNorm):
+                        norms.append((layer, parent.get(id(layer), pl_module)))
+            self._norms.append(norms)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -247,7 +501,11 @@ class Freezer(Callback):
             "configure_model, or use DDP.",
         )
         self.groups = self._resolve(pl_module)
+        self._check_head(trainer, pl_module)
+        self._find_norms(pl_module)
         # Freeze before the strategy builds DDP, so that DDP registers the trainable set.
+        # BatchNorm modes are set when training starts (`_hold_norms`), after Lightning's
+        # check for modules left in eval mode.
         self._apply(pl_module, self.target(0))
 
     def _apply(self, pl_module: LightningModule, unfrozen: int) -> None:
@@ -257,16 +515,21 @@ class Freezer(Callback):
             for param in group.params:
                 param.requires_grad_(index >= first_trainable)
         self.unfrozen = unfrozen
-        self._set_bn_modes()
+        held = []
+        was_held = {id(layer) for layer in self._held}
+        for index, norms in enumerate(self._norms):
+            for layer, parent in norms:
+                if index < first_trainable and not self.train_bn:
+                    held.append(layer)
+                elif id(layer) in was_held:
+                    # Unfrozen: back to the mode it would have had if never frozen.
+                    layer.train(parent.training)
+        self._held = held
 
-    def _set_bn_modes(self) -> None:
-        first_trainable = len(self.groups) - self.unfrozen
-        for index, group in enumerate(self.groups):
-            frozen = index < first_trainable and not self.train_bn
-            for module in group.modules:
-                for layer in module.modules():
-                    if isinstance(layer, nn.modules.batchnorm._BatchNorm) and frozen:
-                        layer.eval()
+    def _hold_norms(self) -> None:
+        """Put frozen BatchNorm layers back in eval mode (cheap: no tensor is touched)."""
+        for layer in self._held:
+            layer.training = False
 
     # ------------------------------------------------------------ optimizer
 
@@ -284,6 +547,10 @@ class Freezer(Callback):
             helpers.rewrap_ddp(trainer)
 
     @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._hold_norms()
+
+    @override
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         wanted = self.target(trainer.current_epoch)
         if wanted > self.unfrozen:
@@ -298,7 +565,15 @@ class Freezer(Callback):
                 f"backbone groups trainable ({', '.join(self.groups[i].name for i in newly)} "
                 "unfrozen)."
             )
-        self._set_bn_modes()
+        self._hold_norms()
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # Anything may have called model.train() since (a callback, or Lightning's
+        # validation->train switch when on_validation_model_train is overridden).
+        self._hold_norms()
 
     # ------------------------------------------------------------ warm-up
 
@@ -330,6 +605,15 @@ class Freezer(Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         return {"unfrozen": self.unfrozen, "warmup": dict(self._warmup)}
+
+    @override
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("callbacks", {})
+        if self.state_key not in states and "Freezer" in states:
+            # Written when the state_key was the class name only (one Freezer per Trainer).
+            self.load_state_dict(states["Freezer"])
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -389,3 +673,14 @@ def _extend_scheduler(scheduler: Any, optimizer: Optimizer, source: int, factor:
             if name in SCHEDULER_LR_LISTS and isinstance(entry, float | int | torch.Tensor):
                 entry = entry * factor
             value.append(entry)
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int if it is one (or an integral string, as JSON keys are), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None

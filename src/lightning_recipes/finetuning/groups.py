@@ -7,8 +7,11 @@ identity (two parameters with equal values are still two parameters).
 """
 
 import fnmatch
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from torch import nn
 
@@ -17,8 +20,10 @@ from lightning_recipes.errors import RecipeConfigError, config_error
 __all__ = [
     "GroupSpec",
     "LayerGroup",
+    "check_group_spec",
     "layer_decay_lrs",
     "layer_groups",
+    "select_backbone",
     "spread_lrs",
 ]
 
@@ -48,8 +53,40 @@ class LayerGroup:
                         self.params.append(param)
 
 
-GroupSpec = str | Sequence[str] | Callable[[nn.Module], Sequence[nn.Module]]
+GroupSpec = Literal["auto", "children"] | Sequence[str] | Callable[[nn.Module], Sequence[nn.Module]]
 """``"auto"``, ``"children"``, a list of module names/globs, or a callable."""
+
+
+def check_group_spec(groups: Any, argument: str = "groups") -> None:
+    """Refuse a layer-group specification that `layer_groups` cannot read.
+
+    Args:
+        groups: The specification.
+        argument: The argument name to put in the message.
+
+    Raises:
+        RecipeConfigError: For an unknown string, an empty list, a list holding
+            something other than non-empty strings, or any other type.
+    """
+    if isinstance(groups, str):
+        if groups not in ("auto", "children"):
+            raise config_error(
+                argument, groups, "Pass 'auto', 'children', a list of names or a callable."
+            )
+        return
+    if callable(groups) and not isinstance(groups, nn.Module):
+        return
+    if not isinstance(groups, Sequence) or isinstance(groups, bytes):
+        raise config_error(
+            argument, groups, "Pass 'auto', 'children', a list of module names or a callable."
+        )
+    if not groups:
+        raise config_error(argument, groups, "Pass at least one module name (or 'auto').")
+    if not all(isinstance(name, str) and name for name in groups):
+        raise config_error(
+            argument, list(groups), "Every entry must be a module name or glob (a string)."
+        )
+
 
 _STAGE_ATTRIBUTES = ("blocks", "stages", "layers", "features")
 
@@ -78,18 +115,151 @@ def _auto(backbone: nn.Module) -> list[tuple[str, list[nn.Module]]]:
 
 
 def _by_names(backbone: nn.Module, patterns: Sequence[str]) -> list[tuple[str, list[nn.Module]]]:
-    named = dict(backbone.named_modules())
+    return _match_names(backbone, patterns, "groups", "the backbone")
+
+
+def _top_level(module: nn.Module) -> str:
+    return ", ".join(name for name, _ in module.named_children()) or "none"
+
+
+def _match_names(
+    root: nn.Module, patterns: Sequence[str], argument: str, where: str
+) -> list[tuple[str, list[nn.Module]]]:
+    """One group per name or glob, matched against the qualified module names of ``root``."""
+    named = dict(root.named_modules())
     groups = []
     for pattern in patterns:
         matched = [m for n, m in named.items() if n and fnmatch.fnmatchcase(n, pattern)]
         if not matched:
-            available = ", ".join(n for n, _ in backbone.named_children()) or "none"
             raise config_error(
-                "groups",
+                argument,
                 pattern,
-                f"No module of the backbone matches it. Top-level modules: {available}.",
+                f"No module of {where} matches it. Top-level modules: {_top_level(root)}.",
             )
         groups.append((pattern, matched))
+    return groups
+
+
+def _outside(root: nn.Module, grouped: set[int]) -> list[nn.Module]:
+    """The largest submodules of ``root`` that neither are nor hold a grouped module."""
+    parent: dict[int, nn.Module] = {}
+    for module in root.modules():
+        for child in module.children():
+            parent[id(child)] = module
+    inside: set[int] = set()  # modules that hold a grouped module
+    for module in root.modules():
+        if id(module) in grouped:
+            up = parent.get(id(module))
+            while up is not None and id(up) not in inside:
+                inside.add(id(up))
+                up = parent.get(id(up))
+    found: list[nn.Module] = []
+
+    def walk(module: nn.Module) -> None:
+        for child in module.children():
+            if id(child) in grouped:
+                continue
+            if id(child) in inside:
+                walk(child)
+            else:
+                found.append(child)
+
+    walk(root)
+    return found
+
+
+def _checked(spec: list[tuple[str, list[nn.Module]]]) -> list[LayerGroup]:
+    """The groups of ``spec``, refusing a parameter in two groups."""
+    result = [LayerGroup(name, modules) for name, modules in spec]
+    owner: dict[int, str] = {}
+    for group in result:
+        for param in group.params:
+            if id(param) in owner:
+                raise RecipeConfigError(
+                    f"A parameter belongs to two layer groups ({owner[id(param)]!r} and "
+                    f"{group.name!r}): make the groups disjoint."
+                )
+            owner[id(param)] = group.name
+    return result
+
+
+def select_backbone(
+    model: nn.Module,
+    names: Sequence[str] | None = None,
+    regex: str | None = None,
+    all_but_last: int | None = None,
+) -> list[LayerGroup]:
+    """The backbone of ``model`` named by its modules, one layer group per module, bottom first.
+
+    Exactly one of the three forms is given. Every parameter of ``model`` outside the
+    returned groups (the head) is not part of the backbone.
+
+    * ``names``: module names or globs (``["stem", "block*"]``), one group per entry, in
+      list order.
+    * ``regex``: every module whose qualified name matches the regular expression
+      entirely (``re.fullmatch``), outermost matches only, in definition order.
+    * ``all_but_last``: the top-level children that hold parameters, in definition
+      order, except the last ``all_but_last`` of them (the head). Children without
+      parameters (activations, losses, metrics) are not counted.
+
+    Args:
+        model: The whole model (e.g. the LightningModule).
+        names: Module names or globs.
+        regex: A regular expression over qualified module names.
+        all_but_last: How many trailing top-level children form the head.
+
+    Returns:
+        The backbone's groups, bottom first, without empty groups.
+
+    Raises:
+        RecipeConfigError: If a name or the regex matches nothing (the message lists the
+            top-level modules), a parameter is in two groups, nothing is left for the
+            backbone, or no group has parameters.
+
+    Examples:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), nn.Linear(2, 1))
+        >>> [g.name for g in select_backbone(net, regex=r"[01]")]
+        ['0']
+        >>> [g.name for g in select_backbone(net, all_but_last=1)]
+        ['0', '2']
+    """
+    if sum(form is not None for form in (names, regex, all_but_last)) != 1:
+        raise RecipeConfigError("select_backbone needs exactly one of names, regex, all_but_last.")
+    if names is not None:
+        spec = _match_names(model, list(names), "backbone", "the LightningModule")
+    elif regex is not None:
+        pattern = re.compile(regex)
+        spec = []
+        for name, module in model.named_modules():
+            if not name or not pattern.fullmatch(name):
+                continue
+            if any(name.startswith(f"{outer}.") for outer, _ in spec):
+                continue  # inside a module already selected
+            spec.append((name, [module]))
+        if not spec:
+            raise config_error(
+                "backbone_regex",
+                regex,
+                f"No module name matches it entirely. Top-level modules: {_top_level(model)}.",
+            )
+    else:
+        assert all_but_last is not None
+        children = [(n, m) for n, m in model.named_children() if any(True for _ in m.parameters())]
+        if all_but_last >= len(children):
+            listed = ", ".join(n for n, _ in children) or "none"
+            raise config_error(
+                "all_but_last",
+                all_but_last,
+                f"The module has {len(children)} top-level modules with parameters ({listed}): "
+                "leave at least one for the backbone and one for the head.",
+            )
+        spec = [(n, [m]) for n, m in children[: len(children) - all_but_last]]
+    groups = [group for group in _checked(spec) if group.params]
+    if not groups:
+        raise RecipeConfigError(
+            "The backbone selected has no parameters to freeze: name modules that have some."
+        )
     return groups
 
 
@@ -106,8 +276,9 @@ def layer_groups(backbone: nn.Module, groups: GroupSpec = "auto") -> list[LayerG
       list order (bottom first).
     * A callable ``backbone -> [module, ...]``: one group per module returned.
 
-    Parameters directly on the backbone (not in a child) and in no group are put in a
-    first ``"unmatched"`` group, so that none is left out.
+    Parameters of the backbone in no group are put in a first ``"unmatched"`` group (with
+    the modules that hold them, so that their BatchNorm layers are frozen too), so that
+    none is left out.
 
     Args:
         backbone: The module to split.
@@ -126,31 +297,28 @@ def layer_groups(backbone: nn.Module, groups: GroupSpec = "auto") -> list[LayerG
         >>> [(g.name, len(g.params)) for g in layer_groups(net) if g.params]
         [('0', 2), ('2', 2)]
     """
+    if not isinstance(backbone, nn.Module):
+        raise config_error("backbone", backbone, "Pass an nn.Module.")
+    check_group_spec(groups)
     if groups == "auto":
         spec = _auto(backbone)
     elif groups == "children":
         spec = [(name, [module]) for name, module in backbone.named_children()]
-    elif isinstance(groups, str):
-        raise config_error(
-            "groups", groups, "Pass 'auto', 'children', a list of names or a callable."
-        )
     elif callable(groups):
-        spec = [(f"group{i}", [m]) for i, m in enumerate(groups(backbone))]
+        made = list(groups(backbone))
+        if not all(isinstance(m, nn.Module) for m in made):
+            raise config_error("groups", groups, "The callable must return a list of nn.Module.")
+        spec = [(f"group{i}", [m]) for i, m in enumerate(made)]
     else:
+        assert not isinstance(groups, str)
         spec = _by_names(backbone, list(groups))
-    result = [LayerGroup(name, modules) for name, modules in spec]
-    owner: dict[int, str] = {}
-    for group in result:
-        for param in group.params:
-            if id(param) in owner:
-                raise RecipeConfigError(
-                    f"A parameter belongs to two layer groups ({owner[id(param)]!r} and "
-                    f"{group.name!r}): make the groups disjoint."
-                )
-            owner[id(param)] = group.name
+    result = _checked(spec)
+    owner = {id(p) for group in result for p in group.params}
     leftover = [p for p in backbone.parameters() if id(p) not in owner]
     if leftover:
-        result.insert(0, LayerGroup("unmatched", [], leftover))
+        grouped = {id(m) for group in result for m in group.modules}
+        modules = _outside(backbone, grouped)
+        result.insert(0, LayerGroup("unmatched", modules, leftover))
     if not any(group.params for group in result):
         raise config_error("backbone", type(backbone).__name__, "It has no parameters to freeze.")
     return [group for group in result if group.params]
@@ -175,8 +343,10 @@ def layer_decay_lrs(base_lr: float, n_groups: int, decay: float) -> list[float]:
         >>> layer_decay_lrs(1.0, 3, 0.5)
         [0.125, 0.25, 0.5]
     """
-    if not decay > 0:
-        raise config_error("lr_decay", decay, "Pass a factor in (0, 1], e.g. 0.5.")
+    _check_rate("base_lr", base_lr)
+    _check_count(n_groups)
+    if not _is_number(decay) or not 0 < decay <= 1:
+        raise config_error("decay", decay, "Pass a factor in (0, 1], e.g. 0.5.")
     return [base_lr * decay ** (n_groups - i) for i in range(n_groups)]
 
 
@@ -195,9 +365,26 @@ def spread_lrs(low: float, high: float, n_groups: int) -> list[float]:
         >>> [round(v, 6) for v in spread_lrs(1e-4, 1e-2, 3)]
         [0.0001, 0.001, 0.01]
     """
-    if not 0 < low <= high:
+    _check_rate("low", low)
+    _check_rate("high", high)
+    if not low <= high:
         raise config_error("low", low, f"Pass 0 < low <= high (high={high}).")
+    _check_count(n_groups)
     if n_groups == 1:
         return [high]
     ratio = (high / low) ** (1 / (n_groups - 1))
     return [low * ratio**i for i in range(n_groups)]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool)
+
+
+def _check_rate(argument: str, value: Any) -> None:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise config_error(argument, value, "Pass a positive, finite learning rate.")
+
+
+def _check_count(n_groups: Any) -> None:
+    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or n_groups < 1:
+        raise config_error("n_groups", n_groups, "Pass a positive integer number of groups.")
