@@ -624,6 +624,8 @@ class GradientMonitor(Callback):
         )
         owned = {self._group_of[i] for i in self._optimizer_positions(optimizer)}
         for g in sorted(owned - present):
+            if not trainable[g]:
+                continue  # frozen, recorded above
             name = self._group_names[g]
             self.absent_groups[name] = self.absent_groups.get(name, 0) + 1
 
