@@ -346,13 +346,16 @@ def test_output_selects_the_scores_of_a_dict_or_tuple_model() -> None:
         (nn.Linear(4, 3), ("saliency",), {"target": -1}, "target"),
         (nn.Linear(4, 3), ("saliency",), {"target": torch.tensor([0, 1])}, "target"),
         (nn.Linear(4, 3), ("integrated_gradients",), {"baselines": "abc"}, "baselines"),
-        (nn.Linear(4, 3), ("integrated_gradients",), {"baselines": torch.zeros(2, 5)},
-         "baselines"),  # fmt: skip
+        (nn.Linear(4, 3), ("integrated_gradients",), {"baselines": torch.ones(2, 5)}, "baselines"),
         (nn.Linear(4, 3), ("saliency",), {"nope": 1}, "nope"),
         (nn.Linear(4, 3), ("integrated_gradients",), {"n_steps": 0}, "n_steps"),
         (nn.Linear(4, 3), ("gradient_shap",), {"n_samples": 2.5}, "n_samples"),
-        (nn.Linear(4, 3), ("integrated_gradients",), {"internal_batch_size": 0},
-         "internal_batch_size"),  # fmt: skip
+        (
+            nn.Linear(4, 3),
+            ("feature_ablation",),
+            {"perturbations_per_eval": 0},
+            "perturbations_per_eval",
+        ),
         (nn.Linear(4, 3), ("saliency",), {"output": "logits"}, "output"),
         (nn.Linear(4, 3), ("saliency",), {"output": 1.5}, "output"),
         (_DictModel(), ("saliency",), {"output": "probs"}, "output"),
