@@ -112,6 +112,13 @@ class Attribution(Callback):
         max_completeness_gap: Warn when the mean gap exceeds it.
         method_kwargs: Extra arguments for the captum method (e.g. ``n_steps``).
         plot: Draw the figures (needs matplotlib; each PNG costs about 0.2 s on a CPU).
+        output: For a model returning a dict, tuple or list: the key or index of the
+            ``(N, classes)`` scores to explain; None for a model returning a tensor.
+
+    Arguments are checked at construction; what needs the data and the model (the sample,
+    feature names and baselines against it, and one short forward pass of two inputs that
+    checks the model's output) when fit, validate or test starts, before the first batch.
+    Every explanation runs inside `preserved_rng`: the callback never changes training.
 
     Attributes:
         results: The latest `Explanation` of each phase (``"epoch3"``, ``"fit_end"``,

@@ -194,7 +194,15 @@ class GradientMonitor(Callback):
       raises `NonFiniteGradientError` naming the parameter and step before the optimizer
       step (it reads a flag back every step: one host sync per step on a GPU).
     * **Figure** at fit end: per-group gradient norm over steps (log scale), sent to the
-      loggers and saved under ``<log dir>/figures/gradients/norms.png``.
+      loggers and saved under ``<log dir>/figures/gradients/norms.png``; its title names
+      the groups that were frozen or without gradient at some logging steps.
+
+    Only the parameters of the optimizer that is stepping, that require a gradient and
+    have one, are measured, clipped and guarded: under manual optimization with several
+    optimizers (a GAN) the other network's stale gradients are left out, and the totals
+    are logged per optimizer (``grad/optimizer_<i>/norm_total``...). A frozen group or one
+    without a gradient this step has no norm (not a zero norm): it is never reported as
+    vanishing, and is listed in `frozen_groups` / `absent_groups`.
 
     Under DDP gradients are already averaged, so every rank computes and decides the same.
     Under FSDP the norms are reduced over the strategy's process group (shards to whole
