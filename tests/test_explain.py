@@ -308,3 +308,62 @@ def test_functional_activations_in_activation_modules_are_fine() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 3), nn.Sigmoid(), nn.Linear(3, 3), nn.Softmax(dim=-1))
     explain(model, tabular(), "deep_lift")
+
+
+class _DictModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Linear(4, 3)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"logits": self.net(x), "aux": self.net(x).sum(dim=1)}
+
+
+class _TupleModel(_DictModel):
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        return self.net(x).sum(dim=1, keepdim=True), self.net(x)
+
+
+def test_output_selects_the_scores_of_a_dict_or_tuple_model() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    model = _DictModel()
+    plain = explain(model.net, x, "integrated_gradients")
+    by_key = explain(model, x, "integrated_gradients", output="logits")
+    by_index = explain(_TupleModel(), x, "saliency", output=1)
+    assert torch.allclose(plain.attributions, by_key.attributions)
+    assert by_index.attributions.shape == (5, 4)
+    with pytest.raises(RecipeConfigError, match=r"Invalid output=None.*keys 'logits', 'aux'"):
+        explain(model, x, "saliency")
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "kwargs", "argument"),
+    [
+        (nn.Linear(4, 3), ("nope",), {}, "method"),
+        (nn.Linear(4, 3), (42,), {}, "method"),
+        (nn.Linear(4, 3), ("saliency",), {"target": 1.5}, "target"),
+        (nn.Linear(4, 3), ("saliency",), {"target": -1}, "target"),
+        (nn.Linear(4, 3), ("saliency",), {"target": torch.tensor([0, 1])}, "target"),
+        (nn.Linear(4, 3), ("integrated_gradients",), {"baselines": "abc"}, "baselines"),
+        (nn.Linear(4, 3), ("integrated_gradients",), {"baselines": torch.ones(2, 5)}, "baselines"),
+        (nn.Linear(4, 3), ("saliency",), {"nope": 1}, "nope"),
+        (nn.Linear(4, 3), ("integrated_gradients",), {"n_steps": 0}, "n_steps"),
+        (nn.Linear(4, 3), ("gradient_shap",), {"n_samples": 2.5}, "n_samples"),
+        (
+            nn.Linear(4, 3),
+            ("feature_ablation",),
+            {"perturbations_per_eval": 0},
+            "perturbations_per_eval",
+        ),
+        (nn.Linear(4, 3), ("saliency",), {"output": "logits"}, "output"),
+        (nn.Linear(4, 3), ("saliency",), {"output": 1.5}, "output"),
+        (_DictModel(), ("saliency",), {"output": "probs"}, "output"),
+        (_TupleModel(), ("saliency",), {"output": 2}, "output"),
+    ],
+)
+def test_explain_bad_inputs(
+    model: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], argument: str
+) -> None:
+    with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
+        explain(model, torch.randn(3, 4), *args, **kwargs)  # type: ignore[arg-type]

@@ -171,3 +171,53 @@ def test_batch_mixing_check_leaves_the_run_unchanged(make_trainer: Callable[...,
     plain, checked = train([]), train([BatchMixingCheck()])
     for name, value in plain.items():
         assert torch.equal(value, checked[name]), name  # same dropout masks, same weights
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"on_mixing": "nope"}, "on_mixing"),
+        ({"on_mixing": None}, "on_mixing"),
+        ({"on_mixing": True}, "on_mixing"),
+        ({"samples": ()}, "samples"),
+        ({"samples": []}, "samples"),
+        ({"samples": "01"}, "samples"),
+        ({"samples": 5}, "samples"),
+        ({"samples": None}, "samples"),
+        ({"samples": (0, 1.5)}, "samples"),
+        ({"samples": (True,)}, "samples"),
+        ({"input_fn": 42}, "input_fn"),
+        ({"input_fn": "batch[0]"}, "input_fn"),
+    ],
+)
+def test_batch_mixing_check_bad_arguments(kwargs: dict[str, Any], argument: str) -> None:
+    with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
+        BatchMixingCheck(**kwargs)
+
+
+def test_two_batch_mixing_checks_have_distinct_state_keys() -> None:
+    assert BatchMixingCheck().state_key != BatchMixingCheck(samples=(1,)).state_key
+    assert BatchMixingCheck().state_key != BatchMixingCheck(on_mixing="warn").state_key
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "argument"),
+    [
+        ((nn.Linear(3, 2), [[1.0, 2.0, 3.0]]), {}, "example_input"),
+        ((nn.Linear(3, 2), torch.ones(2, 3, dtype=torch.long)), {}, "example_input"),
+        ((lambda x: x, torch.ones(2, 3)), {}, "module"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"eps": 0.0}, "eps"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"eps": -1e-6}, "eps"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"eps": "1e-6"}, "eps"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"atol": -1.0}, "atol"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"rtol": float("nan")}, "rtol"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"max_entries": 0}, "max_entries"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"max_entries": 2.5}, "max_entries"),
+        ((nn.Linear(3, 2), torch.ones(2, 3)), {"seed": 1.5}, "seed"),
+    ],
+)
+def test_check_gradients_bad_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], argument: str
+) -> None:
+    with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
+        check_gradients(*args, **kwargs)

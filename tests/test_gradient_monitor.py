@@ -428,3 +428,204 @@ def test_parameters_built_in_configure_model_are_monitored_and_clipped(
     _fit(make_trainer, _LateLayers(), monitor, limit_train_batches=3, limit_val_batches=0)
     assert monitor.clipped_steps == 3
     assert "backbone.0" in monitor.history[0][1]
+
+
+class _GAN(LightningModule):
+    """Lightning's GAN pattern: manual optimization, one optimizer per network. The
+    generator's loss back-propagates through the discriminator too, so at the generator's
+    step the discriminator holds (stale) gradients that its own optimizer will zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 8))
+        self.discriminator = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.post_clip: list[float] = []  # norm of the stepping optimizer's gradients
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        (real,) = batch
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        fake = self.generator(torch.randn(len(real), 4))
+        g_loss = nn.functional.softplus(-self.discriminator(fake)).mean()
+        opt_g.zero_grad()
+        self.manual_backward(g_loss)
+        opt_g.step()
+        d_loss = (
+            nn.functional.softplus(-self.discriminator(real)).mean()
+            + nn.functional.softplus(self.discriminator(fake.detach())).mean()
+        )
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.step()
+
+    def configure_optimizers(self) -> Any:
+        return (
+            torch.optim.SGD(self.generator.parameters(), lr=0.01),
+            torch.optim.SGD(self.discriminator.parameters(), lr=0.01),
+        )
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        # Module hooks run after callback hooks: what this optimizer will apply.
+        self.post_clip.append(_norm_of(optimizer))
+
+
+def _norm_of(optimizer: Any) -> float:
+    grads = [
+        p.grad.reshape(-1)
+        for group in optimizer.param_groups
+        for p in group["params"]
+        if p.grad is not None
+    ]
+    return float(torch.cat(grads).double().norm())
+
+
+class _PreClip(Callback):
+    """Placed before the monitor: the norm of the stepping optimizer's own gradients."""
+
+    def __init__(self) -> None:
+        self.norms: list[tuple[int, float]] = []
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: Any, optimizer: Any) -> None:
+        self.norms.append((trainer.global_step, _norm_of(optimizer)))
+
+
+def _gan_fit(make_trainer: Callable[..., Trainer], monitor: GradientMonitor) -> tuple[Any, ...]:
+    seed_everything(0)
+    model, pre, logger = _GAN(), _PreClip(), MemoryLogger()
+    data = torch.utils.data.TensorDataset(torch.randn(48, 8) + 2.0)
+    trainer = make_trainer(callbacks=[pre, monitor], logger=logger, limit_train_batches=3)
+    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=16))
+    return model, pre, logger
+
+
+def test_two_optimizers_norms_and_clipping_cover_the_stepping_optimizer_only(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    max_norm = 1e-4  # below every pre-clip norm: every step is clipped to exactly this
+    monitor = GradientMonitor(
+        groups="module", clip="norm", max_norm=max_norm, log_every_n_steps=1, plot=False
+    )
+    model, pre, logger = _gan_fit(make_trainer, monitor)
+    assert len(model.post_clip) == 6  # 3 batches x (generator, discriminator)
+    assert all(norm > max_norm for _, norm in pre.norms)
+    # Clipped to max_norm, not below it: the other network's stale gradients do not count.
+    assert model.post_clip == pytest.approx([max_norm] * 6, rel=1e-4)
+    logged = {s: m for s, m in logger.records if s is not None}
+    for step, norm in pre.norms:  # the logged pre-clip norm is the stepping network's
+        name = f"grad/optimizer_{step % 2}/norm_total"
+        assert logged[step][name] == pytest.approx(norm, rel=1e-5)
+        assert set(monitor.history[step][1]) == {
+            f"total/optimizer_{step % 2}",
+            "generator" if step % 2 == 0 else "discriminator",
+        }
+    assert monitor.clipped_steps == 6
+
+
+def test_two_optimizers_are_both_logged_whatever_the_period(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    # Each optimizer step is a global step: with an even period, a step-modulo rule would
+    # log the generator only.
+    monitor = GradientMonitor(groups="module", log_every_n_steps=2, plot=False)
+    _gan_fit(make_trainer, monitor)
+    assert [(s, sorted(v)) for s, v in monitor.history] == [
+        (0, ["generator", "total/optimizer_0"]),
+        (1, ["discriminator", "total/optimizer_1"]),
+        (2, ["generator", "total/optimizer_0"]),
+        (3, ["discriminator", "total/optimizer_1"]),
+        (4, ["generator", "total/optimizer_0"]),
+        (5, ["discriminator", "total/optimizer_1"]),
+    ]
+
+
+class _FrozenBackbone(Probe):
+    """A classifier whose backbone is frozen (and holds a stale gradient from before it was
+    frozen), with a module that forward never uses."""
+
+    def __init__(self) -> None:
+        super().__init__(MLP(64, hidden=(32, 16)), num_classes=10, lr=0.1, optimizer="sgd")
+        self.unused = nn.Linear(3, 3)
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+
+    def on_train_start(self) -> None:
+        for p in self.backbone.parameters():  # stale: must not be counted, nor clipped
+            p.grad = torch.ones_like(p)
+
+    def configure_optimizers(self) -> Any:
+        # The usual pattern: only what trains; the frozen gradients are never zeroed.
+        return torch.optim.SGD([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+
+def test_frozen_and_gradient_free_groups_are_not_vanishing(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    seed_everything(0)
+    model = _FrozenBackbone()
+    monitor = GradientMonitor(
+        groups="module", log_every_n_steps=1, patience=1, clip="norm", max_norm=1e-3
+    )
+    logger = MemoryLogger()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _fit(make_trainer, model, monitor, logger=logger, limit_train_batches=4,
+             limit_val_batches=0)  # fmt: skip
+    assert not [w for w in caught if "vanishing" in str(w.message)]
+    assert monitor.frozen_groups == {"backbone"}
+    assert monitor.absent_groups == {"unused": 4}
+    assert all(set(values) == {"total", "head"} for _, values in monitor.history)
+    for metrics in logger.grad_records().values():
+        assert "grad/norm/backbone" not in metrics
+        # The stale backbone gradient is neither counted nor clipped.
+        assert metrics["grad/norm_total"] == pytest.approx(metrics["grad/norm/head"])
+    assert all(bool((p.grad == 1).all()) for p in model.backbone.parameters())
+
+
+def test_two_monitors_keep_separate_checkpoint_state(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    every1 = GradientMonitor(log_every_n_steps=1, plot=False)
+    every3 = GradientMonitor(log_every_n_steps=3, plot=False)
+    assert every1.state_key != every3.state_key
+    assert GradientMonitor(vanish_threshold=1e-6).state_key != GradientMonitor().state_key
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    _fit(make_trainer, _probe(), every1, callbacks=[every3, checkpoint],
+         enable_checkpointing=True, limit_train_batches=6, limit_val_batches=0)  # fmt: skip
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["callbacks"]
+    assert len(saved[every1.state_key]["history"]) == 6
+    assert len(saved[every3.state_key]["history"]) == 2
+    resumed1 = GradientMonitor(log_every_n_steps=1, plot=False)
+    resumed3 = GradientMonitor(log_every_n_steps=3, plot=False)
+    trainer = make_trainer(callbacks=[resumed1, resumed3], max_epochs=1, limit_train_batches=6,
+                           limit_val_batches=0)  # fmt: skip
+    trainer.fit(_probe(), datamodule=DigitsDataModule(batch_size=64),
+                ckpt_path=tmp_path / "ckpt" / "last.ckpt")  # fmt: skip
+    assert [s for s, _ in resumed1.history] == list(range(6))
+    assert [s for s, _ in resumed3.history] == [0, 3]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"norm_type": "2"}, "norm_type"),
+        ({"norm_type": -2.0}, "norm_type"),
+        ({"log_every_n_steps": 2.5}, "log_every_n_steps"),
+        ({"log_every_n_steps": True}, "log_every_n_steps"),
+        ({"groups": {}}, "groups"),
+        ({"groups": {"head": "head.*"}}, "groups"),
+        ({"groups": {"head": []}}, "groups"),
+        ({"groups": ["head.*"]}, "groups"),
+        ({"groups": 3}, "groups"),
+        ({"clip": "nrm", "max_norm": 1.0}, "clip"),
+        ({"clip": "norm", "max_norm": "1"}, "max_norm"),
+        ({"clip": "norm", "max_norm": math.inf}, "max_norm"),
+        ({"explode_threshold": -5.0}, "explode_threshold"),
+        ({"vanish_threshold": math.nan}, "vanish_threshold"),
+        ({"vanish_threshold": 10.0, "explode_threshold": 1.0}, "vanish_threshold"),
+        ({"patience": 1.5}, "patience"),
+        ({"plot": "yes"}, "plot"),
+    ],
+)
+def test_more_bad_arguments(kwargs: dict[str, Any], argument: str) -> None:
+    with pytest.raises(RecipeConfigError, match=f"Invalid {argument}="):
+        GradientMonitor(**kwargs)

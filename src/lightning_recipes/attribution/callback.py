@@ -14,12 +14,41 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure, require
 from lightning_recipes._rng import dataloader_generators, preserved_rng
-from lightning_recipes.attribution.explain import METHODS, Explanation, explain
+from lightning_recipes.attribution.checks import check_baselines
+from lightning_recipes.attribution.explain import (
+    METHODS,
+    Explanation,
+    check_arguments,
+    explain,
+    preflight,
+)
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["Attribution", "feature_importance"]
 
 BaselineKind = Literal["zeros", "mean", "train_sample"]
+_BACKGROUND = 16  # training inputs taken for baselines="train_sample"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_inputs(inputs: object) -> Tensor | None:
+    """The input tensor of ``inputs=`` (a tensor or an ``(inputs, labels)`` pair)."""
+    if inputs is None:
+        return None
+    if isinstance(inputs, tuple | list) and len(inputs) == 2 and isinstance(inputs[0], Tensor):
+        inputs = inputs[0]
+    if not isinstance(inputs, Tensor) or inputs.ndim < 2 or len(inputs) == 0:
+        shown = f"<tensor of shape {tuple(inputs.shape)}>" if isinstance(inputs, Tensor) else inputs
+        raise config_error(
+            "inputs",
+            shown,
+            "Pass a tensor (N, ...) with a batch dimension (or an (inputs, labels) pair); "
+            "x.unsqueeze(0) for a single example.",
+        )
+    return inputs.detach().cpu().clone()
 
 
 def feature_importance(explanation: Explanation) -> tuple[Tensor, dict[int, Tensor]]:
@@ -83,6 +112,13 @@ class Attribution(Callback):
         max_completeness_gap: Warn when the mean gap exceeds it.
         method_kwargs: Extra arguments for the captum method (e.g. ``n_steps``).
         plot: Draw the figures (needs matplotlib; each PNG costs about 0.2 s on a CPU).
+        output: For a model returning a dict, tuple or list: the key or index of the
+            ``(N, classes)`` scores to explain; None for a model returning a tensor.
+
+    Arguments are checked at construction; what needs the data and the model (the sample,
+    feature names and baselines against it, and one short forward pass of two inputs that
+    checks the model's output) when fit, validate or test starts, before the first batch.
+    Every explanation runs inside `preserved_rng`: the callback never changes training.
 
     Attributes:
         results: The latest `Explanation` of each phase (``"epoch3"``, ``"fit_end"``,
@@ -117,40 +153,140 @@ class Attribution(Callback):
         max_completeness_gap: float = 0.1,
         method_kwargs: dict[str, Any] | None = None,
         plot: bool = True,
+        output: int | str | None = None,
     ) -> None:
         super().__init__()
+        require("captum.attr", extra="attribution", feature="Attribution")
         if isinstance(method, str) and method not in METHODS:
             raise choice_error("method", method, list(METHODS))
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        if not isinstance(method, (str, type)):
+            raise config_error("method", method, f"Pass a name of METHODS: {', '.join(METHODS)}.")
+        if not _is_int(num_samples) or num_samples < 1:
             raise config_error("num_samples", num_samples, "Pass a positive number of inputs.")
-        if isinstance(baselines, str) and baselines not in ("zeros", "mean", "train_sample"):
-            raise choice_error("baselines", baselines, ("zeros", "mean", "train_sample"))
-        if every_n_epochs is not None and (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or every_n_epochs < 1
-        ):
+        sample = _check_inputs(inputs)
+        if isinstance(baselines, str):
+            if baselines not in ("zeros", "mean", "train_sample"):
+                raise choice_error("baselines", baselines, ("zeros", "mean", "train_sample"))
+        elif not isinstance(baselines, Tensor):
+            raise config_error(
+                "baselines",
+                baselines,
+                "Pass 'zeros', 'mean', 'train_sample' or a tensor of inputs (B, ...).",
+            )
+        if every_n_epochs is not None and (not _is_int(every_n_epochs) or every_n_epochs < 1):
             raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer or None.")
-        if not max_completeness_gap > 0:
+        for name, flag in (
+            ("at_fit_end", at_fit_end),
+            ("at_test_end", at_test_end),
+            ("at_validate_end", at_validate_end),
+            ("plot", plot),
+        ):
+            if not isinstance(flag, bool):
+                raise config_error(name, flag, "Pass True or False.")
+        if feature_names is not None and (
+            isinstance(feature_names, str)
+            or not isinstance(feature_names, list | tuple)
+            or not feature_names
+            or not all(isinstance(n, str) for n in feature_names)
+            or len(set(feature_names)) != len(feature_names)
+        ):
+            raise config_error(
+                "feature_names",
+                feature_names,
+                "Pass a list of distinct names, one per feature of 2-D (tabular) inputs.",
+            )
+        if (
+            isinstance(max_completeness_gap, bool)
+            or not isinstance(max_completeness_gap, int | float)
+            or not max_completeness_gap > 0
+        ):
             raise config_error(
                 "max_completeness_gap", max_completeness_gap, "Pass a positive bound."
             )
-        require("captum.attr", extra="attribution", feature="Attribution")
+        if method_kwargs is not None and not isinstance(method_kwargs, dict):
+            raise config_error(
+                "method_kwargs",
+                method_kwargs,
+                "Pass a dict of keyword arguments, e.g. {'n_steps': 32}.",
+            )
+        check_arguments(method, dict(method_kwargs or {}), num_samples)
+        if output is not None and (isinstance(output, bool) or not isinstance(output, int | str)):
+            raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
         self.method = method
         self.num_samples = num_samples
-        self.inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+        self.inputs = sample
         self.baselines = baselines
         self.every_n_epochs = every_n_epochs
         self.at_fit_end = at_fit_end
         self.at_test_end = at_test_end
         self.at_validate_end = at_validate_end
-        self.feature_names = feature_names
+        self.feature_names = list(feature_names) if feature_names is not None else None
         self.max_completeness_gap = max_completeness_gap
         self.method_kwargs = dict(method_kwargs or {})
         self.plot = plot
+        self.output = output
+        if sample is not None:  # what can be checked without the model, now
+            self._check_against(sample[: self.num_samples])
         self.results: dict[str, Explanation] = {}
         self._sample: Tensor | None = None
         self._background: Tensor | None = None
+        self._checked = False
+
+    @property
+    def state_key(self) -> str:
+        """Key in checkpoints, from the arguments that distinguish two Attributions."""
+        method = self.method if isinstance(self.method, str) else self.method.__name__
+        return self._generate_state_key(
+            method=method,
+            num_samples=self.num_samples,
+            baselines=self.baselines if isinstance(self.baselines, str) else "tensor",
+            every_n_epochs=self.every_n_epochs,
+            output=self.output,
+        )
+
+    def _check_against(self, sample: Tensor) -> None:
+        """Checks of feature_names and baselines against the inputs (no model needed)."""
+        if self.feature_names is not None:
+            if sample.ndim != 2:
+                raise config_error(
+                    "feature_names",
+                    self.feature_names,
+                    f"Names are for 2-D (tabular) inputs; these are {tuple(sample.shape)}.",
+                )
+            if len(self.feature_names) != sample.shape[1]:
+                raise config_error(
+                    "feature_names",
+                    self.feature_names,
+                    f"Pass one name per feature: the inputs have {sample.shape[1]}, not "
+                    f"{len(self.feature_names)}.",
+                )
+        if isinstance(self.baselines, Tensor):
+            check_baselines(sample, self._method_name, self.baselines)
+
+    @property
+    def _method_name(self) -> str:
+        return self.method if isinstance(self.method, str) else self.method.__name__
+
+    def _prepare(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Take the inputs and check everything on them, before the first batch runs.
+
+        One short forward pass (two inputs) checks the model's output (and ``output``);
+        every rank checks, so that all of them fail together. Random states untouched.
+        """
+        if self._checked:
+            return
+        with preserved_rng():
+            sample = self._sample_inputs(trainer)
+            self._check_against(sample)
+            preflight(
+                pl_module,
+                sample,
+                self.method,
+                self._baselines(trainer, sample),
+                output=self.output,
+                **self.method_kwargs,
+            )
+        self._checked = True
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -162,6 +298,23 @@ class Attribution(Callback):
         )
 
     # ------------------------------------------------------------ when
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The dataloaders are set up by now (the validation one too, when validation runs)
+        # and no training step has run: the last moment to fail cheaply.
+        if self.every_n_epochs or self.at_fit_end:
+            self._prepare(trainer, pl_module)
+
+    @override
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_validate_end and trainer.state.fn == TrainerFn.VALIDATING:
+            self._prepare(trainer, pl_module)
+
+    @override
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_test_end:
+            self._prepare(trainer, pl_module)
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -218,32 +371,37 @@ class Attribution(Callback):
             self._sample = sample[: self.num_samples].detach().cpu().clone()
         return self._sample
 
-    def _baselines(self, trainer: Trainer, sample: Tensor) -> Tensor:
+    def _baselines(self, trainer: Trainer, sample: Tensor) -> Tensor | None:
+        """The baselines to pass to `explain`, which alone shapes them for the method."""
         if isinstance(self.baselines, Tensor):
             return self.baselines
         if self.baselines == "mean":
-            return sample.mean(dim=0, keepdim=True).expand(2, *sample.shape[1:]).clone()
+            return sample.mean(dim=0, keepdim=True)
         if self.baselines == "train_sample":
             if self._background is None:
-                self._background = self._take(trainer.train_dataloader, 16)
+                # Never as many as the inputs: explain() would pair them one to one.
+                count = _BACKGROUND if len(sample) != _BACKGROUND else _BACKGROUND - 1
+                self._background = self._take(trainer.train_dataloader, count)
+                if self._background is not None and len(self._background) == len(sample) > 1:
+                    self._background = self._background[:-1]
             if self._background is not None:
                 return self._background
-        return torch.zeros(2, *sample.shape[1:])
+        return None  # zeros: explain()'s default for the method
 
     def _run(self, trainer: Trainer, pl_module: LightningModule, when: str) -> None:
         if trainer.global_rank == 0:
-            sample = self._sample_inputs(trainer)
-            baselines = self._baselines(trainer, sample)
-            if self.method in (
-                "integrated_gradients",
-                "deep_lift",
-                "feature_ablation",
-                "occlusion",
-            ):
-                baselines = baselines[:1]
-            result = explain(
-                pl_module, sample, self.method, baselines=baselines, **self.method_kwargs
-            )
+            # Attribution must never change training: gradient_shap, lime, kernel_shap and
+            # shapley_value_sampling draw random numbers.
+            with preserved_rng():
+                sample = self._sample_inputs(trainer)
+                result = explain(
+                    pl_module,
+                    sample,
+                    self.method,
+                    baselines=self._baselines(trainer, sample),
+                    output=self.output,
+                    **self.method_kwargs,
+                )
             self.results[when] = result
             self._write(trainer, result, sample, when)
         # The other ranks wait here, so nobody races ahead into a collective.

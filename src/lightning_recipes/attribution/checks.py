@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 
 from lightning_recipes.errors import RecipeConfigError, config_error
 
-__all__ = ["check_method", "forward_scores", "model_device"]
+__all__ = ["check_baselines", "check_method", "forward_scores", "model_device"]
 
 #: Activation modules: every nonlinearity class of ``torch.nn.modules.activation``.
 _ACTIVATION_TYPES: tuple[type[nn.Module], ...] = tuple(
@@ -191,8 +191,24 @@ def check_method(
         _check_deeplift_model(model, inputs, method_name, kwargs.get("additional_forward_args"))
 
 
+def check_baselines(inputs: Tensor, method_name: str, baselines: Tensor | float | None) -> None:
+    """Check the baselines' type and shape against the inputs (see `check_method`).
+
+    Args:
+        inputs: The inputs to explain, ``(N, ...)``.
+        method_name: A name of `METHODS` or a captum class name.
+        baselines: The baselines as passed to `explain`.
+
+    Raises:
+        RecipeConfigError: Naming ``baselines``, with the shape expected.
+    """
+    _check_baselines(inputs, _CLASS_NAMES.get(method_name, method_name), baselines)
+
+
 def _check_baselines(inputs: Tensor, name: str, baselines: Tensor | float | None) -> None:
-    if baselines is None or isinstance(baselines, (int, float)):
+    if baselines is None or (
+        isinstance(baselines, (int, float)) and not isinstance(baselines, bool)
+    ):
         return
     if not isinstance(baselines, Tensor):
         raise config_error(

@@ -10,7 +10,7 @@ chooses baselines, chunks the work, checks the method's requirements up front (s
 
 import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +20,17 @@ from torch import Tensor, nn
 
 from lightning_recipes._optional import require
 from lightning_recipes.attribution.checks import check_method, forward_scores, model_device
-from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
-__all__ = ["METHODS", "Explanation", "explain"]
+__all__ = [
+    "METHODS",
+    "Explanation",
+    "check_arguments",
+    "explain",
+    "preflight",
+    "resolve_method",
+    "select_output",
+]
 
 #: Our method names and the captum classes they run; ``"gradient_shap"`` is the default.
 METHODS: dict[str, str] = {
@@ -56,6 +64,8 @@ _OWN = ("inputs", "baselines", "target", "return_convergence_delta")
 # Captum arguments whose name explain() uses itself, and the keyword that reaches them.
 _ALIASES = {"method": "integration_method"}
 _CAPTUM_NAMES = {alias: name for name, alias in _ALIASES.items()}
+# Counts that captum takes as positive integers (0 fails late or silently gives nothing).
+_COUNTS = frozenset({"n_steps", "n_samples", "internal_batch_size", "perturbations_per_eval"})
 
 
 @dataclass
@@ -92,6 +102,8 @@ def explain(
     method: str | type = "gradient_shap",
     target: int | Tensor | None = None,
     baselines: Tensor | float | None = None,
+    *,
+    output: int | str | None = None,
     **kwargs: Any,
 ) -> Explanation:
     """Attribute the model's output for each input to the input features, with captum.
@@ -126,6 +138,9 @@ def explain(
         target: The class to explain: ``None`` for the predicted class
             (``model(inputs).argmax(-1)``), an int for all inputs, or ``(N,)`` indices.
         baselines: ``None`` (zeros), a number, or a tensor (see above).
+        output: For a model returning a dict, tuple or list: the key or index of the
+            scores to explain (e.g. ``"logits"`` or ``0``); None for a model returning a
+            tensor.
         **kwargs: Passed to the captum method's ``attribute()`` (e.g. ``n_steps``,
             ``sliding_window_shapes``, ``feature_mask``, ``additional_forward_args``).
 
@@ -135,7 +150,9 @@ def explain(
 
     Raises:
         RecipeConfigError: For an unknown method, a keyword argument the method does not
-            accept, a target outside the model's outputs, or a failed `check_method`.
+            accept (or a count such as ``n_steps`` below 1), a target outside the model's
+            outputs, an output that is not ``(N, classes)`` scores (a dict or tuple without
+            ``output``), or a failed `check_method`.
         MissingExtraError: If captum (the ``attribution`` extra) is not installed.
 
     Examples:
@@ -149,30 +166,17 @@ def explain(
         >>> bool(result.completeness_gap.max() < 1e-3)
         True
     """
-    if isinstance(method, str):
-        if method not in METHODS:
-            raise choice_error("method", method, list(METHODS))
-        label, key = method, method
-    elif isinstance(method, type):
-        label = method.__name__
-        key = _BY_CLASS.get(label, label)
-    else:
-        raise config_error(
-            "method", method, f"Pass a name of METHODS ({', '.join(METHODS)}) or a captum class."
-        )
-    captum_attr = require("captum.attr", extra="attribution", feature="explain")
-    attribution_class: Any = getattr(captum_attr, METHODS[key]) if key in METHODS else method
-    if key in _SKLEARN:
-        require("sklearn.linear_model", extra="attribution", feature=f"explain(method={key!r})")
+    label, key, attribution_class = resolve_method(method)
     parameters = _attribute_parameters(attribution_class)
     batch_size = len(inputs) if isinstance(inputs, Tensor) and inputs.ndim else 1
     call = _attribute_kwargs(attribution_class, parameters, key, batch_size, kwargs)
+    model = _with_output(model, output)
     with _explaining(model):
         check_method(model, inputs, key, baselines, kwargs)
         x = inputs.to(model_device(model)).clone()
         with torch.no_grad():
-            output = forward_scores(model, x, kwargs.get("additional_forward_args"))
-        captum_target, explained = _resolve_target(target, output, len(x))
+            scores = forward_scores(model, x, kwargs.get("additional_forward_args"))
+        captum_target, explained = _resolve_target(target, scores, len(x))
         call["inputs"] = x
         call["target"] = captum_target
         if "baselines" in parameters:
@@ -197,6 +201,175 @@ def explain(
             target=explained,
             completeness_gap=gap,
         )
+
+
+def resolve_method(method: str | type) -> tuple[str, str, Any]:
+    """Resolve a method name or captum class, checking that captum is installed.
+
+    Args:
+        method: A name of `METHODS` or a captum attribution class.
+
+    Returns:
+        ``(label, key, captum class)``: the name reported in `Explanation`, the key
+        used for our defaults and checks, and the class to instantiate.
+
+    Raises:
+        RecipeConfigError: For an unknown name or something that is not a class.
+        MissingExtraError: If captum (or scikit-learn for kernel_shap and lime) is missing.
+    """
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise choice_error("method", method, list(METHODS))
+        label, key = method, method
+    elif isinstance(method, type):
+        label = method.__name__
+        key = _BY_CLASS.get(label, label)
+    else:
+        raise config_error(
+            "method", method, f"Pass a name of METHODS ({', '.join(METHODS)}) or a captum class."
+        )
+    captum_attr = require("captum.attr", extra="attribution", feature="explain")
+    attribution_class: Any = getattr(captum_attr, METHODS[key]) if key in METHODS else method
+    if not callable(getattr(attribution_class, "attribute", None)):
+        raise config_error(
+            "method", label, "Pass a captum attribution class (one with an attribute() method)."
+        )
+    if key in _SKLEARN:
+        require("sklearn.linear_model", extra="attribution", feature=f"explain(method={key!r})")
+    return label, key, attribution_class
+
+
+def check_arguments(method: str | type, kwargs: dict[str, Any], batch_size: int = 1) -> None:
+    """Check the extra keyword arguments of `explain` for ``method``, without a model.
+
+    Args:
+        method: A name of `METHODS` or a captum attribution class.
+        kwargs: What would be passed to `explain` as ``**kwargs``.
+        batch_size: The number of inputs (for the chunking defaults).
+
+    Raises:
+        RecipeConfigError: For an unknown method, an argument ``attribute()`` does not
+            take, or a sample/step count below 1.
+    """
+    _, key, attribution_class = resolve_method(method)
+    _attribute_kwargs(
+        attribution_class, _attribute_parameters(attribution_class), key, batch_size, kwargs
+    )
+
+
+def preflight(
+    model: nn.Module,
+    inputs: Tensor,
+    method: str | type = "gradient_shap",
+    baselines: Tensor | float | None = None,
+    *,
+    output: int | str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Everything `explain` checks before attributing, plus one short forward pass.
+
+    Checks the method and its arguments, `check_method` (inputs, baselines, the
+    method's requirements), and runs the model on the first two inputs to check that the
+    (selected) output is ``(N, classes)`` scores. Runs like `explain` (eval mode,
+    parameters frozen, every flag restored), so that a callback can call it before
+    training and fail early instead of after it. Draws no random numbers itself.
+
+    Args:
+        model: The model.
+        inputs: The inputs to explain, with a batch dimension.
+        method: As for `explain`.
+        baselines: As for `explain`.
+        output: As for `explain`.
+        **kwargs: As for `explain`.
+
+    Raises:
+        RecipeConfigError: What `explain` would raise; ``inputs`` if the model fails on
+            them (the model's error is chained).
+    """
+    _, key, _ = resolve_method(method)
+    batch_size = len(inputs) if isinstance(inputs, Tensor) and inputs.ndim else 1
+    check_arguments(method, kwargs, batch_size)
+    selected = _with_output(model, output)
+    with _explaining(selected):
+        check_method(selected, inputs, key, baselines, kwargs)
+        x = inputs[:2].to(model_device(model)).clone()
+        try:
+            with torch.no_grad():
+                scores = forward_scores(selected, x, kwargs.get("additional_forward_args"))
+        except RecipeConfigError:
+            raise
+        except Exception as error:  # the model's own error, reported against `inputs`
+            raise config_error(
+                "inputs",
+                f"<tensor of shape {tuple(inputs.shape)}>",
+                f"{type(model).__name__} failed on them ({type(error).__name__}: {error}). "
+                "Pass inputs shaped like the model's input, with a batch dimension.",
+            ) from error
+        _resolve_target(None, scores, len(x))
+
+
+class _SelectOutput(nn.Module):
+    """Wraps a model returning a dict/tuple so that it returns one entry of it."""
+
+    def __init__(self, model: nn.Module, output: int | str) -> None:
+        super().__init__()
+        self.model = model
+        self.output = output
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return select_output(self.model(*args, **kwargs), self.output)
+
+
+def select_output(value: Any, output: int | str | None) -> Any:
+    """The entry ``output`` of a model's dict/tuple/list output (the value itself for None).
+
+    Args:
+        value: What the model returned.
+        output: A key (for a mapping) or an index (for a tuple/list), or None.
+
+    Returns:
+        The selected entry.
+
+    Raises:
+        RecipeConfigError: Naming ``output`` when it does not fit the output.
+
+    Examples:
+        >>> select_output({"logits": 1, "aux": 2}, "logits"), select_output((3, 4), -1)
+        (1, 4)
+    """
+    if output is None:
+        return value
+    if isinstance(value, Mapping):
+        if output not in value:
+            keys = ", ".join(repr(k) for k in value)
+            raise config_error("output", output, f"The model returns a dict with keys: {keys}.")
+        return value[output]
+    if isinstance(value, (tuple, list)):
+        if not _is_int(output) or not -len(value) <= int(output) < len(value):
+            raise config_error(
+                "output",
+                output,
+                f"The model returns a {type(value).__name__} of {len(value)}: pass an index "
+                f"in [0, {len(value) - 1}].",
+            )
+        return value[int(output)]
+    raise config_error(
+        "output",
+        output,
+        f"The model returns a {type(value).__name__}, not a dict or tuple: leave output=None.",
+    )
+
+
+def _with_output(model: nn.Module, output: int | str | None) -> nn.Module:
+    if output is None:
+        return model
+    if isinstance(output, bool) or not isinstance(output, (int, str)):
+        raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
+    return _SelectOutput(model, output)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @contextmanager
@@ -254,6 +427,8 @@ def _attribute_kwargs(
                 f"{attribution_class.__name__}.attribute() does not accept {name!r}; it "
                 f"accepts: {', '.join(accepted)}.",
             )
+        if captum_name in _COUNTS and (not _is_int(value) or value < 1):
+            raise config_error(name, value, "Pass a positive integer.")
         renamed[captum_name] = value
     defaults: dict[str, Any] = {
         "internal_batch_size": max(batch_size, 1),
@@ -272,7 +447,19 @@ def _resolve_target(
     target: int | Tensor | None, output: Any, batch_size: int
 ) -> tuple[Any, Tensor]:
     """Captum's ``target`` argument and the ``(N,)`` explained classes on the CPU."""
-    if not isinstance(output, Tensor) or output.ndim not in (1, 2):
+    if isinstance(output, (Mapping, tuple, list)):
+        entries = (
+            f"keys {', '.join(repr(k) for k in output)}"
+            if isinstance(output, Mapping)
+            else f"{len(output)} entries"
+        )
+        raise config_error(
+            "output",
+            None,
+            f"The model returns a {type(output).__name__} ({entries}): pass output=<key or "
+            "index> to choose the (N, classes) scores to explain.",
+        )
+    if not isinstance(output, Tensor) or output.ndim not in (1, 2) or len(output) != batch_size:
         shown = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
         raise config_error(
             "model output",

@@ -26,6 +26,14 @@ __all__ = [
 ]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 @contextmanager
 def evaluation_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Put ``module`` in eval mode with gradients enabled; restore every submodule's mode.
@@ -176,14 +184,25 @@ def check_gradients(
         >>> report.ok, [row.name for row in report.rows]
         (True, ['input', 'weight', 'bias'])
     """
+    if not isinstance(module, nn.Module):
+        raise config_error("module", type(module).__name__, "Pass a torch.nn.Module.")
+    if not isinstance(example_input, Tensor):
+        raise config_error(
+            "example_input", type(example_input).__name__, "Pass a small input tensor."
+        )
     if not example_input.is_floating_point():
         raise config_error(
             "example_input", f"<{example_input.dtype} tensor>", "Pass a floating-point input."
         )
-    if not eps > 0 or max_entries < 1:
-        raise config_error(
-            "eps/max_entries", (eps, max_entries), "Pass eps > 0 and max_entries >= 1."
-        )
+    for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        positive = name == "eps"
+        if not _is_number(value) or not (value > 0 if positive else value >= 0):
+            bound = "a number > 0" if positive else "a number >= 0"
+            raise config_error(name, value, f"Pass {bound}, e.g. 1e-6.")
+    if not _is_int(max_entries) or max_entries < 1:
+        raise config_error("max_entries", max_entries, "Pass an integer >= 1.")
+    if not _is_int(seed):
+        raise config_error("seed", seed, "Pass an integer seed.")
     model = copy.deepcopy(module).double()
     generator = torch.Generator().manual_seed(seed)
     with evaluation_mode(model):
@@ -318,12 +337,29 @@ class BatchMixingCheck(Callback):
     ) -> None:
         if on_mixing not in ("raise", "warn"):
             raise choice_error("on_mixing", on_mixing, ("raise", "warn"))
+        if input_fn is not None and not callable(input_fn):
+            raise config_error(
+                "input_fn", input_fn, "Pass a function from a batch to its input tensor, or None."
+            )
+        if (
+            isinstance(samples, (str, bytes))
+            or not isinstance(samples, Sequence)
+            or not all(_is_int(i) for i in samples)
+        ):
+            raise config_error(
+                "samples", samples, "Pass a list of sample indices (ints), e.g. [0, -1]."
+            )
         if len(samples) == 0:
             raise config_error("samples", tuple(samples), "Pass at least one sample index.")
         self.on_mixing = on_mixing
         self.input_fn = input_fn
         self.samples = tuple(samples)
         self.result: dict[int, list[int]] | None = None
+
+    @property
+    def state_key(self) -> str:
+        """Key in checkpoints, from the arguments that distinguish two checks."""
+        return self._generate_state_key(on_mixing=self.on_mixing, samples=self.samples)
 
     def _inputs(self, batch: Any) -> Tensor:
         if self.input_fn is not None:

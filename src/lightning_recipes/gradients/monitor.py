@@ -100,6 +100,55 @@ def parameter_groups(
     return names, assignment
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_groups(groups: object) -> None:
+    """Refuse what `parameter_groups` would read wrongly (a glob string, an empty mapping)."""
+    choices = ("module", "layer", "parameter", "none")
+    if isinstance(groups, str):
+        if groups not in choices:
+            raise choice_error("groups", groups, choices)
+        return
+    if not isinstance(groups, Mapping):
+        raise config_error(
+            "groups",
+            groups,
+            f"Pass one of {', '.join(map(repr, choices))} or a mapping "
+            "{group: [glob, ...]}, e.g. {'head': ['head.*']}.",
+        )
+    if not groups:
+        raise config_error(
+            "groups",
+            groups,
+            "An empty mapping puts every parameter into 'other': pass {group: [glob, ...]} "
+            "with at least one group, or groups='none' for the total only.",
+        )
+    for name, globs in groups.items():
+        if not isinstance(name, str) or not name:
+            raise config_error(
+                "groups", groups, f"Group names must be non-empty strings: {name!r}."
+            )
+        if (
+            isinstance(globs, str)
+            or not isinstance(globs, Sequence)
+            or not globs
+            or not all(isinstance(g, str) and g for g in globs)
+        ):
+            hint = f"[{globs!r}]" if isinstance(globs, str) else "['head.*']"
+            raise config_error(
+                "groups",
+                groups,
+                f"Group {name!r} needs a non-empty list of glob strings, e.g. {{{name!r}: "
+                f"{hint}}} (a plain string would be read character by character).",
+            )
+
+
 def host_reads_are_free(device: torch.device) -> bool:
     """Whether reading a value back from ``device`` costs no synchronisation.
 
@@ -145,7 +194,15 @@ class GradientMonitor(Callback):
       raises `NonFiniteGradientError` naming the parameter and step before the optimizer
       step (it reads a flag back every step: one host sync per step on a GPU).
     * **Figure** at fit end: per-group gradient norm over steps (log scale), sent to the
-      loggers and saved under ``<log dir>/figures/gradients/norms.png``.
+      loggers and saved under ``<log dir>/figures/gradients/norms.png``; its title names
+      the groups that were frozen or without gradient at some logging steps.
+
+    Only the parameters of the optimizer that is stepping, that require a gradient and
+    have one, are measured, clipped and guarded: under manual optimization with several
+    optimizers (a GAN) the other network's stale gradients are left out, and the totals
+    are logged per optimizer (``grad/optimizer_<i>/norm_total``...). A frozen group or one
+    without a gradient this step has no norm (not a zero norm): it is never reported as
+    vanishing, and is listed in `frozen_groups` / `absent_groups`.
 
     Under DDP gradients are already averaged, so every rank computes and decides the same.
     Under FSDP the norms are reduced over the strategy's process group (shards to whole
@@ -191,19 +248,25 @@ class GradientMonitor(Callback):
         non_finite: NonFinite = "warn",
         plot: bool = True,
     ) -> None:
-        if not isinstance(groups, Mapping) and groups not in (
-            "module",
-            "layer",
-            "parameter",
-            "none",
-        ):
-            raise choice_error("groups", groups, ("module", "layer", "parameter", "none"))
+        _check_groups(groups)
+        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
+            raise config_error(
+                "norm_type", norm_type, "Pass a number p > 0, e.g. 2.0, or float('inf')."
+            )
         if not (norm_type > 0 or math.isinf(norm_type)):
             raise config_error("norm_type", norm_type, "Pass p > 0, e.g. 2.0, or float('inf').")
-        if log_every_n_steps is not None and log_every_n_steps < 1:
-            raise config_error("log_every_n_steps", log_every_n_steps, "Pass a positive integer.")
+        if log_every_n_steps is not None and (
+            not _is_int(log_every_n_steps) or log_every_n_steps < 1
+        ):
+            raise config_error(
+                "log_every_n_steps",
+                log_every_n_steps,
+                "Pass a positive integer number of optimizer steps, or None for the Trainer's.",
+            )
         if clip is not None and clip not in ("norm", "value", "agc"):
             raise choice_error("clip", clip, ("norm", "value", "agc"))
+        if max_norm is not None and not _is_number(max_norm):
+            raise config_error("max_norm", max_norm, "Pass a positive number.")
         if clip is not None and (max_norm is None or not max_norm > 0 or math.isinf(max_norm)):
             raise config_error(
                 "max_norm", max_norm, f"clip={clip!r} needs a positive, finite max_norm."
@@ -214,16 +277,31 @@ class GradientMonitor(Callback):
             ("vanish_threshold", vanish_threshold),
             ("explode_threshold", explode_threshold),
         ):
-            if value is not None and not value > 0:
-                raise config_error(name, value, "Pass a positive bound, or None to disable.")
+            if value is not None and (not _is_number(value) or not 0 < value < math.inf):
+                raise config_error(
+                    name, value, "Pass a positive, finite bound, or None to disable."
+                )
+        if (
+            threshold_mode == "absolute"
+            and vanish_threshold is not None
+            and explode_threshold is not None
+            and not vanish_threshold < explode_threshold
+        ):
+            raise config_error(
+                "vanish_threshold",
+                vanish_threshold,
+                f"It must be below explode_threshold={explode_threshold!r}.",
+            )
         if threshold_mode not in ("absolute", "relative"):
             raise choice_error("threshold_mode", threshold_mode, ("absolute", "relative"))
-        if patience < 1:
-            raise config_error("patience", patience, "Pass 1 or more logging steps.")
+        if not _is_int(patience) or patience < 1:
+            raise config_error("patience", patience, "Pass an integer of 1 or more logging steps.")
         if on_anomaly not in ("warn", "stop"):
             raise choice_error("on_anomaly", on_anomaly, ("warn", "stop"))
         if non_finite not in ("skip", "stop", "raise", "warn"):
             raise choice_error("non_finite", non_finite, ("skip", "stop", "raise", "warn"))
+        if not isinstance(plot, bool):
+            raise config_error("plot", plot, "Pass True or False.")
         self.groups = groups
         self.norm_type = float(norm_type)
         self.log_every_n_steps = log_every_n_steps
@@ -249,11 +327,35 @@ class GradientMonitor(Callback):
         self.first_bad: tuple[int, str] | None = None
         self.nonfinite_reported = False
         self.history: list[tuple[int, dict[str, float]]] = []
+        # Groups without any gradient (frozen, or unused) at a logging step: {group: count}.
+        self.absent_groups: dict[str, int] = {}
+        self.frozen_groups: set[str] = set()
+        # Positions in `_params` of each optimizer's parameters (host side, no kernels).
+        self._position: dict[int, int] = {}
+        self._optimizer_cache: dict[int, tuple[tuple[int, ...], list[int]]] = {}
+        # Logging: the last logging period each optimizer was logged in (see `_log_now`).
+        self._logged_period: dict[int, int] = {}
+        self._start_period = -1
+        self._n_optimizers = 1
 
     @property
     def state_key(self) -> str:
-        """Key of this callback's state in checkpoints (one per configuration)."""
-        return self._generate_state_key(groups=str(self.groups), clip=self.clip, p=self.norm_type)
+        """Key of this callback's state in checkpoints: one per configuration.
+
+        Built from every argument that changes what is recorded, so two monitors in one
+        Trainer (e.g. one per grouping, or two logging periods) keep separate states.
+        """
+        return self._generate_state_key(
+            groups=str(self.groups),
+            clip=self.clip,
+            max_norm=self.max_norm,
+            p=self.norm_type,
+            every=self.log_every_n_steps,
+            vanish=self.tracker.vanish,
+            explode=self.tracker.explode,
+            mode=self.tracker.mode,
+            patience=self.tracker.patience,
+        )
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -303,8 +405,57 @@ class GradientMonitor(Callback):
             )
         self._names = [n for n, _ in named]
         self._params = [p for _, p in named]
+        self._position = {id(p): i for i, p in enumerate(self._params)}
+        self._optimizer_cache = {}
         self._group_names, self._group_of = parameter_groups(named, self.groups)
         self._index_cache = {}
+        self._n_optimizers = max(len(trainer.optimizers), 1)
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The global step is restored from a checkpoint by now: the period it is in was
+        # logged before the interruption unless the step opens it.
+        self._logged_period = {}
+        self._start_period = (trainer.global_step - 1) // self._every
+
+    def _log_now(self, trainer: Trainer, optimizer_index: int) -> bool:
+        """Whether this optimizer step is a logging step, for this optimizer.
+
+        One optimizer: every ``log_every_n_steps``-th global step. Several (manual
+        optimization, e.g. a GAN's generator and discriminator steps, each counting as a
+        global step): each optimizer logs at its first step in every period, so that every
+        network is logged whatever the period and the number of optimizers.
+        """
+        period = trainer.global_step // self._every
+        if period <= self._logged_period.get(optimizer_index, self._start_period):
+            return False
+        self._logged_period[optimizer_index] = period
+        return True
+
+    def _optimizer_positions(self, optimizer: Optimizer) -> list[int]:
+        """Positions (in `_params`) of the parameters this optimizer steps, cached."""
+        groups = optimizer.param_groups
+        layout = tuple(len(group["params"]) for group in groups)
+        cached = self._optimizer_cache.get(id(optimizer))
+        if cached is None or cached[0] != layout:
+            positions = sorted(
+                {
+                    self._position[id(p)]
+                    for group in groups
+                    for p in group["params"]
+                    if id(p) in self._position
+                }
+            )
+            cached = (layout, positions)
+            self._optimizer_cache[id(optimizer)] = cached
+        return cached[1]
+
+    def _optimizer_index(self, trainer: Trainer, optimizer: Optimizer) -> int:
+        inner = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's torch one
+        for index, candidate in enumerate(trainer.optimizers):
+            if candidate is inner or candidate is optimizer:
+                return index
+        return 0
 
     def _indices(self, positions: list[int], device: torch.device) -> tuple[Tensor, Tensor]:
         """Group index and parameter index of each present gradient, cached per layout."""
@@ -326,10 +477,19 @@ class GradientMonitor(Callback):
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
     ) -> None:
-        log_now = trainer.global_step % self._every == 0
+        optimizer_index = self._optimizer_index(trainer, optimizer)
+        log_now = self._log_now(trainer, optimizer_index)
         if not (log_now or self.clip or self.non_finite in ("skip", "stop", "raise")):
             return  # nothing to do on this step: not a single kernel
-        grads, positions = dense_grads(self._params)
+        # Only this optimizer's parameters: under manual optimization with several
+        # optimizers (a GAN), the other network's gradients are stale here. Frozen
+        # parameters (requires_grad=False) may hold a stale gradient too: left out.
+        positions = [
+            i
+            for i in self._optimizer_positions(optimizer)
+            if self._params[i].requires_grad and self._params[i].grad is not None
+        ]
+        grads, _ = dense_grads([self._params[i] for i in positions])
         if not grads:
             return
         device = grads[0].device
@@ -375,7 +535,7 @@ class GradientMonitor(Callback):
                 was_clipped = adaptive_clip_(params, grads, float(self.max_norm or 0))
             counters[0] += was_clipped.long()
         if stats is not None:
-            self._publish(trainer, stats)
+            self._publish(trainer, stats, optimizer, optimizer_index, positions)
 
     @property
     def clipped_steps(self) -> int:
@@ -411,21 +571,44 @@ class GradientMonitor(Callback):
         parts = [groups, total[None], max_abs, zeros[None]]
         return torch.cat([part.double() for part in parts])
 
-    def _publish(self, trainer: Trainer, stats: Tensor) -> None:
-        """Read statistics and counters back in one host transfer; log, record, report."""
+    def _publish(
+        self,
+        trainer: Trainer,
+        stats: Tensor,
+        optimizer: Optimizer,
+        optimizer_index: int,
+        positions: list[int],
+    ) -> None:
+        """Read statistics and counters back in one host transfer; log, record, report.
+
+        Only the groups with a gradient at this step are logged, recorded and checked for
+        vanishing: a frozen group (every parameter ``requires_grad=False``) or one without
+        any gradient this step (unused, or stepped by another optimizer) has no norm, not
+        a zero norm.
+        """
         n_groups = len(self._group_names)
         counters = self._device_counters(stats.device).double()
         values = torch.cat([stats, counters]).tolist()  # the one host sync of a logging step
-        group_values = dict(zip(self._group_names, values[:n_groups], strict=True))
+        present = {self._group_of[i] for i in positions}
+        group_values = {
+            name: value
+            for g, (name, value) in enumerate(
+                zip(self._group_names, values[:n_groups], strict=True)
+            )
+            if g in present
+        }
+        self._note_absent_groups(optimizer, present)
         total_value, max_value, zero_value, clipped, skipped, bad_step, bad_index = values[
             n_groups:
         ]
         if bad_step >= 0 and self.first_bad is None:
             self.first_bad = (int(bad_step), self._names[int(bad_index)])
+        several = self._n_optimizers > 1
+        prefix = f"grad/optimizer_{optimizer_index}/" if several else "grad/"
         metrics = {
-            "grad/norm_total": total_value,
-            "grad/max_abs": max_value,
-            "grad/zero_fraction": zero_value,
+            f"{prefix}norm_total": total_value,
+            f"{prefix}max_abs": max_value,
+            f"{prefix}zero_fraction": zero_value,
         }
         if len(self._group_names) > 1:
             metrics.update({f"grad/norm/{g}": v for g, v in group_values.items()})
@@ -435,8 +618,24 @@ class GradientMonitor(Callback):
             metrics["grad/skipped_steps"] = skipped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        self.history.append((trainer.global_step, {"total": total_value, **group_values}))
+        total_key = f"total/optimizer_{optimizer_index}" if several else "total"
+        self.history.append((trainer.global_step, {total_key: total_value, **group_values}))
         self._report(trainer, self.tracker.update(group_values), int(skipped))
+
+    def _note_absent_groups(self, optimizer: Optimizer, present: set[int]) -> None:
+        """Record this optimizer's groups that had no gradient, and the frozen groups."""
+        trainable = [False] * len(self._group_names)
+        for param, group in zip(self._params, self._group_of, strict=True):
+            trainable[group] = trainable[group] or param.requires_grad
+        self.frozen_groups.update(
+            name for g, name in enumerate(self._group_names) if not trainable[g]
+        )
+        owned = {self._group_of[i] for i in self._optimizer_positions(optimizer)}
+        for g in sorted(owned - present):
+            if not trainable[g]:
+                continue  # frozen, recorded above
+            name = self._group_names[g]
+            self.absent_groups[name] = self.absent_groups.get(name, 0) + 1
 
     def _report(self, trainer: Trainer, anomalies: list[Anomaly], skipped: int) -> None:
         if self.first_bad is not None and not self.nonfinite_reported and self.non_finite:
@@ -472,28 +671,31 @@ class GradientMonitor(Callback):
             return
         figure = new_figure("GradientMonitor(plot=True)", figsize=(8, 4.5))
         ax = figure.subplots()
-        steps = [step for step, _ in self.history]
         names = self._group_names if len(self._group_names) > 1 else []
         colours = _depth_colours(len(names))
+
+        def series(key: str) -> tuple[list[int], list[float]]:
+            # Only the steps where the key was recorded: frozen phases and the other
+            # optimizer's steps are left out, not drawn as zero norms.
+            points = [(step, values[key]) for step, values in self.history if key in values]
+            return [s for s, _ in points], [v for _, v in points]
+
         for name, colour in zip(names, colours, strict=True):
-            ax.plot(
-                steps,
-                [values.get(name, math.nan) for _, values in self.history],
-                color=colour,
-                lw=1,
-                label=name,
-            )
-        ax.plot(
-            steps,
-            [values["total"] for _, values in self.history],
-            color="black",
-            lw=2,
-            label="total",
-        )
+            label = f"{name} (frozen)" if name in self.frozen_groups else name
+            ax.plot(*series(name), color=colour, lw=1, label=label)
+        totals = sorted({k for _, values in self.history for k in values if k.startswith("total")})
+        for i, key in enumerate(totals):
+            ax.plot(*series(key), color="black", lw=2, ls=("-", "--", ":", "-.")[i % 4], label=key)
         ax.set_yscale("log")
         ax.set_xlabel("global step")
         ax.set_ylabel(f"gradient {self.norm_type:g}-norm")
-        ax.set_title("Gradient norm per group (dark: first groups, light: last)")
+        title = "Gradient norm per group (dark: first groups, light: last)"
+        quiet = sorted(self.frozen_groups | set(self.absent_groups))
+        if quiet:
+            shown = ", ".join(quiet[:6]) + (", ..." if len(quiet) > 6 else "")
+            frozen = "frozen" if set(quiet) <= self.frozen_groups else "frozen or without gradient"
+            title += f"\n{frozen} at some logging steps (not plotted there): {shown}"
+        ax.set_title(title, fontsize=9)
         if len(names) <= 12:
             ax.legend(fontsize=7, ncol=2)
         ax.grid(alpha=0.3, which="both")
@@ -509,6 +711,8 @@ class GradientMonitor(Callback):
             "nonfinite_reported": self.nonfinite_reported,
             "tracker": self.tracker.state_dict(),
             "history": [(s, dict(v)) for s, v in self.history],
+            "absent_groups": dict(self.absent_groups),
+            "frozen_groups": sorted(self.frozen_groups),
         }
 
     @override
@@ -520,6 +724,8 @@ class GradientMonitor(Callback):
         self.nonfinite_reported = bool(state_dict["nonfinite_reported"])
         self.tracker.load_state_dict(state_dict["tracker"])
         self.history = [(int(s), dict(v)) for s, v in state_dict["history"]]
+        self.absent_groups = dict(state_dict.get("absent_groups", {}))
+        self.frozen_groups = set(state_dict.get("frozen_groups", ()))
         self._counters = None  # rebuilt on the device from the restored counts
 
 
