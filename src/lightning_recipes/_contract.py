@@ -93,7 +93,9 @@ def planned_change_epochs(trainer: Trainer) -> list[int]:
     epochs: set[int] = set()
     for callback in _callbacks(trainer):
         if isinstance(callback, PlansTrainableChanges):
-            epochs.update(e for e in callback.planned_change_epochs(max_epochs) if 0 < e < max_epochs)
+            epochs.update(
+                e for e in callback.planned_change_epochs(max_epochs) if 0 < e < max_epochs
+            )
     return sorted(epochs)
 
 

@@ -379,6 +379,32 @@ class Freezer(Callback):
                 from_top.append(min(reached, default=None))
         return from_top[::-1]
 
+    def planned_change_epochs(self, max_epochs: int) -> list[int]:
+        """The epochs below ``max_epochs`` at whose start some group is unfrozen.
+
+        Part of the contract between recipes (``PlansTrainableChanges``): the LR finder
+        re-runs its range test at these epochs and early stopping counts patience from the
+        last of them. Known once the groups are resolved (after ``setup``).
+
+        Args:
+            max_epochs: The run's epoch budget.
+
+        Returns:
+            Sorted distinct epochs in ``(0, max_epochs)``.
+
+        Examples:
+            >>> Freezer(unfreeze={1: 1, 3: 3}).planned_change_epochs(10)
+            []
+            >>> from torch import nn
+            >>> from lightning_recipes.finetuning import layer_groups
+            >>> freezer = Freezer(unfreeze={1: 1, 3: 3})
+            >>> freezer.groups = layer_groups(nn.Sequential(*(nn.Linear(2, 2) for _ in range(4))))
+            >>> freezer.planned_change_epochs(10)
+            [1, 3]
+        """
+        epochs = {e for e in self.unfreeze_epochs() if e is not None and 0 < e < max_epochs}
+        return sorted(epochs)
+
     def plan(self, epochs: int, base_lr: float) -> list[list[float | None]]:
         """The learning rate of every backbone group at every epoch (None while frozen).
 
