@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lightning_recipes._lightning import trainer_callbacks
+
 __all__ = [
     "PlansTrainableChanges",
     "RecipeSummary",
@@ -74,10 +76,6 @@ class ReportsToRun(Protocol):
         ...
 
 
-def _callbacks(trainer: Trainer) -> Iterable[Callback]:
-    return trainer.callbacks  # type: ignore[no-any-return]
-
-
 def planned_change_epochs(trainer: Trainer) -> list[int]:
     """Every epoch at which some callback plans to change the trainable set, sorted.
 
@@ -91,7 +89,7 @@ def planned_change_epochs(trainer: Trainer) -> list[int]:
     max_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else 2**31 - 1
     assert max_epochs is not None
     epochs: set[int] = set()
-    for callback in _callbacks(trainer):
+    for callback in trainer_callbacks(trainer):
         if isinstance(callback, PlansTrainableChanges):
             epochs.update(
                 e for e in callback.planned_change_epochs(max_epochs) if 0 < e < max_epochs

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import (
     DDPStrategy,
@@ -46,6 +46,7 @@ __all__ = [
     "rewrap_ddp",
     "run_dir",
     "strategy_family",
+    "trainer_callbacks",
 ]
 
 T = TypeVar("T")
@@ -329,3 +330,13 @@ def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(name, figure, global_step=step, close=False)
     return path
+
+
+def trainer_callbacks(trainer: Trainer) -> list[Callback]:
+    """The Trainer's callbacks, in the order they run.
+
+    ``Trainer.callbacks`` is a public list, set in ``__init__`` without a class annotation,
+    so type checkers do not see it: this is the one typed way in.
+    """
+    callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+    return callbacks
