@@ -12,6 +12,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.groups import (
@@ -194,6 +195,7 @@ class Freezer(Callback):
         self.train_bn = train_bn
         self.groups: list[LayerGroup] = []
         self.unfrozen = 0
+        self.unfrozen_at: dict[str, int] = {}  # group name -> epoch it was unfrozen at
         self._restored: int | None = None
         self._warmup: dict[int, int] = {}  # optimizer group index -> steps done
         self._group_index: list[int] = []  # optimizer param-group index of each layer group
@@ -586,6 +588,8 @@ class Freezer(Callback):
             if self.warmup_steps:
                 for index in newly:
                     self._warmup[self._group_index[index]] = 0
+            for index in newly:
+                self.unfrozen_at[self.groups[index].name] = trainer.current_epoch
             helpers.rank_zero_info(
                 f"Freezer: epoch {trainer.current_epoch}, {wanted} of {len(self.groups)} "
                 f"backbone groups trainable ({', '.join(self.groups[i].name for i in newly)} "
@@ -630,7 +634,33 @@ class Freezer(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"unfrozen": self.unfrozen, "warmup": dict(self._warmup)}
+        return {
+            "unfrozen": self.unfrozen,
+            "warmup": dict(self._warmup),
+            "unfrozen_at": dict(self.unfrozen_at),
+        }
+
+    def run_summary(self) -> RecipeSummary:
+        """The freeze plan and when each group was actually unfrozen (for the run report)."""
+        planned = self.unfreeze_epochs() if self.groups else []
+        plan = {
+            group.name: {"planned": epoch, "unfrozen at": self.unfrozen_at.get(group.name)}
+            for group, epoch in zip(self.groups, planned, strict=True)
+        }
+        notes = []
+        never = [name for name, row in plan.items() if row["unfrozen at"] is None]
+        if never:
+            notes.append(f"Still frozen at the end: {', '.join(never)}.")
+        return RecipeSummary(
+            "Freezer",
+            facts={
+                "groups (bottom first)": plan,
+                "trainable groups at the end": f"{self.unfrozen} of {len(self.groups)}",
+                "lr_decay": self.lr_decay,
+                "train_bn": self.train_bn,
+            },
+            notes=notes,
+        )
 
     @override
     def on_load_checkpoint(
@@ -645,6 +675,7 @@ class Freezer(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = int(state_dict["unfrozen"])
         self._warmup = {int(k): int(v) for k, v in state_dict["warmup"].items()}
+        self.unfrozen_at = {str(k): int(v) for k, v in state_dict.get("unfrozen_at", {}).items()}
 
 
 def _split_param_groups(

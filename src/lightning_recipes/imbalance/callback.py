@@ -12,6 +12,7 @@ from torch import nn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.imbalance.labels import (
@@ -312,6 +313,20 @@ class ClassWeighting(Callback):
         if self.state_key not in states and "ClassWeighting" in states:
             # Written before state_key held the arguments: the class name was the key.
             self.load_state_dict(states["ClassWeighting"])
+
+    def run_summary(self) -> RecipeSummary:
+        """The counts and the weights installed (for the run report)."""
+        facts: dict[str, Any] = {
+            "scheme": self.scheme if isinstance(self.scheme, str) else "mapping"
+        }
+        if self.counts is not None:
+            facts["training counts"] = self.counts
+        if self.weights is not None:
+            facts["weights installed"] = [round(float(w), 4) for w in self.weights.reshape(-1)]
+        notes = (
+            [] if self.weights is not None else ["No weights installed (training never started)."]
+        )
+        return RecipeSummary("Class weighting", facts=facts, notes=notes)
 
     @override
     def state_dict(self) -> dict[str, Any]:
