@@ -339,7 +339,12 @@ def test_a_milestone_runs_mid_training_from_the_current_weights(make_trainer: Ma
     assert second.previous_lr == first.chosen
     # The trained model starts the sweep lower than the fresh one did.
     assert second.losses[0] < first.losses[0] - 0.5
-    assert trainer.optimizers[0].param_groups[0]["lr"] == second.chosen
+    # From trained weights the loss only rises along this short sweep: 'minimum' lands at
+    # its start (a tenth of ~3e-5), which is not trusted, so the found rate stays.
+    assert first.applied and first.boundary is None
+    assert second.boundary == "low" and not second.applied
+    assert second.chosen is not None and second.chosen < 1e-5
+    assert trainer.optimizers[0].param_groups[0]["lr"] == first.chosen
     assert np.isfinite(trainer.callback_metrics["train_loss_epoch"].item())
 
 
