@@ -456,6 +456,93 @@ def test_with_gradient_accumulation_the_loss_is_not_divided(make_trainer: MakeTr
     assert model.calls == 2  # the sweep's 12 * 4 micro-batches ran on a copy
 
 
+class Regression(LightningModule):
+    """Linear least squares with plain SGD: step size is proportional to the gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, 1)
+        self.step_losses: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self.layer(x).squeeze(1), y)
+        self.step_losses.append(loss.item())
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class FollowTheSweep(Callback):
+    """Real training at the sweep's learning rates, one per optimizer step."""
+
+    def __init__(self, lrs: np.ndarray) -> None:
+        self.lrs = lrs
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] = float(self.lrs[trainer.global_step])
+
+
+def test_the_sweep_steps_exactly_as_training_does_under_accumulation(
+    make_trainer: MakeTrainer,
+) -> None:
+    """With SGD, a sweep backpropagating the undivided loss would take steps twice too big."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 8, generator=generator)
+    y = x @ torch.randn(8, generator=generator) + 0.1 * torch.randn(16, generator=generator)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)  # 4 batches, fixed order
+    finder = LRFinder(
+        min_lr=1e-2, max_lr=0.3, num_steps=12, diverge_threshold=None, update_lr=False, plot=False
+    )
+    trainer = make_trainer(
+        max_epochs=-1,
+        max_steps=12,
+        accumulate_grad_batches=2,
+        limit_val_batches=0,
+        callbacks=[finder, FollowTheSweep(finder.lrs)],
+    )
+    model = Regression()
+    seed_everything(0)
+    trainer.fit(model, train_dataloaders=loader)
+    assert trainer.global_step == 12
+    real = np.asarray(model.step_losses).reshape(12, 2).mean(axis=1)
+    swept = finder.results[0].losses
+    assert real[-1] < real[0] / 2  # it learns: the steps matter
+    np.testing.assert_allclose(swept, real, rtol=1e-5)
+
+
+def test_two_finders_keep_separate_checkpoint_state(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    def run(max_epochs: int, ckpt: Path | None = None) -> tuple[Trainer, LRFinder, LRFinder]:
+        seed_everything(0)
+        early = LRFinder(num_steps=20, milestones=[1], update_lr=False, plot=False, verbose=False)
+        late = LRFinder(num_steps=20, at_start=False, milestones=[2], update_lr=False, plot=False)
+        trainer = make_trainer(
+            max_epochs=max_epochs,
+            limit_train_batches=2,
+            limit_val_batches=0,
+            callbacks=[early, late],
+        )
+        trainer.fit(dropout_classifier(), train_dataloaders=digits_loader(), ckpt_path=ckpt)
+        return trainer, early, late
+
+    trainer, early, late = run(2)
+    assert early.state_key != late.state_key
+    assert [r.epoch for r in early.results] == [0, 1] and late.results == []
+    ckpt = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=False)["callbacks"]
+    assert {early.state_key, late.state_key} <= saved.keys()
+    _, early_resumed, late_resumed = run(3, ckpt)
+    assert early_resumed.results == early.results  # restored, not re-run
+    assert [r.epoch for r in late_resumed.results] == [2]  # its own (empty) state, then run
+
+
 def test_a_milestone_runs_mid_training_from_the_current_weights(make_trainer: MakeTrainer) -> None:
     seed_everything(0)
     finder = LRFinder(num_steps=20, milestones=[2], plot=False, verbose=False)
