@@ -135,7 +135,7 @@ def test_find_lr_refuses_bad_input_before_fitting(
 
 def test_find_lr_refuses_spawned_processes_up_front() -> None:
     trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False)
-    with pytest.raises(RecipeConfigError, match="(?s)Invalid trainer=.*LRFinder callback"):
+    with pytest.raises(RecipeConfigError, match=r"(?s)Invalid trainer=.*LRFinder callback"):
         find_lr(trainer, dropout_classifier(), DigitsDataModule(batch_size=64))
 
 
@@ -342,7 +342,8 @@ def test_find_lr_then_fit_is_exact_for_any_trainer_arguments(
     model = dropout_classifier()
     trainer = make_trainer(**args)
     result = find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=30, plot=False)
-    assert result.applied and result.chosen is not None
+    assert result.applied
+    assert result.chosen is not None
     assert trainer.global_step == 0
     assert trainer.current_epoch == 0
     trainer.fit(model, train_dataloaders=digits_loader())
@@ -360,7 +361,8 @@ def test_find_lr_leaves_the_timer_of_max_time_alone(make_trainer: MakeTrainer) -
     timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
     model = dropout_classifier()
     find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=20, plot=False)
-    assert timer.start_time() is None and timer.end_time() is None
+    assert timer.start_time() is None
+    assert timer.end_time() is None
     trainer.fit(model, train_dataloaders=digits_loader())
     assert timer.time_elapsed() > 0  # from this fit's start to its end
 
@@ -533,7 +535,8 @@ def test_two_finders_keep_separate_checkpoint_state(
 
     trainer, early, late = run(2)
     assert early.state_key != late.state_key
-    assert [r.epoch for r in early.results] == [0, 1] and late.results == []
+    assert [r.epoch for r in early.results] == [0, 1]
+    assert late.results == []
     ckpt = tmp_path / "two.ckpt"
     trainer.save_checkpoint(ckpt)
     saved = torch.load(ckpt, weights_only=False)["callbacks"]
@@ -558,9 +561,12 @@ def test_a_milestone_runs_mid_training_from_the_current_weights(make_trainer: Ma
     assert second.losses[0] < first.losses[0] - 0.5
     # From trained weights the loss only rises along this short sweep: 'minimum' lands at
     # its start (a tenth of ~3e-5), which is not trusted, so the found rate stays.
-    assert first.applied and first.boundary is None
-    assert second.boundary == "low" and not second.applied
-    assert second.chosen is not None and second.chosen < 1e-5
+    assert first.applied
+    assert first.boundary is None
+    assert second.boundary == "low"
+    assert not second.applied
+    assert second.chosen is not None
+    assert second.chosen < 1e-5
     assert trainer.optimizers[0].param_groups[0]["lr"] == first.chosen
     assert np.isfinite(trainer.callback_metrics["train_loss_epoch"].item())
 
@@ -595,9 +601,12 @@ def test_no_signal_leaves_the_learning_rate_and_says_why(make_trainer: MakeTrain
     with pytest.warns(UserWarning, match="(?s)not trusted and not applied.*never fell"):
         trainer.fit(model, train_dataloaders=random_label_loader())
     result = finder.results[0]
-    assert result.chosen is not None and result.boundary == "low"
-    assert result.boundary_reason is not None and "never fell" in result.boundary_reason
-    assert not result.applied and result.not_applied == "pick at the low end of the sweep"
+    assert result.chosen is not None
+    assert result.boundary == "low"
+    assert result.boundary_reason is not None
+    assert "never fell" in result.boundary_reason
+    assert not result.applied
+    assert result.not_applied == "pick at the low end of the sweep"
     assert model.lr == 1e-3 == trainer.optimizers[0].param_groups[0]["lr"]
     assert LRFinderResult.from_dict(result.to_dict()) == result
 
@@ -608,7 +617,8 @@ def test_find_lr_on_data_without_signal_keeps_the_module_lr(make_trainer: MakeTr
     trainer = make_trainer(limit_train_batches=1, limit_val_batches=0)
     with pytest.warns(UserWarning, match="not trusted and not applied"):
         result = find_lr(trainer, model, train_dataloaders=random_label_loader(), num_steps=60)
-    assert result.boundary == "low" and not result.applied
+    assert result.boundary == "low"
+    assert not result.applied
     assert model.lr == model.hparams["lr"] == 1e-3
 
 
@@ -626,7 +636,8 @@ def test_a_sweep_that_never_diverges_is_not_trusted_unless_asked(
     with pytest.warns(UserWarning, match=f"(?s){message}.*never turned up.*Raise max_lr"):
         trainer.fit(model, train_dataloaders=digits_loader())
     result = finder.results[0]
-    assert result.stopped_early is None and result.boundary == "high"
+    assert result.stopped_early is None
+    assert result.boundary == "high"
     assert result.chosen == pytest.approx(1e-3)  # a tenth of max_lr: the loss still fell
     assert result.applied is opt_in
     expected = result.chosen if opt_in else 3e-3
