@@ -133,8 +133,10 @@ def test_find_lr_refuses_bad_input_before_fitting(
     assert trainer.state.fn is None  # no fit started
 
 
-def test_find_lr_refuses_spawned_processes_up_front() -> None:
-    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False)
+def test_find_lr_refuses_spawned_processes_up_front(tmp_path: Path) -> None:
+    trainer = Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, default_root_dir=tmp_path
+    )
     with pytest.raises(RecipeConfigError, match=r"(?s)Invalid trainer=.*LRFinder callback"):
         find_lr(trainer, dropout_classifier(), DigitsDataModule(batch_size=64))
 
