@@ -11,12 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.loggers import CSVLogger
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_recipes import LRFinder, RecipeConfigError, find_lr
+from lightning_recipes import LRFinder, MetricHistory, RecipeConfigError, find_lr
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.lr import (
     LRFinderResult,
@@ -70,11 +71,79 @@ def assert_equal_states(a: dict[str, Any], b: dict[str, Any]) -> None:
         ({"diverge_threshold": 1.0}, "diverge_threshold"),
         ({"milestones": [0]}, "milestones"),
         ({"milestones": [2, 2]}, "milestones"),
+        ({"milestones": 5}, "milestones"),
+        ({"milestones": "12"}, "milestones"),
+        ({"milestones": [1.5]}, "milestones"),
+        ({"num_steps": 1}, "num_steps"),
+        ({"num_steps": True}, "num_steps"),
+        ({"min_lr": "1e-6"}, "min_lr"),
+        ({"min_lr": float("nan")}, "min_lr"),
+        ({"max_lr": float("inf")}, "max_lr"),
+        ({"suggestion": "nope"}, "suggestion"),
+        ({"suggestion": ["minimum"]}, "suggestion"),
+        ({"mode": "exp"}, "mode"),
+        ({"diverge_threshold": 0.5}, "diverge_threshold"),
+        ({"diverge_threshold": "4"}, "diverge_threshold"),
+        ({"diverge_threshold": float("inf")}, "diverge_threshold"),
+        ({"attr_names": []}, "attr_names"),
+        ({"attr_names": [""]}, "attr_names"),
+        ({"attr_names": 5}, "attr_names"),
+        ({"attr_names": ["lr", 3]}, "attr_names"),
+        ({"at_start": "yes"}, "at_start"),
+        ({"update_lr": 0}, "update_lr"),
+        ({"apply_at_boundary": "no"}, "apply_at_boundary"),
+        ({"plot": "yes"}, "plot"),
     ],
 )
 def test_bad_arguments_raise_naming_the_argument(kwargs: dict[str, Any], name: str) -> None:
-    with pytest.raises(RecipeConfigError, match=name):
+    with pytest.raises(RecipeConfigError, match=f"Invalid {name}="):
         LRFinder(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda t, m, d: find_lr(t, m, d, min_lr=0.0), "min_lr"),
+        (lambda t, m, d: find_lr(t, m, d, max_lr=1e-7), "max_lr"),
+        (lambda t, m, d: find_lr(t, m, d, num_steps=1), "num_steps"),
+        (lambda t, m, d: find_lr(t, m, d, suggestion="nope"), "suggestion"),
+        (lambda t, m, d: find_lr(t, m, d, mode="exp"), "mode"),
+        (lambda t, m, d: find_lr(t, m, d, diverge_threshold=1.0), "diverge_threshold"),
+        (lambda t, m, d: find_lr(t, m, d, attr_names=[]), "attr_names"),
+        (lambda t, m, d: find_lr(t, m, d, milestones=[2]), "milestones"),
+        (lambda t, m, d: find_lr(t, m, d, at_start=False), "at_start"),
+        (lambda t, m, d: find_lr(t, m, d, num_step=30), "num_step"),
+        (lambda t, m, d: find_lr(None, m, d), "trainer"),
+        (lambda t, m, d: find_lr(t, nn.Linear(2, 2), d), "model"),
+        (lambda t, m, d: find_lr(t, m, digits_loader()), "datamodule"),
+        (lambda t, m, d: find_lr(t, m, d, train_dataloaders=digits_loader()), "train_dataloaders"),
+    ],
+)
+def test_find_lr_refuses_bad_input_before_fitting(
+    call: Callable[[Trainer, LightningModule, DigitsDataModule], Any],
+    name: str,
+    make_trainer: MakeTrainer,
+) -> None:
+    model = dropout_classifier()
+    trainer = make_trainer()
+    before = list(trainer.callbacks)
+    with pytest.raises(RecipeConfigError, match=f"Invalid {name}="):
+        call(trainer, model, DigitsDataModule(batch_size=64))
+    assert trainer.callbacks == before
+    assert trainer.state.fn is None  # no fit started
+
+
+def test_find_lr_refuses_spawned_processes_up_front(tmp_path: Path) -> None:
+    trainer = Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, default_root_dir=tmp_path
+    )
+    with pytest.raises(RecipeConfigError, match=r"(?s)Invalid trainer=.*LRFinder callback"):
+        find_lr(trainer, dropout_classifier(), DigitsDataModule(batch_size=64))
+
+
+def test_attr_names_string_is_one_name() -> None:
+    assert LRFinder(attr_names="lr").attr_names == ["lr"]
+    assert LRFinder(attr_names=("lr", "learning_rate")).attr_names == ["lr", "learning_rate"]
 
 
 def test_sweep_lrs_exponential_and_linear_span_the_range() -> None:
@@ -253,6 +322,71 @@ def test_find_lr_then_fit_equals_fit_with_that_lr_typed_in(make_trainer: MakeTra
     assert_equal_states(state(model), by_hand)
 
 
+@pytest.mark.parametrize(
+    "trainer_args",
+    [
+        {"min_epochs": 1},
+        {"min_steps": 3},
+        {"min_epochs": 2, "min_steps": 7},
+        {"accumulate_grad_batches": 2},
+        {"val_check_interval": 2},
+        {"limit_train_batches": 0.2},
+        {"max_time": {"minutes": 5}},
+    ],
+    ids=lambda args: ",".join(args),
+)
+def test_find_lr_then_fit_is_exact_for_any_trainer_arguments(
+    make_trainer: MakeTrainer, trainer_args: dict[str, Any]
+) -> None:
+    """Lightning ignores should_stop until min_epochs/min_steps: no real step may run."""
+    args = {"max_epochs": 2, "limit_train_batches": 5, "limit_val_batches": 1, **trainer_args}
+    seed_everything(0)
+    model = dropout_classifier()
+    trainer = make_trainer(**args)
+    result = find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=30, plot=False)
+    assert result.applied
+    assert result.chosen is not None
+    assert trainer.global_step == 0
+    assert trainer.current_epoch == 0
+    trainer.fit(model, train_dataloaders=digits_loader())
+    seed_everything(0)
+    by_hand = make_trainer(**args)
+    typed_in = dropout_classifier(lr=result.chosen)
+    by_hand.fit(typed_in, train_dataloaders=digits_loader())
+    assert trainer.global_step == by_hand.global_step
+    assert_equal_states(state(model), state(typed_in))
+
+
+def test_find_lr_leaves_the_timer_of_max_time_alone(make_trainer: MakeTrainer) -> None:
+    """find_lr's truncated fit must not start or stop the Trainer's max_time clock."""
+    trainer = make_trainer(max_time={"minutes": 5}, limit_train_batches=2, limit_val_batches=0)
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+    model = dropout_classifier()
+    find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=20, plot=False)
+    assert timer.start_time() is None
+    assert timer.end_time() is None
+    trainer.fit(model, train_dataloaders=digits_loader())
+    assert timer.time_elapsed() > 0  # from this fit's start to its end
+
+
+class WithConfiguredCallbacks(Classifier):
+    def configure_callbacks(self) -> list[Callback]:
+        return [MetricHistory()]
+
+
+def test_find_lr_restores_the_callbacks_even_when_the_module_adds_some(
+    make_trainer: MakeTrainer,
+) -> None:
+    trainer = make_trainer(limit_train_batches=2, limit_val_batches=0)
+    before = trainer.callbacks
+    model = WithConfiguredCallbacks(mlp(64, [32]), num_classes=10)
+    find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=20, plot=False)
+    assert trainer.callbacks is before
+    assert not any(isinstance(c, LRFinder | MetricHistory) for c in trainer.callbacks)
+    trainer.fit(model, train_dataloaders=digits_loader())
+    assert trainer.global_step == 2
+
+
 class TwoGroupModule(LightningModule):
     """A backbone at a tenth of the head's rate, with a warm-up cosine schedule."""
 
@@ -326,6 +460,94 @@ def test_with_gradient_accumulation_the_loss_is_not_divided(make_trainer: MakeTr
     assert model.calls == 2  # the sweep's 12 * 4 micro-batches ran on a copy
 
 
+class Regression(LightningModule):
+    """Linear least squares with plain SGD: step size is proportional to the gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(8, 1)
+        self.step_losses: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self.layer(x).squeeze(1), y)
+        self.step_losses.append(loss.item())
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class FollowTheSweep(Callback):
+    """Real training at the sweep's learning rates, one per optimizer step."""
+
+    def __init__(self, lrs: np.ndarray) -> None:
+        self.lrs = lrs
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] = float(self.lrs[trainer.global_step])
+
+
+def test_the_sweep_steps_exactly_as_training_does_under_accumulation(
+    make_trainer: MakeTrainer,
+) -> None:
+    """With SGD, a sweep backpropagating the undivided loss would take steps twice too big."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 8, generator=generator)
+    y = x @ torch.randn(8, generator=generator) + 0.1 * torch.randn(16, generator=generator)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4)  # 4 batches, fixed order
+    finder = LRFinder(
+        min_lr=1e-2, max_lr=0.3, num_steps=12, diverge_threshold=None, update_lr=False, plot=False
+    )
+    trainer = make_trainer(
+        max_epochs=-1,
+        max_steps=12,
+        accumulate_grad_batches=2,
+        limit_val_batches=0,
+        callbacks=[finder, FollowTheSweep(finder.lrs)],
+    )
+    model = Regression()
+    seed_everything(0)
+    trainer.fit(model, train_dataloaders=loader)
+    assert trainer.global_step == 12
+    real = np.asarray(model.step_losses).reshape(12, 2).mean(axis=1)
+    swept = finder.results[0].losses
+    assert real[-1] < real[0] / 2  # it learns: the steps matter
+    np.testing.assert_allclose(swept, real, rtol=1e-5)
+
+
+def test_two_finders_keep_separate_checkpoint_state(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    def run(max_epochs: int, ckpt: Path | None = None) -> tuple[Trainer, LRFinder, LRFinder]:
+        seed_everything(0)
+        early = LRFinder(num_steps=20, milestones=[1], update_lr=False, plot=False, verbose=False)
+        late = LRFinder(num_steps=20, at_start=False, milestones=[2], update_lr=False, plot=False)
+        trainer = make_trainer(
+            max_epochs=max_epochs,
+            limit_train_batches=2,
+            limit_val_batches=0,
+            callbacks=[early, late],
+        )
+        trainer.fit(dropout_classifier(), train_dataloaders=digits_loader(), ckpt_path=ckpt)
+        return trainer, early, late
+
+    trainer, early, late = run(2)
+    assert early.state_key != late.state_key
+    assert [r.epoch for r in early.results] == [0, 1]
+    assert late.results == []
+    ckpt = tmp_path / "two.ckpt"
+    trainer.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=False)["callbacks"]
+    assert {early.state_key, late.state_key} <= saved.keys()
+    _, early_resumed, late_resumed = run(3, ckpt)
+    assert early_resumed.results == early.results  # restored, not re-run
+    assert [r.epoch for r in late_resumed.results] == [2]  # its own (empty) state, then run
+
+
 def test_a_milestone_runs_mid_training_from_the_current_weights(make_trainer: MakeTrainer) -> None:
     seed_everything(0)
     finder = LRFinder(num_steps=20, milestones=[2], plot=False, verbose=False)
@@ -339,7 +561,15 @@ def test_a_milestone_runs_mid_training_from_the_current_weights(make_trainer: Ma
     assert second.previous_lr == first.chosen
     # The trained model starts the sweep lower than the fresh one did.
     assert second.losses[0] < first.losses[0] - 0.5
-    assert trainer.optimizers[0].param_groups[0]["lr"] == second.chosen
+    # From trained weights the loss only rises along this short sweep: 'minimum' lands at
+    # its start (a tenth of ~3e-5), which is not trusted, so the found rate stays.
+    assert first.applied
+    assert first.boundary is None
+    assert second.boundary == "low"
+    assert not second.applied
+    assert second.chosen is not None
+    assert second.chosen < 1e-5
+    assert trainer.optimizers[0].param_groups[0]["lr"] == first.chosen
     assert np.isfinite(trainer.callback_metrics["train_loss_epoch"].item())
 
 
@@ -355,6 +585,66 @@ def test_divergence_stops_the_sweep_and_the_pick_stays_below_it(make_trainer: Ma
     assert len(result.lrs) < 60
     assert result.chosen is not None
     assert result.chosen < result.lrs[-1] / 10
+
+
+def random_label_loader() -> DataLoader[Any]:
+    """Digits with labels drawn at random: nothing to learn, the loss never falls."""
+    x, _ = load_digits(return_X_y=True)
+    y = torch.randint(0, 10, (len(x),), generator=torch.Generator().manual_seed(0))
+    data = TensorDataset(torch.tensor(x / 16.0, dtype=torch.float32), y)
+    return DataLoader(data, batch_size=64, shuffle=True)
+
+
+def test_no_signal_leaves_the_learning_rate_and_says_why(make_trainer: MakeTrainer) -> None:
+    seed_everything(0)
+    finder = LRFinder(num_steps=60, plot=False, verbose=False)
+    trainer = make_trainer(limit_train_batches=1, limit_val_batches=0, callbacks=[finder])
+    model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+    with pytest.warns(UserWarning, match="(?s)not trusted and not applied.*never fell"):
+        trainer.fit(model, train_dataloaders=random_label_loader())
+    result = finder.results[0]
+    assert result.chosen is not None
+    assert result.boundary == "low"
+    assert result.boundary_reason is not None
+    assert "never fell" in result.boundary_reason
+    assert not result.applied
+    assert result.not_applied == "pick at the low end of the sweep"
+    assert model.lr == 1e-3 == trainer.optimizers[0].param_groups[0]["lr"]
+    assert LRFinderResult.from_dict(result.to_dict()) == result
+
+
+def test_find_lr_on_data_without_signal_keeps_the_module_lr(make_trainer: MakeTrainer) -> None:
+    seed_everything(0)
+    model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+    trainer = make_trainer(limit_train_batches=1, limit_val_batches=0)
+    with pytest.warns(UserWarning, match="not trusted and not applied"):
+        result = find_lr(trainer, model, train_dataloaders=random_label_loader(), num_steps=60)
+    assert result.boundary == "low"
+    assert not result.applied
+    assert model.lr == model.hparams["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("opt_in", [False, True])
+def test_a_sweep_that_never_diverges_is_not_trusted_unless_asked(
+    make_trainer: MakeTrainer, opt_in: bool
+) -> None:
+    seed_everything(0)
+    finder = LRFinder(
+        min_lr=1e-4, max_lr=1e-2, num_steps=40, apply_at_boundary=opt_in, plot=False, verbose=False
+    )
+    trainer = make_trainer(limit_train_batches=1, limit_val_batches=0, callbacks=[finder])
+    model = Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+    message = "applied .apply_at_boundary=True." if opt_in else "not trusted and not applied"
+    with pytest.warns(UserWarning, match=f"(?s){message}.*never turned up.*Raise max_lr"):
+        trainer.fit(model, train_dataloaders=digits_loader())
+    result = finder.results[0]
+    assert result.stopped_early is None
+    assert result.boundary == "high"
+    assert result.chosen == pytest.approx(1e-3)  # a tenth of max_lr: the loss still fell
+    assert result.applied is opt_in
+    expected = result.chosen if opt_in else 3e-3
+    assert model.lr == expected == trainer.optimizers[0].param_groups[0]["lr"]
+    assert result.not_applied == (None if opt_in else "pick at the high end of the sweep")
 
 
 def test_too_short_a_curve_keeps_the_learning_rate_and_warns(make_trainer: MakeTrainer) -> None:

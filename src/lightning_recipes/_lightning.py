@@ -9,7 +9,7 @@ saying why.
 
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import torch
 from lightning.pytorch import Callback, Trainer
@@ -340,3 +340,27 @@ def trainer_callbacks(trainer: Trainer) -> list[Callback]:
     """
     callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
     return callbacks
+
+
+def end_fit_now() -> NoReturn:
+    """End the running ``trainer.fit`` cleanly from a callback hook, as Lightning's tuner does.
+
+    Raises Lightning's private ``_TunerExitException``: the Trainer catches it, runs the
+    teardown hooks and marks the fit finished, without training, without the remaining
+    hooks and without ``on_train_end``. Private, but it is the only way Lightning offers
+    (its own LearningRateFinder and BatchSizeFinder use it): ``trainer.should_stop`` is
+    ignored until ``min_epochs`` / ``min_steps`` are met.
+    """
+    from lightning.pytorch.utilities.exceptions import _TunerExitException
+
+    raise _TunerExitException()
+
+
+def spawns_processes(trainer: Trainer) -> bool:
+    """Whether ``trainer.fit`` runs in spawned processes (``ddp_spawn``, XLA), not here."""
+    # The launcher classes are private; the strategy's public `launcher` holds one.
+    from lightning.pytorch.strategies.launchers.multiprocessing import (
+        _MultiProcessingLauncher,
+    )
+
+    return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)

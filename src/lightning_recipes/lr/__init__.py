@@ -7,7 +7,7 @@ from lightning_recipes.lr.apply import (
     set_module_lr,
 )
 from lightning_recipes.lr.finder import DEFAULT_SUGGESTION, LRFinder, find_lr
-from lightning_recipes.lr.result import LRFinderResult, all_suggestions
+from lightning_recipes.lr.result import LRFinderResult, all_suggestions, boundary
 from lightning_recipes.lr.schedules import (
     exponential_decay,
     one_cycle,
@@ -22,6 +22,7 @@ from lightning_recipes.lr.suggest import (
     SUGGESTIONS,
     Curve,
     ema_smooth,
+    landing,
     lightning_steepest,
     minimum,
     prepare_curve,
@@ -40,10 +41,12 @@ __all__ = [
     "LRFinderResult",
     "Sweep",
     "all_suggestions",
+    "boundary",
     "ema_smooth",
     "exponential_decay",
     "find_lr",
     "group_ratios",
+    "landing",
     "lightning_steepest",
     "minimum",
     "one_cycle",

@@ -1,8 +1,10 @@
 """LRFinder: the learning-rate range test as a callback, at fit start and at milestones."""
 
 import importlib.util
+import inspect
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from typing_extensions import override
@@ -18,7 +20,10 @@ from lightning_recipes.lr.sweep import run_sweep, sweep_lrs
 
 __all__ = ["DEFAULT_SUGGESTION", "LRFinder", "find_lr"]
 
-DEFAULT_SUGGESTION = "minimum"
+SuggestionName = Literal["minimum", "valley", "steep", "slide", "lightning_steepest"]
+"""The names of `SUGGESTIONS`, for type checkers and LightningCLI."""
+
+DEFAULT_SUGGESTION: SuggestionName = "minimum"
 """The rule LRFinder uses unless told otherwise, chosen from ``benchmarks/lr_finder.py``.
 
 Against a ground-truth grid of real trainings (3 tasks x Adam/SGD, 2 seeds), ``minimum``
@@ -26,6 +31,40 @@ came within 1 percentage point of the grid's best accuracy in 6 of 6 settings (m
 0.1 pp, worst 0.8 pp); ``valley`` in 5 of 6 (worst 8.4 pp, SGD on make_classification);
 Lightning's ``lr_find`` suggestion in 0 of 6.
 """
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _milestones(milestones: Any) -> list[int]:
+    """Validated milestones: distinct epochs >= 1, as a sorted list."""
+    fix = "Pass a list of distinct epoch numbers >= 1, e.g. [5, 10] (epoch 0 is at_start=True)."
+    if isinstance(milestones, str) or not isinstance(milestones, Sequence):
+        raise config_error("milestones", milestones, fix)
+    bad = [m for m in milestones if isinstance(m, bool) or not isinstance(m, int) or m < 1]
+    if bad or len(set(milestones)) != len(milestones):
+        raise config_error("milestones", list(milestones), fix)
+    return sorted(milestones)
+
+
+def _attr_names(attr_names: Any) -> list[str] | None:
+    """Validated attribute names; a single string is one name, not its characters."""
+    if attr_names is None:
+        return None
+    names = [attr_names] if isinstance(attr_names, str) else attr_names
+    if (
+        not isinstance(names, Sequence)
+        or not names
+        or not all(isinstance(n, str) and n.isidentifier() for n in names)
+    ):
+        raise config_error(
+            "attr_names",
+            attr_names,
+            "Pass an attribute name or a non-empty list of them, e.g. 'lr' or "
+            "['lr', 'learning_rate'], or None for those of lr / learning_rate that exist.",
+        )
+    return list(names)
 
 
 class LRFinder(Callback):
@@ -40,9 +79,16 @@ class LRFinder(Callback):
     itself is untouched by the sweep: weights, optimizer state, schedulers, loop
     progress, logged metrics and random streams are exactly as before it.
 
+    A pick at either end of the sweep is not trusted (see `lightning_recipes.lr.boundary`):
+    the loss never fell (data without signal), or it was still falling at ``max_lr`` (most
+    parameters frozen). Then the finder warns with the reason and keeps the learning rate,
+    unless ``apply_at_boundary=True``; the result records why (``result.not_applied``).
+
     Under DDP the loss is averaged over ranks at every step and the choice is broadcast
     from rank 0, so every rank trains with the same rate. On resume the tests already
-    done are not repeated (the chosen rate is in the restored optimizer).
+    done are not repeated (the chosen rate is in the restored optimizer). Two finders in
+    one Trainer keep separate checkpoint state (their `state_key` is built from the
+    arguments that distinguish them).
 
     Args:
         min_lr: First learning rate of the sweep.
@@ -57,11 +103,13 @@ class LRFinder(Callback):
         milestones: Epochs (> 0) at whose start the test runs again, from the weights
             reached so far.
         update_lr: Apply the chosen learning rate; ``False`` only records the results.
-        attr_names: Module attributes / hparams to write the rate to; by default those of
-            ``lr`` and ``learning_rate`` that exist.
+        attr_names: Module attributes / hparams to write the rate to (one name or a
+            list); by default those of ``lr`` and ``learning_rate`` that exist.
         plot: Save and log the curve's figure: ``True``, ``False``, or ``None`` (default)
             for "if matplotlib is installed".
         verbose: Print the choice on rank zero.
+        apply_at_boundary: Apply a pick that sits at an end of the sweep anyway (it is
+            still reported with a warning).
 
     Attributes:
         results: One `LRFinderResult` per test run, in order.
@@ -85,44 +133,69 @@ class LRFinder(Callback):
         min_lr: float = 1e-6,
         max_lr: float = 10.0,
         num_steps: int = 100,
-        mode: str = "exponential",
-        suggestion: str = DEFAULT_SUGGESTION,
+        mode: Literal["exponential", "linear"] = "exponential",
+        suggestion: SuggestionName = DEFAULT_SUGGESTION,
         diverge_threshold: float | None = 4.0,
         at_start: bool = True,
         milestones: Sequence[int] = (),
         update_lr: bool = True,
-        attr_names: Sequence[str] | None = None,
+        attr_names: str | Sequence[str] | None = None,
         plot: bool | None = None,
         verbose: bool = True,
+        apply_at_boundary: bool = False,
     ) -> None:
         super().__init__()
         self.lrs = sweep_lrs(min_lr, max_lr, num_steps, mode)  # validates the range
         self.min_lr, self.max_lr, self.num_steps, self.mode = min_lr, max_lr, num_steps, mode
-        if suggestion not in SUGGESTIONS:
+        if not isinstance(suggestion, str) or suggestion not in SUGGESTIONS:
             raise choice_error("suggestion", suggestion, list(SUGGESTIONS))
-        if diverge_threshold is not None and not diverge_threshold > 1:
+        if diverge_threshold is not None and not (
+            _is_number(diverge_threshold)
+            and math.isfinite(diverge_threshold)
+            and diverge_threshold > 1
+        ):
             raise config_error(
-                "diverge_threshold", diverge_threshold, "Pass a factor above 1 (e.g. 4) or None."
+                "diverge_threshold",
+                diverge_threshold,
+                "Pass a finite factor above 1 (e.g. 4), or None to never stop early.",
             )
-        bad = [m for m in milestones if isinstance(m, bool) or not isinstance(m, int) or m < 1]
-        if bad or len(set(milestones)) != len(milestones):
-            raise config_error(
-                "milestones",
-                list(milestones),
-                "Pass distinct epoch numbers >= 1 (epoch 0 is covered by at_start=True).",
-            )
+        for name, flag in (
+            ("at_start", at_start),
+            ("update_lr", update_lr),
+            ("verbose", verbose),
+            ("apply_at_boundary", apply_at_boundary),
+        ):
+            if not isinstance(flag, bool):
+                raise config_error(name, flag, "Pass True or False.")
+        if plot is not None and not isinstance(plot, bool):
+            raise config_error("plot", plot, "Pass True, False, or None (if matplotlib is there).")
+        self.milestones = _milestones(milestones)
+        self.attr_names = _attr_names(attr_names)
         if plot:
             new_figure("LRFinder(plot=True)")  # fail now, not after the sweep
         self.suggestion = suggestion
         self.diverge_threshold = diverge_threshold
         self.at_start = at_start
-        self.milestones = sorted(milestones)
         self.update_lr = update_lr
-        self.attr_names = list(attr_names) if attr_names is not None else None
         self.plot = plot if plot is not None else importlib.util.find_spec("matplotlib") is not None
         self.verbose = verbose
+        self.apply_at_boundary = apply_at_boundary
         self.results: list[LRFinderResult] = []
         self._done: set[int] = set()  # epochs whose test has run (0 = the start)
+
+    @property
+    @override
+    def state_key(self) -> str:
+        """Unique per finder: two finders in one Trainer keep separate checkpoint state."""
+        return self._generate_state_key(
+            min_lr=self.min_lr,
+            max_lr=self.max_lr,
+            num_steps=self.num_steps,
+            mode=self.mode,
+            suggestion=self.suggestion,
+            at_start=self.at_start,
+            milestones=self.milestones,
+        )
 
     @property
     def result(self) -> LRFinderResult | None:
@@ -178,14 +251,35 @@ class LRFinder(Callback):
         )
         # Every rank computed the same curve (losses are averaged over ranks); broadcasting
         # rank 0's pick makes the decision identical even to the last bit.
-        result.chosen = helpers.broadcast(trainer, result.chosen)
+        result.chosen, result.boundary, result.boundary_reason = helpers.broadcast(
+            trainer, (result.chosen, result.boundary, result.boundary_reason)
+        )
+        where = f"LRFinder at epoch {result.epoch}"
         if result.chosen is None:
-            helpers.rank_zero_warn(
-                f"LRFinder: only {len(sweep.lrs)} steps before the loss "
-                f"{sweep.stopped_early or 'ended'}, too few for a suggestion; the learning "
-                f"rate stays {previous}. Lower min_lr or raise num_steps."
+            result.not_applied = (
+                f"only {len(sweep.lrs)} steps before the loss {sweep.stopped_early or 'ended'}, "
+                "too few for a suggestion"
             )
-        elif self.update_lr and optimizer is not None:
+            helpers.rank_zero_warn(
+                f"{where}: {result.not_applied}; the learning rate stays {previous}. "
+                "Lower min_lr or raise num_steps."
+            )
+        elif result.boundary is not None and not self.apply_at_boundary:
+            result.not_applied = f"pick at the {result.boundary} end of the sweep"
+            helpers.rank_zero_warn(
+                f"{where}: {result.chosen:.3g} is not trusted and not applied: "
+                f"{result.boundary_reason} The learning rate stays {previous}; pass "
+                "apply_at_boundary=True to apply such a pick anyway."
+            )
+        elif not self.update_lr:
+            result.not_applied = "update_lr=False"
+        elif optimizer is not None:
+            if result.boundary is not None:
+                helpers.rank_zero_warn(
+                    f"{where}: {result.chosen:.3g} is applied (apply_at_boundary=True) "
+                    f"although it is at the {result.boundary} end of the sweep: "
+                    f"{result.boundary_reason}"
+                )
             schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
             scale_learning_rate(optimizer, result.chosen, schedulers)
             result.written_to = set_module_lr(pl_module, result.chosen, self.attr_names)
@@ -223,12 +317,24 @@ class LRFinder(Callback):
         self.results = [LRFinderResult.from_dict(r) for r in state_dict["results"]]
 
 
-class _StopAfterStart(Callback):
-    """Ends ``trainer.fit`` right after the callbacks' ``on_train_start`` hooks."""
+class _EndFitAfterStart(Callback):
+    """Ends ``trainer.fit`` right after the finder, before anything trains.
+
+    ``trainer.should_stop`` is not enough: Lightning ignores it until ``min_epochs`` and
+    ``min_steps`` are met, so a whole epoch would train with the old rate, and the
+    callbacks' ``on_train_end`` would run (Timer would then misread ``max_time``).
+    """
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        trainer.should_stop = True
+        helpers.end_fit_now()
+
+
+_FIND_LR_OPTIONS = frozenset(inspect.signature(LRFinder.__init__).parameters) - {
+    "self",
+    "at_start",
+    "milestones",
+}
 
 
 def find_lr(
@@ -241,14 +347,17 @@ def find_lr(
 ) -> LRFinderResult:
     """Run one range test before training, like Lightning's ``Tuner.lr_find``.
 
-    The Trainer runs ``fit`` up to the start of training (setup, sanity check), the
-    finder sweeps a copy of the module, and fit ends before the first real step. The
-    module's weights and every random state are untouched, so ``find_lr`` followed by
-    ``fit`` trains exactly as ``fit`` with the learning rate typed in. With
-    ``update_lr=True`` (the default) the module's ``lr`` / ``learning_rate`` is set to
-    the suggestion, so the next ``trainer.fit(model, ...)`` trains with it. For
-    spawn-based strategies (``ddp_spawn``) the result stays in the spawned processes:
-    use the `LRFinder` callback there.
+    The Trainer runs ``fit`` up to the start of training (setup, no sanity check), the
+    finder sweeps a copy of the module, and fit ends there, before the first real step
+    and before any other callback's ``on_train_start``, whatever the Trainer's arguments
+    (``min_epochs``, ``min_steps``, ``max_time``...). The module's weights and every
+    random state are untouched, so ``find_lr`` followed by ``fit`` trains exactly as
+    ``fit`` with the learning rate typed in. With ``update_lr=True`` (the default) the
+    module's ``lr`` / ``learning_rate`` is set to the suggestion, so the next
+    ``trainer.fit(model, ...)`` trains with it; a pick at an end of the sweep is not
+    applied unless ``apply_at_boundary=True`` (see `LRFinder`). Spawn-based strategies
+    (``ddp_spawn``) are refused: the result would stay in the spawned processes; use the
+    `LRFinder` callback there.
 
     Args:
         trainer: The Trainer to train with afterwards.
@@ -257,14 +366,14 @@ def find_lr(
         train_dataloaders: Training dataloader(s) when there is no datamodule.
         **options: Arguments of `LRFinder` (``min_lr``, ``max_lr``, ``num_steps``,
             ``mode``, ``suggestion``, ``diverge_threshold``, ``update_lr``,
-            ``attr_names``, ``plot``, ``verbose``); ``at_start`` and ``milestones`` are
-            fixed (one test, at the start).
+            ``attr_names``, ``plot``, ``verbose``, ``apply_at_boundary``); ``at_start``
+            and ``milestones`` are fixed (one test, at the start).
 
     Returns:
         The test's result.
 
     Raises:
-        RecipeConfigError: On bad arguments, or if the result did not come back.
+        RecipeConfigError: On bad arguments or a spawn-based strategy.
     """
     fixed = {"at_start", "milestones"} & options.keys()
     if fixed:
@@ -274,24 +383,58 @@ def find_lr(
             "find_lr runs one test at the start; "
             "use the LRFinder callback for tests at milestones.",
         )
+    unknown = sorted(options.keys() - _FIND_LR_OPTIONS)
+    if unknown:
+        raise config_error(
+            unknown[0],
+            options[unknown[0]],
+            f"find_lr accepts: {', '.join(sorted(_FIND_LR_OPTIONS))}.",
+        )
+    if not isinstance(trainer, Trainer):
+        raise config_error("trainer", trainer, "Pass a lightning.pytorch.Trainer.")
+    if not isinstance(model, LightningModule):
+        raise config_error("model", model, "Pass a lightning.pytorch.LightningModule.")
+    if datamodule is not None and not isinstance(datamodule, LightningDataModule):
+        raise config_error(
+            "datamodule",
+            datamodule,
+            "Pass a LightningDataModule, or the loaders as train_dataloaders=.",
+        )
+    if datamodule is not None and train_dataloaders is not None:
+        raise config_error(
+            "train_dataloaders",
+            train_dataloaders,
+            "Pass a datamodule or train_dataloaders, not both.",
+        )
+    if helpers.spawns_processes(trainer):
+        raise config_error(
+            "trainer",
+            f"<Trainer with {type(trainer.strategy).__name__}>",
+            "find_lr cannot bring the result back from processes the strategy spawns "
+            "(ddp_spawn): put the LRFinder callback in trainer.fit instead.",
+        )
     finder = LRFinder(**options)
-    added: list[Callback] = [finder, _StopAfterStart()]
+    # The finder goes first, so that fit ends before any other callback's on_train_start.
     # Trainer.callbacks is a public list, set in __init__ without a class annotation.
-    callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
-    callbacks.extend(added)
+    original: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+    sanity_steps = trainer.num_sanity_val_steps
+    trainer.callbacks = [finder, _EndFitAfterStart(), *original]  # type: ignore[attr-defined]
+    trainer.num_sanity_val_steps = 0  # the following fit runs it; nothing here validates
     try:
         # The truncated fit draws from the global RNG before training starts (as every fit
         # does); undo that too, so that find_lr + fit replays a plain fit exactly.
         with preserved_rng(dataloader_generators(train_dataloaders)):
             trainer.fit(model, train_dataloaders=train_dataloaders, datamodule=datamodule)
     finally:
-        for callback in added:
-            callbacks.remove(callback)
+        # Restore the list itself (fit may have replaced it when the module configures
+        # callbacks), so nothing of find_lr stays in the Trainer.
+        trainer.callbacks = original  # type: ignore[attr-defined]
+        trainer.num_sanity_val_steps = sanity_steps
     result = finder.result
     if result is None:
         raise RecipeConfigError(
-            "find_lr got no result back: with a spawn-based strategy the test ran in other "
-            "processes. Use the LRFinder callback in trainer.fit instead."
+            "find_lr got no result back: the fit ended before training started (no "
+            "training batches? limit_train_batches=0 or max_steps=0)."
         )
     if result.applied and not result.written_to:
         helpers.rank_zero_warn(

@@ -33,17 +33,45 @@ __all__ = [
 ]
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_optimizer(optimizer: object) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise config_error(
+            "optimizer",
+            type(optimizer).__name__,
+            "Pass the torch.optim.Optimizer the schedule steps (built in configure_optimizers).",
+        )
+
+
+def _check_share(name: str, value: object, fix: str, *, low: float, high: float) -> None:
+    """Refuse anything but a real number in [low, high] (the bounds given by ``fix``)."""
+    if not (_is_real(value) and low <= value <= high):  # type: ignore[operator]
+        raise config_error(name, value, fix)
+
+
 def _check_steps(total_steps: int, warmup_steps: int, final_factor: float) -> None:
-    if total_steps < 1:
-        raise config_error("total_steps", total_steps, "Pass the number of optimizer steps, >= 1.")
-    if not 0 <= warmup_steps < total_steps:
+    if not _is_int(total_steps) or total_steps < 1:
+        raise config_error(
+            "total_steps", total_steps, "Pass the number of optimizer steps, an integer >= 1."
+        )
+    if not _is_int(warmup_steps) or not 0 <= warmup_steps < total_steps:
         raise config_error(
             "warmup_steps", warmup_steps, f"Pass 0 <= warmup_steps < total_steps ({total_steps})."
         )
-    if not 0.0 <= final_factor <= 1.0:
-        raise config_error(
-            "final_factor", final_factor, "Pass the final share of the peak LR, in [0, 1]."
-        )
+    _check_share(
+        "final_factor",
+        final_factor,
+        "Pass the final share of the peak LR, in [0, 1].",
+        low=0,
+        high=1,
+    )
 
 
 def _per_step(
@@ -54,6 +82,7 @@ def _per_step(
     final_factor: float,
 ) -> LRSchedulerConfigType:
     """A per-step LambdaLR following ``factor`` (one of the ``*_factor`` formulas)."""
+    _check_optimizer(optimizer)
     _check_steps(total_steps, warmup_steps, final_factor)
     scheduler = sched.LambdaLR(
         optimizer, lambda step: factor(step, total_steps, warmup_steps, final_factor)
@@ -164,8 +193,9 @@ def one_cycle(
     Returns:
         A Lightning ``lr_scheduler`` config dict.
     """
+    _check_optimizer(optimizer)
     _check_steps(total_steps, 0, 0.0)
-    if not 0.0 < pct_start < 1.0:
+    if not (_is_real(pct_start) and 0.0 < pct_start < 1.0):
         raise config_error("pct_start", pct_start, "Pass a share strictly between 0 and 1.")
     peaks = [group["lr"] for group in optimizer.param_groups]
     scheduler = sched.OneCycleLR(
@@ -187,9 +217,10 @@ def step_decay(
     Returns:
         A Lightning ``lr_scheduler`` config dict.
     """
-    if every_epochs < 1:
-        raise config_error("every_epochs", every_epochs, "Pass a positive number of epochs.")
-    if not 0.0 < factor < 1.0:
+    _check_optimizer(optimizer)
+    if not _is_int(every_epochs) or every_epochs < 1:
+        raise config_error("every_epochs", every_epochs, "Pass a positive whole number of epochs.")
+    if not (_is_real(factor) and 0.0 < factor < 1.0):
         raise config_error("factor", factor, "Pass a decay factor strictly between 0 and 1.")
     scheduler = sched.StepLR(optimizer, step_size=every_epochs, gamma=factor)
     return {"scheduler": scheduler, "interval": "epoch", "name": "step_decay"}
@@ -205,7 +236,8 @@ def exponential_decay(optimizer: Optimizer, factor: float = 0.95) -> LRScheduler
     Returns:
         A Lightning ``lr_scheduler`` config dict.
     """
-    if not 0.0 < factor < 1.0:
+    _check_optimizer(optimizer)
+    if not (_is_real(factor) and 0.0 < factor < 1.0):
         raise config_error("factor", factor, "Pass a decay factor strictly between 0 and 1.")
     scheduler = sched.ExponentialLR(optimizer, gamma=factor)
     return {"scheduler": scheduler, "interval": "epoch", "name": "exponential_decay"}

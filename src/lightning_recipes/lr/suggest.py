@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from lightning_recipes.errors import config_error
+from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [
     "MIN_POINTS",
     "SUGGESTIONS",
     "Curve",
     "ema_smooth",
+    "landing",
     "lightning_steepest",
     "minimum",
     "prepare_curve",
@@ -155,8 +156,13 @@ def steep(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> fl
         >>> -3.0 < float(np.log10(steep(lrs, losses))) < -2.0  # the EMA lags a little
         True
     """
+    return _steep(lrs, losses)[1]
+
+
+def _steep(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> tuple[int, float]:
     curve = prepare_curve(lrs, losses)
-    return float(curve.lrs[int(np.argmin(_slopes(curve)))])
+    i = int(np.argmin(_slopes(curve)))
+    return curve.offset + i, float(curve.lrs[i])
 
 
 def minimum(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> float:
@@ -169,8 +175,13 @@ def minimum(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> 
     Returns:
         The suggested learning rate.
     """
+    return _minimum(lrs, losses)[1]
+
+
+def _minimum(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> tuple[int, float]:
     curve = prepare_curve(lrs, losses)
-    return float(curve.lrs[int(np.argmin(curve.losses))]) / 10.0
+    i = int(np.argmin(curve.losses))
+    return curve.offset + i, float(curve.lrs[i]) / 10.0
 
 
 def _longest_decreasing(values: Floats) -> tuple[int, int]:
@@ -226,9 +237,14 @@ def valley(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> f
         >>> -4.0 < float(np.log10(valley(lrs, losses))) < -1.0
         True
     """
+    return _valley(lrs, losses)[1]
+
+
+def _valley(lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats) -> tuple[int, float]:
     curve = prepare_curve(lrs, losses)
     start, end = _longest_decreasing(curve.losses)
-    return float(curve.lrs[start + round(2 / 3 * (end - start))])
+    i = start + round(2 / 3 * (end - start))
+    return curve.offset + i, float(curve.lrs[i])
 
 
 def slide(
@@ -258,6 +274,17 @@ def slide(
     Returns:
         The suggested learning rate.
     """
+    return _slide(lrs, losses, window=window, threshold=threshold, adjust=adjust)[1]
+
+
+def _slide(
+    lrs: Sequence[float] | Floats,
+    losses: Sequence[float] | Floats,
+    *,
+    window: int = 15,
+    threshold: float = 0.005,
+    adjust: float = 0.75,
+) -> tuple[int, float]:
     if window < 1 or not threshold > 0 or not adjust > 0:
         raise config_error(
             "window/threshold/adjust", (window, threshold, adjust), "Pass positive values."
@@ -267,12 +294,12 @@ def slide(
     slopes = _slopes(curve) / span  # the slope of the loss divided by its range
     right = int(np.argmin(curve.losses))
     left = right - window
-    pick = curve.lrs[max(left, 0)]
+    pick = max(left, 0)
     while left >= 0 and abs(slopes[right] - slopes[left]) > threshold:
-        pick = curve.lrs[left]
+        pick = left
         right -= 1
         left -= 1
-    return float(pick) * adjust
+    return curve.offset + pick, float(curve.lrs[pick]) * adjust
 
 
 def lightning_steepest(
@@ -298,6 +325,16 @@ def lightning_steepest(
     Returns:
         The suggested learning rate.
     """
+    return _lightning_steepest(lrs, losses, skip_begin=skip_begin, skip_end=skip_end)[1]
+
+
+def _lightning_steepest(
+    lrs: Sequence[float] | Floats,
+    losses: Sequence[float] | Floats,
+    *,
+    skip_begin: int = 10,
+    skip_end: int = 1,
+) -> tuple[int, float]:
     x = np.asarray(lrs, dtype=np.float64)
     y = np.asarray(losses, dtype=np.float64)
     x, y = _finite_prefix(x, y)
@@ -309,7 +346,8 @@ def lightning_steepest(
             f"<{x.size} points after skipping>",
             f"Sweep at least {MIN_POINTS + skip_begin + skip_end} finite steps.",
         )
-    return float(x[int(np.argmin(np.gradient(y, x)))])
+    i = int(np.argmin(np.gradient(y, x)))
+    return skip_begin + i, float(x[i])
 
 
 Suggestion = Callable[[Sequence[float] | Floats, Sequence[float] | Floats], float]
@@ -322,3 +360,48 @@ SUGGESTIONS: dict[str, Suggestion] = {
     "lightning_steepest": lightning_steepest,
 }
 """Every suggestion function by name."""
+
+_LANDINGS: dict[
+    str, Callable[[Sequence[float] | Floats, Sequence[float] | Floats], tuple[int, float]]
+] = {
+    "valley": _valley,
+    "steep": _steep,
+    "minimum": _minimum,
+    "slide": _slide,
+    "lightning_steepest": _lightning_steepest,
+}
+
+
+def landing(
+    name: str, lrs: Sequence[float] | Floats, losses: Sequence[float] | Floats
+) -> tuple[int, float]:
+    """Where a rule lands on the sweep, and what it suggests.
+
+    The suggestion of some rules is the learning rate of one point of the curve times a
+    safety factor (``minimum`` takes a tenth of the rate at the lowest loss); the
+    *landing* is that point. Whether it sits at an end of the sweep says whether the
+    suggestion can be trusted (see `LRFinderResult.boundary`).
+
+    Args:
+        name: A rule of `SUGGESTIONS`.
+        lrs: Learning rates of the sweep.
+        losses: Raw losses.
+
+    Returns:
+        The index in ``lrs`` of the point the rule chose, and its suggestion (equal to
+        ``SUGGESTIONS[name](lrs, losses)``).
+
+    Raises:
+        RecipeConfigError: For an unknown rule or a curve too short for it.
+
+    Examples:
+        >>> import numpy as np
+        >>> lrs = np.logspace(-6, 0, 50)
+        >>> losses = np.linspace(2.0, 1.0, 50)  # still falling at the last step
+        >>> index, lr = landing("minimum", lrs, losses)
+        >>> index, bool(lr == lrs[-1] / 10)
+        (49, True)
+    """
+    if name not in _LANDINGS:
+        raise choice_error("suggestion", name, list(_LANDINGS))
+    return _LANDINGS[name](lrs, losses)

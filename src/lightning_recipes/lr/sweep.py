@@ -58,9 +58,9 @@ def sweep_lrs(min_lr: float, max_lr: float, num_steps: int, mode: str = "exponen
         >>> sweep_lrs(1e-4, 1e-1, 10).round(6)[[0, 3, 9]].tolist()
         [0.0001, 0.001, 0.1]
     """
-    if not (isinstance(min_lr, float | int) and min_lr > 0):
-        raise config_error("min_lr", min_lr, "Pass a positive learning rate, e.g. 1e-6.")
-    if not (isinstance(max_lr, float | int) and max_lr > min_lr):
+    if not (_real(min_lr) and 0 < min_lr < math.inf):
+        raise config_error("min_lr", min_lr, "Pass a positive, finite learning rate, e.g. 1e-6.")
+    if not (_real(max_lr) and min_lr < max_lr < math.inf):
         raise config_error(
             "max_lr", max_lr, f"Pass a learning rate above min_lr={min_lr}, e.g. {min_lr * 1e6:g}."
         )
@@ -76,6 +76,10 @@ def sweep_lrs(min_lr: float, max_lr: float, num_steps: int, mode: str = "exponen
     if mode == "linear":
         return np.linspace(min_lr, max_lr, num_steps)
     raise config_error("mode", mode, "Pass 'exponential' or 'linear'.")
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool)
 
 
 @dataclass
