@@ -8,6 +8,10 @@ protocols that a callback implements and helpers that read them off the Trainer.
 - `PlansTrainableChanges`: a callback that changes which parameters train at known epochs
   (the `Freezer`). The LR finder re-runs its range test at those epochs; early stopping
   counts patience from the last of them and never stops before it.
+- `PreparesTraining`: a callback whose effect must be in place before another recipe looks
+  at training (class weights installed in the loss, the epoch's trainable set applied).
+  It exposes an idempotent ``prepare_training``; the LR finder calls every one of them
+  before a range test, so the order of ``callbacks=[...]`` does not change what it sweeps.
 - `ReportsToRun`: a callback that can say what it did, for the run report (`RecipeSummary`).
 
 The rules themselves are written down in ``docs/combining.md``.
@@ -24,9 +28,11 @@ from lightning_recipes._lightning import trainer_callbacks
 
 __all__ = [
     "PlansTrainableChanges",
+    "PreparesTraining",
     "RecipeSummary",
     "ReportsToRun",
     "planned_change_epochs",
+    "prepare_training",
     "run_summaries",
     "trainable_share",
 ]
@@ -39,6 +45,22 @@ class PlansTrainableChanges(Protocol):
     def planned_change_epochs(self, max_epochs: int) -> list[int]:
         """The epochs (0-based) at whose start the trainable set changes (after epoch 0)."""
         ...
+
+
+@runtime_checkable
+class PreparesTraining(Protocol):
+    """A callback whose effect on training must be in place before others look at it."""
+
+    def prepare_training(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Apply the callback's effect for the current epoch; calling it twice is harmless."""
+        ...
+
+
+def prepare_training(trainer: Trainer, pl_module: LightningModule) -> None:
+    """Call ``prepare_training`` of every callback that has one, in callback order."""
+    for callback in trainer_callbacks(trainer):
+        if isinstance(callback, PreparesTraining):
+            callback.prepare_training(trainer, pl_module)
 
 
 @dataclass

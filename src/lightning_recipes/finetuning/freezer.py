@@ -576,10 +576,19 @@ class Freezer(Callback):
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._hold_norms()
+        self.prepare_training(trainer, pl_module)
 
     @override
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.prepare_training(trainer, pl_module)
+
+    def prepare_training(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Bring the trainable set up to date for the current epoch (idempotent).
+
+        Called at the start of training and of every epoch, and by any recipe that must
+        see what will train before it acts (the LR finder calls it before each range
+        test: ``PreparesTraining`` in the contract), so callback order does not matter.
+        """
         wanted = self.target(trainer.current_epoch)
         if wanted > self.unfrozen:
             newly = range(len(self.groups) - wanted, len(self.groups) - self.unfrozen)

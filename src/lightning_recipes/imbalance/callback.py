@@ -173,6 +173,7 @@ class ClassWeighting(Callback):
         self.log = log
         self.counts: list[Any] | None = None
         self.weights: torch.Tensor | None = None
+        self._prepared = False
 
     @property
     @override
@@ -184,7 +185,23 @@ class ClassWeighting(Callback):
         )
 
     @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._prepared = False
+
+    @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.prepare_training(trainer, pl_module)
+
+    def prepare_training(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Count the labels (once) and install the weights in the loss (once per fit).
+
+        Runs when training starts, or earlier when another recipe must see the weighted
+        loss first (the LR finder calls it before its range test: ``PreparesTraining``
+        in the contract), so callback order does not matter.
+        """
+        if self._prepared:
+            return
+        self._prepared = True
         loss, name, kind = self._find_loss(pl_module)
         if self.weights is None:  # not restored from a checkpoint
             ignore = getattr(loss, "ignore_index", None) if kind == "multiclass" else None

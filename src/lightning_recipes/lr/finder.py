@@ -4,12 +4,19 @@ import importlib.util
 import inspect
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import (
+    RecipeSummary,
+    planned_change_epochs,
+    prepare_training,
+    trainable_share,
+)
 from lightning_recipes._optional import new_figure
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
@@ -110,6 +117,9 @@ class LRFinder(Callback):
         verbose: Print the choice on rank zero.
         apply_at_boundary: Apply a pick that sits at an end of the sweep anyway (it is
             still reported with a warning).
+        follow_unfreezing: Also run the test at every epoch where another recipe
+            (the `Freezer`) plans to change which parameters train, so the rate always
+            fits the parameters that train (see "Combining recipes" in the docs).
 
     Attributes:
         results: One `LRFinderResult` per test run, in order.
@@ -143,6 +153,7 @@ class LRFinder(Callback):
         plot: bool | None = None,
         verbose: bool = True,
         apply_at_boundary: bool = False,
+        follow_unfreezing: bool = True,
     ) -> None:
         super().__init__()
         self.lrs = sweep_lrs(min_lr, max_lr, num_steps, mode)  # validates the range
@@ -164,6 +175,7 @@ class LRFinder(Callback):
             ("update_lr", update_lr),
             ("verbose", verbose),
             ("apply_at_boundary", apply_at_boundary),
+            ("follow_unfreezing", follow_unfreezing),
         ):
             if not isinstance(flag, bool):
                 raise config_error(name, flag, "Pass True or False.")
@@ -180,7 +192,9 @@ class LRFinder(Callback):
         self.plot = plot if plot is not None else importlib.util.find_spec("matplotlib") is not None
         self.verbose = verbose
         self.apply_at_boundary = apply_at_boundary
+        self.follow_unfreezing = follow_unfreezing
         self.results: list[LRFinderResult] = []
+        self.figure_paths: dict[int, Path] = {}  # epoch -> PNG (rank zero)
         self._done: set[int] = set()  # epochs whose test has run (0 = the start)
 
     @property
@@ -233,10 +247,26 @@ class LRFinder(Callback):
     @override
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
-        if epoch in self.milestones and epoch not in self._done:
+        if epoch in self.test_epochs(trainer) and epoch not in self._done:
             self._run(trainer, pl_module, key=epoch)
 
+    def test_epochs(self, trainer: Trainer) -> list[int]:
+        """The epochs (> 0) at whose start a test runs.
+
+        ``milestones``, and with ``follow_unfreezing`` every epoch where another recipe
+        plans to change what trains.
+        """
+        epochs = set(self.milestones)
+        if self.follow_unfreezing:
+            epochs.update(planned_change_epochs(trainer))
+        return sorted(epochs)
+
     def _run(self, trainer: Trainer, pl_module: LightningModule, key: int) -> None:
+        # Whatever other recipes do to training at this point (class weights in the loss,
+        # this epoch's trainable set) must be in place before the sweep, whatever the
+        # order of the callbacks: the contract's `prepare_training`.
+        prepare_training(trainer, pl_module)
+        trainable, total = trainable_share(pl_module)
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
         previous = reference_lr(optimizer) if optimizer is not None else None
         sweep = run_sweep(trainer, pl_module, self.lrs, diverge_threshold=self.diverge_threshold)
@@ -249,6 +279,7 @@ class LRFinder(Callback):
             global_step=trainer.global_step,
             stopped_early=sweep.stopped_early,
         )
+        result.trainable_params, result.total_params = trainable, total
         # Every rank computed the same curve (losses are averaged over ranks); broadcasting
         # rank 0's pick makes the decision identical even to the last bit.
         result.chosen, result.boundary, result.boundary_reason = helpers.broadcast(
@@ -297,15 +328,47 @@ class LRFinder(Callback):
                 logger.log_metrics(metrics, step=trainer.global_step)
         if self.plot:
             name = "lr_finder" if result.epoch == 0 else f"lr_finder_epoch{result.epoch}"
-            helpers.log_figure(trainer, result.plot(), name)
+            path = helpers.log_figure(trainer, result.plot(), name)
+            if path is not None:
+                self.figure_paths[result.epoch] = path
         if self.verbose and result.chosen is not None:
             action = "set" if result.applied else "suggested (not applied)"
             ending = f", {result.stopped_early}" if result.stopped_early else ""
+            share = result.swept_share
+            swept = (
+                f"; swept with {share:.0%} of the parameters trainable, the others frozen"
+                if share is not None and share < 1
+                else ""
+            )
             helpers.rank_zero_info(
                 f"LRFinder at epoch {result.epoch}: learning rate {result.chosen:.3g} {action} "
                 f"by '{result.suggestion}' (was {result.previous_lr:.3g}; "
-                f"{len(result.lrs)} steps{ending})."
+                f"{len(result.lrs)} steps{ending}{swept})."
             )
+
+    def run_summary(self) -> RecipeSummary:
+        """Every test: when, what it swept, what it chose and whether it applied it."""
+        tests = []
+        notes = []
+        for r in self.results:
+            share = r.swept_share
+            tests.append(
+                {
+                    "epoch": r.epoch,
+                    "chosen lr": r.chosen,
+                    "applied": r.applied,
+                    "previous lr": r.previous_lr,
+                    "trainable share": None if share is None else round(share, 4),
+                }
+            )
+            if r.not_applied:
+                notes.append(f"Epoch {r.epoch}: not applied ({r.not_applied}).")
+        return RecipeSummary(
+            "LR finder",
+            facts={"rule": self.suggestion, "tests": tests},
+            figures={f"LR range test, epoch {e}": p for e, p in self.figure_paths.items()},
+            notes=notes,
+        )
 
     @override
     def state_dict(self) -> dict[str, Any]:

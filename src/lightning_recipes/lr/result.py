@@ -171,6 +171,9 @@ class LRFinderResult:
         boundary: ``"low"`` or ``"high"`` when the rule's pick sits at that end of the
             sweep and cannot be trusted (see `boundary`), else ``None``.
         boundary_reason: Why, in words (``None`` when ``boundary`` is).
+        trainable_params: Parameters that trained during the sweep (those with
+            ``requires_grad``: a frozen backbone's are not swept).
+        total_params: All parameters of the module.
         not_applied: Why ``chosen`` was not applied (``None`` when it was, or when the
             result has not been through a finder): a pick at the boundary, a curve too
             short, ``update_lr=False``.
@@ -197,6 +200,8 @@ class LRFinderResult:
     boundary: Boundary | None = None
     boundary_reason: str | None = None
     not_applied: str | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
 
     @classmethod
     def from_curve(
@@ -248,8 +253,15 @@ class LRFinderResult:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> "LRFinderResult":
-        """Rebuild a result saved with `to_dict`."""
+        """Rebuild a result saved with `to_dict` (older results lack the newer fields)."""
         return cls(**state)
+
+    @property
+    def swept_share(self) -> float | None:
+        """The share of the parameters that trained during the sweep (None if unknown)."""
+        if not self.total_params or self.trainable_params is None:
+            return None
+        return self.trainable_params / self.total_params
 
     def plot(self, show_all: bool = True) -> Any:
         """Draw the curve with the chosen learning rate (and the other picks) marked.
