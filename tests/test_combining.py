@@ -1,0 +1,61 @@
+"""The contract between recipes (docs/combining.md), rule by rule, on a user's module."""
+
+import warnings
+from pathlib import Path
+
+from lightning_recipes import ClassWeighting, Freezer, GradientMonitor, LRFinder, RecipeWarning
+from tests.registry import fit
+
+
+def finder() -> LRFinder:
+    return LRFinder(num_steps=20, min_lr=1e-4, max_lr=1.0, plot=False, verbose=False)
+
+
+def test_the_range_test_sweeps_the_weighted_loss_whatever_the_order(tmp_path: Path) -> None:
+    curves = []
+    for order in range(2):
+        lr_finder, weighting = finder(), ClassWeighting()
+        callbacks = [lr_finder, weighting] if order == 0 else [weighting, lr_finder]
+        _, model = fit(callbacks, tmp_path / str(order), trainer_kwargs={"max_epochs": 1})
+        assert model.loss_fn.weight is not None
+        curves.append(lr_finder.results[0].losses)
+    assert curves[0] == curves[1]
+
+
+def test_the_finder_re_runs_at_each_unfreeze_and_sweeps_what_trains(tmp_path: Path) -> None:
+    for order, callbacks in enumerate(
+        ([finder(), Freezer(unfreeze={1: 1, 2: 3})], [Freezer(unfreeze={1: 1, 2: 3}), finder()])
+    ):
+        _trainer, model = fit(callbacks, tmp_path / str(order), trainer_kwargs={"max_epochs": 3})
+        lr_finder = next(c for c in callbacks if isinstance(c, LRFinder))
+        assert [r.epoch for r in lr_finder.results] == [0, 1, 2]
+        shares = [r.trainable_params for r in lr_finder.results]
+        total = sum(p.numel() for p in model.parameters())
+        assert shares[0] is not None
+        assert shares[0] < shares[1] < shares[2] == total
+        if order == 0:
+            first = [r.losses for r in lr_finder.results]
+        else:
+            assert [r.losses for r in lr_finder.results] == first
+
+
+def test_a_frozen_backbone_raises_no_gradient_alarm(tmp_path: Path) -> None:
+    monitor = GradientMonitor(log_every_n_steps=1, patience=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit([Freezer(), monitor], tmp_path, trainer_kwargs={"max_epochs": 2})
+    assert not [w for w in caught if issubclass(w.category, RecipeWarning)]
+    assert monitor.frozen_groups
+
+
+def test_the_discriminative_ratios_survive_the_chosen_rate(tmp_path: Path) -> None:
+    lr_finder = LRFinder(num_steps=20, plot=False, verbose=False, apply_at_boundary=True)
+    trainer, _ = fit(
+        [lr_finder, Freezer(unfreeze={1: 3}, lr_decay=0.5)],
+        tmp_path,
+        trainer_kwargs={"max_epochs": 2},
+    )
+    assert all(r.applied for r in lr_finder.results)
+    head, *groups = (group["lr"] for group in trainer.optimizers[0].param_groups)
+    assert head == lr_finder.results[-1].chosen
+    assert sorted(round(rate / head, 9) for rate in groups) == [0.125, 0.25, 0.5]
