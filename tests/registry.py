@@ -60,7 +60,7 @@ REGISTRY: list[Entry] = [
     ),
     Entry(
         "lightning_recipes.LRFinder",
-        {"num_steps": 20, "min_lr": 1e-4, "max_lr": 1.0, "plot": False, "verbose": False},
+        {"num_steps": 30, "min_lr": 1e-5, "max_lr": 10.0, "plot": False, "verbose": False},
     ),
     Entry("lightning_recipes.ClassWeighting", {"scheme": "balanced"}),
     Entry("lightning_recipes.Freezer", {"unfreeze": {1: 1, 2: 2}, "lr_decay": 0.5}),
