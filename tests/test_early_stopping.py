@@ -266,7 +266,7 @@ def test_checkpoint_restore_refuses_without_a_matching_checkpoint(
     make_trainer: MakeTrainer,
 ) -> None:
     stopper = EarlyStopping("val_loss", restore_best_weights="checkpoint")
-    with pytest.raises(RecipeConfigError, match="restore_best_weights.*no ModelCheckpoint"):
+    with pytest.raises(RecipeConfigError, match=r"restore_best_weights.*no ModelCheckpoint"):
         fit_scripted(make_trainer, stopper, [1.0, 2.0])
 
 
@@ -303,7 +303,7 @@ def test_bad_arguments_raise_naming_them(kwargs: dict[str, Any], name: str) -> N
 
 
 def test_the_mode_error_also_reads_like_lightnings() -> None:
-    with pytest.raises(RecipeConfigError, match="`mode` can be .* got unknown_option"):
+    with pytest.raises(RecipeConfigError, match=r"`mode` can be .* got unknown_option"):
         EarlyStopping("val_loss", mode="unknown_option")  # type: ignore[arg-type]
 
 
