@@ -62,10 +62,12 @@ class EarlyStopping(LightningEarlyStopping):
             validation; None picks as Lightning does (train epoch end when validation runs
             once per epoch).
         log_rank_zero_only: Log on rank 0 only.
-        restore_best_weights: ``False``, ``True`` (reload from a matching ModelCheckpoint
-            when there is one, else keep a CPU copy), ``"copy"`` or ``"checkpoint"``.
+        restore_best_weights: ``False``, ``True`` (reload from a ModelCheckpoint that can
+            hold every best check, decided at setup, else keep a CPU copy), ``"copy"`` or
+            ``"checkpoint"`` (refused at setup, with the reason, when no ModelCheckpoint can).
         baseline: The value the metric must beat.
-        start_from_epoch: Ignore the checks of earlier epochs.
+        start_from_epoch: Ignore the checks of epochs before this one (epochs count from
+            0); a missing metric is still reported at the first check.
         min_delta_mode: ``"absolute"`` or ``"relative"``.
 
     Attributes:
