@@ -86,11 +86,8 @@ def test_behaves_like_lightnings_early_stopping(
     assert ours.wait_count == theirs.wait_count
     assert ours.stopping_reason == theirs.stopping_reason
     assert ours.state_key == theirs.state_key
-    if "stopping_threshold" in kwargs:  # the documented difference: the last check is best
-        assert float(ours.best_score) == pytest.approx(0.5)
-        assert float(theirs.best_score) == pytest.approx(1.0)
-    else:
-        assert float(ours.best_score) == pytest.approx(float(theirs.best_score))
+    assert ours.stopping_reason_message == theirs.stopping_reason_message
+    assert float(ours.best_score) == pytest.approx(float(theirs.best_score), nan_ok=True)
 
 
 @pytest.mark.parametrize("check_on_train_epoch_end", [True, False])
@@ -269,7 +266,7 @@ def test_checkpoint_restore_refuses_without_a_matching_checkpoint(
     make_trainer: MakeTrainer,
 ) -> None:
     stopper = EarlyStopping("val_loss", restore_best_weights="checkpoint")
-    with pytest.raises(RecipeConfigError, match="No ModelCheckpoint saves 'val_loss'"):
+    with pytest.raises(RecipeConfigError, match=r"restore_best_weights.*no ModelCheckpoint"):
         fit_scripted(make_trainer, stopper, [1.0, 2.0])
 
 
@@ -277,6 +274,19 @@ def test_checkpoint_restore_refuses_without_a_matching_checkpoint(
     ("kwargs", "name"),
     [
         ({"monitor": ""}, "monitor"),
+        ({"monitor": 123}, "monitor"),
+        ({"mode": "maximum"}, "mode"),
+        ({"patience": 1.5}, "patience"),
+        ({"min_delta": "abc"}, "min_delta"),
+        ({"baseline": "abc"}, "baseline"),
+        ({"baseline": float("nan")}, "baseline"),
+        ({"restore_best_weights": "foo"}, "restore_best_weights"),
+        ({"restore_best_weights": 1}, "restore_best_weights"),
+        ({"stopping_threshold": "0.5"}, "stopping_threshold"),
+        ({"strict": "yes"}, "strict"),
+        ({"check_finite": "no"}, "check_finite"),
+        ({"check_on_train_epoch_end": "x"}, "check_on_train_epoch_end"),
+        ({"start_from_epoch": 1.0}, "start_from_epoch"),
         ({"mode": "lower"}, "mode"),
         ({"monitor": "val_metric", "mode": "auto"}, "mode"),
         ({"patience": -1}, "patience"),
@@ -290,3 +300,215 @@ def test_checkpoint_restore_refuses_without_a_matching_checkpoint(
 def test_bad_arguments_raise_naming_them(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(RecipeConfigError, match=name):
         EarlyStopping(**{"monitor": "val_loss", **kwargs})
+
+
+def test_the_mode_error_also_reads_like_lightnings() -> None:
+    with pytest.raises(RecipeConfigError, match=r"`mode` can be .* got unknown_option"):
+        EarlyStopping("val_loss", mode="unknown_option")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------ a Lightning EarlyStopping, for the Trainer
+
+
+class LogsAtTrainEpochEnd(Scripted):
+    """Logs the scripted value in the module's own on_train_epoch_end (a common pattern)."""
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train_metric", float(self.values[self.current_epoch]))
+
+
+def test_a_metric_logged_in_the_modules_on_train_epoch_end_is_seen_like_lightnings(
+    make_trainer: MakeTrainer,
+) -> None:
+    values = [5, 4, 3, 3.5, 3.6, 3.7, 3.8, 3.9]
+    kwargs: dict[str, Any] = {"patience": 2, "check_on_train_epoch_end": True}
+    ours = EarlyStopping("train_metric", **kwargs)
+    theirs = LightningEarlyStopping("train_metric", **kwargs)
+    results = []
+    for stopper in (ours, theirs):
+        trainer = make_trainer(max_epochs=len(values), callbacks=[stopper])
+        trainer.fit(LogsAtTrainEpochEnd(values), train_dataloaders=loader())
+        assert trainer.early_stopping_callback is stopper
+        results.append((trainer.current_epoch, stopper.stopped_epoch, stopper.wait_count,
+                        float(stopper.best_score), stopper.stopping_reason))  # fmt: skip
+    assert results[0] == results[1]
+    assert results[0][:4] == (5, 4, 2, 3.0)
+    assert isinstance(ours, LightningEarlyStopping)
+
+
+def test_resumes_from_a_checkpoint_written_by_lightnings_early_stopping(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    values = [5, 4, 3, 3.5, 3.6, 3.7, 3.8, 3.9]
+    full = LightningEarlyStopping("val_loss", patience=3)
+    fit_scripted(make_trainer, full, values)
+    interrupted = make_trainer(
+        max_epochs=4, callbacks=[LightningEarlyStopping("val_loss", patience=3)]
+    )
+    interrupted.fit(Scripted(values), train_dataloaders=loader(), val_dataloaders=loader())
+    interrupted.save_checkpoint(tmp_path / "lightning.ckpt")
+    ours = EarlyStopping("val_loss", patience=3)
+    resumed = make_trainer(max_epochs=len(values), callbacks=[ours])
+    resumed.fit(Scripted(values), train_dataloaders=loader(), val_dataloaders=loader(),
+                ckpt_path=tmp_path / "lightning.ckpt")  # fmt: skip
+    assert (ours.stopped_epoch, ours.wait_count, float(ours.best_score)) == (
+        full.stopped_epoch, full.wait_count, float(full.best_score),
+    )  # fmt: skip
+
+
+# ------------------------------------------------ start_from_epoch: the boundary is epoch k
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [(0, (2, 0)), (3, (5, 3))],  # epoch 2 (= k - 1) would be the best and stop at 4
+)
+def test_start_from_epoch_counts_epochs_from_zero(
+    make_trainer: MakeTrainer, start: int, expected: tuple[int, int]
+) -> None:
+    # Checks from epoch 3 on: 0.5 is the best, 0.9 and 0.95 exhaust patience -> stop at 5.
+    # Counting epoch 2 (0.1) stops at 4 with best 2; skipping epoch 3 too never stops.
+    values = [5, 5, 0.1, 0.5, 0.9, 0.95, 0.6, 0.7, 0.8]
+    if start == 0:
+        values = [0.5, 0.9, 0.95, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01]
+    stopper = EarlyStopping("val_loss", patience=2, start_from_epoch=start)
+    fit_scripted(make_trainer, stopper, values)
+    assert (stopper.stopped_epoch, stopper.best_epoch) == expected
+
+
+def test_a_missing_metric_is_reported_at_the_first_check_even_during_warm_up(
+    make_trainer: MakeTrainer,
+) -> None:
+    class Epoch(Callback):
+        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            self.epoch = trainer.current_epoch
+
+    where = Epoch()
+    trainer = make_trainer(
+        max_epochs=5, callbacks=[where, EarlyStopping("val_los", start_from_epoch=3)]
+    )
+    with pytest.raises(MissingMetricError, match="'val_los'"):
+        trainer.fit(Scripted([1.0] * 5), train_dataloaders=loader(), val_dataloaders=loader())
+    assert trainer.current_epoch == 0  # not after three epochs of warm-up
+
+
+# ------------------------------------------------ restore from a ModelCheckpoint, or not
+
+
+class ScriptedByCheck(Scripted):
+    """Logs values[n] at the n-th validation run (not counting the sanity check)."""
+
+    def __init__(self, values: list[float]) -> None:
+        super().__init__(values)
+        self.checks = 0
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val_loss", float(self.values[self.checks]))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.checks += 1
+
+
+class WeightsByStep(Callback):
+    """The weights at each validation end, by global step."""
+
+    def __init__(self) -> None:
+        self.by_step: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.by_step[trainer.global_step] = {
+                k: v.detach().clone() for k, v in pl_module.state_dict().items()
+            }
+
+
+def four_batches() -> DataLoader[Any]:
+    return DataLoader(TensorDataset(torch.randn(4, 1)), batch_size=1)
+
+
+# Two validations per epoch (steps 2, 4 | 6, 8 | ...); the best is at step 6, mid-epoch.
+MID_EPOCH_VALUES = [3.0, 2.0, 1.0, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0, 3.1]
+
+
+@pytest.mark.parametrize(
+    "checkpoint_kwargs",
+    [
+        {"save_on_train_epoch_end": True},  # saves at epoch end: never the mid-epoch best
+        {"every_n_epochs": 2},
+        {"save_top_k": 0},
+        {"monitor": "train_loss"},
+    ],
+)
+def test_restore_falls_back_to_memory_when_the_checkpoint_cannot_hold_the_best(
+    make_trainer: MakeTrainer, tmp_path: Path, checkpoint_kwargs: dict[str, Any]
+) -> None:
+    stopper = EarlyStopping("val_loss", patience=3, restore_best_weights=True)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, **{"monitor": "val_loss", **checkpoint_kwargs})
+    weights = WeightsByStep()
+    trainer = make_trainer(max_epochs=5, val_check_interval=0.5, enable_checkpointing=True,
+                           callbacks=[weights, stopper, checkpoint])  # fmt: skip
+    model = ScriptedByCheck(MID_EPOCH_VALUES)
+    trainer.fit(model, train_dataloaders=four_batches(), val_dataloaders=loader())
+    assert (stopper.best_epoch, stopper.best_step, stopper.stopped_epoch) == (1, 6, 2)
+    assert stopper.restored_from == "memory"
+    assert_same_weights(model.state_dict(), weights.by_step[6])
+
+
+def test_checkpoint_restore_is_refused_at_setup_with_the_reason(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    stopper = EarlyStopping("val_loss", restore_best_weights="checkpoint")
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss", save_on_train_epoch_end=True)
+    trainer = make_trainer(max_epochs=5, val_check_interval=0.5, enable_checkpointing=True,
+                           callbacks=[stopper, checkpoint])  # fmt: skip
+    model = ScriptedByCheck(MID_EPOCH_VALUES)
+    with pytest.raises(RecipeConfigError, match="saves at train epoch end, this callback checks"):
+        trainer.fit(model, train_dataloaders=four_batches(), val_dataloaders=loader())
+    assert model.checks == 0  # refused before any validation or training
+
+
+class SkipsEpoch(ModelCheckpoint):
+    """A ModelCheckpoint that does not save at one epoch (as if that save were lost)."""
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch != 1:
+            super().on_train_epoch_end(trainer, pl_module)
+
+
+def test_a_best_check_the_checkpoint_did_not_save_is_copied_before_the_weights_move(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    stopper = EarlyStopping("val_loss", patience=3, restore_best_weights=True)
+    weights = WeightsByStep()
+    trainer = make_trainer(max_epochs=8, enable_checkpointing=True, callbacks=[
+        weights, stopper, SkipsEpoch(dirpath=tmp_path, monitor="val_loss")])  # fmt: skip
+    model = Scripted([3.0, 1.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9])
+    with pytest.warns(UserWarning, match="did not save this callback's best check"):
+        trainer.fit(model, train_dataloaders=loader(), val_dataloaders=loader())
+    assert (stopper.best_epoch, stopper.restored_from) == (1, "memory")
+    assert_same_weights(model.state_dict(), weights.by_step[stopper.best_step])  # type: ignore[index]
+
+
+def test_the_checkpoint_is_loaded_with_weights_only(
+    make_trainer: MakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    load = torch.load
+
+    def recording_load(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("weights_only"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording_load)
+    stopper = EarlyStopping("val_loss", patience=2, restore_best_weights=True)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss")
+    weights = WeightsByStep()
+    trainer = make_trainer(max_epochs=6, enable_checkpointing=True,
+                           callbacks=[weights, stopper, checkpoint])  # fmt: skip
+    model = Scripted([3.0, 1.0, 2.0, 2.5, 2.6, 2.7])
+    trainer.fit(model, train_dataloaders=loader(), val_dataloaders=loader())
+    assert stopper.restored_from == checkpoint.best_model_path
+    assert stopper.state_dict()["best_weights"] is None  # no copy in memory
+    assert_same_weights(model.state_dict(), weights.by_step[stopper.best_step])  # type: ignore[index]
+    assert calls == [True]

@@ -59,6 +59,7 @@ def run_lightning(
     min_delta=st.sampled_from([0.0, 0.25, 1.0]),
     check_finite=st.booleans(),
     divergence=st.sampled_from([None, 3.0]),
+    stopping=st.sampled_from([None, -2.5, 0.0]),
 )
 def test_decisions_equal_lightnings_on_any_sequence(
     sequence: list[float],
@@ -67,16 +68,18 @@ def test_decisions_equal_lightnings_on_any_sequence(
     min_delta: float,
     check_finite: bool,
     divergence: float | None,
+    stopping: float | None,
 ) -> None:
-    divergence_threshold = (
-        None if divergence is None else (divergence if mode == "min" else -divergence)
-    )
+    sign = 1 if mode == "min" else -1
+    divergence_threshold = None if divergence is None else sign * divergence
+    stopping_threshold = None if stopping is None else sign * stopping
     rule = StopRule(
         mode=mode,  # type: ignore[arg-type]
         patience=patience,
         min_delta=min_delta,
         check_finite=check_finite,
         divergence_threshold=divergence_threshold,
+        stopping_threshold=stopping_threshold,
     )
     ours = run_ours(rule, sequence)
     theirs = run_lightning(
@@ -86,20 +89,24 @@ def test_decisions_equal_lightnings_on_any_sequence(
         min_delta=min_delta,
         check_finite=check_finite,
         divergence_threshold=divergence_threshold,
+        stopping_threshold=stopping_threshold,
     )
     assert ours == theirs
 
 
-def test_reaching_the_stopping_threshold_records_that_check_as_the_best() -> None:
+def test_reaching_the_stopping_threshold_keeps_lightnings_best_but_locates_that_check() -> None:
     rule = StopRule(mode="min", stopping_threshold=0.5)
-    assert run_ours(rule, [1.0, 0.8, 0.4]) == (2, 0.4, 0, "STOPPING_THRESHOLD")
-    # Lightning stops at the same check but leaves best_score at the previous value.
-    assert run_lightning([1.0, 0.8, 0.4], stopping_threshold=0.5) == (
-        2,
-        pytest.approx(0.8),
-        0,
-        "STOPPING_THRESHOLD",
-    )
+    # Lightning stops at the same check and leaves best_score at the previous value ...
+    assert run_ours(rule, [1.0, 0.75, 0.375]) == (2, 0.75, 0, "STOPPING_THRESHOLD")
+    assert run_lightning([1.0, 0.75, 0.375], stopping_threshold=0.5) == (
+        2, 0.75, 0, "STOPPING_THRESHOLD",
+    )  # fmt: skip
+    # ... but the weights to keep are those of the check that reached the threshold.
+    state = initial_state(rule)
+    for epoch, value in enumerate([1.0, 0.75, 0.375]):
+        verdict = judge(rule, state, value, epoch=epoch, step=10 * epoch, monitor="m")
+        state = verdict.state
+    assert (verdict.improved, state.best_epoch, state.best_step) == (True, 2, 20)
 
 
 @settings(max_examples=200, deadline=None)
@@ -114,7 +121,7 @@ def test_relative_delta_is_a_fraction_of_the_best_and_mirrors_between_modes(
     as_min = improves(current, best, mode="min", min_delta=delta, delta_mode="relative")
     as_max = improves(-current, -best, mode="max", min_delta=delta, delta_mode="relative")
     assert as_min == as_max
-    assert as_min == (current < best - delta * abs(best))
+    assert as_min == (current + delta * abs(best) < best)
 
 
 def test_relative_delta_is_scale_free() -> None:
@@ -179,6 +186,14 @@ def test_auto_mode_refuses_names_it_cannot_read(name: str) -> None:
         ({"min_delta": -0.1}, "min_delta"),
         ({"delta_mode": "percent"}, "min_delta_mode"),
         ({"stopping_threshold": 2.0, "divergence_threshold": 1.0}, "stopping_threshold"),
+        ({"min_delta": "abc"}, "min_delta"),
+        ({"min_delta": math.inf}, "min_delta"),
+        ({"min_delta": True}, "min_delta"),
+        ({"baseline": "abc"}, "baseline"),
+        ({"baseline": math.nan}, "baseline"),
+        ({"stopping_threshold": "0.5"}, "stopping_threshold"),
+        ({"divergence_threshold": math.nan}, "divergence_threshold"),
+        ({"check_finite": "yes"}, "check_finite"),
     ],
 )
 def test_bad_rules_name_the_argument(kwargs: dict[str, object], name: str) -> None:

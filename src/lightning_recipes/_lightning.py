@@ -364,3 +364,28 @@ def spawns_processes(trainer: Trainer) -> bool:
     )
 
     return isinstance(trainer.strategy.launcher, _MultiProcessingLauncher)
+
+
+def checkpoint_saves_on_train_epoch_end(checkpoint: Any, trainer: Trainer) -> bool:
+    """Whether a ModelCheckpoint saves at train epoch end (True) or after validation (False).
+
+    ModelCheckpoint keeps this choice in the private ``_save_on_train_epoch_end`` (None
+    until it resolves it while training, from the Trainer's validation schedule; there is
+    no public getter), and the private ``Trainer._val_check_time_interval`` marks a
+    time-based validation schedule. This resolves it at ``setup`` the way ModelCheckpoint
+    will, so a callback can tell before training whether the checkpoint saves at the
+    moments it checks.
+
+    Args:
+        checkpoint: A ``ModelCheckpoint``.
+        trainer: The Trainer being set up.
+
+    Returns:
+        True if it saves at the end of the training epoch.
+    """
+    explicit = getattr(checkpoint, "_save_on_train_epoch_end", None)
+    if explicit is not None:
+        return bool(explicit)
+    if getattr(trainer, "_val_check_time_interval", None) is not None:
+        return False
+    return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0

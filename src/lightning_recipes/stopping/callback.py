@@ -1,43 +1,35 @@
 """EarlyStopping: Lightning's callback, plus best weights, baseline, warm-up and DDP sync."""
 
-import logging
+import pickle
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes.errors import MissingMetricError, choice_error, config_error
-from lightning_recipes.stopping.rules import (
-    DeltaMode,
-    StopRule,
-    StopState,
-    infer_mode,
-    initial_state,
-    judge,
-)
+from lightning_recipes.stopping.rules import DeltaMode, StopRule, StopState, infer_mode, judge
 
 __all__ = ["EarlyStopping"]
 
 Restore = Literal["copy", "checkpoint"]
 
-# Lightning's own EarlyStopping logs here; messages land where users already look.
-_log = logging.getLogger("lightning.pytorch.callbacks.early_stopping")
 
-
-class EarlyStopping(Callback):
+class EarlyStopping(LightningEarlyStopping):
     """Stop training when a monitored metric stops improving, and keep the best weights.
 
-    A drop-in replacement for ``lightning.pytorch.callbacks.EarlyStopping``: the same
-    arguments with the same meaning and defaults, the same attributes (``wait_count``,
-    ``stopped_epoch``, ``best_score``, ``stopping_reason``, ``stopping_reason_message``),
-    the same state key (a checkpoint written with Lightning's class resumes with this one).
-    On top:
+    A subclass of ``lightning.pytorch.callbacks.EarlyStopping``: the Trainer treats it as
+    its early-stopping callback (``trainer.early_stopping_callback``, and its
+    ``on_train_epoch_end`` runs after the LightningModule's, as for every monitoring
+    callback). The same arguments with the same meaning and defaults, the same decisions
+    and attributes (``wait_count``, ``stopped_epoch``, ``best_score``, ``stopping_reason``,
+    ``stopping_reason_message``), the same state key (a checkpoint written with Lightning's
+    class resumes with this one). On top:
 
     * ``restore_best_weights``: when fit ends (stopped early or at ``max_epochs``), the
       module holds the weights of the best check. They are kept as a CPU copy, or, when a
@@ -51,8 +43,9 @@ class EarlyStopping(Callback):
       warning if it differed, i.e. it was logged without ``sync_dist=True``), so
       ``best_score``, ``wait_count`` and the decision are identical on every rank.
       Lightning's class decides on each rank's own value and keeps per-rank state.
-    * One deliberate difference: the check that reaches ``stopping_threshold`` becomes the
-      best one when it improves (Lightning stops without updating ``best_score``).
+    * When the check that reaches ``stopping_threshold`` beats the best, its weights are the
+      ones kept and ``best_epoch`` is its epoch; ``best_score`` stays Lightning's (the best
+      before that check).
 
     Args:
         monitor: The metric to watch (as logged with ``self.log``).
@@ -69,10 +62,12 @@ class EarlyStopping(Callback):
             validation; None picks as Lightning does (train epoch end when validation runs
             once per epoch).
         log_rank_zero_only: Log on rank 0 only.
-        restore_best_weights: ``False``, ``True`` (reload from a matching ModelCheckpoint
-            when there is one, else keep a CPU copy), ``"copy"`` or ``"checkpoint"``.
+        restore_best_weights: ``False``, ``True`` (reload from a ModelCheckpoint that can
+            hold every best check, decided at setup, else keep a CPU copy), ``"copy"`` or
+            ``"checkpoint"`` (refused at setup, with the reason, when no ModelCheckpoint can).
         baseline: The value the metric must beat.
-        start_from_epoch: Ignore the checks of earlier epochs.
+        start_from_epoch: Ignore the checks of epochs before this one (epochs count from
+            0); a missing metric is still reported at the first check.
         min_delta_mode: ``"absolute"`` or ``"relative"``.
 
     Attributes:
@@ -100,7 +95,7 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         patience: int = 3,
         verbose: bool = False,
-        mode: str = "min",
+        mode: Literal["min", "max", "auto"] = "min",
         strict: bool = True,
         check_finite: bool = True,
         stopping_threshold: float | None = None,
@@ -113,14 +108,27 @@ class EarlyStopping(Callback):
         start_from_epoch: int = 0,
         min_delta_mode: DeltaMode = "absolute",
     ) -> None:
-        super().__init__()
         if not isinstance(monitor, str) or not monitor:
             raise config_error("monitor", monitor, "Pass the name of a logged metric.")
         if mode not in ("min", "max", "auto"):
-            raise choice_error("mode", mode, ("min", "max", "auto"))
+            # Worded so that code matching Lightning's message ("`mode` can be ...") still does.
+            raise config_error(
+                "mode",
+                mode,
+                f"`mode` can be min, max, auto, got {mode}: pass 'min' for losses and errors, "
+                "'max' for accuracy-like metrics, or 'auto' to read it from the metric's name.",
+            )
+        for name, flag in (("verbose", verbose), ("strict", strict),
+                           ("log_rank_zero_only", log_rank_zero_only)):  # fmt: skip
+            if not isinstance(flag, bool):
+                raise config_error(name, flag, "Pass True or False.")
+        if check_on_train_epoch_end is not None and not isinstance(check_on_train_epoch_end, bool):
+            raise config_error(
+                "check_on_train_epoch_end", check_on_train_epoch_end, "Pass True, False or None."
+            )
         resolved = infer_mode(monitor) if mode == "auto" else mode
-        self.rule = StopRule(
-            mode=resolved,  # type: ignore[arg-type]
+        rule = StopRule(
+            mode=resolved,
             patience=patience,
             min_delta=min_delta,
             delta_mode=min_delta_mode,
@@ -129,7 +137,8 @@ class EarlyStopping(Callback):
             divergence_threshold=divergence_threshold,
             baseline=baseline,
         )
-        if restore_best_weights not in (False, True, "copy", "checkpoint"):
+        if not (isinstance(restore_best_weights, bool)
+                or restore_best_weights in ("copy", "checkpoint")):  # fmt: skip
             choices = ("False", "True", "copy", "checkpoint")
             raise choice_error("restore_best_weights", restore_best_weights, choices)
         if (
@@ -138,77 +147,43 @@ class EarlyStopping(Callback):
             or (start_from_epoch < 0)
         ):
             raise config_error("start_from_epoch", start_from_epoch, "Pass an epoch number >= 0.")
-        self.monitor = monitor
-        self.mode: str = resolved
-        self.min_delta = min_delta
-        self.patience = patience
-        self.verbose = verbose
-        self.strict = strict
-        self.check_finite = check_finite
-        self.stopping_threshold = stopping_threshold
-        self.divergence_threshold = divergence_threshold
-        self.log_rank_zero_only = log_rank_zero_only
+        super().__init__(
+            monitor,
+            min_delta=min_delta,
+            patience=patience,
+            verbose=verbose,
+            mode=resolved,
+            strict=strict,
+            check_finite=check_finite,
+            stopping_threshold=stopping_threshold,
+            divergence_threshold=divergence_threshold,
+            check_on_train_epoch_end=check_on_train_epoch_end,
+            log_rank_zero_only=log_rank_zero_only,
+        )
+        self.rule = rule
         self.restore_best_weights = restore_best_weights
         self.baseline = baseline
         self.start_from_epoch = start_from_epoch
         self.min_delta_mode = min_delta_mode
-        self._check_on_train_epoch_end = check_on_train_epoch_end
-        self._state: StopState = initial_state(self.rule)
-        self.stopped_epoch = 0
-        self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
-        self.stopping_reason_message: str | None = None
+        if baseline is not None:
+            self.best_score = torch.tensor(float(baseline))
+        self.best_epoch: int | None = None
+        self.best_step: int | None = None
         self.restored_from: str | None = None
         self._best_weights: dict[str, Tensor] | None = None
         self._checkpoint: ModelCheckpoint | None = None
+        # Set by each check: where it happens, and whether its weights became the best.
+        self._where: tuple[int, int] = (0, 0)
+        self._improved = False
+        # The value of a best check that the ModelCheckpoint has not yet been seen to save.
+        self._unconfirmed: float | None = None
         self._warned: set[str] = set()
 
-    # ------------------------------------------------------------ Lightning's attributes
-
-    @property
-    def wait_count(self) -> int:
-        """Checks since the last improvement."""
-        return self._state.wait
-
-    @wait_count.setter
-    def wait_count(self, value: int) -> None:
-        self._state = StopState(self._state.best, int(value), *self._best_where())
-
-    @property
-    def best_score(self) -> Tensor:
-        """The best value so far, as a tensor (the baseline or +-inf before any)."""
-        return torch.tensor(self._state.best)
-
-    @best_score.setter
-    def best_score(self, value: Tensor | float) -> None:
-        self._state = StopState(float(value), self._state.wait, *self._best_where())
-
-    @property
-    def best_epoch(self) -> int | None:
-        """Epoch of the best check (None before any improvement)."""
-        return self._state.best_epoch
-
-    @property
-    def best_step(self) -> int | None:
-        """Global step of the best check (None before any improvement)."""
-        return self._state.best_step
-
-    def _best_where(self) -> tuple[int | None, int | None]:
-        return self._state.best_epoch, self._state.best_step
-
-    @property
-    @override
-    def state_key(self) -> str:
-        # The same key as Lightning's EarlyStopping, so its checkpoints resume with this class.
-        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
-
-    # ------------------------------------------------------------ hooks
+    # ------------------------------------------------------------ setup
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self._check_on_train_epoch_end is None:
-            self._check_on_train_epoch_end = (
-                trainer.val_check_interval == 1.0 and trainer.check_val_every_n_epoch == 1
-            )
+        super().setup(trainer, pl_module, stage)  # resolves check_on_train_epoch_end
         if not self.restore_best_weights or stage != "fit":
             return
         helpers.refuse_sharded(
@@ -217,54 +192,116 @@ class EarlyStopping(Callback):
             reason="the weights are sharded across ranks. Use restore_best_weights=False with "
             "a ModelCheckpoint(monitor=...) and load its best_model_path after fit.",
         )
-        self._checkpoint = self._matching_checkpoint(trainer)
+        self._checkpoint, why_not = self._matching_checkpoint(trainer)
         if self.restore_best_weights == "checkpoint" and self._checkpoint is None:
             raise config_error(
                 "restore_best_weights",
                 "checkpoint",
-                f"No ModelCheckpoint saves {self.monitor!r} in mode {self.mode!r} every check "
-                "with save_top_k != 0 (and min_delta=0, start_from_epoch=0 here). Add one, or "
-                "pass restore_best_weights=True to keep a copy in memory.",
+                f"No ModelCheckpoint can hold this callback's best check: {why_not}. Fix "
+                "that, or pass restore_best_weights=True (or 'copy') to keep a copy in memory.",
+            )
+        if self._checkpoint is None and self.verbose:
+            self._log_info(
+                trainer,
+                f"EarlyStopping: the best weights are kept in memory ({why_not}).",
+                self.log_rank_zero_only,
             )
 
-    def _matching_checkpoint(self, trainer: Trainer) -> ModelCheckpoint | None:
-        """A ModelCheckpoint whose best checkpoint is always our best check, if any."""
-        if self.restore_best_weights == "copy" or self.min_delta or self.start_from_epoch:
-            return None
+    def _matching_checkpoint(self, trainer: Trainer) -> tuple[ModelCheckpoint | None, str]:
+        """A ModelCheckpoint whose best checkpoint is always our best check, or why none is."""
+        if self.restore_best_weights == "copy":
+            return None, "restore_best_weights='copy'"
+        if self.rule.min_delta:
+            return None, f"min_delta={self.rule.min_delta} (its best can be a check we skip)"
+        if self.start_from_epoch:
+            return None, f"start_from_epoch={self.start_from_epoch} (its best can be earlier)"
+        ours = "train epoch end" if self._check_on_train_epoch_end else "validation end"
+        reasons: list[str] = []
         for callback in trainer.checkpoint_callbacks:
-            if (
-                isinstance(callback, ModelCheckpoint)
-                and callback.monitor == self.monitor
-                and callback.mode == self.mode
-                and callback.save_top_k != 0
-                and helpers.checkpoint_saves_every_epoch(callback)
-            ):
-                return callback
-        return None
+            if not isinstance(callback, ModelCheckpoint):
+                continue
+            theirs = (
+                "train epoch end"
+                if helpers.checkpoint_saves_on_train_epoch_end(callback, trainer)
+                else "validation end"
+            )
+            if callback.monitor != self.monitor:
+                reasons.append(f"it monitors {callback.monitor!r}, not {self.monitor!r}")
+            elif callback.mode != self.mode:
+                reasons.append(f"its mode is {callback.mode!r}, not {self.mode!r}")
+            elif callback.save_top_k == 0:
+                reasons.append("it has save_top_k=0")
+            elif not helpers.checkpoint_saves_every_epoch(callback):
+                reasons.append("it does not save at every epoch (every_n_epochs != 1, or "
+                               "every_n_train_steps / train_time_interval set)")  # fmt: skip
+            elif theirs != ours:
+                reasons.append(f"it saves at {theirs}, this callback checks at {ours}")
+            else:
+                return callback, ""
+        return None, "; ".join(reasons) or "there is no ModelCheckpoint"
 
-    def _should_skip_check(self, trainer: Trainer) -> bool:
-        return trainer.state.fn != TrainerFn.FITTING or trainer.sanity_checking
+    # ------------------------------------------------------------ the check
 
     @override
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._check_on_train_epoch_end and not self._should_skip_check(trainer):
-            self._check(trainer, pl_module)
+    def _run_early_stopping_check(self, trainer: Trainer) -> None:
+        """Lightning's check, on the value averaged over ranks, after any warm-up."""
+        logs = trainer.callback_metrics
+        if getattr(trainer, "fast_dev_run", False):  # disabled under fast_dev_run, as Lightning
+            return
+        if self.monitor not in logs:
+            # Reported at the first check, also during the warm-up of start_from_epoch.
+            self._report_missing(trainer)
+            return
+        if trainer.current_epoch < self.start_from_epoch:
+            return
+        current = self._synced_value(trainer, logs[self.monitor].squeeze())
+        self._where = (trainer.current_epoch, trainer.global_step)
+        self._improved = False
+        should_stop, reason = self._evaluate_stopping_criteria(current)
+        if self._improved:
+            self._keep_best(trainer, trainer.lightning_module, float(current))
+        # Every rank judged the same (averaged) value; Lightning's reduction keeps it certain.
+        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
+        trainer.should_stop = trainer.should_stop or should_stop
+        if should_stop:
+            self.stopped_epoch = trainer.current_epoch
+            self.stopping_reason_message = reason
+        if reason and self.verbose:
+            self._log_info(trainer, reason, self.log_rank_zero_only)
 
     @override
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._check_on_train_epoch_end and not self._should_skip_check(trainer):
-            self._check(trainer, pl_module)
+    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
+        """Apply `rules.judge` to one value and keep Lightning's attributes in step."""
+        state = StopState(
+            best=float(self.best_score),
+            wait=self.wait_count,
+            best_epoch=self.best_epoch,
+            best_step=self.best_step,
+        )
+        epoch, step = self._where
+        verdict = judge(self.rule, state, float(current), epoch=epoch, step=step,
+                        monitor=self.monitor)  # fmt: skip
+        if verdict.state.best != state.best:
+            self.best_score = current  # as Lightning: the logged tensor itself
+        self.wait_count = verdict.state.wait
+        self.best_epoch, self.best_step = verdict.state.best_epoch, verdict.state.best_step
+        self._improved = verdict.improved
+        if verdict.stop:
+            self.stopping_reason = verdict.reason
+        return verdict.stop, verdict.message
 
-    def _monitored_value(self, trainer: Trainer) -> float | None:
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            message = helpers.missing_metric_message(self.monitor, trainer, recipe="EarlyStopping")
-            if self.strict:
-                raise MissingMetricError(message)
-            if "missing" not in self._warned:
-                self._warned.add("missing")
-                helpers.rank_zero_warn(message + " (strict=False: the check is skipped.)")
-            return None
+    def _report_missing(self, trainer: Trainer) -> None:
+        message = helpers.missing_metric_message(self.monitor, trainer, recipe="EarlyStopping")
+        if self.strict:
+            raise MissingMetricError(message)
+        if "missing" not in self._warned:
+            self._warned.add("missing")
+            helpers.rank_zero_warn(message + " (strict=False: the check is skipped.)")
+
+    def _synced_value(self, trainer: Trainer, value: Tensor) -> Tensor:
+        """The mean of the value over ranks (one gather; the value itself on one process)."""
+        if trainer.world_size == 1:
+            return value
         local = value.detach().float().reshape(()).to(trainer.strategy.root_device)
         values = helpers.gather(trainer, local)
         if "unsynced" not in self._warned and not bool(torch.all(values == values[0])):
@@ -274,117 +311,138 @@ class EarlyStopping(Callback):
                 f"({[round(float(v), 6) for v in values]}): it was logged without "
                 "sync_dist=True. The decision uses its mean over ranks."
             )
-        return float(values.mean())
+        return values.mean()
 
-    def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if getattr(trainer, "fast_dev_run", False) or trainer.current_epoch < self.start_from_epoch:
+    # ------------------------------------------------------------ the best weights
+
+    def _keep_best(self, trainer: Trainer, pl_module: LightningModule, value: float) -> None:
+        if not self.restore_best_weights:
             return
-        current = self._monitored_value(trainer)
-        if current is None:
+        if self._checkpoint is None:
+            self._copy_weights(pl_module)
+        else:
+            # The ModelCheckpoint runs after this callback: confirm before the weights change.
+            self._unconfirmed = value
+
+    def _copy_weights(self, pl_module: LightningModule) -> None:
+        self._best_weights = {
+            key: value.detach().to("cpu", copy=True)
+            for key, value in pl_module.state_dict().items()
+        }
+
+    def _confirm_checkpoint(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Check that the ModelCheckpoint saved the last best check; else copy it now.
+
+        Runs before the next optimizer step (or at the end of fit), so the weights are still
+        those of that check.
+        """
+        if self._unconfirmed is None or self._checkpoint is None:
             return
-        verdict = judge(
-            self.rule,
-            self._state,
-            current,
-            epoch=trainer.current_epoch,
-            step=trainer.global_step,
-            monitor=self.monitor,
+        score = self._checkpoint.best_model_score
+        saved = score is not None and float(score) == self._unconfirmed
+        if helpers.all_ranks_agree(trainer, saved):
+            self._unconfirmed = None
+            return
+        helpers.rank_zero_warn(
+            f"EarlyStopping: the ModelCheckpoint did not save this callback's best check "
+            f"({self.monitor} = {self._unconfirmed}, epoch {self.best_epoch}; its best: "
+            f"{None if score is None else float(score)}), e.g. because the metric is not "
+            "logged with sync_dist=True under DDP. The best weights are kept in memory from "
+            "now on."
         )
-        self._state = verdict.state
-        if verdict.improved and self.restore_best_weights and self._checkpoint is None:
-            self._best_weights = {
-                key: value.detach().to("cpu", copy=True)
-                for key, value in pl_module.state_dict().items()
-            }
-        # Every rank judged the same (averaged) value; the broadcast makes it certain.
-        stop = bool(helpers.broadcast(trainer, verdict.stop))
-        if stop:
-            trainer.should_stop = True
-            self.stopped_epoch = trainer.current_epoch
-            self.stopping_reason = verdict.reason
-            self.stopping_reason_message = verdict.message
-        if self.verbose and verdict.message:
-            self._log(trainer, verdict.message)
+        self._unconfirmed = None
+        self._checkpoint = None
+        self._copy_weights(pl_module)
 
-    def _log(self, trainer: Trainer, message: str) -> None:
-        if trainer.world_size > 1:
-            if self.log_rank_zero_only and trainer.global_rank != 0:
-                return
-            message = f"[rank: {trainer.global_rank}] {message}"
-        _log.info(message)
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._unconfirmed is not None:
+            self._confirm_checkpoint(trainer, pl_module)
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.restore_best_weights:
             return
-        if self._state.best_epoch is None:
+        self._confirm_checkpoint(trainer, pl_module)
+        if self.best_epoch is None:
             helpers.rank_zero_warn(
                 f"EarlyStopping: {self.monitor!r} never improved"
                 f"{' on the baseline ' + str(self.baseline) if self.baseline is not None else ''}"
                 "; the weights of the last epoch are kept."
             )
             return
-        if self._checkpoint is not None:
-            self._restore_from_checkpoint(trainer, pl_module, self._checkpoint)
-        elif self._best_weights is not None:
+        if self._best_weights is not None:
             pl_module.load_state_dict(self._best_weights)
             self.restored_from = "memory"
+        elif self._checkpoint is not None:
+            if not self._restore_from_checkpoint(trainer, pl_module, self._checkpoint):
+                return
         else:
             helpers.rank_zero_warn(
-                f"EarlyStopping: the best weights (epoch {self._state.best_epoch}) are not "
+                f"EarlyStopping: the best weights (epoch {self.best_epoch}) are not "
                 "available: the run resumed from a checkpoint written without them (e.g. by "
                 "Lightning's EarlyStopping). The weights of the last epoch are kept."
             )
             return
         if self.verbose:
-            self._log(trainer, f"Restored the weights of epoch {self._state.best_epoch} "
-                      f"({self.monitor} = {self._state.best:.4g}).")  # fmt: skip
+            self._log_info(
+                trainer,
+                f"Restored the weights of epoch {self.best_epoch} from {self.restored_from}.",
+                self.log_rank_zero_only,
+            )
 
     def _restore_from_checkpoint(
         self, trainer: Trainer, pl_module: LightningModule, checkpoint: ModelCheckpoint
-    ) -> None:
+    ) -> bool:
         trainer.strategy.barrier()  # rank 0 has finished writing the file
         path = checkpoint.best_model_path
-        saved = torch.load(path, map_location="cpu", weights_only=False) if path else None
+        saved = _load_checkpoint(path) if path else None
         where = (saved.get("epoch"), saved.get("global_step")) if saved else None
-        if saved is None or where != self._best_where():
+        if saved is None or where != (self.best_epoch, self.best_step):
+            # Every best check was confirmed; this happens only if the file was replaced.
             helpers.rank_zero_warn(
                 f"EarlyStopping: the ModelCheckpoint's best ({path or 'none'}, epoch/step "
-                f"{where}) is not this callback's best check (epoch/step {self._best_where()}); "
-                "the weights of the last epoch are kept. Pass restore_best_weights='copy'."
+                f"{where}) is not this callback's best check (epoch/step "
+                f"{(self.best_epoch, self.best_step)}); the weights of the last epoch are kept. "
+                "Pass restore_best_weights='copy'."
             )
-            return
-        pl_module.load_state_dict(saved["state_dict"])
+            return False
+        pl_module.load_state_dict(saved["state_dict"])  # the weights only
         self.restored_from = path
+        return True
 
     # ------------------------------------------------------------ state
 
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
-            "wait_count": self.wait_count,
-            "stopped_epoch": self.stopped_epoch,
-            "best_score": self.best_score,
-            "patience": self.patience,
-            "stopping_reason": self.stopping_reason.value,
-            "stopping_reason_message": self.stopping_reason_message,
-            "best_epoch": self._state.best_epoch,
-            "best_step": self._state.best_step,
+            **super().state_dict(),
+            "best_epoch": self.best_epoch,
+            "best_step": self.best_step,
             "best_weights": self._best_weights,
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Also accepts the state of Lightning's EarlyStopping (no best_* entries).
-        self._state = StopState(
-            best=float(state_dict["best_score"]),
-            wait=int(state_dict["wait_count"]),
-            best_epoch=state_dict.get("best_epoch"),
-            best_step=state_dict.get("best_step"),
-        )
-        self.stopped_epoch = int(state_dict["stopped_epoch"])
-        self.patience = int(state_dict["patience"])
-        self.rule = StopRule(**{**self.rule.__dict__, "patience": self.patience})
-        self.stopping_reason = EarlyStoppingReason(state_dict.get("stopping_reason", 0))
-        self.stopping_reason_message = state_dict.get("stopping_reason_message")
+        super().load_state_dict(state_dict)
+        self.best_epoch = state_dict.get("best_epoch")
+        self.best_step = state_dict.get("best_step")
+        self.rule = replace(self.rule, patience=int(self.patience))
         self._best_weights = state_dict.get("best_weights")
+
+
+def _load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint file, loaded with ``weights_only=True`` whenever that can work.
+
+    ``weights_only=False`` is used only when the file holds objects that
+    ``weights_only=True`` refuses (e.g. custom classes in ``hyper_parameters``); the file
+    is the one this run's ModelCheckpoint wrote, and only its ``state_dict`` is used.
+    """
+    try:
+        loaded: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        loaded = torch.load(path, map_location="cpu", weights_only=False)
+    return loaded

@@ -81,8 +81,8 @@ def improves(
 ) -> bool:
     """Whether ``current`` beats ``best`` by more than ``min_delta``.
 
-    Absolute: ``current < best - min_delta`` (mode ``"min"``). Relative:
-    ``current < best - min_delta * |best|``, i.e. a fraction of the best value, so the same
+    Absolute: ``current + min_delta < best`` (mode ``"min"``). Relative:
+    ``current + min_delta * |best| < best``, i.e. a fraction of the best value, so the same
     ``min_delta`` means the same thing for a loss of 2.3 and one of 0.01. Mode ``"max"``
     mirrors both. An infinite ``best`` (nothing seen yet) is beaten by any finite value;
     NaN never improves.
@@ -111,9 +111,11 @@ def improves(
         margin = min_delta * abs(best)
     else:
         margin = min_delta
+    # Lightning's arithmetic: ``current + delta < best`` (not ``current < best - delta``,
+    # which rounds differently).
     if mode == "min":
-        return current < best - margin
-    return current > best + margin
+        return current + margin < best
+    return current - margin > best
 
 
 @dataclass(frozen=True)
@@ -150,12 +152,20 @@ class StopRule:
             # 0 is accepted, as by Lightning: it stops at the first check without
             # improvement, like 1.
             raise config_error("patience", self.patience, "Pass 0 or more checks.")
-        if not (isinstance(self.min_delta, float | int) and self.min_delta >= 0):
+        if not (_is_real(self.min_delta) and math.isfinite(self.min_delta) and self.min_delta >= 0):
             raise config_error(
                 "min_delta", self.min_delta, "Pass a non-negative margin (the sign follows mode)."
             )
         if self.delta_mode not in ("absolute", "relative"):
             raise choice_error("min_delta_mode", self.delta_mode, ("absolute", "relative"))
+        if not isinstance(self.check_finite, bool):
+            raise config_error("check_finite", self.check_finite, "Pass True or False.")
+        for name in ("stopping_threshold", "divergence_threshold", "baseline"):
+            value = getattr(self, name)
+            if value is not None and not (_is_real(value) and not math.isnan(value)):
+                raise config_error(name, value, "Pass a number (a value of the metric) or None.")
+        if self.baseline is not None and not math.isfinite(self.baseline):
+            raise config_error("baseline", self.baseline, "Pass a finite value of the metric.")
         low = self.stopping_threshold if self.mode == "min" else self.divergence_threshold
         high = self.divergence_threshold if self.mode == "min" else self.stopping_threshold
         if low is not None and high is not None and not low < high:
@@ -217,6 +227,10 @@ class Verdict:
     message: str | None
 
 
+def _is_real(value: object) -> bool:
+    return isinstance(value, float | int) and not isinstance(value, bool)
+
+
 def _worse(value: float, threshold: float, mode: Mode) -> bool:
     return value > threshold if mode == "min" else value < threshold
 
@@ -224,14 +238,15 @@ def _worse(value: float, threshold: float, mode: Mode) -> bool:
 def judge(
     rule: StopRule, state: StopState, current: float, *, epoch: int, step: int, monitor: str
 ) -> Verdict:
-    """Apply one check: the rules in Lightning's order, plus baseline and relative delta.
+    """Apply one check: Lightning's rules in Lightning's order, plus baseline and relative delta.
 
-    1. A non-finite value stops (if ``check_finite``); the best is unchanged.
-    2. A value worse than ``divergence_threshold`` stops.
-    3. An improvement (see `improves`) becomes the best and resets the wait; if it is
-       also better than ``stopping_threshold``, training stops there (Lightning stops
-       without recording it as the best, so its ``best_score`` then lags behind).
-    4. A value better than ``stopping_threshold`` but no improvement stops.
+    1. A non-finite value stops (if ``check_finite``); the state is unchanged.
+    2. A value better than ``stopping_threshold`` stops. As in Lightning, ``best`` and
+       ``wait`` are unchanged; if the value beats the best (see `improves`), the verdict
+       says ``improved`` and the state records this check's epoch and step as the best
+       check, so the weights kept are those that reached the threshold.
+    3. A value worse than ``divergence_threshold`` stops; the state is unchanged.
+    4. An improvement becomes the best and resets the wait.
     5. Otherwise the wait grows, and training stops once it reaches ``patience``.
 
     Args:
@@ -267,6 +282,18 @@ def judge(
             f"{best_text}. Signaling Trainer to stop.",
         )
     sign = "<" if rule.mode == "min" else ">"
+    better = improves(current, state.best, mode=rule.mode, min_delta=rule.min_delta,
+                      delta_mode=rule.delta_mode)  # fmt: skip
+    if rule.stopping_threshold is not None and _worse(rule.stopping_threshold, current, rule.mode):
+        kept = replace(state, best_epoch=epoch, best_step=step) if better else state
+        return Verdict(
+            kept,
+            better,
+            True,
+            reasons.STOPPING_THRESHOLD,
+            f"Stopping threshold reached: {monitor} = {current} {sign} "
+            f"{rule.stopping_threshold}. Signaling Trainer to stop.",
+        )
     if rule.divergence_threshold is not None and _worse(
         current, rule.divergence_threshold, rule.mode
     ):
@@ -278,25 +305,17 @@ def judge(
             f"Divergence threshold reached: {monitor} = {current} {sign} "
             f"{rule.divergence_threshold}. Signaling Trainer to stop.",
         )
-    reached = rule.stopping_threshold is not None and _worse(
-        rule.stopping_threshold, current, rule.mode
-    )
-    threshold_message = (
-        f"Stopping threshold reached: {monitor} = {current} {sign} {rule.stopping_threshold}. "
-        "Signaling Trainer to stop."
-    )
-    if improves(current, state.best, mode=rule.mode, min_delta=rule.min_delta,
-                delta_mode=rule.delta_mode):  # fmt: skip
+    if better:
         new = StopState(best=current, wait=0, best_epoch=epoch, best_step=step)
-        if reached:
-            return Verdict(new, True, True, reasons.STOPPING_THRESHOLD, threshold_message)
-        gain = f" by {abs(state.best - current):.3f}" if math.isfinite(state.best) else ""
-        return Verdict(
-            new, True, False, reasons.NOT_STOPPED,
-            f"Metric {monitor} improved{gain}. New best score: {current:.3f}",
-        )  # fmt: skip
-    if reached:
-        return Verdict(state, False, True, reasons.STOPPING_THRESHOLD, threshold_message)
+        if math.isfinite(state.best):
+            relative = " (relative)" if rule.delta_mode == "relative" else ""
+            text = (
+                f"Metric {monitor} improved by {abs(state.best - current):.3f} >= "
+                f"min_delta = {rule.min_delta}{relative}. New best score: {current:.3f}"
+            )
+        else:
+            text = f"Metric {monitor} improved. New best score: {current:.3f}"
+        return Verdict(new, True, False, reasons.NOT_STOPPED, text)
     waited = replace(state, wait=state.wait + 1)
     if waited.wait >= rule.patience:
         return Verdict(
