@@ -3,7 +3,14 @@
 import warnings
 from pathlib import Path
 
-from lightning_recipes import ClassWeighting, Freezer, GradientMonitor, LRFinder, RecipeWarning
+from lightning_recipes import (
+    ClassWeighting,
+    EarlyStopping,
+    Freezer,
+    GradientMonitor,
+    LRFinder,
+    RecipeWarning,
+)
 from tests.registry import fit
 
 
@@ -59,3 +66,22 @@ def test_the_discriminative_ratios_survive_the_chosen_rate(tmp_path: Path) -> No
     head, *groups = (group["lr"] for group in trainer.optimizers[0].param_groups)
     assert head == lr_finder.results[-1].chosen
     assert sorted(round(rate / head, 9) for rate in groups) == [0.125, 0.25, 0.5]
+
+
+def test_early_stopping_waits_for_the_end_of_the_unfreeze_schedule(tmp_path: Path) -> None:
+    stopped = []
+    for wait in (True, False):
+        # val_loss falls, so in "max" mode it never improves: patience runs out at once.
+        stopper = EarlyStopping("val_loss", mode="max", patience=1, wait_for_unfreezing=wait)
+        freezer = Freezer(unfreeze="gradual", every_n_epochs=2)  # 3 groups: epochs 2, 4, 6
+        trainer, _ = fit(
+            [stopper, freezer], tmp_path / str(wait), trainer_kwargs={"max_epochs": 10}
+        )
+        stopped.append((trainer.current_epoch, stopper.stopped_epoch, freezer.unfrozen))
+        if wait:
+            assert stopper.deferred_stops > 0
+            assert stopper.patience_reset_at == 6
+    assert stopped[0] == (7, 6, 3)  # stops once the last group has had its epoch
+    # Lightning's rule: stops in the middle of the schedule, the last group never trained.
+    assert stopped[1][1] < 6
+    assert stopped[1][2] < 3

@@ -12,8 +12,16 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary, planned_change_epochs
 from lightning_recipes.errors import MissingMetricError, choice_error, config_error
-from lightning_recipes.stopping.rules import DeltaMode, StopRule, StopState, infer_mode, judge
+from lightning_recipes.stopping.rules import (
+    DeltaMode,
+    EarlyStoppingReason,
+    StopRule,
+    StopState,
+    infer_mode,
+    judge,
+)
 
 __all__ = ["EarlyStopping"]
 
@@ -69,6 +77,10 @@ class EarlyStopping(LightningEarlyStopping):
         start_from_epoch: Ignore the checks of epochs before this one (epochs count from
             0); a missing metric is still reported at the first check.
         min_delta_mode: ``"absolute"`` or ``"relative"``.
+        wait_for_unfreezing: When another recipe plans to change what trains (the
+            `Freezer`'s unfreeze schedule), patience counts from the last change reached,
+            and a patience stop waits until the last planned change (a non-finite value or
+            a threshold still stops at once). ``False``: Lightning's plain rule.
 
     Attributes:
         best_epoch: Epoch of the best check (None before any improvement).
@@ -107,6 +119,7 @@ class EarlyStopping(LightningEarlyStopping):
         baseline: float | None = None,
         start_from_epoch: int = 0,
         min_delta_mode: DeltaMode = "absolute",
+        wait_for_unfreezing: bool = True,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise config_error("monitor", monitor, "Pass the name of a logged metric.")
@@ -119,7 +132,8 @@ class EarlyStopping(LightningEarlyStopping):
                 "'max' for accuracy-like metrics, or 'auto' to read it from the metric's name.",
             )
         for name, flag in (("verbose", verbose), ("strict", strict),
-                           ("log_rank_zero_only", log_rank_zero_only)):  # fmt: skip
+                           ("log_rank_zero_only", log_rank_zero_only),
+                           ("wait_for_unfreezing", wait_for_unfreezing)):  # fmt: skip
             if not isinstance(flag, bool):
                 raise config_error(name, flag, "Pass True or False.")
         if check_on_train_epoch_end is not None and not isinstance(check_on_train_epoch_end, bool):
@@ -164,6 +178,9 @@ class EarlyStopping(LightningEarlyStopping):
         self.restore_best_weights = restore_best_weights
         self.baseline = baseline
         self.start_from_epoch = start_from_epoch
+        self.wait_for_unfreezing = wait_for_unfreezing
+        self.patience_reset_at: int | None = None  # the planned change patience counts from
+        self.deferred_stops = 0  # patience stops held back until the last planned change
         self.min_delta_mode = min_delta_mode
         if baseline is not None:
             self.best_score = torch.tensor(float(baseline))
@@ -257,7 +274,27 @@ class EarlyStopping(LightningEarlyStopping):
         current = self._synced_value(trainer, logs[self.monitor].squeeze())
         self._where = (trainer.current_epoch, trainer.global_step)
         self._improved = False
+        changes = planned_change_epochs(trainer) if self.wait_for_unfreezing else []
+        passed = [e for e in changes if e <= trainer.current_epoch]
+        if passed and passed[-1] != self.patience_reset_at:
+            # What trains changed (a planned unfreeze): patience counts from here.
+            self.patience_reset_at = passed[-1]
+            self.wait_count = 0
         should_stop, reason = self._evaluate_stopping_criteria(current)
+        if (
+            should_stop
+            and self.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+            and changes
+            and trainer.current_epoch < changes[-1]
+        ):
+            # Not in the middle of a planned unfreeze schedule: the stop waits for its end.
+            should_stop = False
+            self.stopping_reason = EarlyStoppingReason.NOT_STOPPED
+            self.deferred_stops += 1
+            reason = (
+                f"{reason} Not stopping before the last planned unfreeze (epoch "
+                f"{changes[-1]}): wait_for_unfreezing=True."
+            )
         if self._improved:
             self._keep_best(trainer, trainer.lightning_module, float(current))
         # Every rank judged the same (averaged) value; Lightning's reduction keeps it certain.
@@ -413,6 +450,28 @@ class EarlyStopping(LightningEarlyStopping):
         self.restored_from = path
         return True
 
+    def run_summary(self) -> RecipeSummary:
+        """Best and stopped epoch, why, and whether the best weights were restored."""
+        best = float(self.best_score)
+        facts: dict[str, Any] = {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "best value": best if best == best and abs(best) != float("inf") else None,
+            "best epoch": self.best_epoch,
+            "stopped epoch": self.stopped_epoch or None,
+            "reason": self.stopping_reason.name.lower(),
+            "weights restored from": self.restored_from if self.restore_best_weights else None,
+        }
+        notes = []
+        if self.deferred_stops:
+            notes.append(
+                f"{self.deferred_stops} patience stop(s) waited for the end of the planned "
+                "unfreeze schedule (wait_for_unfreezing=True)."
+            )
+        if self.stopping_reason_message:
+            notes.append(self.stopping_reason_message)
+        return RecipeSummary("Early stopping", facts=facts, notes=notes)
+
     # ------------------------------------------------------------ state
 
     @override
@@ -422,6 +481,8 @@ class EarlyStopping(LightningEarlyStopping):
             "best_epoch": self.best_epoch,
             "best_step": self.best_step,
             "best_weights": self._best_weights,
+            "patience_reset_at": self.patience_reset_at,
+            "deferred_stops": self.deferred_stops,
         }
 
     @override
@@ -432,6 +493,8 @@ class EarlyStopping(LightningEarlyStopping):
         self.best_step = state_dict.get("best_step")
         self.rule = replace(self.rule, patience=int(self.patience))
         self._best_weights = state_dict.get("best_weights")
+        self.patience_reset_at = state_dict.get("patience_reset_at")
+        self.deferred_stops = int(state_dict.get("deferred_stops", 0))
 
 
 def _load_checkpoint(path: str) -> dict[str, Any]:
