@@ -2,6 +2,7 @@
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 from lightning_recipes import (
     ClassWeighting,
@@ -14,8 +15,8 @@ from lightning_recipes import (
 from tests.registry import fit
 
 
-def finder() -> LRFinder:
-    return LRFinder(num_steps=20, min_lr=1e-4, max_lr=1.0, plot=False, verbose=False)
+def finder(**kwargs: Any) -> LRFinder:
+    return LRFinder(num_steps=20, min_lr=1e-4, max_lr=1.0, plot=False, verbose=False, **kwargs)
 
 
 def test_the_range_test_sweeps_the_weighted_loss_whatever_the_order(tmp_path: Path) -> None:
@@ -29,9 +30,34 @@ def test_the_range_test_sweeps_the_weighted_loss_whatever_the_order(tmp_path: Pa
     assert curves[0] == curves[1]
 
 
-def test_the_finder_re_runs_at_each_unfreeze_and_sweeps_what_trains(tmp_path: Path) -> None:
+def test_the_start_test_sweeps_every_parameter_that_will_train(tmp_path: Path) -> None:
+    curves = []
+    for order in range(2):
+        lr_finder, freezer = finder(), Freezer(unfreeze={1: 1, 2: 3})
+        callbacks = [lr_finder, freezer] if order == 0 else [freezer, lr_finder]
+        _, model = fit(callbacks, tmp_path / str(order), trainer_kwargs={"max_epochs": 3})
+        total = sum(p.numel() for p in model.parameters())
+        assert [r.epoch for r in lr_finder.results] == [0]
+        assert lr_finder.results[0].trainable_params == total  # the frozen groups too
+        curves.append(lr_finder.results[0].losses)
+    assert curves[0] == curves[1]
+    # What trains now only (the head): a different curve.
+    head_only = finder(unfreezing="ignore")
+    fit(
+        [head_only, Freezer(unfreeze={1: 1, 2: 3})],
+        tmp_path / "ignore",
+        trainer_kwargs={"max_epochs": 1},
+    )
+    assert head_only.results[0].trainable_params < total
+    assert head_only.results[0].losses != curves[0]
+
+
+def test_rerun_tests_again_at_each_unfreeze_and_sweeps_what_trains(tmp_path: Path) -> None:
     for order, callbacks in enumerate(
-        ([finder(), Freezer(unfreeze={1: 1, 2: 3})], [Freezer(unfreeze={1: 1, 2: 3}), finder()])
+        (
+            [finder(unfreezing="rerun"), Freezer(unfreeze={1: 1, 2: 3})],
+            [Freezer(unfreeze={1: 1, 2: 3}), finder(unfreezing="rerun")],
+        )
     ):
         _trainer, model = fit(callbacks, tmp_path / str(order), trainer_kwargs={"max_epochs": 3})
         lr_finder = next(c for c in callbacks if isinstance(c, LRFinder))

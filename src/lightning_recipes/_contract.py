@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch.nn import Parameter
 
 from lightning_recipes._lightning import trainer_callbacks
 
@@ -31,6 +32,7 @@ __all__ = [
     "PreparesTraining",
     "RecipeSummary",
     "ReportsToRun",
+    "parameters_unfrozen_later",
     "planned_change_epochs",
     "prepare_training",
     "run_summaries",
@@ -44,6 +46,10 @@ class PlansTrainableChanges(Protocol):
 
     def planned_change_epochs(self, max_epochs: int) -> list[int]:
         """The epochs (0-based) at whose start the trainable set changes (after epoch 0)."""
+        ...
+
+    def parameters_unfrozen_later(self, epoch: int, max_epochs: int) -> list[Parameter]:
+        """The parameters frozen now that the plan makes trainable before ``max_epochs``."""
         ...
 
 
@@ -119,15 +125,41 @@ def planned_change_epochs(trainer: Trainer) -> list[int]:
     return sorted(epochs)
 
 
+def parameters_unfrozen_later(trainer: Trainer, pl_module: LightningModule) -> list[str]:
+    """Names of the parameters that some callback's plan will unfreeze later in this run.
+
+    Args:
+        trainer: The Trainer whose callbacks to ask.
+        pl_module: The module the names refer to.
+
+    Returns:
+        Parameter names (as in ``named_parameters``), in module order.
+    """
+    max_epochs = trainer.max_epochs if trainer.max_epochs not in (None, -1) else 2**31 - 1
+    assert max_epochs is not None
+    ids: set[int] = set()
+    for callback in trainer_callbacks(trainer):
+        if isinstance(callback, PlansTrainableChanges):
+            later = callback.parameters_unfrozen_later(trainer.current_epoch, max_epochs)
+            ids.update(id(p) for p in later)
+    return [name for name, p in pl_module.named_parameters() if id(p) in ids]
+
+
 def run_summaries(callbacks: Iterable[Callback]) -> list[RecipeSummary]:
     """The summaries of the callbacks that report, in callback order."""
     return [c.run_summary() for c in callbacks if isinstance(c, ReportsToRun)]
 
 
-def trainable_share(module: LightningModule) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts of ``module``."""
+def trainable_share(module: LightningModule, also: Iterable[str] = ()) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts of ``module``.
+
+    Args:
+        module: The module.
+        also: Names of frozen parameters to count as trainable (a sweep that trains them).
+    """
+    extra = set(also)
     total = trainable = 0
-    for param in module.parameters():
+    for name, param in module.named_parameters():
         total += param.numel()
-        trainable += param.numel() if param.requires_grad else 0
+        trainable += param.numel() if param.requires_grad or name in extra else 0
     return trainable, total

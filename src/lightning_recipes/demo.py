@@ -11,6 +11,8 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from lightning_recipes._contract import run_summaries
+from lightning_recipes._lightning import trainer_callbacks
 from lightning_recipes._optional import require
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import choice_error, config_error
@@ -218,7 +220,8 @@ def run_demo(
         "model": model,
         "max_epochs": max_epochs,
         "batch_size": batch_size,
-        "lr": lr,
+        "lr (given)": lr,
+        "lr (used, one-cycle peak)": float(getattr(classifier, "lr", lr)),
         "optimizer": "adamw + onecycle",
         "imbalance": imbalance or "none",
         "seed": seed,
@@ -236,6 +239,7 @@ def run_demo(
         test_metrics={k: float(v) for k, v in tested[0].items()},
         confusion=confusion,
         config=config,
+        recipes=run_summaries(trainer_callbacks(trainer)),
     )
     files = write_report(report, run_dir)
     return DemoResult(run_dir, report, files, time.perf_counter() - started)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
 from lightning_recipes.history import metric_series
 
@@ -103,6 +104,7 @@ class RunReport:
         test_metrics: Final test metrics.
         confusion: Test confusion matrix (rows: true class), if computed.
         config: The settings of the run, written into the report.
+        recipes: What each recipe did (its ``run_summary()``), in callback order.
     """
 
     title: str
@@ -110,6 +112,7 @@ class RunReport:
     test_metrics: dict[str, float]
     confusion: torch.Tensor | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    recipes: list[RecipeSummary] = field(default_factory=list)
 
     EPOCH_COLUMNS = ("epoch", "train_loss_epoch", "val_loss", "val_acc", "val_macro_f1", "lr")
 
@@ -197,6 +200,8 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
         "test": report.test_metrics,
         "history": report.history,
     }
+    if report.recipes:
+        payload["recipes"] = [summary.to_dict() for summary in report.recipes]
     if recall is not None and report.confusion is not None:
         payload["test_per_class_recall"] = recall.tolist()
         payload["test_confusion"] = report.confusion.tolist()
@@ -213,6 +218,10 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
     if report.test_metrics:
         test_rows = sorted(report.test_metrics.items())
         lines += ["## Test metrics", "", markdown_table(["metric", "value"], test_rows), ""]
+    if report.recipes:
+        lines += ["## What each recipe did", ""]
+        for summary in report.recipes:
+            lines += recipe_section(summary, out)
     lines += ["## Training curves", "", "![training curves](curves.png)", ""]
     headers, rows = report.epoch_table()
     lines += ["## Per epoch", "", markdown_table(headers, rows), ""]
@@ -230,3 +239,44 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
         ]
     paths["report"].write_text("\n".join(lines))
     return paths
+
+
+def _fact_lines(name: str, value: Any) -> list[str]:
+    """One fact as Markdown: a table for a list of records or a mapping of records."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        headers = list(dict.fromkeys(k for row in value for k in row))
+        rows = [[row.get(h) for h in headers] for row in value]
+        return [f"{name}:", "", markdown_table(headers, rows), ""]
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        headers = list(dict.fromkeys(k for row in value.values() for k in row))
+        rows = [[key, *(row.get(h) for h in headers)] for key, row in value.items()]
+        return [f"{name}:", "", markdown_table(["", *headers], rows), ""]
+    if isinstance(value, list | tuple):
+        value = ", ".join(_cell(v) for v in value)
+    return [f"- {name}: {_cell(value)}"]
+
+
+def recipe_section(summary: RecipeSummary, out_dir: Path) -> list[str]:
+    """The report's Markdown lines for one recipe: its facts, notes and figures.
+
+    Args:
+        summary: What the recipe did.
+        out_dir: The report's folder (figure links are made relative to it).
+
+    Returns:
+        Lines of Markdown.
+    """
+    lines = [f"### {summary.recipe}", ""]
+    for name, value in summary.facts.items():
+        lines += _fact_lines(name, value)
+    lines.append("")
+    lines += [f"> {note}" for note in summary.notes]
+    if summary.notes:
+        lines.append("")
+    for caption, path in summary.figures.items():
+        try:
+            link = Path(path).resolve().relative_to(out_dir.resolve()).as_posix()
+        except ValueError:
+            link = Path(path).as_posix()
+        lines += [f"![{caption}]({link})", ""]
+    return lines

@@ -12,6 +12,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure, require
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.attribution.checks import check_baselines
@@ -228,6 +229,7 @@ class Attribution(Callback):
         if sample is not None:  # what can be checked without the model, now
             self._check_against(sample[: self.num_samples])
         self.results: dict[str, Explanation] = {}
+        self.figure_paths: dict[str, Path] = {}  # caption -> PNG (rank zero)
         self._sample: Tensor | None = None
         self._background: Tensor | None = None
         self._checked = False
@@ -436,13 +438,34 @@ class Attribution(Callback):
         if sample.ndim == 2:
             self._write_table(folder, result)
             if plots:
-                helpers.log_figure(
+                path = helpers.log_figure(
                     trainer, self._importance_figure(result), f"attribution/{when}/importance"
                 )
+                self._remember(f"feature importance ({when})", path)
         elif sample.ndim >= 3 and plots:
-            helpers.log_figure(
+            path = helpers.log_figure(
                 trainer, self._heatmaps(sample, result), f"attribution/{when}/heatmaps"
             )
+            self._remember(f"attribution heatmaps ({when})", path)
+
+    def _remember(self, caption: str, path: Path | None) -> None:
+        if path is not None:
+            self.figure_paths[caption] = path
+
+    def run_summary(self) -> RecipeSummary:
+        """What was explained, when, how well it adds up, and the figures."""
+        explained = {}
+        for when, result in self.results.items():
+            gap = result.completeness_gap
+            explained[when] = {
+                "inputs": int(result.attributions.shape[0]),
+                "mean completeness gap": None if gap is None else round(float(gap.mean()), 4),
+            }
+        return RecipeSummary(
+            "Attribution",
+            facts={"method": str(self.method), "explained": explained},
+            figures=dict(self.figure_paths),
+        )
 
     def _names(self, count: int) -> list[str]:
         names = self.feature_names

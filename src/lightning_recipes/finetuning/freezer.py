@@ -407,6 +407,26 @@ class Freezer(Callback):
         epochs = {e for e in self.unfreeze_epochs() if e is not None and 0 < e < max_epochs}
         return sorted(epochs)
 
+    def parameters_unfrozen_later(self, epoch: int, max_epochs: int) -> list[nn.Parameter]:
+        """The parameters of the groups this plan unfreezes in ``(epoch, max_epochs)``.
+
+        Part of the contract between recipes: the LR finder trains them in its throwaway
+        copy, so that the rate it finds at the start fits every parameter that will train.
+
+        Args:
+            epoch: The current epoch.
+            max_epochs: The run's epoch budget.
+
+        Returns:
+            The parameters, bottom group first.
+        """
+        return [
+            param
+            for group, at in zip(self.groups, self.unfreeze_epochs(), strict=True)
+            if at is not None and epoch < at < max_epochs
+            for param in group.params
+        ]
+
     def plan(self, epochs: int, base_lr: float) -> list[list[float | None]]:
         """The learning rate of every backbone group at every epoch (None while frozen).
 

@@ -13,6 +13,7 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import (
     RecipeSummary,
+    parameters_unfrozen_later,
     planned_change_epochs,
     prepare_training,
     trainable_share,
@@ -117,9 +118,12 @@ class LRFinder(Callback):
         verbose: Print the choice on rank zero.
         apply_at_boundary: Apply a pick that sits at an end of the sweep anyway (it is
             still reported with a warning).
-        follow_unfreezing: Also run the test at every epoch where another recipe
-            (the `Freezer`) plans to change which parameters train, so the rate always
-            fits the parameters that train (see "Combining recipes" in the docs).
+        unfreezing: What to do when another recipe (the `Freezer`) plans to unfreeze
+            parameters later in the run. ``"sweep_final"`` (default): the range test trains
+            them too, in its throwaway copy, so the rate found fits every parameter that
+            will train, and the frozen phase trains the head at that same rate.
+            ``"rerun"``: test only what trains now, and test again at every planned
+            unfreeze. ``"ignore"``: test only what trains now. See "Combining recipes".
 
     Attributes:
         results: One `LRFinderResult` per test run, in order.
@@ -153,7 +157,7 @@ class LRFinder(Callback):
         plot: bool | None = None,
         verbose: bool = True,
         apply_at_boundary: bool = False,
-        follow_unfreezing: bool = True,
+        unfreezing: Literal["sweep_final", "rerun", "ignore"] = "sweep_final",
     ) -> None:
         super().__init__()
         self.lrs = sweep_lrs(min_lr, max_lr, num_steps, mode)  # validates the range
@@ -175,7 +179,6 @@ class LRFinder(Callback):
             ("update_lr", update_lr),
             ("verbose", verbose),
             ("apply_at_boundary", apply_at_boundary),
-            ("follow_unfreezing", follow_unfreezing),
         ):
             if not isinstance(flag, bool):
                 raise config_error(name, flag, "Pass True or False.")
@@ -192,7 +195,9 @@ class LRFinder(Callback):
         self.plot = plot if plot is not None else importlib.util.find_spec("matplotlib") is not None
         self.verbose = verbose
         self.apply_at_boundary = apply_at_boundary
-        self.follow_unfreezing = follow_unfreezing
+        if unfreezing not in ("sweep_final", "rerun", "ignore"):
+            raise choice_error("unfreezing", unfreezing, ("sweep_final", "rerun", "ignore"))
+        self.unfreezing = unfreezing
         self.results: list[LRFinderResult] = []
         self.figure_paths: dict[int, Path] = {}  # epoch -> PNG (rank zero)
         self._done: set[int] = set()  # epochs whose test has run (0 = the start)
@@ -253,11 +258,11 @@ class LRFinder(Callback):
     def test_epochs(self, trainer: Trainer) -> list[int]:
         """The epochs (> 0) at whose start a test runs.
 
-        ``milestones``, and with ``follow_unfreezing`` every epoch where another recipe
+        ``milestones``, and with ``unfreezing="rerun"`` every epoch where another recipe
         plans to change what trains.
         """
         epochs = set(self.milestones)
-        if self.follow_unfreezing:
+        if self.unfreezing == "rerun":
             epochs.update(planned_change_epochs(trainer))
         return sorted(epochs)
 
@@ -266,10 +271,21 @@ class LRFinder(Callback):
         # this epoch's trainable set) must be in place before the sweep, whatever the
         # order of the callbacks: the contract's `prepare_training`.
         prepare_training(trainer, pl_module)
-        trainable, total = trainable_share(pl_module)
+        later = (
+            parameters_unfrozen_later(trainer, pl_module)
+            if self.unfreezing == "sweep_final"
+            else []
+        )
+        trainable, total = trainable_share(pl_module, also=later)
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
         previous = reference_lr(optimizer) if optimizer is not None else None
-        sweep = run_sweep(trainer, pl_module, self.lrs, diverge_threshold=self.diverge_threshold)
+        sweep = run_sweep(
+            trainer,
+            pl_module,
+            self.lrs,
+            diverge_threshold=self.diverge_threshold,
+            unfreeze=set(later),
+        )
         result = LRFinderResult.from_curve(
             sweep.lrs,
             sweep.losses,

@@ -17,7 +17,7 @@ same step.
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +173,7 @@ def run_sweep(
     *,
     diverge_threshold: float | None = 4.0,
     beta: float = 0.98,
+    unfreeze: Collection[str] = (),
 ) -> Sweep:
     """Train a copy of ``pl_module`` for one optimizer step per learning rate.
 
@@ -193,6 +194,8 @@ def run_sweep(
         lrs: The learning rates to apply, from `sweep_lrs`.
         diverge_threshold: The divergence factor (``None``: never stop early).
         beta: The EMA factor of the divergence test.
+        unfreeze: Names of frozen parameters to train in the copy (the parameters a planned
+            unfreeze will make trainable, so the rate found fits what will train).
 
     Returns:
         The recorded curve.
@@ -222,6 +225,9 @@ def run_sweep(
     accumulate = trainer.accumulate_grad_batches
     with preserved_rng(dataloader_generators(loader)):
         probe, optimizer = _make_probe(trainer, pl_module)
+        for name, param in probe.named_parameters():
+            if name in unfreeze:
+                param.requires_grad_(True)
         ratios = group_ratios(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
         trainable = [p for p in params if p.requires_grad]
