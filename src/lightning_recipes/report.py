@@ -11,26 +11,9 @@ import torch
 from lightning_recipes._optional import new_figure
 from lightning_recipes._tables import format_table, markdown_table
 from lightning_recipes.history import metric_series
+from lightning_recipes.imbalance.metrics import per_class_recall
 
 __all__ = ["RunReport", "format_table", "markdown_table", "per_class_recall", "write_report"]
-
-
-def per_class_recall(confusion: torch.Tensor) -> torch.Tensor:
-    """Recall of each class from a confusion matrix (rows: true class).
-
-    Args:
-        confusion: ``(C, C)`` counts, ``confusion[t, p]`` = samples of class t predicted p.
-
-    Returns:
-        ``(C,)`` recalls; NaN for a class with no samples.
-
-    Examples:
-        >>> import torch
-        >>> per_class_recall(torch.tensor([[3, 1], [0, 2]])).tolist()
-        [0.75, 1.0]
-    """
-    counts = confusion.sum(dim=1).double()
-    return confusion.diagonal().double() / counts
 
 
 @dataclass
