@@ -127,14 +127,14 @@ class Attribution(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> import tempfile
         >>> attribution = Attribution(num_samples=8)
         >>> trainer = Trainer(max_epochs=1, limit_train_batches=2, callbacks=[attribution],
         ...                   logger=False, enable_checkpointing=False,
         ...                   default_root_dir=tempfile.mkdtemp(),  # outputs go here
         ...                   enable_progress_bar=False, enable_model_summary=False)
-        >>> trainer.fit(Classifier(mlp(64, [16]), num_classes=10), DigitsDataModule())
+        >>> trainer.fit(Classifier(MLP(64, [16]), num_classes=10), DigitsDataModule())
         >>> attribution.results["fit_end"].attributions.shape
         torch.Size([8, 64])
     """

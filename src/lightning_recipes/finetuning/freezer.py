@@ -123,9 +123,9 @@ class Freezer(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> freezer = Freezer(unfreeze={1: 1}, lr_decay=0.5)
-        >>> model = Classifier(mlp(64, [32, 16]), num_classes=10)
+        >>> model = Classifier(MLP(64, [32, 16]), num_classes=10)
         >>> trainer = Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0,
         ...                   callbacks=[freezer], logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)

@@ -122,9 +122,9 @@ class ClassWeighting(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> weighting = ClassWeighting("balanced")
-        >>> model = Classifier(mlp(64, [16]), num_classes=10)
+        >>> model = Classifier(MLP(64, [16]), num_classes=10)
         >>> trainer = Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0,
         ...                   callbacks=[weighting], logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)
