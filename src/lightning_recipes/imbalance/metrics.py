@@ -21,6 +21,7 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure, require
+from lightning_recipes._validate import flag, int_at_least
 from lightning_recipes.errors import config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,
@@ -112,9 +113,7 @@ def geometric_mean_recall(recall: Tensor) -> Tensor:
 
 
 def _check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
-    return num_classes
+    return int_at_least("num_classes", num_classes, 2, "Pass the number of classes, >= 2.")
 
 
 def _confusion(preds: Tensor, target: Tensor, num_classes: int) -> Tensor:
@@ -300,8 +299,7 @@ class ImbalanceReport(Callback):
                 class_names,
                 f"Pass a list of {num_classes} distinct, non-empty names (one per class).",
             )
-        if not isinstance(plot, bool):
-            raise config_error("plot", plot, "Pass True or False.")
+        flag("plot", plot)
         self.label_key: LabelKey = check_label_key(label_key)
         self.input_key: LabelKey = check_label_key(input_key, "input_key")
         require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
