@@ -10,7 +10,7 @@ import lightning
 import torch
 from lightning.pytorch import Trainer
 
-from lightning_recipes.report import format_table, markdown_table
+from lightning_recipes._tables import format_table, markdown_table
 
 RESULTS = Path(__file__).with_name("results")
 

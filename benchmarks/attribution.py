@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lightning_recipes.attribution import METHODS, Attribution, explain
 from lightning_recipes.data import ArrayDataModule, DigitsDataModule
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 EXTRA: dict[str, dict[str, Any]] = {"occlusion": {"sliding_window_shapes": (1,)}}
 
@@ -39,7 +39,7 @@ def tabular_model() -> tuple[Classifier, torch.Tensor]:
         shuffle=False, random_state=0,
     )  # fmt: skip
     x = StandardScaler().fit_transform(x).astype(np.float32)
-    model = Classifier(mlp(30, [64, 64]), num_classes=3, lr=3e-3)
+    model = Classifier(MLP(30, [64, 64]), num_classes=3, lr=3e-3)
     data = ArrayDataModule(train=(x[:2500], y[:2500]), val_fraction=0.1, batch_size=64)
     quiet_trainer(max_epochs=20, num_sanity_val_steps=0).fit(model, data)
     return model, torch.from_numpy(x[2500:2756])
@@ -84,7 +84,7 @@ class TimedAttribution(Attribution):
 def fit_seconds(plot: bool) -> tuple[float, float]:
     """Fit time of a 15-epoch digits fit, and the time spent inside the callback."""
     seed_everything(0, verbose=False)
-    model = Classifier(mlp(64, [128, 64]), num_classes=10, lr=3e-3)
+    model = Classifier(MLP(64, [128, 64]), num_classes=10, lr=3e-3)
     callback = TimedAttribution(plot=plot)
     trainer = quiet_trainer(
         max_epochs=15, callbacks=[callback], num_sanity_val_steps=0,

@@ -18,7 +18,7 @@ import numpy as np
 from _common import publish
 
 from lightning_recipes.demo import DEMO_RECIPES, run_demo
-from lightning_recipes.report import per_class_recall
+from lightning_recipes.imbalance.metrics import per_class_recall
 
 SEEDS = (0, 1, 2)
 IMBALANCE = {3: 0.1, 8: 0.1}

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from lightning_recipes import Classifier, EarlyStopping, MetricHistory, mlp
+from lightning_recipes import MLP, Classifier, EarlyStopping, MetricHistory
 from lightning_recipes._optional import new_figure
 from lightning_recipes.data import ArrayDataModule
 from lightning_recipes.history import metric_series
@@ -76,7 +76,7 @@ def noisy_digits(seed: int) -> ArrayDataModule:
 def run(kind: str, seed: int) -> dict[str, Any]:
     seed_everything(seed, verbose=False)
     data = noisy_digits(seed)
-    model = Classifier(mlp(64, [512, 512]), num_classes=10, lr=1e-3, optimizer="adam")
+    model = Classifier(MLP(64, [512, 512]), num_classes=10, lr=1e-3, optimizer="adam")
     history = MetricHistory()
     callbacks: list[Callback] = [history]
     extra = stopper(kind)

@@ -117,7 +117,7 @@ def run(task: str, remedy: str, seed: int) -> dict[str, float]:
         PerClassRecall,
     )
     from lightning_recipes.imbalance.samplers import ClassBalancedSampler, ResamplingSampler
-    from lightning_recipes.modules import Classifier, mlp
+    from lightning_recipes.modules import MLP, Classifier
 
     seed_everything(seed, verbose=False)
     data, features, classes = _data(task, seed)
@@ -135,7 +135,7 @@ def run(task: str, remedy: str, seed: int) -> dict[str, float]:
         data = _with_sampler(data, lambda y: ClassBalancedSampler(y, seed=seed))
     elif remedy == "SMOTE datamodule":
         data = ResampledDataModule(data, SMOTE(), batch_size=32, seed=seed)
-    model = Classifier(mlp(features, [64]), num_classes=classes, lr=3e-3, loss_fn=loss)
+    model = Classifier(MLP(features, [64]), num_classes=classes, lr=3e-3, loss_fn=loss)
     trainer = quiet_trainer(max_epochs=EPOCHS, callbacks=callbacks, num_sanity_val_steps=0)
     trainer.fit(model, data)
     data.setup("test")

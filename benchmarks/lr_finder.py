@@ -75,7 +75,7 @@ def _data(task: str, seed: int) -> Any:
 def _model(setting: Setting, lr: float) -> Any:
     import torch
 
-    from lightning_recipes.modules import Classifier, mlp, small_cnn
+    from lightning_recipes.modules import MLP, Classifier, SmallCNN
 
     class BenchClassifier(Classifier):
         """Plain Adam, or SGD with (non-Nesterov) momentum 0.9."""
@@ -86,12 +86,12 @@ def _model(setting: Setting, lr: float) -> Any:
             return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
 
     if setting.task == "digits CNN":
-        backbone = small_cnn()
+        backbone = SmallCNN()
         classes = 10
     elif setting.task == "digits MLP":
-        backbone, classes = mlp(64, [64]), 10
+        backbone, classes = MLP(64, [64]), 10
     else:
-        backbone, classes = mlp(40, [64]), 4
+        backbone, classes = MLP(40, [64]), 4
     return BenchClassifier(backbone, num_classes=classes, lr=lr)
 
 
@@ -220,7 +220,7 @@ defaults (100 steps from 1e-8 to 1) on the same fresh model. Models: MLP 64 (or 
 
         publish("lr_finder", "LR finder suggestions vs ground truth", headers, rows, notes)
     else:
-        from lightning_recipes.report import format_table
+        from lightning_recipes._tables import format_table
 
         print(format_table(headers, rows))
 

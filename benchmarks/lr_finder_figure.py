@@ -9,14 +9,14 @@ from pathlib import Path
 from _common import quiet_trainer
 from lightning.pytorch import seed_everything
 
-from lightning_recipes import Classifier, DigitsDataModule, find_lr, mlp
+from lightning_recipes import MLP, Classifier, DigitsDataModule, find_lr
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "img" / "lr_finder_digits.png"
 
 
 def main() -> None:
     seed_everything(0, verbose=False)
-    model = Classifier(mlp(64, [64]), num_classes=10, optimizer="adam")
+    model = Classifier(MLP(64, [64]), num_classes=10, optimizer="adam")
     result = find_lr(quiet_trainer(), model, DigitsDataModule(batch_size=64), plot=False)
     figure = result.plot()
     figure.axes[0].set_title("LR range test: digits, MLP 64-64-10, Adam, batch 64")

@@ -25,7 +25,7 @@ from sklearn.datasets import load_digits
 
 from lightning_recipes.data import ArrayDataModule
 from lightning_recipes.finetuning import Freezer
-from lightning_recipes.modules import Classifier, mlp, small_cnn
+from lightning_recipes.modules import MLP, Classifier, SmallCNN
 
 SEEDS = (0, 1, 2)
 SHOTS = (10, 30)
@@ -43,7 +43,7 @@ def digits(classes: range) -> tuple[np.ndarray, np.ndarray]:
 def pretrain() -> dict[str, torch.Tensor]:
     seed_everything(0, verbose=False)
     x, y = digits(range(0, 5))
-    model = Classifier(small_cnn(), num_classes=5, lr=3e-3)
+    model = Classifier(SmallCNN(), num_classes=5, lr=3e-3)
     quiet_trainer(max_epochs=15, num_sanity_val_steps=0).fit(
         model, ArrayDataModule(train=(x, y), val_fraction=0.1, batch_size=64)
     )
@@ -64,7 +64,7 @@ def few_shot(shots: int, seed: int) -> ArrayDataModule:
 
 def run(method: str, shots: int, seed: int, pretrained: dict[str, torch.Tensor]) -> float:
     seed_everything(seed, verbose=False)
-    model = Classifier(small_cnn(), num_classes=5, lr=3e-3)
+    model = Classifier(SmallCNN(), num_classes=5, lr=3e-3)
     if method != "from scratch":
         model.backbone.load_state_dict(pretrained)
     callbacks: list[Callback] = []
@@ -95,7 +95,7 @@ def epoch_seconds(frozen: bool) -> float:
     x, y = load_digits(return_X_y=True)
     x = np.tile((x / 16.0).astype(np.float32), (4, 1))  # 7188 rows: a longer epoch
     y = np.tile(y, 4)
-    model = Classifier(mlp(64, [512] * 8), num_classes=10)
+    model = Classifier(MLP(64, [512] * 8), num_classes=10)
     timer = EpochTimer()
     callbacks: list[Callback] = [timer] + ([Freezer()] if frozen else [])
     quiet_trainer(max_epochs=3, callbacks=callbacks, num_sanity_val_steps=0).fit(

@@ -7,14 +7,14 @@ Run: ``.venv/bin/python benchmarks/transfer_figure.py`` (a second); writes
 from pathlib import Path
 
 from lightning_recipes.finetuning import Freezer, layer_groups
-from lightning_recipes.modules import small_cnn
+from lightning_recipes.modules import SmallCNN
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "img" / "freezer_plan.png"
 
 
 def main() -> None:
     freezer = Freezer(unfreeze="gradual", every_n_epochs=2, lr_decay=0.5)
-    freezer.groups = layer_groups(small_cnn())
+    freezer.groups = layer_groups(SmallCNN())
     figure = freezer.plot_plan(10, 3e-3)
     figure.axes[0].set_title("Freezer(unfreeze='gradual', every_n_epochs=2, lr_decay=0.5)")
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning_recipes import MissingExtraError, RecipeConfigError
 from lightning_recipes.attribution import Attribution
 from lightning_recipes.data import DigitsDataModule
-from lightning_recipes.modules import Classifier, mlp, small_cnn
+from lightning_recipes.modules import MLP, Classifier, SmallCNN
 
 MakeTrainer = Callable[..., Trainer]
 
@@ -32,7 +32,7 @@ def test_fit_validate_and_test_all_explain(make_trainer: MakeTrainer, tmp_path: 
     seed_everything(0)
     attribution = Attribution(num_samples=16, every_n_epochs=1)
     watch = ModeWatch()
-    model = Classifier(mlp(64, [32], dropout=0.3), num_classes=10)
+    model = Classifier(MLP(64, [32], dropout=0.3), num_classes=10)
     data = DigitsDataModule()
     trainer = make_trainer(
         max_epochs=2, limit_train_batches=3, callbacks=[watch, attribution],
@@ -57,7 +57,7 @@ def test_fit_validate_and_test_all_explain(make_trainer: MakeTrainer, tmp_path: 
 def test_explanations_are_deterministic_despite_dropout(make_trainer: MakeTrainer) -> None:
     seed_everything(0)
     attribution = Attribution(method="integrated_gradients", num_samples=8, at_fit_end=False)
-    model = Classifier(mlp(64, [32], dropout=0.5), num_classes=10)
+    model = Classifier(MLP(64, [32], dropout=0.5), num_classes=10)
     data = DigitsDataModule()
     trainer = make_trainer(max_epochs=1, limit_train_batches=2, callbacks=[attribution])
     trainer.fit(model, data)
@@ -76,7 +76,7 @@ def test_images_get_heatmaps_and_the_gap_is_warned(
         max_epochs=1, limit_train_batches=2, callbacks=[attribution], logger=CSVLogger(tmp_path)
     )
     with pytest.warns(UserWarning, match="completeness gap"):
-        trainer.fit(Classifier(small_cnn(), num_classes=10), DigitsDataModule(layout="image"))
+        trainer.fit(Classifier(SmallCNN(), num_classes=10), DigitsDataModule(layout="image"))
     run = tmp_path / "lightning_logs" / "version_0"
     assert (run / "figures" / "attribution" / "fit_end" / "heatmaps.png").exists()
     assert "attribution/completeness_gap" in (run / "metrics.csv").read_text()
@@ -107,7 +107,7 @@ def test_missing_captum_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 def test_attribution_never_changes_training(make_trainer: MakeTrainer) -> None:
     def train(callbacks: list[Callback]) -> dict[str, torch.Tensor]:
         seed_everything(0)
-        model = Classifier(mlp(64, [32], dropout=0.5), num_classes=10)  # dropout: RNG matters
+        model = Classifier(MLP(64, [32], dropout=0.5), num_classes=10)  # dropout: RNG matters
         trainer = make_trainer(max_epochs=3, limit_train_batches=3, callbacks=callbacks)
         trainer.fit(model, DigitsDataModule())
         return model.state_dict()

@@ -17,7 +17,7 @@ from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.imbalance.callback import ClassWeighting
 from lightning_recipes.imbalance.losses import FocalLoss
 from lightning_recipes.imbalance.metrics import PerClassRecall
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 MakeTrainer = Callable[..., Trainer]
 MINORITY = {0: 0.05, 1: 0.05, 2: 0.05, 3: 0.05, 4: 0.05}
@@ -29,7 +29,7 @@ def imbalanced_digits(seed: int = 0) -> DigitsDataModule:
 
 def test_installs_sklearn_balanced_weights_on_cross_entropy(make_trainer: MakeTrainer) -> None:
     weighting = ClassWeighting("balanced")
-    model = Classifier(mlp(64, [16]), num_classes=10)
+    model = Classifier(MLP(64, [16]), num_classes=10)
     data = imbalanced_digits()
     trainer = make_trainer(limit_train_batches=1, limit_val_batches=0, callbacks=[weighting])
     trainer.fit(model, data)
@@ -54,7 +54,7 @@ def test_raises_minority_recall_on_imbalanced_digits(make_trainer: MakeTrainer) 
     recalls = {}
     for name, callbacks in (("plain", []), ("weighted", [ClassWeighting("balanced")])):
         seed_everything(0)
-        model = Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+        model = Classifier(MLP(64, [32]), num_classes=10, lr=3e-3)
         data = imbalanced_digits()
         trainer = make_trainer(max_epochs=8, limit_val_batches=0, callbacks=callbacks)
         trainer.fit(model, data)
@@ -132,14 +132,14 @@ def test_bce_gets_a_pos_weight_and_focal_loss_its_weight(make_trainer: MakeTrain
 def test_resume_reinstalls_the_same_weights_without_counting(
     make_trainer: MakeTrainer, tmp_path: Path
 ) -> None:
-    model = Classifier(mlp(64, [16]), num_classes=10)
+    model = Classifier(MLP(64, [16]), num_classes=10)
     weighting = ClassWeighting()
     trainer = make_trainer(limit_train_batches=2, limit_val_batches=0, callbacks=[weighting])
     trainer.fit(model, imbalanced_digits())
     ckpt = tmp_path / "weighted.ckpt"
     trainer.save_checkpoint(ckpt)
     resumed = ClassWeighting(labels=[0, 1])  # labels that would give other weights
-    fresh = Classifier(mlp(64, [16]), num_classes=10)
+    fresh = Classifier(MLP(64, [16]), num_classes=10)
     trainer = make_trainer(
         max_epochs=2, limit_train_batches=2, limit_val_batches=0, callbacks=[resumed]
     )

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import EarlyStopping, MissingMetricError, RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 from tests.ddp.cases import ShakeFrom
 
 MakeTrainer = Callable[..., Trainer]
@@ -137,7 +137,7 @@ class Snapshots(Callback):
 
 def classifier() -> Classifier:
     seed_everything(0)
-    return Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+    return Classifier(MLP(64, [32]), num_classes=10, lr=3e-3)
 
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -22,7 +22,7 @@ from lightning_recipes.finetuning import (
     spread_lrs,
     unfrozen_at,
 )
-from lightning_recipes.modules import Classifier, mlp, small_cnn
+from lightning_recipes.modules import MLP, Classifier, SmallCNN
 
 MakeTrainer = Callable[..., Trainer]
 
@@ -113,7 +113,7 @@ class Record(Callback):
 
 def mlp_classifier(lr: float = 1e-3, **kwargs: Any) -> Classifier:
     seed_everything(0)
-    return Classifier(mlp(64, [32, 16]), num_classes=10, lr=lr, **kwargs)
+    return Classifier(MLP(64, [32, 16]), num_classes=10, lr=lr, **kwargs)
 
 
 def test_unfreezes_on_schedule_with_discriminative_rates(make_trainer: MakeTrainer) -> None:
@@ -123,7 +123,7 @@ def test_unfreezes_on_schedule_with_discriminative_rates(make_trainer: MakeTrain
         max_epochs=3, limit_train_batches=2, limit_val_batches=0, callbacks=[freezer, record]
     )
     trainer.fit(mlp_classifier(lr=0.01), DigitsDataModule())
-    assert [g.name for g in freezer.groups] == ["0", "2"]  # the two Linear layers of mlp
+    assert [g.name for g in freezer.groups] == ["0", "2"]  # the two Linear layers of MLP
     assert record.trainable == {0: [False, False], 1: [False, True], 2: [True, True]}
     # Head at 0.01; top backbone group 0.01 * 0.5; bottom 0.01 * 0.25 (bottom first).
     assert record.lrs[0] == pytest.approx([0.01, 0.0025, 0.005])
@@ -146,7 +146,7 @@ def test_frozen_batch_norm_keeps_its_statistics_unless_train_bn(
     make_trainer: MakeTrainer, train_bn: bool
 ) -> None:
     seed_everything(0)
-    model = Classifier(small_cnn(), num_classes=10)
+    model = Classifier(SmallCNN(), num_classes=10)
     norms = [m for m in model.backbone.modules() if isinstance(m, nn.BatchNorm2d)]
     assert norms
     before = [n.running_mean.clone() for n in norms]

@@ -22,7 +22,7 @@ from lightning_recipes.imbalance.metrics import (
     PerClassRecall,
     labels_from_confusion,
 )
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 pairs = st.integers(3, 60).flatmap(
     lambda n: st.tuples(
@@ -68,7 +68,7 @@ def test_report_is_written_at_test_end(
     trainer = make_trainer(
         max_epochs=2, limit_val_batches=0, callbacks=[report], logger=CSVLogger(tmp_path)
     )
-    model = Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+    model = Classifier(MLP(64, [32]), num_classes=10, lr=3e-3)
     data = DigitsDataModule(imbalance={3: 0.05})
     trainer.fit(model, data)
     trainer.test(model, data, verbose=False)
@@ -125,7 +125,7 @@ def test_report_reads_the_label_by_label_key_and_refuses_to_guess(
     data = DigitsDataModule()
     data.setup("test")
     loader = torch.utils.data.DataLoader(Triples(data), batch_size=64)
-    model = Classifier(mlp(64, [8]), num_classes=10)
+    model = Classifier(MLP(64, [8]), num_classes=10)
     model.test_step = lambda batch, batch_idx: None  # type: ignore[method-assign]
     with pytest.raises(RecipeConfigError, match=r"label_key=<index of the label>"):
         make_trainer(callbacks=[ImbalanceReport(num_classes=10, plot=False)]).test(

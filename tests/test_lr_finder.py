@@ -29,7 +29,7 @@ from lightning_recipes.lr import (
     sweep_lrs,
     warmup_cosine,
 )
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 MakeTrainer = Callable[..., Trainer]
 
@@ -42,7 +42,7 @@ def digits_loader(batch_size: int = 64) -> DataLoader[Any]:
 
 
 def dropout_classifier(lr: float = 1e-3) -> Classifier:
-    return Classifier(mlp(64, [32], dropout=0.2), num_classes=10, lr=lr)
+    return Classifier(MLP(64, [32], dropout=0.2), num_classes=10, lr=lr)
 
 
 def state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -214,7 +214,7 @@ def test_scaling_refuses_an_all_zero_optimizer_and_a_bad_rate() -> None:
 
 
 def test_set_module_lr_writes_attribute_and_hparams() -> None:
-    model = Classifier(mlp(4, [4]), num_classes=2, lr=0.1)
+    model = Classifier(MLP(4, [4]), num_classes=2, lr=0.1)
     assert set_module_lr(model, 0.03) == ["lr"]
     assert model.lr == 0.03
     assert model.hparams["lr"] == 0.03
@@ -261,7 +261,7 @@ def test_the_sweep_leaves_the_run_exactly_as_it_was(make_trainer: MakeTrainer) -
     finder = LRFinder(
         num_steps=20, at_start=False, milestones=[1], update_lr=False, plot=False, verbose=False
     )
-    model = Classifier(mlp(64, [32], dropout=0.2), num_classes=10, scheduler="cosine")
+    model = Classifier(MLP(64, [32], dropout=0.2), num_classes=10, scheduler="cosine")
     trainer = make_trainer(
         max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=[before, finder, after]
     )
@@ -578,7 +578,7 @@ def test_divergence_stops_the_sweep_and_the_pick_stays_below_it(make_trainer: Ma
     finder = LRFinder(min_lr=1e-4, max_lr=1e4, num_steps=60, plot=False, verbose=False)
     trainer = make_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.callbacks.append(finder)
-    model = Classifier(mlp(64, [32]), num_classes=10, optimizer="sgd")
+    model = Classifier(MLP(64, [32]), num_classes=10, optimizer="sgd")
     trainer.fit(model, train_dataloaders=digits_loader())
     result = finder.results[0]
     assert result.stopped_early in {"diverged", "non-finite loss"}
@@ -651,7 +651,7 @@ def test_too_short_a_curve_keeps_the_learning_rate_and_warns(make_trainer: MakeT
     finder = LRFinder(min_lr=1e3, max_lr=1e6, num_steps=20, plot=False, verbose=False)
     trainer = make_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     trainer.callbacks.append(finder)
-    model = Classifier(mlp(64, [32]), num_classes=10, optimizer="sgd", lr=0.01)
+    model = Classifier(MLP(64, [32]), num_classes=10, optimizer="sgd", lr=0.01)
     with pytest.warns(UserWarning, match="too few for a suggestion"):
         trainer.fit(model, train_dataloaders=digits_loader())
     assert finder.results[0].chosen is None
@@ -664,7 +664,7 @@ def test_resume_does_not_repeat_tests_and_replays_the_run(
     def run(max_epochs: int, ckpt: Path | None = None) -> tuple[Trainer, LRFinder, Classifier]:
         seed_everything(0)
         finder = LRFinder(num_steps=20, milestones=[2], plot=False, verbose=False)
-        model = Classifier(mlp(64, [32]), num_classes=10)
+        model = Classifier(MLP(64, [32]), num_classes=10)
         trainer = make_trainer(max_epochs=max_epochs, limit_train_batches=4, limit_val_batches=1)
         trainer.callbacks.append(finder)
         trainer.fit(model, DigitsDataModule(batch_size=32), ckpt_path=ckpt)

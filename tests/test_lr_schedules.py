@@ -25,7 +25,7 @@ from lightning_recipes.lr import (
     warmup_linear,
     warmup_linear_factor,
 )
-from lightning_recipes.modules import MLP, Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 
 @given(total=st.integers(2, 500), warm_share=st.floats(0, 0.9), final=st.floats(0, 1))
@@ -145,7 +145,7 @@ def test_bad_arguments(build: Callable[[torch.optim.Optimizer], Any], argument: 
 def test_classifier_builds_the_schedule_helpers_by_name(
     make_trainer: Callable[..., Trainer], name: str, options: dict[str, Any], first_interval: str
 ) -> None:
-    model = Classifier(mlp(64, [16]), num_classes=10, scheduler=name, scheduler_options=options)
+    model = Classifier(MLP(64, [16]), num_classes=10, scheduler=name, scheduler_options=options)
     trainer = make_trainer(max_epochs=2, limit_train_batches=5, limit_val_batches=0)
     trainer.fit(model, DigitsDataModule(batch_size=32))
     config = trainer.lr_scheduler_configs[0]
@@ -156,10 +156,10 @@ def test_classifier_builds_the_schedule_helpers_by_name(
 
 def test_scheduler_options_are_checked_at_construction() -> None:
     with pytest.raises(RecipeConfigError, match=r"scheduler_options.*takes no options"):
-        Classifier(mlp(4, [4]), num_classes=2, scheduler="cosine", scheduler_options={"x": 1})
+        Classifier(MLP(4, [4]), num_classes=2, scheduler="cosine", scheduler_options={"x": 1})
     with pytest.raises(RecipeConfigError, match="accepts warmup_steps, final_factor"):
         Classifier(
-            mlp(4, [4]), num_classes=2, scheduler="warmup_cosine", scheduler_options={"warm": 1}
+            MLP(4, [4]), num_classes=2, scheduler="warmup_cosine", scheduler_options={"warm": 1}
         )
 
 

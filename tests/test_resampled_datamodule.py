@@ -13,7 +13,7 @@ from sklearn.datasets import make_classification
 from lightning_recipes import RecipeConfigError
 from lightning_recipes.data import ArrayDataModule, DigitsDataModule
 from lightning_recipes.imbalance.datamodule import ResampledDataModule, resample_arrays
-from lightning_recipes.modules import Classifier, mlp
+from lightning_recipes.modules import MLP, Classifier
 
 
 def tabular() -> ArrayDataModule:
@@ -67,7 +67,7 @@ def test_fresh_every_epoch_resamples_and_needs_reloading(
     make_trainer: Callable[..., Trainer],
 ) -> None:
     data = ResampledDataModule(tabular(), SMOTE(), fresh_every_epoch=True, seed=0)
-    model = Classifier(mlp(8, [8]), num_classes=2)
+    model = Classifier(MLP(8, [8]), num_classes=2)
     with pytest.raises(RecipeConfigError, match="reload_dataloaders_every_n_epochs"):
         make_trainer(limit_val_batches=0).fit(model, data)
     seen = []
@@ -78,7 +78,7 @@ def test_fresh_every_epoch_resamples_and_needs_reloading(
             seen.append(loader.dataset.features[-1].clone())  # type: ignore[union-attr]
 
     trainer = make_trainer(max_epochs=2, limit_val_batches=0, reload_dataloaders_every_n_epochs=1)
-    trainer.fit(Record(mlp(8, [8]), num_classes=2), data)
+    trainer.fit(Record(MLP(8, [8]), num_classes=2), data)
     assert not torch.equal(seen[0], seen[1])  # a new synthetic last row each epoch
 
 

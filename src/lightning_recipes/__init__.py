@@ -5,6 +5,7 @@ The public API is flat::
     from lightning_recipes import Classifier, DigitsDataModule, MetricHistory
 """
 
+from lightning_recipes.attribution import Attribution, explain
 from lightning_recipes.data import (
     ArrayDataModule,
     DigitsDataModule,
@@ -23,9 +24,9 @@ from lightning_recipes.errors import (
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
 from lightning_recipes.history import MetricHistory
-from lightning_recipes.imbalance import ClassWeighting, FocalLoss
+from lightning_recipes.imbalance import ClassWeighting, FocalLoss, ImbalanceReport
 from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
-from lightning_recipes.modules import MLP, Classifier, SmallCNN, mlp, small_cnn
+from lightning_recipes.modules import MLP, Classifier, SmallCNN
 from lightning_recipes.stopping import EarlyStopping
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP",
     "ArrayDataModule",
+    "Attribution",
     "BatchMixingCheck",
     "BatchMixingError",
     "ClassWeighting",
@@ -42,6 +44,7 @@ __all__ = [
     "FocalLoss",
     "Freezer",
     "GradientMonitor",
+    "ImbalanceReport",
     "LRFinder",
     "LRFinderResult",
     "LabeledTensorDataset",
@@ -54,9 +57,8 @@ __all__ = [
     "SmallCNN",
     "__version__",
     "check_gradients",
+    "explain",
     "find_lr",
     "make_imbalanced",
-    "mlp",
-    "small_cnn",
     "stratified_split",
 ]

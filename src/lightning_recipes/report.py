@@ -1,8 +1,6 @@
 """The run report written by the demo: tables, figures, metrics as JSON."""
 
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,86 +10,11 @@ import torch
 
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
+from lightning_recipes._tables import format_table, markdown_table
 from lightning_recipes.history import metric_series
+from lightning_recipes.imbalance.metrics import per_class_recall
 
 __all__ = ["RunReport", "format_table", "markdown_table", "per_class_recall", "write_report"]
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        small_or_large = value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4)
-        return f"{value:.4g}" if small_or_large else f"{value:.4f}"
-    return str(value)
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Render rows as a GitHub-flavoured Markdown table (floats to 4 decimals).
-
-    Args:
-        headers: Column titles.
-        rows: One sequence of cells per row.
-
-    Returns:
-        The table, one line per row, ending with a newline.
-
-    Examples:
-        >>> print(markdown_table(["a", "b"], [[1, 0.5]]), end="")
-        | a | b |
-        |---|---|
-        | 1 | 0.5000 |
-    """
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Render rows as an aligned plain-text table for the console.
-
-    Args:
-        headers: Column titles.
-        rows: One sequence of cells per row.
-
-    Returns:
-        The table, ending with a newline.
-
-    Examples:
-        >>> print(format_table(["epoch", "loss"], [[0, 1.25]]), end="")
-        epoch  loss
-        -----  ------
-            0  1.2500
-    """
-    cells = [[_cell(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for raw, row in zip(rows, cells, strict=False):
-        padded = [
-            c.rjust(w) if isinstance(v, (int, float)) else c.ljust(w)
-            for v, c, w in zip(raw, row, widths, strict=False)
-        ]
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def per_class_recall(confusion: torch.Tensor) -> torch.Tensor:
-    """Recall of each class from a confusion matrix (rows: true class).
-
-    Args:
-        confusion: ``(C, C)`` counts, ``confusion[t, p]`` = samples of class t predicted p.
-
-    Returns:
-        ``(C,)`` recalls; NaN for a class with no samples.
-
-    Examples:
-        >>> import torch
-        >>> per_class_recall(torch.tensor([[3, 1], [0, 2]])).tolist()
-        [0.75, 1.0]
-    """
-    counts = confusion.sum(dim=1).double()
-    return confusion.diagonal().double() / counts
 
 
 @dataclass

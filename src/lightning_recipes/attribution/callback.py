@@ -15,6 +15,8 @@ from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure, require
 from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes._validate import flag as check_flag
+from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.attribution.checks import check_baselines
 from lightning_recipes.attribution.explain import (
     METHODS,
@@ -29,10 +31,6 @@ __all__ = ["Attribution", "feature_importance"]
 
 BaselineKind = Literal["zeros", "mean", "train_sample"]
 _BACKGROUND = 16  # training inputs taken for baselines="train_sample"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_inputs(inputs: object) -> Tensor | None:
@@ -128,14 +126,14 @@ class Attribution(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> import tempfile
         >>> attribution = Attribution(num_samples=8)
         >>> trainer = Trainer(max_epochs=1, limit_train_batches=2, callbacks=[attribution],
         ...                   logger=False, enable_checkpointing=False,
         ...                   default_root_dir=tempfile.mkdtemp(),  # outputs go here
         ...                   enable_progress_bar=False, enable_model_summary=False)
-        >>> trainer.fit(Classifier(mlp(64, [16]), num_classes=10), DigitsDataModule())
+        >>> trainer.fit(Classifier(MLP(64, [16]), num_classes=10), DigitsDataModule())
         >>> attribution.results["fit_end"].attributions.shape
         torch.Size([8, 64])
     """
@@ -162,7 +160,7 @@ class Attribution(Callback):
             raise choice_error("method", method, list(METHODS))
         if not isinstance(method, (str, type)):
             raise config_error("method", method, f"Pass a name of METHODS: {', '.join(METHODS)}.")
-        if not _is_int(num_samples) or num_samples < 1:
+        if not is_int(num_samples) or num_samples < 1:
             raise config_error("num_samples", num_samples, "Pass a positive number of inputs.")
         sample = _check_inputs(inputs)
         if isinstance(baselines, str):
@@ -174,7 +172,7 @@ class Attribution(Callback):
                 baselines,
                 "Pass 'zeros', 'mean', 'train_sample' or a tensor of inputs (B, ...).",
             )
-        if every_n_epochs is not None and (not _is_int(every_n_epochs) or every_n_epochs < 1):
+        if every_n_epochs is not None and (not is_int(every_n_epochs) or every_n_epochs < 1):
             raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer or None.")
         for name, flag in (
             ("at_fit_end", at_fit_end),
@@ -182,8 +180,7 @@ class Attribution(Callback):
             ("at_validate_end", at_validate_end),
             ("plot", plot),
         ):
-            if not isinstance(flag, bool):
-                raise config_error(name, flag, "Pass True or False.")
+            check_flag(name, flag)
         if feature_names is not None and (
             isinstance(feature_names, str)
             or not isinstance(feature_names, list | tuple)
@@ -196,11 +193,7 @@ class Attribution(Callback):
                 feature_names,
                 "Pass a list of distinct names, one per feature of 2-D (tabular) inputs.",
             )
-        if (
-            isinstance(max_completeness_gap, bool)
-            or not isinstance(max_completeness_gap, int | float)
-            or not max_completeness_gap > 0
-        ):
+        if not is_real(max_completeness_gap) or not max_completeness_gap > 0:
             raise config_error(
                 "max_completeness_gap", max_completeness_gap, "Pass a positive bound."
             )
@@ -211,7 +204,7 @@ class Attribution(Callback):
                 "Pass a dict of keyword arguments, e.g. {'n_steps': 32}.",
             )
         check_arguments(method, dict(method_kwargs or {}), num_samples)
-        if output is not None and (isinstance(output, bool) or not isinstance(output, int | str)):
+        if output is not None and not (is_int(output) or isinstance(output, str)):
             raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
         self.method = method
         self.num_samples = num_samples

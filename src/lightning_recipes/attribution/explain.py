@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_recipes._optional import require
+from lightning_recipes._validate import is_int
 from lightning_recipes.attribution.checks import check_method, forward_scores, model_device
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
@@ -345,7 +346,7 @@ def select_output(value: Any, output: int | str | None) -> Any:
             raise config_error("output", output, f"The model returns a dict with keys: {keys}.")
         return value[output]
     if isinstance(value, (tuple, list)):
-        if not _is_int(output) or not -len(value) <= int(output) < len(value):
+        if not is_int(output) or not -len(value) <= int(output) < len(value):
             raise config_error(
                 "output",
                 output,
@@ -363,13 +364,9 @@ def select_output(value: Any, output: int | str | None) -> Any:
 def _with_output(model: nn.Module, output: int | str | None) -> nn.Module:
     if output is None:
         return model
-    if isinstance(output, bool) or not isinstance(output, (int, str)):
+    if not (is_int(output) or isinstance(output, str)):
         raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
     return _SelectOutput(model, output)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @contextmanager
@@ -427,7 +424,7 @@ def _attribute_kwargs(
                 f"{attribution_class.__name__}.attribute() does not accept {name!r}; it "
                 f"accepts: {', '.join(accepted)}.",
             )
-        if captum_name in _COUNTS and (not _is_int(value) or value < 1):
+        if captum_name in _COUNTS and (not is_int(value) or value < 1):
             raise config_error(name, value, "Pass a positive integer.")
         renamed[captum_name] = value
     defaults: dict[str, Any] = {
@@ -486,7 +483,7 @@ def _resolve_target(
                 tuple(target.shape),
                 f"Pass one class index per input ({batch_size}) or a single int.",
             )
-    elif isinstance(target, int) and not isinstance(target, bool):
+    elif is_int(target):
         explained = torch.full((batch_size,), target, dtype=torch.long, device=output.device)
     else:
         raise config_error("target", target, "Pass None, an int or a tensor of class indices.")

@@ -14,6 +14,7 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
+from lightning_recipes._validate import flag, is_int, is_real, non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.groups import (
     GroupSpec,
@@ -52,7 +53,7 @@ def unfrozen_at(schedule: Mapping[int, int], epoch: int) -> int:
     """
     if not isinstance(schedule, Mapping):
         raise config_error("schedule", schedule, "Pass a mapping {epoch: groups unfrozen}.")
-    if isinstance(epoch, bool) or not isinstance(epoch, int):
+    if not is_int(epoch):
         raise config_error("epoch", epoch, "Pass an integer epoch.")
     reached = [count for start, count in schedule.items() if start <= epoch]
     return max(reached, default=0)
@@ -124,9 +125,9 @@ class Freezer(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> freezer = Freezer(unfreeze={1: 1}, lr_decay=0.5)
-        >>> model = Classifier(mlp(64, [32, 16]), num_classes=10)
+        >>> model = Classifier(MLP(64, [32, 16]), num_classes=10)
         >>> trainer = Trainer(max_epochs=2, limit_train_batches=2, limit_val_batches=0,
         ...                   callbacks=[freezer], logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)
@@ -148,18 +149,9 @@ class Freezer(Callback):
         all_but_last: int | None = None,
     ) -> None:
         super().__init__()
-        if (
-            isinstance(lr_decay, bool)
-            or not isinstance(lr_decay, float | int)
-            or not 0 < lr_decay <= 1
-        ):
+        if not is_real(lr_decay) or not 0 < lr_decay <= 1:
             raise config_error("lr_decay", lr_decay, "Pass a factor in (0, 1], e.g. 0.5.")
-        if (
-            isinstance(every_n_epochs, bool)
-            or not isinstance(every_n_epochs, int)
-            or (every_n_epochs < 1)
-        ):
-            raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer.")
+        positive_int("every_n_epochs", every_n_epochs)
         if every_n_epochs != 1 and unfreeze != "gradual":
             raise config_error(
                 "every_n_epochs",
@@ -167,10 +159,8 @@ class Freezer(Callback):
                 f"It sets the pace of unfreeze='gradual' only (unfreeze={unfreeze!r}): "
                 "leave it out, or pass unfreeze='gradual'.",
             )
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise config_error("warmup_steps", warmup_steps, "Pass 0 or a positive integer.")
-        if not isinstance(train_bn, bool):
-            raise config_error("train_bn", train_bn, "Pass True or False.")
+        non_negative_int("warmup_steps", warmup_steps, "Pass 0 or a positive integer.")
+        flag("train_bn", train_bn)
         self._schedule = self._check_schedule(unfreeze)
         backbone = self._check_backbone(backbone, backbone_regex, all_but_last)
         check_group_spec(groups)
@@ -253,7 +243,7 @@ class Freezer(Callback):
                 ) from None
             return None
         if all_but_last is not None:
-            if isinstance(all_but_last, bool) or not isinstance(all_but_last, int):
+            if not is_int(all_but_last):
                 raise config_error(
                     "all_but_last", all_but_last, "Pass the number of head modules, e.g. 1."
                 )
@@ -367,8 +357,7 @@ class Freezer(Callback):
             [6, 4, 2]
         """
         n = len(self.groups) if n_groups is None else n_groups
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise config_error("n_groups", n, "Pass a number of groups >= 0.")
+        non_negative_int("n_groups", n, "Pass a number of groups >= 0.")
         from_top: list[int | None] = []
         for k in range(1, n + 1):  # k-th group from the top
             if self._schedule is None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from lightning_recipes._validate import is_real, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [
@@ -345,7 +346,7 @@ def layer_decay_lrs(base_lr: float, n_groups: int, decay: float) -> list[float]:
     """
     _check_rate("base_lr", base_lr)
     _check_count(n_groups)
-    if not _is_number(decay) or not 0 < decay <= 1:
+    if not is_real(decay) or not 0 < decay <= 1:
         raise config_error("decay", decay, "Pass a factor in (0, 1], e.g. 0.5.")
     return [base_lr * decay ** (n_groups - i) for i in range(n_groups)]
 
@@ -376,15 +377,10 @@ def spread_lrs(low: float, high: float, n_groups: int) -> list[float]:
     return [low * ratio**i for i in range(n_groups)]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, float | int) and not isinstance(value, bool)
-
-
 def _check_rate(argument: str, value: Any) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise config_error(argument, value, "Pass a positive, finite learning rate.")
 
 
 def _check_count(n_groups: Any) -> None:
-    if isinstance(n_groups, bool) or not isinstance(n_groups, int) or n_groups < 1:
-        raise config_error("n_groups", n_groups, "Pass a positive integer number of groups.")
+    positive_int("n_groups", n_groups, "Pass a positive integer number of groups.")

@@ -14,6 +14,7 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes._validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,
@@ -123,9 +124,9 @@ class ClassWeighting(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> weighting = ClassWeighting("balanced")
-        >>> model = Classifier(mlp(64, [16]), num_classes=10)
+        >>> model = Classifier(MLP(64, [16]), num_classes=10)
         >>> trainer = Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0,
         ...                   callbacks=[weighting], logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)
@@ -148,22 +149,19 @@ class ClassWeighting(Callback):
     ) -> None:
         super().__init__()
         self.scheme = _check_scheme(scheme)
-        if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0.0 <= beta < 1.0:
+        if not is_real(beta) or not 0.0 <= beta < 1.0:
             raise config_error("beta", beta, "Pass a value in [0, 1), e.g. 0.999.")
         if zero_count not in ("error", "zero"):
             raise choice_error("zero_count", zero_count, ("error", "zero"))
-        if num_classes is not None and (
-            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
-        ):
-            raise config_error("num_classes", num_classes, "Pass an integer, 2 or more classes.")
+        if num_classes is not None:
+            int_at_least("num_classes", num_classes, 2, "Pass an integer, 2 or more classes.")
         if loss_attr is not None and (
             not isinstance(loss_attr, str) or not loss_attr.isidentifier()
         ):
             raise config_error(
                 "loss_attr", loss_attr, "Pass the name of the module attribute holding the loss."
             )
-        if not isinstance(log, bool):
-            raise config_error("log", log, "Pass True or False.")
+        flag("log", log)
         self.beta = float(beta)
         self.labels = None if labels is None else _labels_array(labels)
         self.label_key: LabelKey = check_label_key(label_key)

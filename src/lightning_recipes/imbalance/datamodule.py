@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from typing_extensions import override
 
 from lightning_recipes._optional import require
+from lightning_recipes._validate import flag, non_negative_int, positive_int
 from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.sampling import EpochShuffleSampler
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -126,13 +127,10 @@ class ResampledDataModule(LightningDataModule):
                 sampler if isinstance(sampler, type) else type(sampler).__name__,
                 "Pass an imbalanced-learn sampler instance, e.g. SMOTE().",
             )
-        if not isinstance(fresh_every_epoch, bool):
-            raise config_error("fresh_every_epoch", fresh_every_epoch, "Pass True or False.")
+        flag("fresh_every_epoch", fresh_every_epoch)
         size = batch_size if batch_size is not None else getattr(datamodule, "batch_size", None)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise config_error("batch_size", size, "Pass a positive training batch size.")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise config_error("seed", seed, "Pass a non-negative integer.")
+        positive_int("batch_size", size, "Pass a positive training batch size.")
+        non_negative_int("seed", seed)
         self.datamodule = datamodule
         self.sampler = sampler
         self.fresh_every_epoch = fresh_every_epoch

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["FOCAL_REDUCTIONS", "FOCAL_TASKS", "FocalLoss", "focal_loss"]
@@ -35,12 +36,8 @@ FOCAL_TASKS: tuple[str, ...] = ("multiclass", "binary", "multilabel")
 """The ``task`` values accepted by `focal_loss` and `FocalLoss`."""
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_options(gamma: float, reduction: str, task: str) -> None:
-    if not _is_real(gamma) or not math.isfinite(gamma) or gamma < 0:
+    if not is_real(gamma) or not math.isfinite(gamma) or gamma < 0:
         raise config_error(
             "gamma",
             gamma,
@@ -76,8 +73,8 @@ def _as_alpha(alpha: float | Sequence[float] | Tensor | None, task: str) -> floa
     """Validate ``alpha`` for ``task``; returns None, a float or a 1-D per-class tensor."""
     if alpha is None:
         return None
-    if _is_real(alpha):
-        value = float(alpha)  # type: ignore[arg-type]
+    if is_real(alpha):
+        value = float(alpha)
         if task == "multiclass":
             if not math.isfinite(value) or value < 0:
                 raise config_error(
@@ -345,7 +342,7 @@ class FocalLoss(nn.Module):
     ) -> None:
         super().__init__()
         _check_options(gamma, reduction, task)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        if not is_int(ignore_index):
             raise config_error("ignore_index", ignore_index, "Pass an integer class id.")
         alpha_value = _as_alpha(alpha, task)
         weight_value = _as_weight(weight)

@@ -1,13 +1,12 @@
 """Metrics that do not hide a neglected class: G-mean of recalls, balanced accuracy, report.
 
 Plain accuracy rewards a model that ignores a 3% class. The metrics here are built on
-per-class recall, accumulated as per-class counts (summed over ranks by torchmetrics'
-synchronisation, so they are exact under DDP), and the `ImbalanceReport` callback writes
+per-class recall, computed from a confusion matrix (accumulated by torchmetrics and summed
+over ranks, so they are exact under DDP), and the `ImbalanceReport` callback writes
 imbalanced-learn's ``classification_report_imbalanced`` and a per-class recall chart at
 the end of testing.
 """
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,12 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure, require
+from lightning_recipes._validate import flag, int_at_least
 from lightning_recipes.errors import config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,
@@ -34,7 +35,9 @@ __all__ = [
     "GeometricMeanRecall",
     "ImbalanceReport",
     "PerClassRecall",
+    "geometric_mean_recall",
     "labels_from_confusion",
+    "per_class_recall",
 ]
 
 
@@ -61,8 +64,80 @@ def _target_ids(target: Tensor, predicted: Tensor) -> Tensor:
     return target.long()
 
 
+def per_class_recall(confusion: Tensor) -> Tensor:
+    """Recall of each class from a confusion matrix (rows: true class).
+
+    The one implementation of per-class recall in the library: `PerClassRecall`,
+    `GeometricMeanRecall`, `BalancedAccuracy`, `ImbalanceReport` and the demo's run report
+    use it. Hand-written rather than torchmetrics' ``MulticlassRecall`` because that divides
+    in float32 and gives 0 or 1 (``zero_division``), not NaN, for a class without samples,
+    so the balanced accuracy and G-mean built on it would count an absent class and would
+    not match scikit-learn / imbalanced-learn (tested to 1e-9).
+
+    Args:
+        confusion: ``(C, C)`` counts, ``confusion[t, p]`` = samples of class t predicted p.
+
+    Returns:
+        ``(C,)`` recalls in float64; NaN for a class with no samples.
+
+    Examples:
+        >>> import torch
+        >>> per_class_recall(torch.tensor([[3, 1], [0, 2]])).tolist()
+        [0.75, 1.0]
+    """
+    counts = confusion.sum(dim=1).double()
+    return confusion.diagonal().double() / counts
+
+
+def geometric_mean_recall(recall: Tensor) -> Tensor:
+    """Geometric mean of per-class recalls, leaving out classes without samples (NaN).
+
+    The one implementation of the G-mean in the library (`GeometricMeanRecall` and
+    `ImbalanceReport`'s chart use it).
+
+    Args:
+        recall: ``(C,)`` recalls from `per_class_recall`.
+
+    Returns:
+        A scalar tensor; NaN when no class has samples.
+
+    Examples:
+        >>> import torch
+        >>> round(float(geometric_mean_recall(torch.tensor([0.25, 1.0, float("nan")]))), 4)
+        0.5
+    """
+    present = recall[~torch.isnan(recall)]
+    if present.numel() == 0:
+        return torch.tensor(float("nan"), dtype=torch.float64)
+    return present.prod() ** (1.0 / present.numel())
+
+
+def _check_num_classes(num_classes: int) -> int:
+    return int_at_least("num_classes", num_classes, 2, "Pass the number of classes, >= 2.")
+
+
+def _confusion(preds: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """The ``(C, C)`` confusion matrix of one batch (torchmetrics), from ids or scores."""
+    if preds.ndim == 2 and preds.shape[1] != num_classes:
+        raise config_error(
+            "preds",
+            f"<tensor of shape {tuple(preds.shape)}>",
+            f"Pass class ids (N,) or scores with one column per class (N, {num_classes}).",
+        )
+    predicted = _predicted_labels(preds).reshape(-1)
+    # validate_args=False: torchmetrics' value checks read tensors back to the host on
+    # every update; shapes are checked above and in _target_ids without a sync.
+    return multiclass_confusion_matrix(
+        predicted, _target_ids(target, predicted), num_classes, validate_args=False
+    )
+
+
 class PerClassRecall(Metric):
-    """Recall of every class, from per-class hit and support counts (DDP-synced sums).
+    """Recall of every class, from a confusion matrix summed over batches and ranks.
+
+    The matrix is accumulated with torchmetrics' ``multiclass_confusion_matrix`` and
+    synchronised by summation, so the result is exact under DDP; the recall is
+    `per_class_recall` of it.
 
     Args:
         num_classes: Number of classes.
@@ -79,20 +154,18 @@ class PerClassRecall(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
-    hits: Tensor
-    support: Tensor
+    confmat: Tensor
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
-        self.num_classes = num_classes
-        self.add_state("hits", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("support", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+        self.num_classes = _check_num_classes(num_classes)
+        self.add_state(
+            "confmat", torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     @override
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Count hits and support per class.
+        """Add the batch's confusion matrix.
 
         Args:
             preds: Class ids ``(N,)`` or scores ``(N, C)``.
@@ -100,18 +173,15 @@ class PerClassRecall(Metric):
                 as their argmax).
 
         Raises:
-            RecipeConfigError: If ``target`` does not have one entry per prediction.
+            RecipeConfigError: If ``target`` does not have one entry per prediction, or
+                scores do not have one column per class.
         """
-        predicted = _predicted_labels(preds).reshape(-1)
-        target = _target_ids(target, predicted)
-        self.support += torch.bincount(target, minlength=self.num_classes)[: self.num_classes]
-        correct = target[predicted == target]
-        self.hits += torch.bincount(correct, minlength=self.num_classes)[: self.num_classes]
+        self.confmat += _confusion(preds, target, self.num_classes)
 
     @override
     def compute(self) -> Tensor:
         """Per-class recall; NaN for a class without samples."""
-        return self.hits.double() / self.support.double()
+        return per_class_recall(self.confmat)
 
 
 class GeometricMeanRecall(PerClassRecall):
@@ -131,11 +201,7 @@ class GeometricMeanRecall(PerClassRecall):
     @override
     def compute(self) -> Tensor:
         """The geometric mean over classes with samples."""
-        recall = super().compute()
-        present = recall[~torch.isnan(recall)]
-        if present.numel() == 0:
-            return torch.tensor(float("nan"), dtype=torch.float64)
-        return present.prod() ** (1.0 / present.numel())
+        return geometric_mean_recall(super().compute())
 
 
 class BalancedAccuracy(PerClassRecall):
@@ -220,8 +286,7 @@ class ImbalanceReport(Callback):
         input_key: int | str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise config_error("num_classes", num_classes, "Pass the number of classes, >= 2.")
+        _check_num_classes(num_classes)
         if class_names is not None and (
             isinstance(class_names, str)
             or not isinstance(class_names, list | tuple)
@@ -234,8 +299,7 @@ class ImbalanceReport(Callback):
                 class_names,
                 f"Pass a list of {num_classes} distinct, non-empty names (one per class).",
             )
-        if not isinstance(plot, bool):
-            raise config_error("plot", plot, "Pass True or False.")
+        flag("plot", plot)
         self.label_key: LabelKey = check_label_key(label_key)
         self.input_key: LabelKey = check_label_key(input_key, "input_key")
         require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
@@ -273,11 +337,7 @@ class ImbalanceReport(Callback):
             scores = outputs.get("preds", outputs.get("logits"))
         if not isinstance(scores, Tensor):
             scores = pl_module(batch_inputs(batch, self.input_key, owner="ImbalanceReport"))
-        predicted = _predicted_labels(scores.detach()).reshape(-1)
-        index = _target_ids(target, predicted) * self.num_classes + predicted
-        self._matrix += torch.bincount(index, minlength=self.num_classes**2).reshape(
-            self.num_classes, self.num_classes
-        )
+        self._matrix += _confusion(scores.detach(), target, self.num_classes)
 
     @override
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -307,18 +367,18 @@ class ImbalanceReport(Callback):
     def _figure(self) -> Any:
         assert self.confusion is not None
         support = self.confusion.sum(axis=1)
-        recall = np.divide(
-            np.diag(self.confusion), support, out=np.zeros(len(support)), where=support > 0
-        )
+        recall = per_class_recall(torch.from_numpy(self.confusion))
+        gmean = float(geometric_mean_recall(recall))
+        balanced = float(recall[~torch.isnan(recall)].mean())
+        recall = torch.nan_to_num(recall, nan=0.0)  # a bar of height 0 for an empty class
         figure = new_figure("ImbalanceReport", figsize=(max(4.0, 0.6 * self.num_classes), 3.5))
         ax = figure.add_subplot()
-        bars = ax.bar(self.class_names, recall, color="C0")
+        bars = ax.bar(self.class_names, recall.numpy(), color="C0")
         for bar, count in zip(bars, support, strict=True):
             ax.annotate(f"n={count}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7)  # fmt: skip
-        gmean = math.prod(recall[support > 0]) ** (1 / max(int((support > 0).sum()), 1))
         ax.set_ylim(0, 1.1)
         ax.set_ylabel("recall")
-        ax.set_title(f"Per-class recall (balanced acc {recall[support > 0].mean():.3f}, "
+        ax.set_title(f"Per-class recall (balanced acc {balanced:.3f}, "
                      f"G-mean {gmean:.3f})")  # fmt: skip
         return figure

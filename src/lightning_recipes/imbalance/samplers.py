@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import Sampler
 
 from lightning_recipes._optional import require
+from lightning_recipes._validate import non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
 __all__ = ["ClassBalancedSampler", "ResamplingSampler"]
@@ -101,9 +102,7 @@ def _as_labels(labels: Labels) -> npt.NDArray[np.integer[Any]]:
 
 
 def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise config_error("seed", seed, "Pass a non-negative integer.")
-    return int(seed)
+    return non_negative_int("seed", seed, numpy_ints=True)
 
 
 def _epoch_generator(seed: int, epoch: int) -> np.random.Generator:
@@ -400,12 +399,8 @@ class ClassBalancedSampler(_EpochSampler):
         super().__init__(labels, seed)
         if num_samples is None:
             num_samples = len(self._labels)
-        elif (
-            isinstance(num_samples, bool)
-            or not isinstance(num_samples, (int, np.integer))
-            or num_samples < 1
-        ):
-            raise config_error("num_samples", num_samples, "Pass a positive count.")
+        else:
+            positive_int("num_samples", num_samples, "Pass a positive count.", numpy_ints=True)
         self.num_samples = int(num_samples)
         counts = np.bincount(self._labels).astype(np.int64)
         mass = _class_mass(weights, counts)

@@ -5,9 +5,11 @@ from lightning_recipes.modules.builders import (
     Backbone,
     SmallCNN,
     init_weights,
-    mlp,
-    small_cnn,
 )
+
+# Transitional: the doctests of lr/finder.py and stopping/callback.py (other helpers'
+# packages, issue 14) still import `mlp`; not public, removed once they use `MLP`.
+from lightning_recipes.modules.builders import mlp as mlp
 from lightning_recipes.modules.classifier import Classifier
 from lightning_recipes.modules.optim import build_optimizer, build_scheduler
 
@@ -19,6 +21,4 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "init_weights",
-    "mlp",
-    "small_cnn",
 ]

@@ -13,7 +13,7 @@ from torch import nn
 
 from lightning_recipes.errors import choice_error, config_error
 
-__all__ = ["MLP", "Activation", "Backbone", "Init", "SmallCNN", "init_weights", "mlp", "small_cnn"]
+__all__ = ["MLP", "Activation", "Backbone", "Init", "SmallCNN", "init_weights"]
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
 Init = Literal["auto", "he", "xavier", "torch"]
@@ -197,8 +197,4 @@ class SmallCNN(Backbone):
         init_weights(self, init, activation)
 
 
-mlp = MLP
-"""Build an `MLP` (function-style alias)."""
-
-small_cnn = SmallCNN
-"""Build a `SmallCNN` (function-style alias)."""
+mlp = MLP  # Transitional, not public: see lightning_recipes.modules.__init__.
