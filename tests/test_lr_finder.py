@@ -379,7 +379,7 @@ def test_find_lr_restores_the_callbacks_even_when_the_module_adds_some(
 ) -> None:
     trainer = make_trainer(limit_train_batches=2, limit_val_batches=0)
     before = trainer.callbacks
-    model = WithConfiguredCallbacks(mlp(64, [32]), num_classes=10)
+    model = WithConfiguredCallbacks(MLP(64, [32]), num_classes=10)
     find_lr(trainer, model, train_dataloaders=digits_loader(), num_steps=20, plot=False)
     assert trainer.callbacks is before
     assert not any(isinstance(c, LRFinder | MetricHistory) for c in trainer.callbacks)
@@ -599,7 +599,7 @@ def test_no_signal_leaves_the_learning_rate_and_says_why(make_trainer: MakeTrain
     seed_everything(0)
     finder = LRFinder(num_steps=60, plot=False, verbose=False)
     trainer = make_trainer(limit_train_batches=1, limit_val_batches=0, callbacks=[finder])
-    model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+    model = Classifier(MLP(64, [32]), num_classes=10, lr=1e-3)
     with pytest.warns(UserWarning, match="(?s)not trusted and not applied.*never fell"):
         trainer.fit(model, train_dataloaders=random_label_loader())
     result = finder.results[0]
@@ -615,7 +615,7 @@ def test_no_signal_leaves_the_learning_rate_and_says_why(make_trainer: MakeTrain
 
 def test_find_lr_on_data_without_signal_keeps_the_module_lr(make_trainer: MakeTrainer) -> None:
     seed_everything(0)
-    model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+    model = Classifier(MLP(64, [32]), num_classes=10, lr=1e-3)
     trainer = make_trainer(limit_train_batches=1, limit_val_batches=0)
     with pytest.warns(UserWarning, match="not trusted and not applied"):
         result = find_lr(trainer, model, train_dataloaders=random_label_loader(), num_steps=60)
@@ -633,7 +633,7 @@ def test_a_sweep_that_never_diverges_is_not_trusted_unless_asked(
         min_lr=1e-4, max_lr=1e-2, num_steps=40, apply_at_boundary=opt_in, plot=False, verbose=False
     )
     trainer = make_trainer(limit_train_batches=1, limit_val_batches=0, callbacks=[finder])
-    model = Classifier(mlp(64, [32]), num_classes=10, lr=3e-3)
+    model = Classifier(MLP(64, [32]), num_classes=10, lr=3e-3)
     message = "applied .apply_at_boundary=True." if opt_in else "not trusted and not applied"
     with pytest.warns(UserWarning, match=f"(?s){message}.*never turned up.*Raise max_lr"):
         trainer.fit(model, train_dataloaders=digits_loader())

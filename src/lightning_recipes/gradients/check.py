@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._tables import format_table
 from lightning_recipes.errors import BatchMixingError, choice_error, config_error
-from lightning_recipes.report import format_table
 
 __all__ = [
     "BatchMixingCheck",

@@ -131,9 +131,9 @@ class LRFinder(Callback):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> finder = LRFinder(num_steps=30, plot=False, verbose=False)
-        >>> model = Classifier(mlp(64, [32]), num_classes=10, lr=1e-3)
+        >>> model = Classifier(MLP(64, [32]), num_classes=10, lr=1e-3)
         >>> trainer = Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1,
         ...                   callbacks=[finder], logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)

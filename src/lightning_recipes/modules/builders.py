@@ -195,6 +195,3 @@ class SmallCNN(Backbone):
             layers.append(nn.Dropout(dropout))
         super().__init__(*layers, out_features=width)
         init_weights(self, init, activation)
-
-
-mlp = MLP  # Transitional, not public: see lightning_recipes.modules.__init__.

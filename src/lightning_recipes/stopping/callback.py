@@ -91,12 +91,12 @@ class EarlyStopping(LightningEarlyStopping):
     Examples:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_recipes.data import DigitsDataModule
-        >>> from lightning_recipes.modules import Classifier, mlp
+        >>> from lightning_recipes.modules import MLP, Classifier
         >>> stopper = EarlyStopping("val_loss", patience=2, restore_best_weights=True)
         >>> trainer = Trainer(max_epochs=3, limit_train_batches=2, callbacks=[stopper],
         ...                   logger=False, enable_checkpointing=False,
         ...                   enable_progress_bar=False, enable_model_summary=False)
-        >>> trainer.fit(Classifier(mlp(64, [16]), num_classes=10), DigitsDataModule())
+        >>> trainer.fit(Classifier(MLP(64, [16]), num_classes=10), DigitsDataModule())
         >>> stopper.restored_from, stopper.best_epoch is not None
         ('memory', True)
     """
