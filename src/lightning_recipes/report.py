@@ -10,7 +10,7 @@ import torch
 
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
-from lightning_recipes._tables import format_table, markdown_table
+from lightning_recipes._tables import _cell, format_table, markdown_table
 from lightning_recipes.history import metric_series
 from lightning_recipes.imbalance.metrics import per_class_recall
 
