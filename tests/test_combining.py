@@ -4,6 +4,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lightning_recipes import (
     ClassWeighting,
     EarlyStopping,
@@ -111,3 +113,16 @@ def test_early_stopping_waits_for_the_end_of_the_unfreeze_schedule(tmp_path: Pat
     # Lightning's rule: stops in the middle of the schedule, the last group never trained.
     assert stopped[1][1] < 6
     assert stopped[1][2] < 3
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_waiting_loops_show_a_bar_that_follows_the_trainer(
+    bar: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(
+        [finder(), ClassWeighting(labels=None)],
+        tmp_path,
+        trainer_kwargs={"max_epochs": 1, "enable_progress_bar": bar},
+    )
+    err = capsys.readouterr().err
+    assert ("LRFinder: range test" in err) is bar

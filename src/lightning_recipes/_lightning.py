@@ -7,7 +7,7 @@ something Lightning does not expose publicly, the access goes here, with a comme
 saying why.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
@@ -36,6 +36,7 @@ __all__ = [
     "gather",
     "log_figure",
     "missing_metric_message",
+    "progress",
     "rank_zero_info",
     "rank_zero_only",
     "rank_zero_warn",
@@ -389,3 +390,27 @@ def checkpoint_saves_on_train_epoch_end(checkpoint: Any, trainer: Trainer) -> bo
     if getattr(trainer, "_val_check_time_interval", None) is not None:
         return False
     return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
+
+
+def progress(
+    trainer: Trainer, items: Iterable[T], desc: str, total: int | None = None
+) -> Iterable[T]:
+    """Wrap a loop a user waits for in a progress bar that follows the Trainer's settings.
+
+    A tqdm bar on global rank zero while the Trainer shows its own progress bar
+    (``enable_progress_bar=True``); the bare iterable otherwise, and on other ranks.
+
+    Args:
+        trainer: The running Trainer.
+        items: The loop's iterable.
+        desc: What the loop does, e.g. ``"LRFinder: range test"``.
+        total: Its length, when ``items`` has none.
+
+    Returns:
+        An iterable over the same items.
+    """
+    if trainer.global_rank != 0 or trainer.progress_bar_callback is None:
+        return items
+    from tqdm import tqdm  # type: ignore[import-untyped]  # a dependency of Lightning
+
+    return tqdm(items, desc=desc, total=total, leave=False)  # type: ignore[no-any-return]

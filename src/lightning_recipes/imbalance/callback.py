@@ -252,7 +252,11 @@ class ClassWeighting(Callback):
         with preserved_rng(dataloader_generators(loader)):
             parts = [
                 labels.detach().cpu()
-                for labels in _progress(trainer, iterate_labels(loader, self.label_key))
+                for labels in helpers.progress(
+                    trainer,
+                    iterate_labels(loader, self.label_key),
+                    "ClassWeighting: counting labels",
+                )
             ]
         if not parts:
             raise RecipeConfigError("ClassWeighting: the training dataloader yielded no batch.")
@@ -451,12 +455,3 @@ def _combine(trainer: Trainer, local: torch.Tensor, whole: bool) -> torch.Tensor
     if whole and bool(torch.all(gathered == gathered[0])):
         return gathered[0]
     return gathered.sum(dim=0)
-
-
-def _progress(trainer: Trainer, items: Any) -> Any:
-    """Wrap an iterable in a tqdm bar on rank zero when progress bars are on."""
-    if trainer.global_rank != 0 or trainer.progress_bar_callback is None:
-        return items
-    from tqdm import tqdm  # type: ignore[import-untyped]  # a dependency of Lightning
-
-    return tqdm(items, desc="ClassWeighting: counting labels", leave=False)

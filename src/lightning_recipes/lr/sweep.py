@@ -234,7 +234,8 @@ def run_sweep(
         scaler = _grad_scaler(trainer)
         batches = _batches(loader)
         average, best = 0.0, math.inf
-        for step, lr in enumerate(lrs):
+        steps = helpers.progress(trainer, enumerate(lrs), "LRFinder: range test", len(lrs))
+        for step, lr in steps:
             for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
                 group["lr"] = float(lr) * ratio
             total = torch.zeros((), device=pl_module.device)
