@@ -5,6 +5,8 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 import lightning_recipes
 import lightning_recipes.callbacks
 
@@ -57,3 +59,19 @@ def test_every_callback_is_exported_from_the_top_level() -> None:
     for name in lightning_recipes.callbacks.__all__:
         assert getattr(lightning_recipes, name) is getattr(lightning_recipes.callbacks, name)
     assert not {"mlp", "small_cnn"} & set(lightning_recipes.__all__)  # one name per builder
+
+
+RECIPES = ("attribution", "finetuning", "gradients", "imbalance", "lr", "stopping")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_no_recipe_package_imports_another(recipe: str) -> None:
+    import ast
+
+    root = Path(lightning_recipes.__file__).parent / recipe
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[0] == "lightning_recipes" and len(parts) > 1:
+                    assert parts[1] not in set(RECIPES) - {recipe}, f"{path}: {node.module}"

@@ -13,6 +13,7 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._optim import LR_GROUP_KEYS, SCHEDULER_LR_LISTS
 from lightning_recipes._optional import new_figure
 from lightning_recipes._validate import flag, is_int, is_real, non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -23,7 +24,6 @@ from lightning_recipes.finetuning.groups import (
     layer_groups,
     select_backbone,
 )
-from lightning_recipes.lr.apply import LR_GROUP_KEYS, SCHEDULER_LR_LISTS
 
 __all__ = ["Freezer", "unfrozen_at"]
 

@@ -18,10 +18,10 @@ from lightning_recipes._contract import (
     prepare_training,
     trainable_share,
 )
+from lightning_recipes._optim import reference_lr, scale_learning_rate, set_module_lr
 from lightning_recipes._optional import new_figure
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
-from lightning_recipes.lr.apply import reference_lr, scale_learning_rate, set_module_lr
 from lightning_recipes.lr.result import LRFinderResult
 from lightning_recipes.lr.suggest import SUGGESTIONS
 from lightning_recipes.lr.sweep import run_sweep, sweep_lrs

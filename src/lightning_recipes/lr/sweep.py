@@ -28,9 +28,9 @@ from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._optim import group_ratios
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, config_error
-from lightning_recipes.lr.apply import group_ratios
 from lightning_recipes.lr.suggest import MIN_POINTS
 
 __all__ = ["Sweep", "sweep_lrs", "run_sweep"]
