@@ -44,7 +44,7 @@ def _params(shape_list: list[tuple[int, ...]], seed: int, scale: float = 1.0) ->
     return params
 
 
-def _grads(params: list[nn.Parameter]) -> list[torch.Tensor]:
+def _grads(params: list[nn.Parameter] | list[torch.Tensor]) -> list[torch.Tensor]:
     return dense_grads(params)[0]
 
 
@@ -139,7 +139,8 @@ class _SparseEmbedding(LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (index,) = batch
-        return self.embedding(index).pow(2).sum()
+        loss: torch.Tensor = self.embedding(index).pow(2).sum()
+        return loss
 
     def configure_optimizers(self) -> Any:
         return torch.optim.SGD(self.parameters(), lr=0.1)
