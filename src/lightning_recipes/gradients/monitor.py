@@ -379,7 +379,7 @@ class GradientMonitor(Callback):
     ) -> None:
         optimizer_index = self._optimizer_index(trainer, optimizer)
         log_now = self._log_now(trainer, optimizer_index)
-        if not (log_now or self.clipper or self.guard.active):
+        if not (log_now or self.clipper is not None or self.guard.active):
             return  # nothing to do on this step: not a single kernel
         # Only this optimizer's parameters: under manual optimization with several
         # optimizers (a GAN), the other network's gradients are stale here. Frozen
