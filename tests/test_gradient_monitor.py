@@ -18,7 +18,6 @@ from torch import nn
 from lightning_recipes import NonFiniteGradientError, RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.gradients import GradientMonitor
-from lightning_recipes.gradients import monitor as monitor_module
 from lightning_recipes.modules import MLP, Classifier
 
 
@@ -149,13 +148,6 @@ class _ReadsPerStep(Callback):
         self.per_step[trainer.global_step - 1] = len(self.calls) - self._start
 
 
-@pytest.fixture
-def accelerator_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Take the code path used on GPUs (device-side decisions) although we run on the CPU."""
-    monkeypatch.setattr(monitor_module, "host_reads_are_free", lambda device: False)
-
-
-@pytest.mark.usefixtures("accelerator_path")
 @pytest.mark.parametrize(
     "options",
     [
@@ -227,12 +219,9 @@ def test_trainer_clipping_still_logs_pre_clip_norm(make_trainer: Callable[..., T
         )
 
 
-@pytest.mark.parametrize("path", ["cpu", "accelerator"])
 def test_skip_zeroes_a_nan_step_and_training_continues(
-    make_trainer: Callable[..., Trainer], monkeypatch: pytest.MonkeyPatch, path: str
+    make_trainer: Callable[..., Trainer],
 ) -> None:
-    if path == "accelerator":
-        monkeypatch.setattr(monitor_module, "host_reads_are_free", lambda device: False)
     logger = MemoryLogger()
     model = _probe(nan_at=3)
     monitor = GradientMonitor(non_finite="skip", log_every_n_steps=5, plot=False)

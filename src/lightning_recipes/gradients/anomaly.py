@@ -3,14 +3,26 @@
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Anomaly", "AnomalyTracker", "ThresholdMode"]
+__all__ = ["REMEDIES", "Anomaly", "AnomalyTracker", "ThresholdMode", "anomaly_warning"]
 
 ThresholdMode = Literal["absolute", "relative"]
 AnomalyKind = Literal["vanishing", "exploding"]
+
+REMEDIES = {
+    "vanishing": (
+        "Usual remedies: ReLU/GELU instead of sigmoid/tanh in deep stacks, He init for ReLU "
+        "(Xavier for tanh), normalisation layers (BatchNorm/LayerNorm), residual connections, "
+        "a higher learning rate for the affected layers."
+    ),
+    "exploding": (
+        "Usual remedies: gradient clipping (GradientMonitor(clip='norm', max_norm=1.0)), a "
+        "lower learning rate or a warm-up, normalisation layers, careful init (smaller gain)."
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -140,3 +152,29 @@ class AnomalyTracker:
         self.history = {g: deque(v, maxlen=self.window) for g, v in state["history"].items()}
         self.streaks = dict(state["streaks"])
         self.reported = set(state["reported"])
+
+
+def anomaly_warning(anomalies: Sequence[Anomaly], step: int, stopping: bool) -> str:
+    """The warning for the anomalies found at one check: groups, norms, usual remedies.
+
+    Args:
+        anomalies: What `AnomalyTracker.update` returned (not empty).
+        step: The global step of the check.
+        stopping: Whether training stops because of them.
+
+    Returns:
+        The warning text.
+
+    Examples:
+        >>> found = [Anomaly("layer0", "vanishing", 1e-9, 1e-8, 3)]
+        >>> print(anomaly_warning(found, 12, stopping=False).splitlines()[0])
+        GradientMonitor: vanishing gradients at global step 12:
+    """
+    kinds = sorted({a.kind for a in anomalies})
+    lines = "\n  ".join(a.describe() for a in anomalies)
+    remedies = " ".join(REMEDIES[k] for k in kinds)
+    stop = " Stopping training (on_anomaly='stop')." if stopping else ""
+    return (
+        f"GradientMonitor: {' and '.join(kinds)} gradients at global step {step}:\n  {lines}\n"
+        f"{remedies}{stop}"
+    )

@@ -1,19 +1,38 @@
 """Gradient clipping in place, without host syncs: by total norm, by value, adaptive (AGC).
 
-Pure functions on lists of gradients. None reads a value back to the host: the clip
-coefficient stays a device tensor, so clipping costs no synchronisation on a GPU.
+Pure functions on lists of gradients, and `GradientClipper`, the clipping unit of
+`GradientMonitor`. None reads a value back to the host: the clip coefficient stays a device
+tensor, so clipping costs no synchronisation on a GPU.
 """
 
+import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["adaptive_clip_", "clip_by_norm_", "clip_by_value_", "unitwise_norm", "zero_if_"]
+from lightning_recipes.gradients.norms import StepNorms, tensor_norms
+
+__all__ = [
+    "ClipMode",
+    "GradientClipper",
+    "adaptive_clip_",
+    "clip_by_norm_",
+    "clip_by_value_",
+    "unitwise_norm",
+    "zero_if_",
+]
+
+ClipMode = Literal["norm", "value", "agc"]
 
 
 def clip_by_norm_(grads: Sequence[Tensor], total_norm: Tensor, max_norm: float) -> Tensor:
     """Scale gradients in place so that their total norm is at most ``max_norm``.
+
+    The gradient-list form of ``torch.nn.utils.clip_grads_with_norm_`` (same coefficient,
+    ``min(max_norm / (total_norm + 1e-6), 1)``, same fused multiply), for tensors that are
+    not held in a parameter's ``.grad``; `GradientClipper` calls torch's on the parameters.
 
     Args:
         grads: The gradients to scale.
@@ -37,6 +56,9 @@ def clip_by_norm_(grads: Sequence[Tensor], total_norm: Tensor, max_norm: float) 
 
 def clip_by_value_(grads: Sequence[Tensor], max_value: float) -> None:
     """Clamp every gradient entry in place to ``[-max_value, max_value]``.
+
+    The gradient-list form of ``torch.nn.utils.clip_grad_value_`` (same fused clamps), for
+    tensors not held in a parameter's ``.grad``; `GradientClipper` calls torch's.
 
     Args:
         grads: The gradients to clamp.
@@ -122,3 +144,91 @@ def zero_if_(grads: Sequence[Tensor], condition: Tensor) -> None:
     """
     for grad in grads:
         grad.masked_fill_(condition, 0.0)
+
+
+class GradientClipper:
+    """Clip the gradients of one step in place and count the clipped steps on the device.
+
+    ``"norm"`` and ``"value"`` call ``torch.nn.utils.clip_grads_with_norm_`` and
+    ``torch.nn.utils.clip_grad_value_`` on the parameters (fused, no host sync; they scale
+    the parameter's own ``.grad``, sparse ones included). ``"agc"`` is `adaptive_clip_`
+    (torch has no unit-wise clipping). The same code runs on every device: no step reads a
+    value back to the host. On the CPU a host branch could skip the multiply when the norm
+    is under the bound; measured in 60-step fits of the 48-layer MLP of
+    ``benchmarks/gradient_monitor.py`` (2 threads, quiet machine, never clipping), the hook
+    takes 2.5 ms per step against 1.7 ms with that branch, of a 23-25 ms step: +0.8 ms,
+    about 3.5%, below the 5% that would justify a second code path.
+
+    Args:
+        mode: ``"norm"`` (total p-norm at most ``max_norm``; the norm is the one given to
+            `__call__`), ``"value"`` (entries clamped to ``[-max_norm, max_norm]``) or
+            ``"agc"`` (``max_norm`` is the clip factor).
+        max_norm: The bound (positive, finite).
+
+    Examples:
+        >>> import torch
+        >>> from lightning_recipes.gradients.norms import step_norms
+        >>> w = torch.nn.Parameter(torch.zeros(2))
+        >>> w.grad = torch.tensor([3.0, 4.0])
+        >>> clipper = GradientClipper("norm", 1.0)
+        >>> clipper([w], [w.grad], step_norms([w.grad]))
+        >>> round(w.grad.norm().item(), 4), clipper.clipped_steps
+        (1.0, 1)
+    """
+
+    def __init__(self, mode: ClipMode, max_norm: float) -> None:
+        self.mode: ClipMode = mode
+        self.max_norm = float(max_norm)
+        self._count: Tensor | None = None  # clipped steps, on the gradients' device
+        self._restored = 0  # from a checkpoint, until the device count exists
+
+    def __call__(self, params: Sequence[Tensor], grads: Sequence[Tensor], norms: StepNorms) -> None:
+        """Clip in place and count the step if anything was clipped (no host sync).
+
+        Args:
+            params: The parameters whose ``.grad`` to clip.
+            grads: Their (local, dense) gradients, aligned with ``params`` (see
+                `dense_grads`): measured for ``"value"``, clipped for ``"agc"``.
+            norms: This step's norms of ``grads`` (`step_norms`). A non-finite total
+                leaves the gradients unscaled by ``"norm"``.
+        """
+        if not grads:
+            return
+        if self.mode == "norm":
+            total = torch.where(norms.finite, norms.total, torch.zeros_like(norms.total))
+            clipped = total > self.max_norm
+            torch.nn.utils.clip_grads_with_norm_(params, self.max_norm, total)
+        elif self.mode == "value":
+            largest = tensor_norms(grads, math.inf).to(norms.total.device).max()
+            clipped = largest > self.max_norm
+            torch.nn.utils.clip_grad_value_(params, self.max_norm)
+        else:
+            clipped = adaptive_clip_(params, grads, self.max_norm)
+        self.count(clipped.device).add_(clipped.long())
+
+    def count(self, device: torch.device) -> Tensor:
+        """The 0-dim device tensor counting clipped steps (created on first use).
+
+        Args:
+            device: Where the gradients live.
+
+        Returns:
+            The count, as a ``long`` tensor on ``device``.
+        """
+        if self._count is None or self._count.device != device:
+            self._count = torch.tensor(self.clipped_steps, dtype=torch.long, device=device)
+        return self._count
+
+    @property
+    def clipped_steps(self) -> int:
+        """Steps clipped so far (reading it syncs with the device)."""
+        return int(self._count) if self._count is not None else self._restored
+
+    def load(self, clipped_steps: int) -> None:
+        """Restore the count from a checkpoint (moved to the device at the next step).
+
+        Args:
+            clipped_steps: The saved `clipped_steps`.
+        """
+        self._restored = int(clipped_steps)
+        self._count = None

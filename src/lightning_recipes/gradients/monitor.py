@@ -1,8 +1,14 @@
-"""GradientMonitor: gradient norms, clipping, vanishing/exploding detection, NaN guard."""
+"""GradientMonitor: gradient norms, clipping, vanishing/exploding detection, NaN guard.
 
-import fnmatch
+The callback decides *when* each unit runs and *where* its results go; the work is done by
+small units, each tested on its own: `step_norms`/`grad_stats` (norms.py, the statistics),
+`GradientClipper` (clipping.py), `NonFiniteGuard` (guard.py), `AnomalyTracker` and
+`anomaly_warning` (anomaly.py, the alarms), `norms_figure` (figure.py) and
+`parameter_groups` (groups.py). One code path for every device: no step branches on
+where the gradients live.
+"""
+
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -14,90 +20,20 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._optional import new_figure
-from lightning_recipes.errors import NonFiniteGradientError, choice_error, config_error
-from lightning_recipes.gradients.anomaly import Anomaly, AnomalyTracker, ThresholdMode
-from lightning_recipes.gradients.clipping import (
-    adaptive_clip_,
-    clip_by_norm_,
-    clip_by_value_,
-    zero_if_,
+from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.gradients.anomaly import (
+    REMEDIES,
+    AnomalyTracker,
+    ThresholdMode,
+    anomaly_warning,
 )
-from lightning_recipes.gradients.norms import (
-    combine_norms,
-    dense_grads,
-    tensor_norms,
-    zero_fraction,
-)
+from lightning_recipes.gradients.clipping import ClipMode, GradientClipper
+from lightning_recipes.gradients.figure import norms_figure
+from lightning_recipes.gradients.groups import GroupBy, check_groups, parameter_groups
+from lightning_recipes.gradients.guard import NonFinite, NonFiniteGuard
+from lightning_recipes.gradients.norms import GradStats, dense_grads, grad_stats, step_norms
 
-__all__ = ["GradientMonitor", "host_reads_are_free", "parameter_groups"]
-
-GroupBy = Literal["module", "layer", "parameter", "none"]
-ClipMode = Literal["norm", "value", "agc"]
-NonFinite = Literal["skip", "stop", "raise", "warn"]
-
-REMEDIES = {
-    "vanishing": (
-        "Usual remedies: ReLU/GELU instead of sigmoid/tanh in deep stacks, He init for ReLU "
-        "(Xavier for tanh), normalisation layers (BatchNorm/LayerNorm), residual connections, "
-        "a higher learning rate for the affected layers."
-    ),
-    "exploding": (
-        "Usual remedies: gradient clipping (GradientMonitor(clip='norm', max_norm=1.0)), a "
-        "lower learning rate or a warm-up, normalisation layers, careful init (smaller gain)."
-    ),
-}
-
-
-def parameter_groups(
-    named_parameters: Sequence[tuple[str, nn.Parameter]],
-    groups: GroupBy | Mapping[str, Sequence[str]],
-) -> tuple[list[str], list[int]]:
-    """Assign each parameter to a named group.
-
-    Args:
-        named_parameters: ``module.named_parameters()`` as a list.
-        groups: ``"module"`` (top-level child: ``backbone``, ``head``), ``"layer"`` (the
-            module owning the parameter: ``backbone.0``), ``"parameter"`` (each one),
-            ``"none"`` (no groups: one group ``all``), or ``{group: [glob, ...]}`` matched
-            against parameter names, first match wins, unmatched ones in ``other``.
-
-    Returns:
-        ``(group_names, group_of_each_parameter)``, groups in order of first appearance.
-
-    Examples:
-        >>> from torch import nn
-        >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-        >>> parameter_groups(list(net.named_parameters()), "layer")
-        (['0', '2'], [0, 0, 1, 1])
-        >>> parameter_groups(list(net.named_parameters()), {"last": ["2.*"]})
-        (['other', 'last'], [0, 0, 1, 1])
-    """
-    names: list[str] = []
-    index: dict[str, int] = {}
-    assignment: list[int] = []
-    for param_name, _ in named_parameters:
-        if isinstance(groups, Mapping):
-            group = next(
-                (
-                    g
-                    for g, globs in groups.items()
-                    if any(fnmatch.fnmatchcase(param_name, p) for p in globs)
-                ),
-                "other",
-            )
-        elif groups == "module":
-            group = param_name.split(".")[0]
-        elif groups == "layer":
-            group = param_name.rpartition(".")[0] or param_name
-        elif groups == "parameter":
-            group = param_name
-        else:
-            group = "all"
-        if group not in index:
-            index[group] = len(names)
-            names.append(group)
-        assignment.append(index[group])
-    return names, assignment
+__all__ = ["REMEDIES", "GradientMonitor", "parameter_groups"]
 
 
 def _is_int(value: object) -> bool:
@@ -106,63 +42,6 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_groups(groups: object) -> None:
-    """Refuse what `parameter_groups` would read wrongly (a glob string, an empty mapping)."""
-    choices = ("module", "layer", "parameter", "none")
-    if isinstance(groups, str):
-        if groups not in choices:
-            raise choice_error("groups", groups, choices)
-        return
-    if not isinstance(groups, Mapping):
-        raise config_error(
-            "groups",
-            groups,
-            f"Pass one of {', '.join(map(repr, choices))} or a mapping "
-            "{group: [glob, ...]}, e.g. {'head': ['head.*']}.",
-        )
-    if not groups:
-        raise config_error(
-            "groups",
-            groups,
-            "An empty mapping puts every parameter into 'other': pass {group: [glob, ...]} "
-            "with at least one group, or groups='none' for the total only.",
-        )
-    for name, globs in groups.items():
-        if not isinstance(name, str) or not name:
-            raise config_error(
-                "groups", groups, f"Group names must be non-empty strings: {name!r}."
-            )
-        if (
-            isinstance(globs, str)
-            or not isinstance(globs, Sequence)
-            or not globs
-            or not all(isinstance(g, str) and g for g in globs)
-        ):
-            hint = f"[{globs!r}]" if isinstance(globs, str) else "['head.*']"
-            raise config_error(
-                "groups",
-                groups,
-                f"Group {name!r} needs a non-empty list of glob strings, e.g. {{{name!r}: "
-                f"{hint}}} (a plain string would be read character by character).",
-            )
-
-
-def host_reads_are_free(device: torch.device) -> bool:
-    """Whether reading a value back from ``device`` costs no synchronisation.
-
-    On the CPU every op has finished when it returns, so branching on a flag is free and
-    cheaper than a device-side write pass over every gradient; on an accelerator, reading
-    a flag would stall the host until the device catches up.
-
-    Args:
-        device: Where the gradients live.
-
-    Returns:
-        True for the CPU.
-    """
-    return device.type == "cpu"
 
 
 class GradientMonitor(Callback):
@@ -248,7 +127,7 @@ class GradientMonitor(Callback):
         non_finite: NonFinite = "warn",
         plot: bool = True,
     ) -> None:
-        _check_groups(groups)
+        check_groups(groups)
         if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
             raise config_error(
                 "norm_type", norm_type, "Pass a number p > 0, e.g. 2.0, or float('inf')."
@@ -308,9 +187,12 @@ class GradientMonitor(Callback):
         self.clip = clip
         self.max_norm = max_norm
         self.on_anomaly = on_anomaly
-        self.non_finite: NonFinite | None = non_finite
         self.plot = plot
         self.tracker = AnomalyTracker(vanish_threshold, explode_threshold, threshold_mode, patience)
+        self.guard = NonFiniteGuard(non_finite)
+        self.clipper = (
+            GradientClipper(clip, max_norm) if clip is not None and max_norm is not None else None
+        )
         # Set up in `setup`.
         self._every = 1
         self._names: list[str] = []
@@ -319,13 +201,10 @@ class GradientMonitor(Callback):
         self._group_of: list[int] = []
         self._index_cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
         self._process_group: Any = None
-        # Counters: host ints for what the host knows, device tensors for what it does not.
+        # Steps the hook worked on (host int); the units count on the device what the
+        # host does not know (clipped and skipped steps, the first non-finite gradient).
         self.steps = 0
-        # On the device: [clipped steps, skipped steps, first bad step, its parameter index].
-        self._counters: Tensor | None = None
-        self._restored_counts = (0, 0)  # (clipped, skipped) from a checkpoint
-        self.first_bad: tuple[int, str] | None = None
-        self.nonfinite_reported = False
+        self._restored_clipped = 0  # without a clipper: the count a checkpoint held
         self.history: list[tuple[int, dict[str, float]]] = []
         # Groups without any gradient (frozen, or unused) at a logging step: {group: count}.
         self.absent_groups: dict[str, int] = {}
@@ -337,6 +216,33 @@ class GradientMonitor(Callback):
         self._logged_period: dict[int, int] = {}
         self._start_period = -1
         self._n_optimizers = 1
+
+    @property
+    def non_finite(self) -> NonFinite | None:
+        """The non-finite guard's mode (None when off, e.g. under fp16 mixed precision)."""
+        return self.guard.mode
+
+    @non_finite.setter
+    def non_finite(self, mode: NonFinite | None) -> None:
+        self.guard.mode = mode
+
+    @property
+    def first_bad(self) -> tuple[int, str] | None:
+        """``(global step, parameter name)`` of the first non-finite gradient seen, or None."""
+        return self.guard.first_bad
+
+    @first_bad.setter
+    def first_bad(self, value: tuple[int, str] | None) -> None:
+        self.guard.first_bad = value
+
+    @property
+    def nonfinite_reported(self) -> bool:
+        """Whether the non-finite gradient warning was given (it is given once)."""
+        return self.guard.reported
+
+    @nonfinite_reported.setter
+    def nonfinite_reported(self, value: bool) -> None:
+        self.guard.reported = value
 
     @property
     def state_key(self) -> str:
@@ -467,19 +373,13 @@ class GradientMonitor(Callback):
             self._index_cache[key] = cached
         return cached
 
-    def _device_counters(self, device: torch.device) -> Tensor:
-        if self._counters is None or self._counters.device != device:
-            host = [*self._restored_counts, -1, -1]
-            self._counters = torch.tensor(host, dtype=torch.long, device=device)
-        return self._counters
-
     @override
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
     ) -> None:
         optimizer_index = self._optimizer_index(trainer, optimizer)
         log_now = self._log_now(trainer, optimizer_index)
-        if not (log_now or self.clip or self.non_finite in ("skip", "stop", "raise")):
+        if not (log_now or self.clipper is not None or self.guard.active):
             return  # nothing to do on this step: not a single kernel
         # Only this optimizer's parameters: under manual optimization with several
         # optimizers (a GAN), the other network's gradients are stale here. Frozen
@@ -489,92 +389,46 @@ class GradientMonitor(Callback):
             for i in self._optimizer_positions(optimizer)
             if self._params[i].requires_grad and self._params[i].grad is not None
         ]
-        grads, _ = dense_grads([self._params[i] for i in positions])
+        params = [self._params[i] for i in positions]
+        grads, _ = dense_grads(params)
         if not grads:
             return
-        device = grads[0].device
-        group_index, param_index = self._indices(positions, device)
-        counters = self._device_counters(device)
-        first_bad = counters[2:]
-        per_tensor = tensor_norms(grads, self.norm_type).to(device)
-        total = combine_norms(per_tensor, self.norm_type, None, 1, self._process_group)[0]
-        finite = torch.isfinite(total)
+        group_index, param_index = self._indices(positions, grads[0].device)
+        norms = step_norms(grads, self.norm_type, self._process_group)
         self.steps += 1
-        if self.non_finite is not None:
-            # index_select and torch.full, not `param_index[t]` or torch.tensor(step): those
-            # read back to the host or copy from it, which would sync a GPU every step.
-            first_nonfinite = torch.argmax((~torch.isfinite(per_tensor)).int()).reshape(1)
-            bad_param = param_index.index_select(0, first_nonfinite)
-            step = torch.full((1,), trainer.global_step, dtype=torch.long, device=device)
-            now = torch.cat([step, bad_param])
-            first_bad.copy_(torch.where((first_bad[0] < 0) & ~finite, now, first_bad))
-            if self.non_finite == "raise" and not bool(finite):  # the one per-step sync
-                self._raise_non_finite(trainer, first_bad)
-            if self.non_finite in ("skip", "stop"):
-                if host_reads_are_free(device):  # CPU: a branch beats a write pass
-                    if not bool(finite):
-                        torch._foreach_zero_(grads)
-                        counters[1] += 1
-                else:  # accelerator: zero on the device, never wait for it
-                    zero_if_(grads, ~finite)
-                    counters[1] += (~finite).long()
-        stats = self._statistics(grads, per_tensor, group_index, total) if log_now else None
-        if self.clip is not None:
-            safe_total = torch.where(finite, total, torch.zeros_like(total))
-            if self.clip == "norm":
-                if host_reads_are_free(device) and not bool(safe_total > (self.max_norm or 0)):
-                    was_clipped = torch.zeros((), dtype=torch.bool)  # CPU: skip the multiply
-                else:
-                    was_clipped = clip_by_norm_(grads, safe_total, float(self.max_norm or 0))
-            elif self.clip == "value":
-                max_abs = tensor_norms(grads, math.inf).to(device).max()
-                was_clipped = max_abs > float(self.max_norm or 0)
-                clip_by_value_(grads, float(self.max_norm or 0))
-            else:
-                params = [self._params[i] for i in positions]
-                was_clipped = adaptive_clip_(params, grads, float(self.max_norm or 0))
-            counters[0] += was_clipped.long()
+        self.guard.check_(grads, norms, param_index, trainer.global_step, self._names)
+        # Statistics before clipping: the logged norms are what the model produced.
+        stats = (
+            grad_stats(
+                grads,
+                self.norm_type,
+                group_index,
+                len(self._group_names),
+                self._process_group,
+                norms=norms,
+            )
+            if log_now
+            else None
+        )
+        if self.clipper is not None:
+            self.clipper(params, grads, norms)
         if stats is not None:
             self._publish(trainer, stats, optimizer, optimizer_index, positions)
 
     @property
     def clipped_steps(self) -> int:
         """Steps whose gradients were clipped so far (reading it syncs with the device)."""
-        return int(self._counters[0]) if self._counters is not None else self._restored_counts[0]
+        return self.clipper.clipped_steps if self.clipper is not None else self._restored_clipped
 
     @property
     def skipped_steps(self) -> int:
         """Steps whose non-finite gradients were zeroed so far (syncs with the device)."""
-        return int(self._counters[1]) if self._counters is not None else self._restored_counts[1]
-
-    def _raise_non_finite(self, trainer: Trainer, first_bad: Tensor) -> None:
-        step, index = first_bad.tolist()
-        raise NonFiniteGradientError(
-            f"Non-finite gradient (NaN or Inf) in parameter {self._names[int(index)]!r} at "
-            f"global step {int(step)}. Look for a log/sqrt/division of zero, an overflow in "
-            "that layer, or a learning rate that diverged; GradientMonitor(non_finite='skip') "
-            "skips such steps instead."
-        )
-
-    def _statistics(
-        self, grads: list[Tensor], per_tensor: Tensor, group_index: Tensor, total: Tensor
-    ) -> Tensor:
-        """The pre-clip statistics of a logging step, as one device tensor."""
-        n_groups = len(self._group_names)
-        groups = combine_norms(
-            per_tensor, self.norm_type, group_index, n_groups, self._process_group
-        )
-        max_abs = combine_norms(
-            tensor_norms(grads, math.inf).to(total.device), math.inf, None, 1, self._process_group
-        )
-        zeros = zero_fraction(grads, self._process_group).to(total.device)
-        parts = [groups, total[None], max_abs, zeros[None]]
-        return torch.cat([part.double() for part in parts])
+        return self.guard.skipped_steps
 
     def _publish(
         self,
         trainer: Trainer,
-        stats: Tensor,
+        stats: GradStats,
         optimizer: Optimizer,
         optimizer_index: int,
         positions: list[int],
@@ -587,8 +441,21 @@ class GradientMonitor(Callback):
         a zero norm.
         """
         n_groups = len(self._group_names)
-        counters = self._device_counters(stats.device).double()
-        values = torch.cat([stats, counters]).tolist()  # the one host sync of a logging step
+        device = stats.total.device
+        clipped = (
+            self.clipper.count(device)
+            if self.clipper is not None
+            else torch.zeros((), dtype=torch.long, device=device)
+        )
+        parts = [
+            stats.groups,
+            stats.total[None],
+            stats.max_abs[None],
+            stats.zero_fraction[None],
+            clipped[None],
+            self.guard.state(device),
+        ]
+        values = torch.cat([part.double() for part in parts]).tolist()  # the one host sync
         present = {self._group_of[i] for i in positions}
         group_values = {
             name: value
@@ -598,11 +465,10 @@ class GradientMonitor(Callback):
             if g in present
         }
         self._note_absent_groups(optimizer, present)
-        total_value, max_value, zero_value, clipped, skipped, bad_step, bad_index = values[
-            n_groups:
-        ]
-        if bad_step >= 0 and self.first_bad is None:
-            self.first_bad = (int(bad_step), self._names[int(bad_index)])
+        total_value, max_value, zero_value, clipped_value = values[n_groups : n_groups + 4]
+        guard_values = values[n_groups + 4 :]
+        self.guard.read(guard_values, self._names)
+        skipped = guard_values[0]
         several = self._n_optimizers > 1
         prefix = f"grad/optimizer_{optimizer_index}/" if several else "grad/"
         metrics = {
@@ -612,15 +478,15 @@ class GradientMonitor(Callback):
         }
         if len(self._group_names) > 1:
             metrics.update({f"grad/norm/{g}": v for g, v in group_values.items()})
-        if self.clip is not None:
-            metrics["grad/clip_fraction"] = clipped / max(self.steps, 1)
-        if self.non_finite in ("skip", "stop"):
+        if self.clipper is not None:
+            metrics["grad/clip_fraction"] = clipped_value / max(self.steps, 1)
+        if self.guard.zeroes:
             metrics["grad/skipped_steps"] = skipped
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         total_key = f"total/optimizer_{optimizer_index}" if several else "total"
         self.history.append((trainer.global_step, {total_key: total_value, **group_values}))
-        self._report(trainer, self.tracker.update(group_values), int(skipped))
+        self._report(trainer, group_values, int(skipped))
 
     def _note_absent_groups(self, optimizer: Optimizer, present: set[int]) -> None:
         """Record this optimizer's groups that had no gradient, and the frozen groups."""
@@ -637,68 +503,30 @@ class GradientMonitor(Callback):
             name = self._group_names[g]
             self.absent_groups[name] = self.absent_groups.get(name, 0) + 1
 
-    def _report(self, trainer: Trainer, anomalies: list[Anomaly], skipped: int) -> None:
-        if self.first_bad is not None and not self.nonfinite_reported and self.non_finite:
-            self.nonfinite_reported = True
-            step, name = self.first_bad
-            action = {
-                "skip": "that step's gradients were zeroed (skipped)",
-                "stop": "its gradients were zeroed and training stops",
-                "warn": "they reached the weights",
-                "raise": "",
-            }[self.non_finite]
-            helpers.rank_zero_warn(
-                f"GradientMonitor: non-finite gradient (NaN/Inf) in parameter {name!r} at global "
-                f"step {step}; {action}. {skipped} step(s) skipped so far."
-            )
-            if self.non_finite == "stop":
+    def _report(self, trainer: Trainer, group_values: dict[str, float], skipped: int) -> None:
+        message = self.guard.message(skipped)
+        if message is not None:
+            helpers.rank_zero_warn(message)
+            if self.guard.mode == "stop":
                 trainer.should_stop = True
+        anomalies = self.tracker.update(group_values)
         if anomalies:
-            kinds = sorted({a.kind for a in anomalies})
-            lines = "\n  ".join(a.describe() for a in anomalies)
-            remedies = " ".join(REMEDIES[k] for k in kinds)
-            stop = " Stopping training (on_anomaly='stop')." if self.on_anomaly == "stop" else ""
-            helpers.rank_zero_warn(
-                f"GradientMonitor: {' and '.join(kinds)} gradients at global step "
-                f"{trainer.global_step}:\n  {lines}\n{remedies}{stop}"
-            )
-            if self.on_anomaly == "stop":
+            stopping = self.on_anomaly == "stop"
+            helpers.rank_zero_warn(anomaly_warning(anomalies, trainer.global_step, stopping))
+            if stopping:
                 trainer.should_stop = True
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.plot or not self.history or trainer.global_rank != 0:
             return
-        figure = new_figure("GradientMonitor(plot=True)", figsize=(8, 4.5))
-        ax = figure.subplots()
-        names = self._group_names if len(self._group_names) > 1 else []
-        colours = _depth_colours(len(names))
-
-        def series(key: str) -> tuple[list[int], list[float]]:
-            # Only the steps where the key was recorded: frozen phases and the other
-            # optimizer's steps are left out, not drawn as zero norms.
-            points = [(step, values[key]) for step, values in self.history if key in values]
-            return [s for s, _ in points], [v for _, v in points]
-
-        for name, colour in zip(names, colours, strict=True):
-            label = f"{name} (frozen)" if name in self.frozen_groups else name
-            ax.plot(*series(name), color=colour, lw=1, label=label)
-        totals = sorted({k for _, values in self.history for k in values if k.startswith("total")})
-        for i, key in enumerate(totals):
-            ax.plot(*series(key), color="black", lw=2, ls=("-", "--", ":", "-.")[i % 4], label=key)
-        ax.set_yscale("log")
-        ax.set_xlabel("global step")
-        ax.set_ylabel(f"gradient {self.norm_type:g}-norm")
-        title = "Gradient norm per group (dark: first groups, light: last)"
-        quiet = sorted(self.frozen_groups | set(self.absent_groups))
-        if quiet:
-            shown = ", ".join(quiet[:6]) + (", ..." if len(quiet) > 6 else "")
-            frozen = "frozen" if set(quiet) <= self.frozen_groups else "frozen or without gradient"
-            title += f"\n{frozen} at some logging steps (not plotted there): {shown}"
-        ax.set_title(title, fontsize=9)
-        if len(names) <= 12:
-            ax.legend(fontsize=7, ncol=2)
-        ax.grid(alpha=0.3, which="both")
+        figure = norms_figure(
+            self.history,
+            self._group_names,
+            self.frozen_groups,
+            self.absent_groups,
+            self.norm_type,
+        )
         helpers.log_figure(trainer, figure, "gradients/norms")
 
     @override
@@ -718,22 +546,16 @@ class GradientMonitor(Callback):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps = int(state_dict["steps"])
-        self._restored_counts = (int(state_dict["clipped_steps"]), int(state_dict["skipped_steps"]))
+        self._restored_clipped = int(state_dict["clipped_steps"])
+        if self.clipper is not None:
+            self.clipper.load(self._restored_clipped)
         bad = state_dict["first_bad"]
-        self.first_bad = (int(bad[0]), str(bad[1])) if bad else None
-        self.nonfinite_reported = bool(state_dict["nonfinite_reported"])
+        self.guard.load(
+            int(state_dict["skipped_steps"]),
+            (int(bad[0]), str(bad[1])) if bad else None,
+            bool(state_dict["nonfinite_reported"]),
+        )
         self.tracker.load_state_dict(state_dict["tracker"])
         self.history = [(int(s), dict(v)) for s, v in state_dict["history"]]
         self.absent_groups = dict(state_dict.get("absent_groups", {}))
         self.frozen_groups = set(state_dict.get("frozen_groups", ()))
-        self._counters = None  # rebuilt on the device from the restored counts
-
-
-def _depth_colours(n: int) -> list[Any]:
-    """Colours from dark to light, so a vanishing gradient shows as a depth gradient."""
-    if n == 0:
-        return []
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    return [cmap(i / max(n - 1, 1) * 0.9) for i in range(n)]

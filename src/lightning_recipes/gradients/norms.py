@@ -22,9 +22,11 @@ from torch import Tensor
 
 __all__ = [
     "GradStats",
+    "StepNorms",
     "combine_norms",
     "dense_grads",
     "grad_stats",
+    "step_norms",
     "tensor_norms",
     "zero_fraction",
 ]
@@ -159,6 +161,52 @@ def zero_fraction(tensors: Sequence[Tensor], process_group: Any = None) -> Tenso
 
 
 @dataclass(frozen=True)
+class StepNorms:
+    """The statistics needed at every step (to clip and to guard), from one fused pass.
+
+    Attributes:
+        per_tensor: ``(n,)`` p-norm of each gradient present (local shard).
+        total: 0-dim p-norm of all gradients (whole, over the process group's shards).
+        finite: 0-dim bool: no NaN or Inf anywhere (from ``total``: a norm that
+            overflows float32 counts as non-finite, as in ``clip_grad_norm_``).
+    """
+
+    per_tensor: Tensor
+    total: Tensor
+    finite: Tensor
+
+
+def step_norms(
+    grads: Sequence[Tensor], norm_type: float = 2.0, process_group: Any = None
+) -> StepNorms:
+    """The per-tensor and total p-norms of the gradients, in one fused pass (no host sync).
+
+    Not ``torch.nn.utils.get_total_norm``: that returns the total only, so the per-tensor
+    norms (group norms, the first non-finite parameter) would cost a second pass over the
+    gradients, and it takes the root before any sum over shards (wrong under FSDP).
+
+    Args:
+        grads: Dense gradients (see `dense_grads`) on one device.
+        norm_type: p of the norms (> 0, or inf).
+        process_group: Process group of sharded gradients (FSDP), else None.
+
+    Returns:
+        The norms, on the gradients' device.
+
+    Examples:
+        >>> import torch
+        >>> norms = step_norms([torch.tensor([3.0, 0.0]), torch.tensor([4.0])])
+        >>> norms.per_tensor.tolist(), norms.total.item(), norms.finite.item()
+        ([3.0, 4.0], 5.0, True)
+    """
+    per_tensor = tensor_norms(grads, norm_type)
+    if grads:
+        per_tensor = per_tensor.to(grads[0].device)
+    total = combine_norms(per_tensor, norm_type, None, 1, process_group)[0]
+    return StepNorms(per_tensor=per_tensor, total=total, finite=torch.isfinite(total))
+
+
+@dataclass(frozen=True)
 class GradStats:
     """Gradient statistics of one step, every field a tensor on the gradients' device.
 
@@ -186,6 +234,7 @@ def grad_stats(
     group_index: Tensor | None = None,
     num_groups: int = 1,
     process_group: Any = None,
+    norms: StepNorms | None = None,
 ) -> GradStats:
     """Compute every gradient statistic in three fused passes (p-norm, max, zero count).
 
@@ -195,6 +244,8 @@ def grad_stats(
         group_index: ``(len(grads),)`` group of each gradient; None: one group.
         num_groups: Number of groups.
         process_group: Process group of sharded gradients (FSDP), else None.
+        norms: What `step_norms` already returned for these gradients and ``norm_type``
+            at this step: saves the p-norm pass.
 
     Returns:
         The statistics, on the gradients' device.
@@ -205,17 +256,17 @@ def grad_stats(
         >>> stats.total.item(), stats.max_abs.item(), stats.zero_fraction.item()
         (5.0, 4.0, 0.3333333432674408)
     """
-    per_tensor = tensor_norms(grads, norm_type)
-    if grads:
-        per_tensor = per_tensor.to(grads[0].device)
+    if norms is None:
+        norms = step_norms(grads, norm_type, process_group)
+    per_tensor = norms.per_tensor
     groups = combine_norms(per_tensor, norm_type, group_index, num_groups, process_group)
-    total = combine_norms(per_tensor, norm_type, None, 1, process_group)[0]
-    max_abs = combine_norms(tensor_norms(grads, math.inf), math.inf, None, 1, process_group)[0]
+    max_norms = tensor_norms(grads, math.inf).to(per_tensor.device)
+    max_abs = combine_norms(max_norms, math.inf, None, 1, process_group)[0]
     return GradStats(
         per_tensor=per_tensor,
         groups=groups,
-        total=total,
+        total=norms.total,
         max_abs=max_abs,
-        zero_fraction=zero_fraction(grads, process_group),
-        finite=torch.isfinite(total),
+        zero_fraction=zero_fraction(grads, process_group).to(per_tensor.device),
+        finite=norms.finite,
     )
