@@ -104,6 +104,18 @@ def test_demo_runs_the_recipes_together(tmp_path: Path) -> None:
     assert any(figures.rglob("lr_finder.png"))  # the range test ran and drew its curve
     assert any(result.run_dir.rglob("attributions.pt"))  # explained at test end
     assert result.report.test_metrics["test_acc"] > 0.3
+    # The report says what every recipe did, with its figures, in report.md and metrics.json.
+    text = (result.run_dir / "report.md").read_text()
+    for recipe in ("Class weighting", "Freezer", "LR finder", "Early stopping", "Attribution"):
+        assert f"### {recipe}" in text
+    assert "![LR range test, epoch 0](logs/figures/lr_finder.png)" in text
+    assert "pretraining" in result.report.config
+    assert result.report.config["lr (used, one-cycle peak)"] != result.report.config["lr (given)"]
+    saved = json.loads((result.run_dir / "metrics.json").read_text())
+    recipes = {entry["recipe"]: entry for entry in saved["recipes"]}
+    assert len(recipes["Class weighting"]["facts"]["weights installed"]) == 10
+    assert recipes["LR finder"]["facts"]["tests"][0]["trainable share"] == 1.0  # sweep_final
+    assert recipes["Early stopping"]["facts"]["monitor"] == "val_macro_f1"
 
 
 def test_demo_refuses_an_unknown_recipe(tmp_path: Path) -> None:

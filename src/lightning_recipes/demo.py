@@ -86,17 +86,29 @@ PRETRAIN_EPOCHS = 10
 
 
 def _pretrain(
-    backbone: torch.nn.Module, data: DigitsDataModule, epochs: int, progress: bool
+    backbone: torch.nn.Module,
+    data: DigitsDataModule,
+    epochs: int,
+    progress: bool,
+    weighted: bool,
 ) -> None:
     """Pretrain ``backbone`` in place on the training split, under a head that is discarded.
 
     Freezing only makes sense for a backbone that already knows something: freezing a
     random one trains a linear model on random features. The demo has no second dataset,
     so its source task is the training split itself under a separate head (a warm start),
-    which costs ``epochs`` more epochs of compute; the report says so.
+    which costs ``epochs`` more epochs of compute; the report says so. With ``weighted``
+    (``class-weighting`` chosen too) the source task uses the same weighted loss, so the
+    features it learns do not neglect the rare classes that the target task weights up.
     """
     source = Classifier(backbone, num_classes=10, lr=3e-3, scheduler="onecycle")
+    callbacks: list[Callback] = []
+    if weighted:
+        from lightning_recipes.imbalance import ClassWeighting
+
+        callbacks.append(ClassWeighting(log=False))
     Trainer(
+        callbacks=callbacks,
         max_epochs=epochs,
         accelerator="cpu",
         devices=1,
@@ -119,7 +131,7 @@ def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]
         from lightning_recipes.finetuning import Freezer
 
         callbacks.append(
-            Freezer(unfreeze="gradual", every_n_epochs=max(max_epochs // 3, 1), lr_decay=0.5)
+            Freezer(unfreeze="gradual", every_n_epochs=max(max_epochs // 7, 1), lr_decay=0.5)
         )
     if "find-lr" in chosen:
         from lightning_recipes.lr import LRFinder
@@ -128,7 +140,11 @@ def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]
     if "early-stopping" in chosen:
         from lightning_recipes.stopping import EarlyStopping
 
-        callbacks.append(EarlyStopping("val_loss", patience=5, restore_best_weights=True))
+        # Macro F1, not the loss: with rare classes the best loss can come from an epoch
+        # that still neglects them (measured: benchmarks/demo_recipes.py).
+        callbacks.append(
+            EarlyStopping("val_macro_f1", mode="max", patience=5, restore_best_weights=True)
+        )
     if "attribution" in chosen:
         from lightning_recipes.attribution import Attribution
 
@@ -168,9 +184,11 @@ def run_demo(
         limit_batches: Batches per epoch for every loop (int) or a fraction; for quick tests.
         recipes: Recipes to add, from `DEMO_RECIPES`: ``"class-weighting"``,
             ``"find-lr"`` (the LR range test sets the one-cycle peak), ``"early-stopping"``
-            (patience 5, best weights restored), ``"freeze"`` (the backbone is first pretrained
-            for `PRETRAIN_EPOCHS` on the training split under a separate head, then frozen
-            for the first third of the epochs and unfrozen from the top), ``"attribution"``.
+            (on the validation macro F1, which does not hide a neglected class; patience 5,
+            best weights restored), ``"freeze"`` (the backbone is first pretrained for
+            `PRETRAIN_EPOCHS` on the training split under a separate head, with the class
+            weights when ``class-weighting`` is chosen too, then unfrozen one group every
+            ``max_epochs // 7`` epochs from the top), ``"attribution"``.
 
     Returns:
         The run's folder, measured figures and files.
@@ -190,7 +208,7 @@ def run_demo(
     data = DigitsDataModule(batch_size=batch_size, layout=layout, imbalance=imbalance, seed=seed)
     backbone = MLP(64, hidden=(128, 64), dropout=0.1) if model == "mlp" else SmallCNN(dropout=0.1)
     if "freeze" in recipes:
-        _pretrain(backbone, data, PRETRAIN_EPOCHS, progress)
+        _pretrain(backbone, data, PRETRAIN_EPOCHS, progress, "class-weighting" in recipes)
     classifier = Classifier(backbone, num_classes=10, lr=lr, scheduler="onecycle")
     history = MetricHistory()
     trainer = Trainer(
