@@ -10,6 +10,7 @@ import contextlib
 import copy
 import inspect
 import itertools
+import json
 import pickle
 import re
 import warnings
@@ -23,6 +24,7 @@ from lightning.pytorch import Callback
 
 import lightning_recipes
 from lightning_recipes import callbacks as callbacks_module
+from lightning_recipes._contract import ReportsToRun
 from lightning_recipes.errors import RecipeWarning
 from tests.ddp.harness import run_ddp
 from tests.registry import REGISTRY, CrashError, Entry, assert_same, fit, state_of
@@ -118,6 +120,43 @@ def test_every_pair_composes_in_either_order(first: Entry, second: Entry, tmp_pa
         assert alarms == [], alarms
 
 
+REPORTING = ("EarlyStopping", "LRFinder", "ClassWeighting", "Freezer", "GradientMonitor",
+             "Attribution")  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_recipes_that_act_say_what_they_did(entry: Entry, tmp_path: Path) -> None:
+    callback = entry.build()
+    fit([callback], tmp_path)
+    if entry.name.split("-")[0] not in REPORTING:
+        return
+    assert isinstance(callback, ReportsToRun)
+    summary = callback.run_summary()
+    assert summary.recipe
+    assert summary.facts
+    json.dumps(summary.to_dict())  # JSON-able, for metrics.json
+
+
+def test_all_callbacks_together_resume_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    def build() -> list[Callback]:
+        return [entry.build() for entry in REGISTRY]
+
+    full_trainer, full = fit(build(), tmp_path / "full", trainer_kwargs={"max_epochs": 4})
+    with contextlib.suppress(CrashError):
+        fit(build(), tmp_path / "cut", crash_at=2, trainer_kwargs={"max_epochs": 4})
+    resumed_trainer, resumed = fit(
+        build(),
+        tmp_path / "resumed",
+        ckpt_path=tmp_path / "cut" / "ckpt" / "last.ckpt",
+        trainer_kwargs={"max_epochs": 4},
+    )
+    assert_same(state_of(resumed), state_of(full), "weights")
+    ours = len(REGISTRY)  # the Trainer puts its checkpoint callback and ours after them
+    pairs = zip(resumed_trainer.callbacks[:ours], full_trainer.callbacks[:ours], strict=True)
+    for a, b in pairs:
+        assert_same(a.state_dict(), b.state_dict(), type(a).__name__)  # type: ignore[union-attr]
+
+
 def test_all_callbacks_together_in_any_order(tmp_path: Path) -> None:
     states = []
     for order, entries in enumerate((REGISTRY, REGISTRY[::-1])):
@@ -133,9 +172,9 @@ def ddp_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
-def test_two_ddp_ranks_agree(entry: Entry, ddp_results: list[dict[str, Any]]) -> None:
-    rank0, rank1 = (r[entry.name] for r in ddp_results)
-    assert_same(rank0["weights"], rank1["weights"], f"{entry.name} weights")
-    assert_same(rank0["state"], rank1["state"], f"{entry.name} state")
+@pytest.mark.parametrize("name", [*IDS, "all together"])
+def test_two_ddp_ranks_agree(name: str, ddp_results: list[dict[str, Any]]) -> None:
+    rank0, rank1 = (r[name] for r in ddp_results)
+    assert_same(rank0["weights"], rank1["weights"], f"{name} weights")
+    assert_same(rank0["state"], rank1["state"], f"{name} state")
     assert rank0["epoch"] == rank1["epoch"]

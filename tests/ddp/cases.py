@@ -353,16 +353,17 @@ def registry_fits(out: Path) -> None:
 
     payload: dict[str, Any] = {}
     trainer: Trainer | None = None
-    for entry in REGISTRY:
+    runs = [(entry.name, [entry]) for entry in REGISTRY] + [("all together", REGISTRY)]
+    for name, entries in runs:
         seed_everything(0)
         model = UserNet()
-        callback = entry.build()
+        callbacks = [entry.build() for entry in entries]
         args = {**FIT_ARGS, "enable_checkpointing": False}
-        trainer = ddp_trainer(out / entry.name, callbacks=[callback], **args)
+        trainer = ddp_trainer(out / name.replace(" ", "_"), callbacks=callbacks, **args)
         trainer.fit(model, datamodule=digits())
-        payload[entry.name] = {
+        payload[name] = {
             "weights": cpu_state(model),
-            "state": callback.state_dict(),
+            "state": [callback.state_dict() for callback in callbacks],
             "epoch": trainer.current_epoch,
         }
     assert trainer is not None

@@ -9,6 +9,7 @@ where the gradients live.
 """
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -19,6 +20,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optional import new_figure
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.gradients.anomaly import (
@@ -209,6 +211,7 @@ class GradientMonitor(Callback):
         # Groups without any gradient (frozen, or unused) at a logging step: {group: count}.
         self.absent_groups: dict[str, int] = {}
         self.frozen_groups: set[str] = set()
+        self.figure_path: Path | None = None
         # Positions in `_params` of each optimizer's parameters (host side, no kernels).
         self._position: dict[int, int] = {}
         self._optimizer_cache: dict[int, tuple[tuple[int, ...], list[int]]] = {}
@@ -527,7 +530,24 @@ class GradientMonitor(Callback):
             self.absent_groups,
             self.norm_type,
         )
-        helpers.log_figure(trainer, figure, "gradients/norms")
+        self.figure_path = helpers.log_figure(trainer, figure, "gradients/norms")
+
+    def run_summary(self) -> RecipeSummary:
+        """Steps monitored, clipped and skipped, the alarms raised, the figure."""
+        facts: dict[str, Any] = {
+            "optimizer steps seen": self.steps,
+            "logged steps": len(self.history),
+            "clip": self.clip,
+            "clipped steps": self.clipped_steps,
+            "skipped (non-finite) steps": self.skipped_steps,
+            "alarms": sorted(self.tracker.reported) or "none",
+            "frozen groups (not judged)": sorted(self.frozen_groups) or "none",
+        }
+        notes = []
+        if self.first_bad is not None:
+            notes.append(f"First non-finite gradient: {self.first_bad}.")
+        figures = {"gradient norms per group": self.figure_path} if self.figure_path else {}
+        return RecipeSummary("Gradient monitor", facts=facts, figures=figures, notes=notes)
 
     @override
     def state_dict(self) -> dict[str, Any]:
