@@ -204,29 +204,6 @@ def test_restores_also_when_max_epochs_ends_the_run(make_trainer: MakeTrainer) -
     assert_same_weights(model.state_dict(), snapshots.by_epoch[stopper.best_epoch])
 
 
-def test_a_run_resumed_after_the_best_epoch_restores_the_same_weights(
-    make_trainer: MakeTrainer, tmp_path: Path
-) -> None:
-    def run(max_epochs: int, ckpt: Path | None = None) -> tuple[Trainer, EarlyStopping, Classifier]:
-        stopper = EarlyStopping("val_loss", patience=3, restore_best_weights=True)
-        trainer = make_trainer(
-            max_epochs=max_epochs, limit_train_batches=6, callbacks=[ShakeFrom(3), stopper]
-        )
-        model = classifier()
-        trainer.fit(model, DigitsDataModule(batch_size=64), ckpt_path=ckpt)
-        return trainer, stopper, model
-
-    _, full_stopper, full_model = run(20)
-    interrupted, interrupted_stopper, _ = run(5)
-    assert interrupted_stopper.best_epoch == full_stopper.best_epoch  # interrupted after best
-    ckpt = tmp_path / "interrupted.ckpt"
-    interrupted.save_checkpoint(ckpt)
-    _, resumed_stopper, resumed_model = run(20, ckpt)
-    assert resumed_stopper.best_epoch == full_stopper.best_epoch
-    assert resumed_stopper.stopped_epoch == full_stopper.stopped_epoch
-    assert_same_weights(resumed_model.state_dict(), full_model.state_dict())
-
-
 def test_relative_min_delta_in_a_trainer(make_trainer: MakeTrainer) -> None:
     # Each check improves by 0.5% (< 2% relative) after the first: patience runs out.
     stopper = EarlyStopping("val_loss", patience=2, min_delta=0.02, min_delta_mode="relative")

@@ -207,28 +207,6 @@ def test_schedulers_follow_the_new_groups_and_warm_up_ramps(make_trainer: MakeTr
     assert [round(s[1] / 0.00125, 4) for s in epoch1] == [0.25, 0.5, 0.75, 1.0]
 
 
-def test_resume_mid_schedule_equals_an_uninterrupted_run(
-    make_trainer: MakeTrainer, tmp_path: Path
-) -> None:
-    def run(epochs: int, ckpt: Path | None = None) -> tuple[Trainer, Classifier]:
-        model = mlp_classifier(lr=0.01)
-        freezer = Freezer(unfreeze={1: 1, 3: 2}, lr_decay=0.5)
-        trainer = make_trainer(
-            max_epochs=epochs, limit_train_batches=3, limit_val_batches=0, callbacks=[freezer]
-        )
-        trainer.fit(model, DigitsDataModule(batch_size=32), ckpt_path=ckpt)
-        return trainer, model
-
-    _, full = run(4)
-    interrupted, _ = run(2)
-    ckpt = tmp_path / "mid.ckpt"
-    interrupted.save_checkpoint(ckpt)
-    resumed_trainer, resumed = run(4, ckpt)
-    for key, value in full.state_dict().items():
-        assert torch.equal(resumed.state_dict()[key], value), key
-    assert len(resumed_trainer.optimizers[0].param_groups) == 3
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -1,11 +1,8 @@
 """MetricHistory records every epoch and survives resume."""
 
 from collections.abc import Callable
-from pathlib import Path
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_recipes import MetricHistory
 from lightning_recipes.data import DigitsDataModule
@@ -51,25 +48,3 @@ class _StopAfter(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.current_epoch + 1 >= self.epochs:
             trainer.should_stop = True
-
-
-def test_resume_keeps_earlier_epochs_and_replays_the_run(
-    tmp_path: Path, make_trainer: Callable[..., Trainer]
-) -> None:
-    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    first = MetricHistory()
-    interrupted = [first, checkpoint, _StopAfter(2)]
-    _fit(make_trainer(max_epochs=4, callbacks=interrupted, enable_checkpointing=True))
-    assert len(first.records) == 2
-    resumed = MetricHistory()
-    resumed_model = _fit(
-        make_trainer(max_epochs=4, callbacks=[resumed]), ckpt_path=checkpoint.last_model_path
-    )
-    assert [r["epoch"] for r in resumed.records] == [0.0, 1.0, 2.0, 3.0]
-    assert resumed.records[:2] == first.records
-    uninterrupted = MetricHistory()
-    straight_model = _fit(make_trainer(max_epochs=4, callbacks=[uninterrupted]))
-    # Same shuffles (EpochShuffleSampler), same schedule: the resumed run is the same run.
-    assert resumed.records == uninterrupted.records
-    for name, value in straight_model.state_dict().items():
-        assert torch.equal(value, resumed_model.state_dict()[name]), name
