@@ -20,7 +20,7 @@ discriminative setup, the peak of a one-cycle schedule.
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "reference_lr",
     "scale_learning_rate",
     "set_module_lr",
+    "split_param_groups",
 ]
 
 LR_GROUP_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")
@@ -193,3 +194,70 @@ def set_module_lr(
             if name not in written:
                 written.append(name)
     return written
+
+
+COPIED_SCHEDULER_LISTS = ("lr_lambdas", "min_lrs")
+"""Per-group scheduler lists copied as they are (the rate lists, `SCHEDULER_LR_LISTS`, scale)."""
+
+
+def split_param_groups(
+    optimizer: Optimizer,
+    schedulers: Sequence[Any],
+    groups: Sequence[Sequence[nn.Parameter]],
+    decay: float,
+) -> list[int]:
+    """Move each group of parameters into its own optimizer param group (by identity).
+
+    A new param group copies the hyperparameters of the param group its first parameter
+    was in (the first group if none), with every learning-rate key times ``decay**k``
+    (``k``-th group from the top, ``k >= 1``). The schedulers' per-group lists (and those
+    of `SequentialLR` / `ChainedScheduler` children) are extended to match, so schedules
+    continue. Optimizer state is keyed by parameter, so it moves with them.
+
+    Args:
+        optimizer: The optimizer to edit.
+        schedulers: Its schedulers.
+        groups: Parameter lists, bottom first.
+        decay: The factor between neighbouring groups.
+
+    Returns:
+        The optimizer param-group index of each group (bottom first).
+    """
+    source_of: dict[int, int] = {}
+    for index, group in enumerate(optimizer.param_groups):
+        for param in group["params"]:
+            source_of[id(param)] = index
+    moved = {id(p) for params in groups for p in params}
+    for group in optimizer.param_groups:
+        group["params"] = [p for p in group["params"] if id(p) not in moved]
+    indices = []
+    for level, params in zip(range(len(groups), 0, -1), groups, strict=True):
+        source = next((source_of[id(p)] for p in params if id(p) in source_of), 0)
+        template = optimizer.param_groups[source]
+        factor = decay**level
+        new = {key: value for key, value in template.items() if key != "params"}
+        for key in LR_GROUP_KEYS:
+            if isinstance(new.get(key), float | int):
+                new[key] = new[key] * factor
+        new["params"] = list(params)
+        optimizer.add_param_group(new)
+        indices.append(len(optimizer.param_groups) - 1)
+        for scheduler in schedulers:
+            _extend_scheduler(scheduler, optimizer, source, factor)
+    return indices
+
+
+def _extend_scheduler(scheduler: Any, optimizer: Optimizer, source: int, factor: float) -> None:
+    """Append one group's entry to every per-group list of a scheduler (and its children)."""
+    for child in getattr(scheduler, "_schedulers", []):  # SequentialLR, ChainedScheduler
+        _extend_scheduler(child, optimizer, source, factor)
+    if getattr(scheduler, "optimizer", None) is not optimizer:
+        return
+    count = len(optimizer.param_groups)
+    for name in (*SCHEDULER_LR_LISTS, *COPIED_SCHEDULER_LISTS):
+        value = getattr(scheduler, name, None)
+        if isinstance(value, list) and len(value) == count - 1:  # one entry per old group
+            entry = value[source]
+            if name in SCHEDULER_LR_LISTS and isinstance(entry, float | int | Tensor):
+                entry = entry * factor
+            value.append(entry)

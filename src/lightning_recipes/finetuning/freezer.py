@@ -13,7 +13,7 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optim import LR_GROUP_KEYS, SCHEDULER_LR_LISTS
+from lightning_recipes._optim import split_param_groups
 from lightning_recipes._optional import new_figure
 from lightning_recipes._validate import flag, is_int, is_real, non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -30,8 +30,6 @@ __all__ = ["Freezer", "unfrozen_at"]
 Schedule = Mapping[int, int] | Literal["gradual"] | None
 BackboneSpec = str | Sequence[str] | Callable[[LightningModule], nn.Module]
 _BatchNorm = nn.modules.batchnorm._BatchNorm
-_COPIED_LISTS = ("lr_lambdas", "min_lrs")
-"""Per-group scheduler lists copied as they are (the rate lists, `SCHEDULER_LR_LISTS`, scale)."""
 
 
 def unfrozen_at(schedule: Mapping[int, int], epoch: int) -> int:
@@ -578,7 +576,9 @@ class Freezer(Callback):
             )
         optimizer = trainer.optimizers[0]
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
-        self._group_index = _split_param_groups(optimizer, schedulers, self.groups, self.lr_decay)
+        self._group_index = split_param_groups(
+            optimizer, schedulers, [g.params for g in self.groups], self.lr_decay
+        )
         if self._restored is not None and self._restored != self.unfrozen:
             self._apply(pl_module, self._restored)  # resumed mid-schedule
             helpers.rewrap_ddp(trainer)
@@ -694,60 +694,6 @@ class Freezer(Callback):
         self._restored = int(state_dict["unfrozen"])
         self._warmup = {int(k): int(v) for k, v in state_dict["warmup"].items()}
         self.unfrozen_at = {str(k): int(v) for k, v in state_dict.get("unfrozen_at", {}).items()}
-
-
-def _split_param_groups(
-    optimizer: Optimizer, schedulers: Sequence[Any], groups: Sequence[LayerGroup], decay: float
-) -> list[int]:
-    """Move each layer group's parameters into its own param group (identity-based).
-
-    A layer group's new param group copies the hyperparameters of the param group its
-    first parameter was in (the first group if none), with every learning-rate key times
-    ``decay**k`` (k-th group from the top, k >= 1). The schedulers' per-group lists are
-    extended to match.
-
-    Returns:
-        The optimizer param-group index of each layer group (bottom first).
-    """
-    source_of: dict[int, int] = {}
-    for index, group in enumerate(optimizer.param_groups):
-        for param in group["params"]:
-            source_of[id(param)] = index
-    moved = {id(p) for group in groups for p in group.params}
-    for group in optimizer.param_groups:
-        group["params"] = [p for p in group["params"] if id(p) not in moved]
-    indices = []
-    for level, layer in zip(range(len(groups), 0, -1), groups, strict=True):
-        source = next((source_of[id(p)] for p in layer.params if id(p) in source_of), 0)
-        template = optimizer.param_groups[source]
-        factor = decay**level
-        new = {key: value for key, value in template.items() if key != "params"}
-        for key in LR_GROUP_KEYS:
-            if isinstance(new.get(key), float | int):
-                new[key] = new[key] * factor
-        new["params"] = list(layer.params)
-        optimizer.add_param_group(new)
-        indices.append(len(optimizer.param_groups) - 1)
-        for scheduler in schedulers:
-            _extend_scheduler(scheduler, optimizer, source, factor)
-    # Optimizer state moves with the parameters (it is keyed by parameter), nothing to do.
-    return indices
-
-
-def _extend_scheduler(scheduler: Any, optimizer: Optimizer, source: int, factor: float) -> None:
-    """Append one group's entry to every per-group list of a scheduler (and its children)."""
-    for child in getattr(scheduler, "_schedulers", []):  # SequentialLR, ChainedScheduler
-        _extend_scheduler(child, optimizer, source, factor)
-    if getattr(scheduler, "optimizer", None) is not optimizer:
-        return
-    groups = len(optimizer.param_groups)
-    for name in (*SCHEDULER_LR_LISTS, *_COPIED_LISTS):
-        value = getattr(scheduler, name, None)
-        if isinstance(value, list) and len(value) == groups - 1:  # one entry per old group
-            entry = value[source]
-            if name in SCHEDULER_LR_LISTS and isinstance(entry, float | int | torch.Tensor):
-                entry = entry * factor
-            value.append(entry)
 
 
 def _as_int(value: Any) -> int | None:
