@@ -13,10 +13,13 @@ the folds done so far to the trial after each fold and stops the trial between f
 the pruner says so.
 """
 
+import contextlib
 import copy
 import importlib
 import inspect
+import io
 import math
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,15 +28,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
 
+from lightning_recipes._lightning import trainer_callbacks
 from lightning_recipes._optional import require
 from lightning_recipes._tables import markdown_table
 from lightning_recipes.data.splits import FOLD_KINDS, FoldKind
-from lightning_recipes.errors import MissingMetricError, choice_error, config_error
+from lightning_recipes.errors import (
+    MissingMetricError,
+    RecipeConfigError,
+    choice_error,
+    config_error,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -130,7 +139,13 @@ class CVResult:
         ]
         summary = self.summary()
         rows.append(
-            ["mean ± std", "", "", "", *(f"{summary[n][0]:.4f} ± {summary[n][1]:.4f}" for n in names)]
+            [
+                "mean ± std",
+                "",
+                "",
+                "",
+                *(f"{summary[n][0]:.4f} ± {summary[n][1]:.4f}" for n in names),
+            ]
         )
         return markdown_table(headers, rows)
 
@@ -155,8 +170,11 @@ def _common_metrics(folds: Sequence[FoldResult]) -> list[str]:
 
 
 class _FoldRecorder(Callback):
-    """Record the scalar metrics after every validation run (merged with the epoch's training
-    aggregates at the end of the training epoch)."""
+    """Record the scalar metrics after every validation run.
+
+    At the end of the training epoch the record is completed with the epoch's training
+    aggregates (which Lightning computes only then).
+    """
 
     def __init__(self) -> None:
         self.records: list[dict[str, float]] = []
@@ -204,8 +222,9 @@ def _check_args(
         raise config_error("seed", seed, "Pass an integer seed, or None to keep the config's.")
     if isinstance(overrides, str) or not isinstance(overrides, Sequence):
         raise config_error(
-            "overrides", overrides, "Pass a list of '--section.key=value' strings, e.g. "
-            "['--trainer.max_epochs=5']."
+            "overrides",
+            overrides,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'].",
         )
     for item in overrides:
         if not isinstance(item, str) or not item.startswith("--"):
@@ -223,7 +242,9 @@ def _load(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     elif isinstance(config, Mapping):
         loaded = copy.deepcopy(dict(config))
     else:
-        raise config_error("config", type(config).__name__, "Pass a LightningCLI YAML file or a dict.")
+        raise config_error(
+            "config", type(config).__name__, "Pass a LightningCLI YAML file or a dict."
+        )
     if not isinstance(loaded, dict):
         raise config_error("config", type(loaded).__name__, "The config must be a YAML mapping.")
     data = loaded.get("data")
@@ -237,7 +258,7 @@ def _load(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     return loaded
 
 
-def _check_fold_support(config: Mapping[str, Any]) -> None:
+def _check_fold_support(config: Mapping[str, Any], kind: FoldKind) -> None:
     """Refuse a datamodule class without ``num_folds``/``fold`` before any fold runs."""
     class_path = config["data"]["class_path"]
     module_name, _, name = class_path.rpartition(".")
@@ -252,6 +273,13 @@ def _check_fold_support(config: Mapping[str, Any]) -> None:
     parameters = inspect.signature(cls).parameters
     if "num_folds" not in parameters or "fold" not in parameters:
         raise _no_fold_support(class_path)
+    if kind == "grouped" and "groups" not in parameters:
+        raise config_error(
+            "kind",
+            kind,
+            f"{class_path} has no groups argument to keep groups in one fold: use "
+            '"stratified" or "plain", or a datamodule with groups (ArrayDataModule).',
+        )
 
 
 def _no_fold_support(class_path: str) -> Exception:
@@ -280,9 +308,36 @@ def _fold_config(
 
 def _insert(trainer: Trainer, callbacks: Sequence[Callback]) -> None:
     """Add callbacks before the checkpoint callbacks (which Lightning runs last)."""
-    existing = list(trainer.callbacks)
+    existing = trainer_callbacks(trainer)
     at = next((i for i, c in enumerate(existing) if isinstance(c, ModelCheckpoint)), len(existing))
-    trainer.callbacks = existing[:at] + list(callbacks) + existing[at:]
+    # Trainer.callbacks is a public list set in __init__ without a class annotation.
+    trainer.callbacks = existing[:at] + list(callbacks) + existing[at:]  # type: ignore[attr-defined]
+
+
+def _build(cli_class: Any, args: list[str], fold: int) -> Any:
+    """Build a fold's run with the CLI, turning its exits and errors into ours."""
+    captured = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+            warnings.filterwarnings("ignore", message=".*args parameter is intended to run")
+            return cli_class(args=args, run=False)
+    except SystemExit as err:  # jsonargparse exits on a bad key or value
+        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+        starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+        reason = "\n".join(lines[starts[-1] if starts else -1 :][:15])
+        raise config_error(
+            "config",
+            f"<fold {fold}>",
+            f"LightningCLI refused the config or the overrides: {reason}",
+        ) from err
+    except RecipeConfigError:
+        raise
+    except ValueError as err:  # a class's __init__ refused its arguments
+        raise config_error(
+            "config", f"<fold {fold}>", f"LightningCLI could not build the run: {err}"
+        ) from err
+    finally:
+        sys.stderr.write(captured.getvalue())
 
 
 def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tuple[int, float]:
@@ -327,7 +382,7 @@ def _run_folds(
             "callbacks_factory", callbacks_factory, "Pass a function fold -> list of callbacks."
         )
     base = _load(config)
-    _check_fold_support(base)
+    _check_fold_support(base, kind)
     from lightning_recipes.cli import RecipesCLI  # the CLI module imports the tuning lazily
 
     with tempfile.TemporaryDirectory(prefix="lr-cv-") as scratch:
@@ -350,11 +405,12 @@ def _run_folds(
                 f"--data.init_args.fold={fold}",
                 f"--data.init_args.fold_kind={kind}",
             ]
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*args parameter is intended to run")
-                cli = RecipesCLI(args=["-c", str(config_path), *overrides, *fold_args], run=False)
+            cli = _build(RecipesCLI, ["-c", str(config_path), *overrides, *fold_args], fold)
             datamodule, trainer = cli.datamodule, cli.trainer
-            if getattr(datamodule, "num_folds", None) != k or getattr(datamodule, "fold", None) != fold:
+            if (
+                getattr(datamodule, "num_folds", None) != k
+                or getattr(datamodule, "fold", None) != fold
+            ):
                 raise _no_fold_support(type(datamodule).__qualname__)
             if trainer.world_size > 1:
                 raise config_error(
