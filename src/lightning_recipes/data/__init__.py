@@ -1,10 +1,15 @@
-"""Data for recipes: bundled digits, in-memory arrays, stratified splits, imbalance."""
+"""Data for recipes: bundled digits, in-memory arrays, stratified splits, K folds, imbalance."""
 
 from lightning_recipes.data.arrays import ArrayDataModule, LabeledDataModule
 from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.digits import DigitsDataModule
 from lightning_recipes.data.sampling import EpochShuffleSampler
-from lightning_recipes.data.splits import class_counts, make_imbalanced, stratified_split
+from lightning_recipes.data.splits import (
+    class_counts,
+    fold_split,
+    make_imbalanced,
+    stratified_split,
+)
 
 __all__ = [
     "ArrayDataModule",
@@ -13,6 +18,7 @@ __all__ = [
     "LabeledDataModule",
     "LabeledTensorDataset",
     "class_counts",
+    "fold_split",
     "make_imbalanced",
     "stratified_split",
 ]

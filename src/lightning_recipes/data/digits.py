@@ -7,7 +7,14 @@ import numpy as np
 from lightning_recipes._optional import require
 from lightning_recipes.data.arrays import LabeledDataModule
 from lightning_recipes.data.datasets import LabeledTensorDataset
-from lightning_recipes.data.splits import make_imbalanced, stratified_split
+from lightning_recipes.data.preprocessing import Scaler, make_scaler
+from lightning_recipes.data.splits import (
+    FoldKind,
+    check_fold_args,
+    fold_split,
+    make_imbalanced,
+    stratified_split,
+)
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["DigitsDataModule"]
@@ -22,6 +29,12 @@ class DigitsDataModule(LabeledDataModule):
     true distribution. No download: the data is inside the scikit-learn wheel (extra
     ``data``).
 
+    K-fold cross-validation: with ``num_folds=K`` the train and validation splits are
+    pooled and cut into ``K`` folds (`fold_split`, shuffled with ``seed``); fold ``fold``
+    is the validation set, the other folds the training set, and the test split is the
+    same as without folds. ``imbalance`` and ``scaler`` act on the training folds only,
+    so ``train_dataset.targets`` holds exactly the labels the model trains on.
+
     Args:
         batch_size: Batch size of every loader.
         layout: ``"flat"`` for 64 features per sample, ``"image"`` for ``1x8x8`` images.
@@ -30,7 +43,13 @@ class DigitsDataModule(LabeledDataModule):
         imbalance: ``{class_id: fraction}``: keep only that fraction of the class in the
             training split, e.g. ``{0: 0.05, 1: 0.05}``.
         num_workers: Worker processes per loader.
-        seed: Seed of the split, the imbalance and the training shuffle.
+        seed: Seed of the split, the folds, the imbalance and the training shuffle.
+        num_folds: Number of cross-validation folds ``K >= 2``; None (default) for none.
+        fold: Which fold is the validation set, ``0 <= fold < num_folds``.
+        fold_kind: ``"stratified"`` (class proportions kept in every fold) or ``"plain"``;
+            the digits have no groups, so ``"grouped"`` is refused.
+        scaler: ``"standard"`` to standardise pixels with statistics of the training
+            split only (see ``fitted_scaler``); None keeps them in [0, 1].
 
     Examples:
         >>> dm = DigitsDataModule(batch_size=32, imbalance={3: 0.1})
@@ -51,8 +70,21 @@ class DigitsDataModule(LabeledDataModule):
         imbalance: dict[int, float] | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        num_folds: int | None = None,
+        fold: int = 0,
+        fold_kind: FoldKind = "stratified",
+        scaler: Scaler | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        check_fold_args(num_folds, fold, fold_kind)
+        if fold_kind == "grouped":
+            raise config_error(
+                "fold_kind",
+                fold_kind,
+                'The digits have no groups: use "stratified" or "plain" (or an '
+                "ArrayDataModule with groups=...).",
+            )
+        make_scaler(scaler)  # validate the name now
         if layout not in ("flat", "image"):
             raise choice_error("layout", layout, ("flat", "image"))
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -75,6 +107,10 @@ class DigitsDataModule(LabeledDataModule):
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.imbalance = dict(imbalance or {})
+        self.num_folds = num_folds
+        self.fold = fold
+        self.fold_kind = fold_kind
+        self.scaler = scaler
         self.save_hyperparameters()
 
     @property
@@ -99,6 +135,12 @@ class DigitsDataModule(LabeledDataModule):
             (1.0 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction),
             seed=self.seed,
         )
+        if self.num_folds is not None:
+            pool = np.sort(np.concatenate([train_idx, val_idx]))
+            in_train, in_val = fold_split(
+                labels[pool], self.num_folds, self.fold, kind=self.fold_kind, seed=self.seed
+            )
+            train_idx, val_idx = pool[in_train], pool[in_val]
         if self.imbalance:
             train_idx = train_idx[
                 make_imbalanced(labels[train_idx], self.imbalance, seed=self.seed)
@@ -107,3 +149,4 @@ class DigitsDataModule(LabeledDataModule):
         self.val_dataset = full.subset(val_idx)
         self.test_dataset = full.subset(test_idx)
         self.predict_dataset = self.test_dataset
+        self._scale_splits(self.scaler)

@@ -1,17 +1,31 @@
-"""Pure index arithmetic on label arrays: stratified splits and class imbalance.
+"""Pure index arithmetic on label arrays: stratified splits, K folds and class imbalance.
 
-No Lightning and no torch here: labels in, indices out. Both functions are exact, not
+No Lightning and no torch here: labels in, indices out (K folds come from scikit-learn).
+The stratified split and the imbalance maker are exact, not
 approximately proportional: see their docstrings for the rounding rule.
 """
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from lightning_recipes.errors import config_error
+from lightning_recipes._optional import require
+from lightning_recipes.errors import choice_error, config_error
 
-__all__ = ["class_counts", "make_imbalanced", "stratified_split"]
+__all__ = [
+    "FOLD_KINDS",
+    "FoldKind",
+    "check_fold_args",
+    "class_counts",
+    "fold_split",
+    "make_imbalanced",
+    "stratified_split",
+]
+
+FoldKind = Literal["stratified", "plain", "grouped"]
+FOLD_KINDS: tuple[FoldKind, ...] = ("stratified", "plain", "grouped")
 
 
 def _as_labels(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -154,3 +168,113 @@ def make_imbalanced(
         dropped = rng.choice(members, size=members.size - n_keep, replace=False)
         keep[dropped] = False
     return np.flatnonzero(keep).astype(np.int64)
+
+
+def check_fold_args(num_folds: int | None, fold: int, fold_kind: str) -> None:
+    """Validate the fold arguments shared by the datamodules (raises `RecipeConfigError`).
+
+    Args:
+        num_folds: Number of folds ``K >= 2``, or None for no folds.
+        fold: The validation fold, in ``[0, K)``.
+        fold_kind: One of `FOLD_KINDS`.
+    """
+    if fold_kind not in FOLD_KINDS:
+        raise choice_error("fold_kind", fold_kind, FOLD_KINDS)
+    if num_folds is None:
+        if fold != 0:
+            raise config_error("fold", fold, "Set num_folds (K >= 2) to choose a fold.")
+        return
+    if isinstance(num_folds, bool) or not isinstance(num_folds, int) or num_folds < 2:
+        raise config_error("num_folds", num_folds, "Pass an integer K >= 2, or None for no folds.")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < num_folds:
+        raise config_error(
+            "fold", fold, f"Pass the validation fold's index, 0 <= fold < num_folds={num_folds}."
+        )
+
+
+def fold_split(
+    labels: npt.ArrayLike,
+    num_folds: int,
+    fold: int,
+    *,
+    kind: FoldKind = "stratified",
+    groups: npt.ArrayLike | None = None,
+    seed: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split sample indices into training folds and one validation fold (K-fold CV).
+
+    The folds come from scikit-learn, shuffled with ``seed`` (the same folds on every
+    machine and every rank): ``"stratified"`` is ``StratifiedKFold`` (each fold keeps the
+    class proportions), ``"plain"`` is ``KFold``, ``"grouped"`` is
+    ``StratifiedGroupKFold`` (all samples of a group fall in the same fold, so no group is
+    in both training and validation; classes are kept as balanced as the groups allow).
+    The ``K`` validation folds of ``fold = 0 .. K-1`` partition the samples.
+
+    Args:
+        labels: 1-D integer class ids, one per sample.
+        num_folds: The number of folds ``K >= 2``.
+        fold: The index of the validation fold, ``0 <= fold < K``.
+        kind: ``"stratified"``, ``"plain"`` or ``"grouped"``.
+        groups: One group id per sample; required for (and only for) ``"grouped"``.
+        seed: Seed of the shuffle.
+
+    Returns:
+        ``(train_indices, val_indices)``, each sorted.
+
+    Raises:
+        RecipeConfigError: For bad arguments, or when the data cannot be cut into
+            ``num_folds`` folds of that kind (e.g. fewer groups than folds).
+
+    Examples:
+        >>> train, val = fold_split([0, 1] * 6, num_folds=3, fold=0)
+        >>> len(train), len(val), sorted(set(val.tolist()) & set(train.tolist()))
+        (8, 4, [])
+    """
+    check_fold_args(num_folds, fold, kind)
+    y = _as_labels(labels)
+    if num_folds > y.size:
+        raise config_error(
+            "num_folds", num_folds, f"Pass at most one fold per sample ({y.size} samples)."
+        )
+    model_selection = require("sklearn.model_selection", extra="data", feature="K-fold splits")
+    group_ids = None
+    if kind == "grouped":
+        if groups is None:
+            raise config_error(
+                "groups", None, 'fold_kind="grouped" needs one group id per sample: pass groups.'
+            )
+        group_ids = np.asarray(groups)
+        if group_ids.shape != y.shape:
+            raise config_error(
+                "groups",
+                f"<array of shape {group_ids.shape}>",
+                f"Pass one group id per sample ({y.size}).",
+            )
+        n_groups = np.unique(group_ids).size
+        if n_groups < num_folds:
+            raise config_error(
+                "num_folds", num_folds, f"There are only {n_groups} groups: pass num_folds <= it."
+            )
+        splitter = model_selection.StratifiedGroupKFold(
+            n_splits=num_folds, shuffle=True, random_state=seed
+        )
+    elif groups is not None:
+        raise config_error(
+            "groups", "<array>", f'Groups are used by fold_kind="grouped" only, not {kind!r}.'
+        )
+    elif kind == "stratified":
+        smallest = int(np.bincount(y - y.min()).max(initial=0)) if y.size else 0
+        if smallest < num_folds:
+            raise config_error(
+                "num_folds",
+                num_folds,
+                f"Every class has fewer than {num_folds} samples: pass fewer folds.",
+            )
+        splitter = model_selection.StratifiedKFold(
+            n_splits=num_folds, shuffle=True, random_state=seed
+        )
+    else:
+        splitter = model_selection.KFold(n_splits=num_folds, shuffle=True, random_state=seed)
+    splits = list(splitter.split(np.zeros((y.size, 1)), y, group_ids))
+    train_idx, val_idx = splits[fold]
+    return np.sort(train_idx).astype(np.int64), np.sort(val_idx).astype(np.int64)

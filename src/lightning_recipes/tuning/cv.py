@@ -1,0 +1,603 @@
+"""K-fold cross-validation of a LightningCLI config, alone or as the objective of a search.
+
+`cross_validate` trains one fresh model per fold: for fold ``i`` it builds the whole run
+(model, datamodule, Trainer, callbacks) anew from the config with
+``data.init_args.num_folds=K`` and ``data.init_args.fold=i``, so nothing (weights,
+optimizer state, callback state, fitted preprocessing, class weights) carries over from
+one fold to the next. The folds themselves are cut by the datamodule (`fold_split`:
+scikit-learn's ``StratifiedKFold``, ``KFold`` or ``StratifiedGroupKFold``), which also fits
+any preprocessing (``scaler``) on the training folds only.
+
+`cv_objective` is the same loop as an Optuna objective: it reports the running mean over
+the folds done so far to the trial after each fold and stops the trial between folds when
+the pruner says so.
+"""
+
+import contextlib
+import copy
+import importlib
+import inspect
+import io
+import math
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from typing_extensions import override
+
+from lightning_recipes._lightning import trainer_callbacks
+from lightning_recipes._optional import require
+from lightning_recipes._tables import markdown_table
+from lightning_recipes.data.splits import FOLD_KINDS, FoldKind
+from lightning_recipes.errors import (
+    MissingMetricError,
+    RecipeConfigError,
+    choice_error,
+    config_error,
+)
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["CVResult", "FoldResult", "cross_validate", "cv_objective"]
+
+Mode = Literal["min", "max"]
+Use = Literal["best", "last"]
+CallbacksFactory = Callable[[int], Sequence[Callback]]
+ReporterFactory = Callable[[int], Callback | None]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """What one fold produced.
+
+    Attributes:
+        fold: The index of the validation fold.
+        value: The monitored metric at the selected epoch.
+        epoch: The selected epoch (0-based): the best by ``mode``, or the last.
+        metrics: Every scalar metric at the end of the selected epoch (validation and
+            the epoch's training aggregates).
+        train_size: Samples in the training folds (after any imbalance).
+        val_size: Samples in the validation fold.
+        history: The monitored value after each validation run.
+    """
+
+    fold: int
+    value: float
+    epoch: int
+    metrics: dict[str, float]
+    train_size: int | None
+    val_size: int | None
+    history: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """The outcome of a cross-validation: one `FoldResult` per fold and their summary.
+
+    The spread is the sample standard deviation over folds (``ddof=1``).
+
+    Attributes:
+        monitor: The metric that selects each fold's epoch and is averaged.
+        mode: ``"min"`` or ``"max"``.
+        kind: The fold kind (``"stratified"``, ``"plain"``, ``"grouped"``).
+        folds: One result per fold, in fold order.
+    """
+
+    monitor: str
+    mode: str
+    kind: str
+    folds: list[FoldResult]
+
+    @property
+    def values(self) -> list[float]:
+        """The monitored value of every fold."""
+        return [f.value for f in self.folds]
+
+    @property
+    def mean(self) -> float:
+        """The mean of the monitored value over the folds."""
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        """The sample standard deviation (ddof=1) of the monitored value over the folds."""
+        return _std(self.values)
+
+    def summary(self) -> dict[str, tuple[float, float]]:
+        """``{metric: (mean, std)}`` over the folds, for every metric that all folds have."""
+        names = _common_metrics(self.folds)
+        return {
+            name: (
+                float(np.mean([f.metrics[name] for f in self.folds])),
+                _std([f.metrics[name] for f in self.folds]),
+            )
+            for name in names
+        }
+
+    def table(self) -> str:
+        """A Markdown table: one row per fold, then the mean ± std of every metric."""
+        names = _common_metrics(self.folds)
+        headers = ["fold", "epoch", "train", "val", *names]
+        rows: list[list[Any]] = [
+            [
+                f.fold,
+                f.epoch,
+                "" if f.train_size is None else f.train_size,
+                "" if f.val_size is None else f.val_size,
+                *(f.metrics[n] for n in names),
+            ]
+            for f in self.folds
+        ]
+        summary = self.summary()
+        rows.append(
+            [
+                "mean ± std",
+                "",
+                "",
+                "",
+                *(f"{summary[n][0]:.4f} ± {summary[n][1]:.4f}" for n in names),
+            ]
+        )
+        return markdown_table(headers, rows)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.folds)}-fold {self.kind} CV: {self.monitor} = "
+            f"{self.mean:.4f} ± {self.std:.4f} ({self.mode})"
+        )
+
+
+def _std(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _common_metrics(folds: Sequence[FoldResult]) -> list[str]:
+    if not folds:
+        return []
+    common = set(folds[0].metrics)
+    for f in folds[1:]:
+        common &= set(f.metrics)
+    return sorted(common)
+
+
+class _FoldRecorder(Callback):
+    """Record the scalar metrics after every validation run.
+
+    At the end of the training epoch the record is completed with the epoch's training
+    aggregates (which Lightning computes only then).
+    """
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float]] = []
+        self.epochs: list[int] = []
+        self._epoch_of_last = -1
+
+    @staticmethod
+    def _scalars(trainer: Trainer) -> dict[str, float]:
+        # Once per validation run, not per step: reading the values to the host is fine here.
+        return {
+            name: float(value)
+            for name, value in trainer.callback_metrics.items()
+            if getattr(value, "numel", lambda: 1)() == 1
+        }
+
+    @override
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self.records.append(self._scalars(trainer))
+        self.epochs.append(trainer.current_epoch)
+        self._epoch_of_last = trainer.current_epoch
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.records and self._epoch_of_last == trainer.current_epoch:
+            # The epoch's training aggregates are ready now; the validation values stay.
+            self.records[-1] = {**self._scalars(trainer), **self.records[-1]}
+
+
+def _check_args(
+    k: Any, kind: Any, monitor: Any, mode: Any, use: Any, seed: Any, overrides: Any
+) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise config_error("k", k, "Pass the number of folds, an integer >= 2.")
+    if kind not in FOLD_KINDS:
+        raise choice_error("kind", kind, FOLD_KINDS)
+    if not isinstance(monitor, str) or not monitor:
+        raise config_error("monitor", monitor, "Pass the name of a logged metric, e.g. 'val_loss'.")
+    if mode not in ("min", "max"):
+        raise choice_error("mode", mode, ("min", "max"))
+    if use not in ("best", "last"):
+        raise choice_error("use", use, ("best", "last"))
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise config_error("seed", seed, "Pass an integer seed, or None to keep the config's.")
+    if isinstance(overrides, str) or not isinstance(overrides, Sequence):
+        raise config_error(
+            "overrides",
+            overrides,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'].",
+        )
+    for item in overrides:
+        if not isinstance(item, str) or not item.startswith("--"):
+            raise config_error(
+                "overrides", item, "Each override is a '--section.key=value' string."
+            )
+
+
+def _load(config: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        if not path.is_file():
+            raise config_error("config", str(config), "Pass a LightningCLI YAML file or a dict.")
+        loaded = yaml.safe_load(path.read_text())
+    elif isinstance(config, Mapping):
+        loaded = copy.deepcopy(dict(config))
+    else:
+        raise config_error(
+            "config", type(config).__name__, "Pass a LightningCLI YAML file or a dict."
+        )
+    if not isinstance(loaded, dict):
+        raise config_error("config", type(loaded).__name__, "The config must be a YAML mapping.")
+    data = loaded.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("class_path"), str):
+        raise config_error(
+            "data",
+            data,
+            "Cross-validation needs a 'data' section with a class_path, e.g. "
+            "lightning_recipes.data.DigitsDataModule.",
+        )
+    return loaded
+
+
+def _check_fold_support(config: Mapping[str, Any], kind: FoldKind) -> None:
+    """Refuse a datamodule class without ``num_folds``/``fold`` before any fold runs."""
+    class_path = config["data"]["class_path"]
+    module_name, _, name = class_path.rpartition(".")
+    if not module_name:
+        return  # a short name resolved by jsonargparse: checked after instantiation
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise config_error(
+            "data.class_path", class_path, "Pass the import path of a LightningDataModule."
+        ) from err
+    parameters = inspect.signature(cls).parameters
+    if "num_folds" not in parameters or "fold" not in parameters:
+        raise _no_fold_support(class_path)
+    if kind == "grouped" and "groups" not in parameters:
+        raise config_error(
+            "kind",
+            kind,
+            f"{class_path} has no groups argument to keep groups in one fold: use "
+            '"stratified" or "plain", or a datamodule with groups (ArrayDataModule).',
+        )
+
+
+def _no_fold_support(class_path: str) -> Exception:
+    return config_error(
+        "data.class_path",
+        class_path,
+        "Cross-validation needs a datamodule with num_folds and fold arguments that cuts "
+        "its own folds (lightning_recipes.data.DigitsDataModule or ArrayDataModule, or "
+        "your own with the same arguments).",
+    )
+
+
+def _fold_config(
+    config: Mapping[str, Any], k: int, fold: int, kind: FoldKind, seed: int | None
+) -> dict[str, Any]:
+    fold_config = copy.deepcopy(dict(config))
+    data = fold_config["data"]
+    init_args = dict(data.get("init_args") or {})
+    init_args.update(num_folds=k, fold=fold, fold_kind=kind)
+    if seed is not None:
+        init_args["seed"] = seed
+        fold_config["seed_everything"] = seed
+    data["init_args"] = init_args
+    return fold_config
+
+
+def _insert(trainer: Trainer, callbacks: Sequence[Callback]) -> None:
+    """Add callbacks before the checkpoint callbacks (which Lightning runs last)."""
+    existing = trainer_callbacks(trainer)
+    at = next((i for i, c in enumerate(existing) if isinstance(c, ModelCheckpoint)), len(existing))
+    # Trainer.callbacks is a public list set in __init__ without a class annotation.
+    trainer.callbacks = existing[:at] + list(callbacks) + existing[at:]  # type: ignore[attr-defined]
+
+
+def _build(cli_class: Any, args: list[str], fold: int) -> Any:
+    """Build a fold's run with the CLI, turning its exits and errors into ours."""
+    captured = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
+            warnings.filterwarnings("ignore", message=".*args parameter is intended to run")
+            return cli_class(args=args, run=False)
+    except SystemExit as err:  # jsonargparse exits on a bad key or value
+        lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+        starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+        reason = "\n".join(lines[starts[-1] if starts else -1 :][:15])
+        raise config_error(
+            "config",
+            f"<fold {fold}>",
+            f"LightningCLI refused the config or the overrides: {reason}",
+        ) from err
+    except RecipeConfigError:
+        raise
+    except ValueError as err:  # a class's __init__ refused its arguments
+        raise config_error(
+            "config", f"<fold {fold}>", f"LightningCLI could not build the run: {err}"
+        ) from err
+    finally:
+        sys.stderr.write(captured.getvalue())
+
+
+def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tuple[int, float]:
+    """The index of the selected validation record and its monitored value."""
+    if not recorder.records:
+        raise MissingMetricError(
+            f"cross_validate: no validation ran, so {monitor!r} was never measured. Keep "
+            "validation on (limit_val_batches > 0) and the fold's val split non-empty."
+        )
+    history = [r.get(monitor) for r in recorder.records]
+    if any(v is None for v in history):
+        logged = sorted({name for r in recorder.records for name in r})
+        raise MissingMetricError(
+            f"cross_validate: monitor={monitor!r} was not logged during validation; "
+            f"logged metrics: {logged}. Pass one of them as monitor."
+        )
+    values = np.asarray(history, dtype=np.float64)
+    if use == "last":
+        return len(values) - 1, float(values[-1])
+    ranked = np.where(np.isnan(values), np.inf, values if mode == "min" else -values)
+    best = int(np.argmin(ranked))  # the first best epoch on ties
+    return best, float(values[best])
+
+
+def _run_folds(
+    config: Mapping[str, Any] | str | Path,
+    k: int,
+    *,
+    kind: FoldKind,
+    monitor: str,
+    mode: Mode,
+    use: Use,
+    seed: int | None,
+    overrides: Sequence[str],
+    callbacks_factory: CallbacksFactory | None,
+    out_dir: str | Path | None,
+) -> Iterator[tuple[FoldResult, list[Callback]]]:
+    """Train fold after fold; yield each fold's result and the extra callbacks it ran with."""
+    _check_args(k, kind, monitor, mode, use, seed, overrides)
+    if callbacks_factory is not None and not callable(callbacks_factory):
+        raise config_error(
+            "callbacks_factory", callbacks_factory, "Pass a function fold -> list of callbacks."
+        )
+    base = _load(config)
+    _check_fold_support(base, kind)
+    from lightning_recipes.cli import RecipesCLI  # the CLI module imports the tuning lazily
+
+    with tempfile.TemporaryDirectory(prefix="lr-cv-") as scratch:
+        for fold in range(k):
+            fold_config = _fold_config(base, k, fold, kind, seed)
+            fold_dir = Path(scratch) / f"fold_{fold}"
+            if out_dir is not None:
+                fold_dir = Path(out_dir) / f"fold_{fold}"
+                fold_config.setdefault("trainer", {})
+                fold_config["trainer"] = {
+                    **(fold_config["trainer"] or {}),
+                    "default_root_dir": str(fold_dir.resolve()),
+                }
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            config_path = fold_dir / "config.yaml"
+            config_path.write_text(yaml.safe_dump(fold_config, sort_keys=False))
+            # The fold settings come last, so that no override can change which fold runs.
+            fold_args = [
+                f"--data.init_args.num_folds={k}",
+                f"--data.init_args.fold={fold}",
+                f"--data.init_args.fold_kind={kind}",
+            ]
+            cli = _build(RecipesCLI, ["-c", str(config_path), *overrides, *fold_args], fold)
+            datamodule, trainer = cli.datamodule, cli.trainer
+            if (
+                getattr(datamodule, "num_folds", None) != k
+                or getattr(datamodule, "fold", None) != fold
+            ):
+                raise _no_fold_support(type(datamodule).__qualname__)
+            if trainer.world_size > 1:
+                raise config_error(
+                    "trainer.devices",
+                    f"{trainer.num_devices} x {trainer.num_nodes} node(s)",
+                    "cross_validate trains the folds one after another in this process: use "
+                    "one device per fold (trainer.devices=1), or run each fold as its own "
+                    "`lightning-recipes fit` with data.init_args.fold=i.",
+                )
+            recorder = _FoldRecorder()
+            extra = list(callbacks_factory(fold)) if callbacks_factory is not None else []
+            _insert(trainer, [*extra, recorder])
+            trainer.fit(cli.model, datamodule=datamodule)
+            index, value = _select(recorder, monitor, mode, use)
+            train_set = getattr(datamodule, "train_dataset", None)
+            val_set = getattr(datamodule, "val_dataset", None)
+            yield (
+                FoldResult(
+                    fold=fold,
+                    value=value,
+                    epoch=recorder.epochs[index],
+                    metrics=dict(recorder.records[index]),
+                    train_size=None if train_set is None else len(train_set),
+                    val_size=None if val_set is None else len(val_set),
+                    history=[r[monitor] for r in recorder.records],
+                ),
+                extra,
+            )
+
+
+def cross_validate(
+    config: Mapping[str, Any] | str | Path,
+    k: int = 5,
+    *,
+    kind: FoldKind = "stratified",
+    monitor: str = "val_loss",
+    mode: Mode = "min",
+    use: Use = "best",
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    callbacks_factory: CallbacksFactory | None = None,
+    out_dir: str | Path | None = None,
+) -> CVResult:
+    """K-fold cross-validate a LightningCLI config: one fresh run per fold.
+
+    For each fold ``i`` the model, datamodule, Trainer and callbacks are built anew from
+    ``config`` (as ``lightning-recipes fit -c`` would) with ``data.init_args.num_folds=k``,
+    ``fold=i`` and ``fold_kind=kind``, then trained. The datamodule cuts the folds
+    (stratified by default, seeded by its ``seed``) and fits any preprocessing on the
+    training folds only; callbacks that read the training data (e.g. `ClassWeighting`)
+    see the fold's training labels. Each fold is scored by ``monitor`` at its best epoch
+    (``use="best"``, by ``mode``) or its last (``use="last"``); every other scalar metric
+    is reported at that same epoch.
+
+    Args:
+        config: A LightningCLI YAML file or the same as a dict (sections ``trainer``,
+            ``model``, ``data``; the datamodule needs ``num_folds``/``fold`` arguments).
+        k: The number of folds, >= 2.
+        kind: ``"stratified"``, ``"plain"`` or ``"grouped"`` (the datamodule's groups).
+        monitor: The metric that scores a fold.
+        mode: ``"min"`` or ``"max"``: which value of ``monitor`` is best.
+        use: ``"best"`` scores a fold by its best epoch, ``"last"`` by its last.
+        seed: Sets ``data.init_args.seed`` (folds, split, shuffle) and ``seed_everything``
+            for every fold; None keeps the config's.
+        overrides: ``--section.key=value`` strings, as on the command line (e.g.
+            ``["--trainer.max_epochs=5"]``).
+        callbacks_factory: ``fold -> callbacks`` added to that fold's Trainer (fresh
+            instances per fold), for callbacks built in Python.
+        out_dir: Each fold's ``trainer.default_root_dir`` becomes ``out_dir/fold_<i>``
+            (holding the fold's ``config.yaml``); None keeps the config's.
+
+    Returns:
+        The `CVResult`: per fold values and metrics, ``mean``/``std``, ``table()``.
+
+    Raises:
+        RecipeConfigError: For bad arguments, a datamodule without fold support, or a
+            multi-device Trainer — before any fold trains.
+        MissingMetricError: If ``monitor`` is not logged during validation.
+
+    Examples:
+        >>> result = cross_validate(
+        ...     "examples/configs/digits.yaml", k=3, out_dir=getfixture("tmp_path"),
+        ...     overrides=["--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+        ...                "--trainer.enable_progress_bar=false", "--trainer.logger=false",
+        ...                "--trainer.enable_model_summary=false"],
+        ... )  # doctest: +SKIP
+    """
+    folds = [
+        result
+        for result, _ in _run_folds(
+            config,
+            k,
+            kind=kind,
+            monitor=monitor,
+            mode=mode,
+            use=use,
+            seed=seed,
+            overrides=overrides,
+            callbacks_factory=callbacks_factory,
+            out_dir=out_dir,
+        )
+    ]
+    return CVResult(monitor=monitor, mode=mode, kind=kind, folds=folds)
+
+
+def cv_objective(
+    trial: "optuna.trial.BaseTrial",
+    config: Mapping[str, Any] | str | Path,
+    k: int = 5,
+    monitor: str = "val_loss",
+    mode: Mode = "min",
+    reporter_factory: ReporterFactory | None = None,
+    *,
+    kind: FoldKind = "stratified",
+    use: Use = "best",
+    seed: int | None = None,
+    overrides: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+) -> float:
+    """Cross-validate ``config`` as an Optuna objective: the mean of ``monitor`` over folds.
+
+    ``config`` already holds the trial's parameters. After fold ``i`` the running mean
+    over folds ``0..i`` is reported to the trial at ``step=i``, and if the trial's pruner
+    then says to prune, `optuna.TrialPruned` is raised before the next fold trains (so a
+    hopeless configuration costs one or two folds, not ``k``). The fold values, their
+    mean and std are stored as the trial's user attributes ``cv_values``, ``cv_mean``,
+    ``cv_std``.
+
+    ``reporter_factory(fold)`` may return a callback added to that fold's Trainer, e.g. a
+    per-epoch pruning callback; if it ends with a true ``pruned`` attribute the trial is
+    pruned. It must not report to the trial at the steps ``0..k-1`` used here.
+
+    Args:
+        trial: The Optuna trial.
+        config: A LightningCLI YAML file or dict, with the trial's parameters applied.
+        k: The number of folds, >= 2.
+        monitor: The metric that scores a fold.
+        mode: ``"min"`` or ``"max"``.
+        reporter_factory: ``fold -> callback or None``, see above.
+        kind: ``"stratified"``, ``"plain"`` or ``"grouped"``.
+        use: ``"best"`` or ``"last"`` epoch of each fold, see `cross_validate`.
+        seed: See `cross_validate`.
+        overrides: See `cross_validate`.
+        out_dir: See `cross_validate`.
+
+    Returns:
+        The mean of the fold values (the value to tell the study).
+
+    Raises:
+        optuna.TrialPruned: When the pruner stops the trial between folds, or a
+            reporter pruned a fold.
+    """
+    optuna = require("optuna", extra="tune", feature="cv_objective")
+    if reporter_factory is not None and not callable(reporter_factory):
+        raise config_error(
+            "reporter_factory", reporter_factory, "Pass a function fold -> callback or None."
+        )
+
+    def factory(fold: int) -> list[Callback]:
+        reporter = reporter_factory(fold) if reporter_factory is not None else None
+        return [] if reporter is None else [reporter]
+
+    values: list[float] = []
+    for result, extra in _run_folds(
+        config,
+        k,
+        kind=kind,
+        monitor=monitor,
+        mode=mode,
+        use=use,
+        seed=seed,
+        overrides=overrides,
+        callbacks_factory=factory,
+        out_dir=out_dir,
+    ):
+        values.append(result.value)
+        running = float(np.mean(values))
+        trial.set_user_attr("cv_values", list(values))
+        if any(getattr(cb, "pruned", False) for cb in extra):
+            raise optuna.TrialPruned(f"fold {result.fold} was pruned by its reporter")
+        if math.isfinite(running):
+            trial.report(running, step=result.fold)
+        if result.fold < k - 1 and trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after fold {result.fold}: running mean {monitor}={running:.4g}"
+            )
+    mean = float(np.mean(values))
+    trial.set_user_attr("cv_mean", mean)
+    trial.set_user_attr("cv_std", _std(values))
+    return mean
