@@ -1,0 +1,29 @@
+"""Hyperparameter search on Optuna, DDP-safe pruning, K-fold cross-validation (extra ``tune``)."""
+
+from lightning_recipes.tuning.pruning import (
+    PRUNERS,
+    PrunerName,
+    TrialReporter,
+    TrialReportError,
+    build_pruner,
+    finish_trial,
+)
+from lightning_recipes.tuning.trial import (
+    TrialSubprocessError,
+    add_reporter,
+    needs_subprocess,
+    run_trial_subprocess,
+)
+
+__all__ = [
+    "PRUNERS",
+    "PrunerName",
+    "TrialReportError",
+    "TrialReporter",
+    "TrialSubprocessError",
+    "add_reporter",
+    "build_pruner",
+    "finish_trial",
+    "needs_subprocess",
+    "run_trial_subprocess",
+]
