@@ -113,7 +113,8 @@ def test_prunes_at_the_pruners_epoch_and_the_caller_marks_it_pruned(
     storage, study, trial = seeded_study(tmp_path)
     reporter = TrialReporter(storage, "s", trial._trial_id, result_dir=tmp_path / "out")
     trainer = fit(reporter, make_trainer)  # no exception escapes the fit
-    assert reporter.pruned and reporter.pruned_at_epoch == PRUNE_AT
+    assert reporter.pruned
+    assert reporter.pruned_at_epoch == PRUNE_AT
     assert trainer.current_epoch == PRUNE_AT + 1 == reporter.epochs_run
     assert sorted(reporter.values) == [0, 1, 2]
     stored = study.trials[-1]
@@ -121,7 +122,8 @@ def test_prunes_at_the_pruners_epoch_and_the_caller_marks_it_pruned(
     assert stored.intermediate_values == pytest.approx(reporter.values)
     written = json.loads((tmp_path / "out" / "result.json").read_text())
     assert written == reporter.result()
-    assert written["pruned"] and written["epochs"] == PRUNE_AT + 1
+    assert written["pruned"]
+    assert written["epochs"] == PRUNE_AT + 1
     assert finish_trial(study, trial, written) == optuna.trial.TrialState.PRUNED
     assert study.trials[-1].state == optuna.trial.TrialState.PRUNED
     assert study.trials[-1].value == pytest.approx(reporter.values[PRUNE_AT])
@@ -135,7 +137,8 @@ def test_reports_every_epoch_without_pruning_and_tells_the_best_value(
         storage, "s", trial._trial_id, monitor="val_acc", mode="max", prune=False
     )
     trainer = fit(reporter, make_trainer, max_epochs=4)
-    assert not reporter.pruned and trainer.current_epoch == 4
+    assert not reporter.pruned
+    assert trainer.current_epoch == 4
     assert sorted(study.trials[-1].intermediate_values) == [0, 1, 2, 3]
     assert reporter.best == max(reporter.values.values())
     assert reporter.best_epoch is not None
@@ -157,7 +160,8 @@ def test_state_travels_in_checkpoints_and_pickles_without_a_connection(
     assert {**twin.result(), "epochs": 3} == reporter.result()  # epochs: set by the next fit
     assert twin.state_key == reporter.state_key != TrialReporter(storage, "s", 0).state_key
     copied = pickle.loads(pickle.dumps(reporter))
-    assert copied._trial is None and copied.result() == reporter.result()
+    assert copied._trial is None
+    assert copied.result() == reporter.result()
 
 
 def test_a_storage_failure_mid_fit_is_raised_by_the_fit_not_swallowed(
@@ -171,7 +175,7 @@ def test_a_storage_failure_mid_fit_is_raised_by_the_fit_not_swallowed(
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     reporter = TrialReporter(storage, "s", trial._trial_id)
-    with pytest.raises(TrialReportError, match="could not report val_loss=.* at epoch 1"):
+    with pytest.raises(TrialReportError, match=r"could not report val_loss=.* at epoch 1"):
         fit(reporter, make_trainer, callbacks=[FinishFromOutside(), reporter])
 
 
@@ -180,7 +184,7 @@ def test_a_metric_that_was_not_logged_names_the_logged_ones(
 ) -> None:
     storage, _, trial = seeded_study(tmp_path)
     reporter = TrialReporter(storage, "s", trial._trial_id, monitor="val_los")
-    with pytest.raises(MissingMetricError, match="'val_los'.*'val_loss'"):
+    with pytest.raises(MissingMetricError, match=r"'val_los'.*'val_loss'"):
         fit(reporter, make_trainer)
 
 
@@ -251,7 +255,7 @@ def test_pruners_by_name() -> None:
     assert type(build_pruner("none")).__name__ == "NopPruner"
     with pytest.raises(RecipeConfigError, match="Invalid pruner='asha'"):
         build_pruner("asha")  # type: ignore[arg-type]
-    with pytest.raises(RecipeConfigError, match="Invalid pruner_args=.*refused"):
+    with pytest.raises(RecipeConfigError, match=r"Invalid pruner_args=.*refused"):
         build_pruner("median", n_startup_trials=-1)
     with pytest.raises(RecipeConfigError, match="Invalid objective='mean'"):
         finish_trial(None, 0, {}, objective="mean")  # type: ignore[arg-type]
@@ -314,7 +318,8 @@ def test_subprocess_fit_from_yaml_reports_and_returns_the_result(tmp_path: Path)
         result_dir=out,
     )
     result = run_trial_subprocess(write_config(tmp_path / "t.yaml", config), out, timeout=240)
-    assert result["pruned"] and result["pruned_at_epoch"] == PRUNE_AT
+    assert result["pruned"]
+    assert result["pruned_at_epoch"] == PRUNE_AT
     assert result["epochs"] == PRUNE_AT + 1
     assert "pruned at epoch 2" in Path(result["log"]).read_text()
     assert finish_trial(study, trial, result) == optuna.trial.TrialState.PRUNED
@@ -327,16 +332,18 @@ def test_subprocess_failures_are_errors_with_the_log(tmp_path: Path) -> None:
     broken["model"]["class_path"] = "lightning_recipes.modules.NoSuchModel"
     with pytest.raises(TrialSubprocessError, match="exited with status") as failed:
         run_trial_subprocess(write_config(tmp_path / "broken.yaml", broken), out)
-    assert failed.value.returncode != 0 and "NoSuchModel" in failed.value.log.read_text()
+    assert failed.value.returncode != 0
+    assert "NoSuchModel" in failed.value.log.read_text()
 
     no_reporter = write_config(tmp_path / "plain.yaml", digits_config(tmp_path, max_epochs=1))
-    with pytest.raises(TrialSubprocessError, match="wrote no .*result.json"):
+    with pytest.raises(TrialSubprocessError, match=r"wrote no .*result.json"):
         run_trial_subprocess(no_reporter, out)
 
     slow = write_config(tmp_path / "slow.yaml", digits_config(tmp_path, max_epochs=10_000))
     with pytest.raises(TrialSubprocessError, match="past its timeout") as hung:
         run_trial_subprocess(slow, out, timeout=2)
-    assert hung.value.timed_out and hung.value.returncode is None
+    assert hung.value.timed_out
+    assert hung.value.returncode is None
 
     with pytest.raises(RecipeConfigError, match="Invalid config_path="):
         run_trial_subprocess(tmp_path / "missing.yaml", out)
@@ -360,7 +367,8 @@ def test_ddp_both_ranks_prune_at_the_same_epoch_and_the_trial_is_pruned(
     assert rank0["values"] == rank1["values"] == {0: 0.5, 1: 1.5, 2: 2.5}
     assert rank0["pruned_at_epoch"] == rank1["pruned_at_epoch"] == PRUNE_AT
     assert rank0["current_epoch"] == rank1["current_epoch"] == PRUNE_AT + 1
-    assert rank0["should_stop"] and rank1["should_stop"]
+    assert rank0["should_stop"]
+    assert rank1["should_stop"]
     # Rank 0 alone reported: one value per epoch, the averaged one.
     assert study.trials[-1].intermediate_values == {0: 0.5, 1: 1.5, 2: 2.5}
     result = json.loads((tmp_path / "ddp-trial_reporter_prune" / "result.json").read_text())
@@ -386,7 +394,8 @@ def test_ddp_trial_run_as_a_subprocess_of_the_cli_ends_pruned_without_hanging(
     )
     assert needs_subprocess(config)
     result = run_trial_subprocess(write_config(tmp_path / "ddp.yaml", config), out, timeout=240)
-    assert result["pruned_at_epoch"] == PRUNE_AT and result["epochs"] == PRUNE_AT + 1
+    assert result["pruned_at_epoch"] == PRUNE_AT
+    assert result["epochs"] == PRUNE_AT + 1
     assert finish_trial(study, trial, result) == optuna.trial.TrialState.PRUNED
     stored = study.trials[-1]
     assert stored.state == optuna.trial.TrialState.PRUNED

@@ -154,7 +154,9 @@ def build_pruner(name: PrunerName, **args: Any) -> "optuna.pruners.BasePruner":
     try:
         pruner: optuna.pruners.BasePruner = factory(**kwargs)
     except (TypeError, ValueError) as err:
-        raise config_error("pruner_args", kwargs, f"The {name!r} pruner refused them: {err}")
+        raise config_error(
+            "pruner_args", kwargs, f"The {name!r} pruner refused them: {err}"
+        ) from err
     return pruner
 
 
@@ -466,7 +468,7 @@ def finish_trial(
     """
     if objective not in ("best", "last"):
         raise choice_error("objective", objective, ("best", "last"))
-    state = _optuna().trial.TrialState
+    state: type[optuna.trial.TrialState] = _optuna().trial.TrialState
     if result.get("pruned"):
         study.tell(trial, state=state.PRUNED)
         return state.PRUNED
