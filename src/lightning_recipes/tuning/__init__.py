@@ -8,6 +8,7 @@ from lightning_recipes.tuning.pruning import (
     build_pruner,
     finish_trial,
 )
+from lightning_recipes.tuning.storage import open_storage
 from lightning_recipes.tuning.trial import (
     TrialSubprocessError,
     add_reporter,
@@ -25,5 +26,6 @@ __all__ = [
     "build_pruner",
     "finish_trial",
     "needs_subprocess",
+    "open_storage",
     "run_trial_subprocess",
 ]

@@ -40,6 +40,7 @@ from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
+from lightning_recipes.tuning.storage import open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -318,7 +319,7 @@ class TrialReporter(Callback):
         optuna = _optuna()
         where = f"study {self.study_name!r} in storage {redact_url(self.storage)!r}"
         try:
-            backend = optuna.storages.RDBStorage(self.storage)
+            backend = open_storage(self.storage)
             study = optuna.load_study(
                 study_name=self.study_name,
                 storage=backend,
