@@ -29,6 +29,7 @@ from lightning_recipes.tuning import (
     build_pruner,
     finish_trial,
     needs_subprocess,
+    open_storage,
     run_trial_subprocess,
 )
 from lightning_recipes.tuning.pruning import redact_url
@@ -402,3 +403,15 @@ def test_ddp_trial_run_as_a_subprocess_of_the_cli_ends_pruned_without_hanging(
     assert stored.intermediate_values == pytest.approx(
         {int(k): v for k, v in result["values"].items()}
     )
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_open_storage_opens_sqlite_and_refuses_what_is_not_a_url(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    storage = open_storage(url, heartbeat_interval=60, grace_period=120)
+    study = optuna.create_study(study_name="fresh", storage=storage)
+    assert optuna.load_study(study_name="fresh", storage=open_storage(url)).study_name == "fresh"
+    assert study.study_name == "fresh"
+    for bad in ("", "study.db", None):
+        with pytest.raises(RecipeConfigError, match="Invalid storage="):
+            open_storage(bad)  # type: ignore[arg-type]

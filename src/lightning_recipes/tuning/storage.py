@@ -17,7 +17,7 @@ from lightning_recipes._optional import require
 from lightning_recipes.errors import config_error
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.storages import RDBStorage
 
 __all__ = ["open_storage"]
 
@@ -26,7 +26,7 @@ _LOCK_KEY = zlib.crc32(b"lightning_recipes.tuning.storage") & 0x7FFFFFFF
 _ATTEMPTS = 5
 
 
-def open_storage(url: str, **rdb_kwargs: Any) -> "optuna.storages.RDBStorage":
+def open_storage(url: str, **rdb_kwargs: Any) -> "RDBStorage":
     """An `optuna.storages.RDBStorage` for ``url``, safe when many processes open it at once.
 
     Args:
@@ -44,13 +44,13 @@ def open_storage(url: str, **rdb_kwargs: Any) -> "optuna.storages.RDBStorage":
         raise config_error(
             "storage", url, "Pass a database URL, e.g. 'sqlite:///study.db' or 'postgresql://...'."
         )
-    optuna = require("optuna", extra="tune", feature="lightning_recipes.tuning")
+    storages = require("optuna.storages", extra="tune", feature="lightning_recipes.tuning")
     sqlalchemy = require("sqlalchemy", extra="tune", feature="lightning_recipes.tuning")
     for attempt in range(_ATTEMPTS):
         try:
             if url.startswith("postgresql"):
-                return _open_locked(optuna, sqlalchemy, url, rdb_kwargs)
-            storage: optuna.storages.RDBStorage = optuna.storages.RDBStorage(url, **rdb_kwargs)
+                return _open_locked(storages, sqlalchemy, url, rdb_kwargs)
+            storage: RDBStorage = storages.RDBStorage(url, **rdb_kwargs)
             return storage
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             # Another process created the same table or type between our check and our
@@ -62,8 +62,8 @@ def open_storage(url: str, **rdb_kwargs: Any) -> "optuna.storages.RDBStorage":
 
 
 def _open_locked(
-    optuna: Any, sqlalchemy: Any, url: str, rdb_kwargs: dict[str, Any]
-) -> "optuna.storages.RDBStorage":
+    storages: Any, sqlalchemy: Any, url: str, rdb_kwargs: dict[str, Any]
+) -> "RDBStorage":
     """Create the storage while holding a PostgreSQL advisory lock (one creator at a time)."""
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     lock = sqlalchemy.text("SELECT pg_advisory_lock(:key)")
@@ -72,7 +72,7 @@ def _open_locked(
         with engine.connect() as connection:
             connection.execute(lock, {"key": _LOCK_KEY})
             try:
-                storage: optuna.storages.RDBStorage = optuna.storages.RDBStorage(url, **rdb_kwargs)
+                storage: RDBStorage = storages.RDBStorage(url, **rdb_kwargs)
             finally:
                 connection.execute(unlock, {"key": _LOCK_KEY})
             return storage
