@@ -149,6 +149,17 @@ def test_reports_every_epoch_without_pruning_and_tells_the_best_value(
     assert study.trials[-1].value == pytest.approx(reporter.best)
 
 
+def test_step_offset_moves_the_reported_steps(
+    tmp_path: Path, make_trainer: Callable[..., Trainer]
+) -> None:
+    storage, study, trial = seeded_study(tmp_path)
+    reporter = TrialReporter(storage, "s", trial._trial_id, prune=False, step_offset=5)
+    fit(reporter, make_trainer, max_epochs=2)
+    assert sorted(study.trials[-1].intermediate_values) == [5, 6]
+    assert sorted(reporter.values) == [0, 1]
+    assert reporter.result()["step_offset"] == 5
+
+
 def test_state_travels_in_checkpoints_and_pickles_without_a_connection(
     tmp_path: Path, make_trainer: Callable[..., Trainer]
 ) -> None:
@@ -241,6 +252,8 @@ BAD_REPORTER_ARGS: list[tuple[str, Any]] = [
     ("pruner_args", [1]),
     ("pruner_args", {"reduction_factor": 3}),  # a hyperband argument for the median pruner
     ("result_dir", ""),
+    ("step_offset", -1),
+    ("step_offset", 1.5),
 ]
 
 

@@ -193,11 +193,15 @@ class TrialReporter(Callback):
         pruner: The study's pruner, by name (see `build_pruner`).
         pruner_args: That pruner's keyword arguments (as given to the search).
         result_dir: A folder where rank 0 writes ``result.json`` at the end of the fit.
+        step_offset: Report epoch ``e`` at step ``step_offset + e``: lets several fits
+            report to one trial without colliding (e.g. the folds of a cross-validation,
+            which reports its running mean at steps ``0..k-1``: give fold ``f`` the offset
+            ``k + f * max_epochs``).
 
     Examples:
         >>> reporter = TrialReporter("sqlite:///study.db", "digits", trial_id=3)
-        >>> reporter.state_key
-        "TrialReporter{'study_name': 'digits', 'trial_id': 3, 'monitor': 'val_loss'}"
+        >>> reporter.state_key  # doctest: +ELLIPSIS
+        "TrialReporter{'study_name': 'digits', 'trial_id': 3, 'monitor': 'val_loss', ...}"
     """
 
     def __init__(
@@ -211,6 +215,7 @@ class TrialReporter(Callback):
         pruner: PrunerName = "median",
         pruner_args: dict[str, Any] | None = None,
         result_dir: str | Path | None = None,
+        step_offset: int = 0,
     ) -> None:
         if not isinstance(storage, str) or "://" not in storage:
             raise config_error(
@@ -233,6 +238,8 @@ class TrialReporter(Callback):
         if not isinstance(prune, bool):
             raise config_error("prune", prune, "Pass True or False.")
         self._pruner_args = _check_pruner(pruner, pruner_args)
+        if not is_int(step_offset) or step_offset < 0:
+            raise config_error("step_offset", step_offset, "Pass an int >= 0.")
         if result_dir is not None and (not isinstance(result_dir, str | Path) or not result_dir):
             raise config_error("result_dir", result_dir, "Pass a folder path, or None.")
         self.storage = storage
@@ -243,6 +250,7 @@ class TrialReporter(Callback):
         self.prune = prune
         self.pruner: PrunerName = pruner
         self.result_dir = Path(result_dir) if result_dir is not None else None
+        self.step_offset = step_offset
         self.values: dict[int, float] = {}  # epoch -> the rank-averaged monitored value
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -257,7 +265,10 @@ class TrialReporter(Callback):
     @override
     def state_key(self) -> str:
         return self._generate_state_key(
-            study_name=self.study_name, trial_id=self.trial_id, monitor=self.monitor
+            study_name=self.study_name,
+            trial_id=self.trial_id,
+            monitor=self.monitor,
+            step_offset=self.step_offset,
         )
 
     @property
@@ -398,7 +409,7 @@ class TrialReporter(Callback):
         if self._trial is None:
             return False, "TrialReporter: no open trial on rank 0 (setup did not run?)."
         try:
-            self._trial.report(value, step=epoch)
+            self._trial.report(value, step=self.step_offset + epoch)
             return (self.prune and self._trial.should_prune()), None
         except Exception as err:
             return False, (
@@ -430,7 +441,8 @@ class TrialReporter(Callback):
             ``value`` (the best monitored value, the one a search tells the study;
             ``None`` if nothing was reported), ``best``, ``best_epoch``, ``last``,
             ``pruned``, ``pruned_at_epoch``, ``epochs`` (epochs run), ``values``
-            (epoch -> value, keys as strings), and the trial's identity.
+            (epoch -> value, keys as strings; reported at ``step_offset + epoch``), and
+            the trial's identity.
         """
         return {
             "study_name": self.study_name,
@@ -445,6 +457,7 @@ class TrialReporter(Callback):
             "pruned_at_epoch": self.pruned_at_epoch,
             "epochs": self.epochs_run,
             "values": {str(epoch): v for epoch, v in sorted(self.values.items())},
+            "step_offset": self.step_offset,
         }
 
 
