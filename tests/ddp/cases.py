@@ -368,3 +368,32 @@ def registry_fits(out: Path) -> None:
         }
     assert trainer is not None
     save_rank_result(trainer, out, payload)
+
+
+@case
+def trial_reporter_prune(out: Path, storage: str, study_name: str, trial_id: int) -> None:
+    """Report an unsynced per-rank metric to an Optuna trial that the pruner stops at epoch 2."""
+    from lightning_recipes.tuning import TrialReporter
+
+    class RankMetric(Classifier):
+        def on_validation_epoch_end(self) -> None:
+            super().on_validation_epoch_end()
+            # Deliberately not synced: rank r logs r + epoch, so only an average is shared.
+            self.log("val_rank", float(self.global_rank + self.current_epoch), sync_dist=False)
+
+    seed_everything(0)
+    reporter = TrialReporter(storage, study_name, trial_id, monitor="val_rank", result_dir=out)
+    model = RankMetric(MLP(64, hidden=(16,)), num_classes=10)
+    trainer = ddp_trainer(out, max_epochs=6, limit_train_batches=2, callbacks=[reporter])
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    save_rank_result(
+        trainer,
+        out,
+        {
+            "pruned_at_epoch": reporter.pruned_at_epoch,
+            "current_epoch": trainer.current_epoch,
+            "should_stop": trainer.should_stop,
+            "values": dict(reporter.values),
+            "result": reporter.result(),
+        },
+    )
