@@ -1,0 +1,1 @@
+"""Hyperparameter search (Optuna) and cross-validation over LightningCLI configs."""
