@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
 from lightning_recipes.errors import RecipeConfigError, config_error
 

@@ -22,7 +22,8 @@ for a parameter that only drives conditions; ``length_of`` (a list of list-value
 keys) for a virtual integer parameter that sets those lists' length: the list at each key
 is cut to that length, and the items ``KEY.i`` of the space are sampled only for
 ``i < length`` (so "two or three hidden layers" needs no explicit condition, although one
-may be written).
+may be written). A ``length_of`` key that holds a scalar in the config (one dropout for
+every layer) is replaced by the list of sampled items.
 """
 
 import math
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.tuning.config import get_path, unknown_key_error
@@ -139,7 +140,8 @@ class Param:
                 step=int(self.step) if self.step is not None else 1,
                 log=self.log,
             )
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+        value = trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+        return round(value, 12) if self.step is not None else value  # 0.30000000000000004
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,8 @@ class SearchSpace:
             valid_keys: Its settable keys (`config_keys` of it).
 
         Raises:
-            RecipeConfigError: For an unknown key (listing the valid ones), a ``length_of`` key
-                that is not a list, or a list item that is neither in the list nor supplied
-                by the space for every length.
+            RecipeConfigError: For an unknown key (listing the valid ones), or a list item that
+                is neither in the config's list nor supplied by the space for every length.
         """
         valid = set(valid_keys)
         lengths = self._lengths()
@@ -222,13 +223,8 @@ class SearchSpace:
             for key in param.length_of:
                 if key not in valid:
                     raise unknown_key_error(f"space[{param.name!r}].length_of", key, valid_keys)
-                if not isinstance(get_path(config, key), list):
-                    raise config_error(
-                        f"space[{param.name!r}].length_of",
-                        key,
-                        f"This key holds {get_path(config, key)!r}, not a list.",
-                    )
-                current = len(get_path(config, key))
+                target = get_path(config, key)
+                current = len(target) if isinstance(target, list) else 0
                 longest = int(max(param.values() if param.type != "float" else [0]))
                 missing = [
                     f"{key}.{i}" for i in range(current, longest) if f"{key}.{i}" not in names
@@ -266,7 +262,8 @@ def resize_lists(config: dict[str, Any], params: Mapping[str, Any]) -> dict[str,
     """Split what `SearchSpace.sample` returned into list lengths and config values.
 
     Cuts each list named by a ``"__length__:KEY": n`` entry to ``n`` items in ``config``
-    (in place) and returns the other entries.
+    (in place; a scalar there, e.g. one dropout for every layer, becomes an empty list that
+    the sampled items fill) and returns the other entries, list items in index order.
 
     Args:
         config: The config to edit in place (a copy the caller owns).
@@ -276,12 +273,27 @@ def resize_lists(config: dict[str, Any], params: Mapping[str, Any]) -> dict[str,
         The config key -> value entries.
     """
     values: dict[str, Any] = {}
+    items: list[tuple[str, int, str, Any]] = []
+    lists = [k[len(_LENGTH_KEY) :] for k in params if k.startswith(_LENGTH_KEY)]
     for key, value in params.items():
         if key.startswith(_LENGTH_KEY):
-            target = get_path(config, key[len(_LENGTH_KEY) :])
-            del target[int(value) :]
+            path = key[len(_LENGTH_KEY) :]
+            target = get_path(config, path)
+            if isinstance(target, list):
+                del target[int(value) :]
+            else:
+                parent, _, last = path.rpartition(".")
+                holder: Any = get_path(config, parent) if parent else config
+                holder[int(last) if isinstance(holder, list) else last] = []
+            continue
+        owner = next((k for k in lists if key.startswith(k + ".")), None)
+        rest = key[len(owner) + 1 :] if owner is not None else ""
+        if owner is not None and rest.isdigit():
+            items.append((owner, int(rest), key, value))
         else:
             values[key] = value
+    for _, _, key, value in sorted(items, key=lambda item: (item[0], item[1])):
+        values[key] = value
     return values
 
 
