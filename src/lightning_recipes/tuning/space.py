@@ -380,6 +380,14 @@ def _parse_param(name: str, spec: Any) -> Param:
                 )
             if step > high - low:
                 raise config_error(f"{arg}.step", spec["step"], "Pass a step <= high - low.")
+            ratio = (high - low) / step
+            if abs(ratio - round(ratio)) > 1e-6:
+                raise config_error(
+                    f"{arg}.step",
+                    spec["step"],
+                    f"high - low ({high - low:g}) must be a multiple of the step, or Optuna "
+                    "silently moves high.",
+                )
     grid_raw = spec.get("grid")
     grid: tuple[Any, ...] | None = None
     if grid_raw is not None:
