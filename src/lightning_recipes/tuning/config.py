@@ -266,6 +266,8 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         RecipeConfigError: If LightningCLI rejects the config.
     """
+    import sys
+
     from lightning_recipes.cli import RecipesCLI
 
     class _ParseOnly(RecipesCLI):
@@ -276,6 +278,7 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
             pass
 
     args = ["--config", yaml.safe_dump(dict(config), sort_keys=False)]
+    saved, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when args and argv are both set
     try:
         cli = _ParseOnly(args=args, run=False)
     except SystemExit as err:
@@ -283,6 +286,8 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "LightningCLI rejected the config (its message is printed above); fix the YAML "
             "or the overrides."
         ) from err
+    finally:
+        sys.argv = saved
     dumped = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
     full = yaml.safe_load(dumped)
     full.pop("config", None)

@@ -14,8 +14,9 @@ import copy
 import logging
 import math
 import re
+import sys
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -233,16 +234,35 @@ def _multi_process(config: Mapping[str, Any]) -> bool:
     return many or (isinstance(nodes, int) and nodes > 1)
 
 
-def _fit_in_process(cfg_path: Path, monitor: str) -> tuple[list[float], Any]:
+@contextlib.contextmanager
+def _bare_argv() -> Iterator[None]:
+    """Hide the command line from LightningCLI, which warns when it is given ``args`` too."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _fit_in_process(cfg_path: Path, monitor: str, reporter: bool) -> tuple[list[float], bool]:
+    """Train one trial's config as ``fit -c`` would; return the epoch values and pruned."""
     from lightning_recipes.cli import RecipesCLI
 
-    cli = RecipesCLI(args=["--config", str(cfg_path)], run=False)
+    with _bare_argv():
+        cli = RecipesCLI(args=["--config", str(cfg_path)], run=False)
     recorder = _ValueRecorder(monitor)
     callbacks = trainer_callbacks(cli.trainer)
     callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    reporter = next((c for c in callbacks if type(c).__name__ == "TrialReporter"), None)
-    return recorder.values, reporter
+    pruned = False
+    if reporter:
+        from lightning_recipes.tuning.pruning import (  # type: ignore[import-not-found,unused-ignore]
+            TrialReporter,
+        )
+
+        pruned = any(isinstance(c, TrialReporter) and c.pruned for c in callbacks)
+    return recorder.values, pruned
 
 
 def _check_args(
@@ -491,9 +511,9 @@ def tune(
                     f"{trial_dir}."
                 )
             return float(told)
-        values, reporter_cb = _fit_in_process(cfg_path, monitor)
+        values, pruned = _fit_in_process(cfg_path, monitor, use_reporter)
         trial.set_user_attr("epochs", len(values))
-        if reporter_cb is not None and getattr(reporter_cb, "pruned", False):
+        if pruned:
             raise optuna.TrialPruned(f"pruned after {len(values)} epoch(s)")
         if not values:
             raise MissingMetricError(
