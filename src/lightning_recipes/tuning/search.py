@@ -457,6 +457,10 @@ def tune(
             f"The study {name!r} in this storage was created to "
             f"{study.direction.name.lower()}; pass the same mode or another study name.",
         )
+    if seed is not None and study.trials:
+        # A resumed study must not replay the seeded sampler's first draws: offset the seed
+        # by what the study already holds (a fresh study keeps `seed` itself).
+        study.sampler = make_sampler(sampler, seed=seed + len(study.trials), space=parsed)
     for key, setting in (("monitor", monitor), ("value", value)):
         study.set_user_attr(key, setting)
     with warnings.catch_warnings():
