@@ -22,7 +22,11 @@ optuna = pytest.importorskip("optuna")
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "examples" / "configs" / "digits.yaml"
 SPACE = ROOT / "examples" / "configs" / "digits_space.yaml"
-FAST = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2"]
+FAST = [
+    "--trainer.max_epochs=2",
+    "--trainer.limit_train_batches=4",
+    "--trainer.limit_val_batches=2",
+]
 SMALL_SPACE = {
     "model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
     "data.init_args.batch_size": {"type": "categorical", "choices": [32, 64]},
@@ -81,16 +85,32 @@ def test_python_api_with_a_define_by_run_space_and_the_grid_sampler(tmp_path: Pa
         }
 
     study = tune(
-        CONFIG, space, n_trials=2, pruner="none", out_dir=tmp_path, overrides=FAST,
-        study_name="byrun", progress=False, seed=1,
+        CONFIG,
+        space,
+        n_trials=2,
+        pruner="none",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="byrun",
+        progress=False,
+        seed=1,
     )
     assert len(study.trials) == 2
     assert all(t.user_attrs["epochs"] == 2 for t in study.trials)
 
     grid = tune(
-        CONFIG, SMALL_SPACE | {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "grid": [1e-3]}},
-        n_trials=5, sampler="grid", pruner="none", out_dir=tmp_path, overrides=FAST,
-        study_name="grid", progress=False, monitor="val_acc", mode="max",
+        CONFIG,
+        SMALL_SPACE
+        | {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "grid": [1e-3]}},
+        n_trials=5,
+        sampler="grid",
+        pruner="none",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="grid",
+        progress=False,
+        monitor="val_acc",
+        mode="max",
     )
     # 2 grid points: the study stops when the grid is exhausted.
     assert sorted(t.params["data.init_args.batch_size"] for t in grid.trials) == [32, 64]
@@ -101,7 +121,13 @@ class _StandInReporter(Callback):
     """Test stand-in for tuning.pruning.TrialReporter: prunes every trial after epoch 0."""
 
     def __init__(
-        self, storage: str, study_name: str, trial_id: int, monitor: str, mode: str, prune: bool = True
+        self,
+        storage: str,
+        study_name: str,
+        trial_id: int,
+        monitor: str,
+        mode: str,
+        prune: bool = True,
     ) -> None:
         self.trial_id = trial_id
         self.prune = prune
@@ -120,16 +146,29 @@ def test_pruned_trials_are_recorded_as_pruned_and_count_in_the_budget(
     module.TrialReporter = _StandInReporter  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lightning_recipes.tuning.pruning", module)
     study = tune(
-        CONFIG, SMALL_SPACE, n_trials=3, pruner="median", out_dir=tmp_path, overrides=FAST,
-        study_name="pruned", progress=False, seed=0,
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=3,
+        pruner="median",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="pruned",
+        progress=False,
+        seed=0,
     )
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "PRUNED", "PRUNED"] or states.count("PRUNED") == 2
     assert "pruned" in (tmp_path / "pruned" / "study.md").read_text()
     # Again with the same name: the budget is reached, nothing runs; a bigger one continues.
     again = tune(
-        CONFIG, SMALL_SPACE, n_trials=3, pruner="median", out_dir=tmp_path, overrides=FAST,
-        study_name="pruned", progress=False,
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=3,
+        pruner="median",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="pruned",
+        progress=False,
     )
     assert len(again.trials) == 3
 
@@ -194,20 +233,35 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
     ({"heartbeat_interval": 0}, "heartbeat_interval"),
     ({"storage": "study.db"}, "storage"),
     ({"study_name": "my study/1"}, "study_name"),
-    ({"space": {"model.init_args.lrr": {"type": "float", "low": 0.1, "high": 1}}}, "model.init_args.lr"),
+    (
+        {"space": {"model.init_args.lrr": {"type": "float", "low": 0.1, "high": 1}}},
+        "model.init_args.lr",
+    ),
     ({"space": {}}, "space"),
     ({"space": {"data.init_args.batch_size": {"type": "float", "low": 8, "high": 64}}}, "space"),
-    ({"space": {"model.init_args.lr": {"type": "float", "low": 0.001, "high": 0.1}}, "sampler": "grid"}, "step"),
+    (
+        {
+            "space": {"model.init_args.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+            "sampler": "grid",
+        },
+        "step",
+    ),
     ({"overrides": ["--trainer.max_epochs"]}, "overrides"),
     ({"config": "missing.yaml"}, "config"),
 ]
 
 
 @pytest.mark.parametrize(("change", "named"), BAD_TUNE)
-def test_bad_input_fails_before_any_trial(change: dict[str, Any], named: str, tmp_path: Path) -> None:
+def test_bad_input_fails_before_any_trial(
+    change: dict[str, Any], named: str, tmp_path: Path
+) -> None:
     kwargs: dict[str, Any] = {
-        "config": CONFIG, "space": SMALL_SPACE, "n_trials": 2, "out_dir": tmp_path,
-        "progress": False, "study_name": "bad",
+        "config": CONFIG,
+        "space": SMALL_SPACE,
+        "n_trials": 2,
+        "out_dir": tmp_path,
+        "progress": False,
+        "study_name": "bad",
     }
     kwargs.update(change)
     with pytest.raises(RecipeConfigError) as info:
@@ -220,4 +274,12 @@ def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -
     url = f"sqlite:///{tmp_path / 'x.db'}"
     optuna.create_study(storage=url, study_name="s", direction="maximize")
     with pytest.raises(RecipeConfigError, match="mode"):
-        tune(CONFIG, SMALL_SPACE, n_trials=1, storage=url, study_name="s", out_dir=tmp_path, progress=False)
+        tune(
+            CONFIG,
+            SMALL_SPACE,
+            n_trials=1,
+            storage=url,
+            study_name="s",
+            out_dir=tmp_path,
+            progress=False,
+        )

@@ -110,7 +110,9 @@ def test_int_grids_are_inside_and_on_step(low: int, count: int, step: int) -> No
 
 
 @settings(max_examples=40, deadline=None)
-@given(choices=st.lists(st.integers(-5, 5) | st.text(max_size=3), min_size=1, max_size=5, unique=True))
+@given(
+    choices=st.lists(st.integers(-5, 5) | st.text(max_size=3), min_size=1, max_size=5, unique=True)
+)
 def test_categoricals_sample_their_choices(choices: list[Any]) -> None:
     space = load_space({"p": {"type": "categorical", "choices": choices}})
     assert space.grid() == {"p": choices}
@@ -153,8 +155,17 @@ def test_conditions_follow_values_and_are_sampled_after_their_parent() -> None:
     space = load_space(
         {
             "momentum": {"type": "float", "low": 0.5, "high": 0.99, "condition": {"opt": "sgd"}},
-            "nesterov": {"type": "categorical", "choices": [True, False], "condition": {"momentum_on": [True]}},
-            "momentum_on": {"type": "categorical", "choices": [True, False], "virtual": True, "condition": {"opt": "sgd"}},
+            "nesterov": {
+                "type": "categorical",
+                "choices": [True, False],
+                "condition": {"momentum_on": [True]},
+            },
+            "momentum_on": {
+                "type": "categorical",
+                "choices": [True, False],
+                "virtual": True,
+                "condition": {"opt": "sgd"},
+            },
             "opt": {"type": "categorical", "choices": ["sgd", "adamw"], "virtual": True},
         }
     )
@@ -208,7 +219,10 @@ BAD_SPACES: list[tuple[Any, str]] = [
     ({"a": {"type": "float", "low": 1.0, "high": 0.5}}, "space['a'].high"),
     ({"a": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}, "space['a'].low"),
     ({"a": {"type": "float", "low": 0.1, "high": 1.0, "step": -1}}, "space['a'].step"),
-    ({"a": {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1, "log": True}}, "space['a'].step"),
+    (
+        {"a": {"type": "float", "low": 0.1, "high": 1.0, "step": 0.1, "log": True}},
+        "space['a'].step",
+    ),
     ({"a": {"type": "int", "low": 0.5, "high": 3}}, "space['a'].low"),
     ({"a": {"type": "float", "low": "x", "high": 3}}, "space['a'].low"),
     ({"a": {"type": "categorical", "choices": []}}, "space['a'].choices"),
