@@ -288,3 +288,42 @@ def test_a_grid_over_a_continuous_range_is_refused() -> None:
     space = load_space({"a": {"type": "float", "low": 1e-4, "high": 0.1, "log": True}})
     with pytest.raises(RecipeConfigError, match=r"space\['a'\].*step"):
         space.grid()
+
+
+def test_expanding_a_config_does_not_touch_the_global_rng() -> None:
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    expand_config(load_config(CONFIG))  # the config says seed_everything: 0
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_every_sampler_and_pruner_name_builds_optunas_class() -> None:
+    from lightning_recipes.tuning.search import make_pruner, make_sampler
+
+    space = load_space({"a": {"type": "categorical", "choices": [1, 2]}})
+    kinds = {
+        name: type(make_sampler(name, seed=0, space=space)).__name__
+        for name in ("grid", "random", "tpe", "gp")
+    }
+    assert kinds == {
+        "grid": "GridSampler",
+        "random": "RandomSampler",
+        "tpe": "TPESampler",
+        "gp": "GPSampler",
+    }
+    tpe = make_sampler("tpe", seed=0, space=space)
+    assert tpe._multivariate and tpe._group
+    assert type(make_pruner("median")).__name__ == "MedianPruner"
+    hyperband = make_pruner("hyperband", max_epochs=9)
+    assert type(hyperband).__name__ == "HyperbandPruner"
+    assert hyperband._max_resource == 9
+    assert type(make_pruner("none")).__name__ == "NopPruner"
+    with pytest.raises(RecipeConfigError, match="sampler"):
+        make_sampler("cmaes", seed=0, space=space)
+    with pytest.raises(RecipeConfigError, match="sampler"):
+        make_sampler("grid", seed=0, space=None)
+    with pytest.raises(RecipeConfigError, match="pruner"):
+        make_pruner("asha")
