@@ -270,6 +270,19 @@ def test_bad_input_fails_before_any_trial(
     assert not (tmp_path / "bad" / "study.db").exists()
 
 
+def test_cli_reports_a_bad_space_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["tune", "-c", str(CONFIG), "--space", str(SPACE), "--n-trials", "2"]
+    assert main([*args, "--sampler", "grid", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "lightning-recipes tune: error:" in err
+    assert "space['model.init_args.lr']" in err
+    assert "step" in err
+    with pytest.raises(SystemExit):
+        main([*args, "-x"])  # a stray short option is an argparse error, not an override
+
+
 def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     optuna.create_study(storage=url, study_name="s", direction="maximize")

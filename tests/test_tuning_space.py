@@ -315,7 +315,8 @@ def test_every_sampler_and_pruner_name_builds_optunas_class() -> None:
         "gp": "GPSampler",
     }
     tpe = make_sampler("tpe", seed=0, space=space)
-    assert tpe._multivariate and tpe._group
+    assert tpe._multivariate
+    assert tpe._group
     assert type(make_pruner("median")).__name__ == "MedianPruner"
     hyperband = make_pruner("hyperband", max_epochs=9)
     assert type(hyperband).__name__ == "HyperbandPruner"

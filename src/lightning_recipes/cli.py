@@ -6,6 +6,7 @@
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
@@ -148,9 +149,25 @@ def _tune(argv: Sequence[str]) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
 
+    from lightning_recipes.errors import RecipeConfigError
     from lightning_recipes.tuning.search import tune
 
-    study = tune(
+    try:
+        study = _run_tune(tune, args, overrides)
+    except RecipeConfigError as err:  # a usage error: say it like argparse, no traceback
+        print(f"lightning-recipes tune: error: {err}", file=sys.stderr)
+        return 2
+    folder = f"{args.out}/{study.study_name}"
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if finished:
+        print(f"Best {args.monitor}: {study.best_value:.6g} (trial {study.best_trial.number})")
+        print(f"Best config: {folder}/best.yaml  (lightning-recipes fit -c {folder}/best.yaml)")
+    print(f"Report: {folder}/study.md")
+    return 0
+
+
+def _run_tune(tune: Any, args: argparse.Namespace, overrides: list[str]) -> Any:
+    return tune(
         args.config,
         args.space,
         n_trials=args.n_trials,
@@ -170,13 +187,6 @@ def _tune(argv: Sequence[str]) -> int:
         value=args.value,
         heartbeat_interval=args.heartbeat,
     )
-    folder = f"{args.out}/{study.study_name}"
-    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if finished:
-        print(f"Best {args.monitor}: {study.best_value:.6g} (trial {study.best_trial.number})")
-        print(f"Best config: {folder}/best.yaml  (lightning-recipes fit -c {folder}/best.yaml)")
-    print(f"Report: {folder}/study.md")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
