@@ -328,3 +328,19 @@ def test_every_sampler_and_pruner_name_builds_optunas_class() -> None:
         make_sampler("grid", seed=0, space=None)
     with pytest.raises(RecipeConfigError, match="pruner"):
         make_pruner("asha")
+
+
+def test_mlp_takes_one_dropout_per_layer_for_a_tuned_depth() -> None:
+    from torch import nn
+
+    from lightning_recipes.modules import MLP
+
+    net = MLP(64, hidden=(16, 8, 4), dropout=[0.1, 0.0, 0.3])
+    assert [m.p for m in net if isinstance(m, nn.Dropout)] == [0.1, 0.3]
+    assert [m.p for m in MLP(64, hidden=(16, 8), dropout=0.2) if isinstance(m, nn.Dropout)] == [
+        0.2,
+        0.2,
+    ]
+    for bad in ([0.1], [0.1, 1.5]):
+        with pytest.raises(RecipeConfigError, match="dropout"):
+            MLP(64, hidden=(16, 8), dropout=bad)
