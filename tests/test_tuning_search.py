@@ -178,9 +178,9 @@ def _states(db: Path) -> list[str]:
         return []
     try:
         study = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
-    except KeyError:
+        return [t.state.name for t in study.trials]
+    except Exception:  # the first process is still creating the tables
         return []
-    return [t.state.name for t in study.trials]
 
 
 def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
@@ -193,29 +193,36 @@ def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
-        while _states(db)[:2] != ["COMPLETE", "RUNNING"]:
-            assert proc.poll() is None, "tune ended before it could be killed"
-            assert time.monotonic() < deadline, _states(db)
-            time.sleep(0.2)
+        while True:
+            states = _states(db)
+            if "COMPLETE" in states and states[-1:] == ["RUNNING"] and len(states) < 3:
+                break
+            assert proc.poll() is None, f"tune ended before it could be killed: {states}"
+            assert time.monotonic() < deadline, states
+            time.sleep(0.1)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     first = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
-    assert [t.state.name for t in first] == ["COMPLETE", "RUNNING"]
+    killed = [t for t in first if t.state.name == "RUNNING"]
+    finished = [t for t in first if t.state.name == "COMPLETE"]
+    assert len(killed) == 1  # the trial that was training when the process died
+    assert finished
     time.sleep(2.5)  # past the grace period (2 heartbeats): the trial is stale
 
     subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL, timeout=300)
     trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == 3  # the budget counts what is done
-    assert states[1] == "FAIL"  # the killed trial is failed, not RUNNING forever
+    assert states[killed[0].number] == "FAIL"  # failed, not RUNNING forever
     assert "RUNNING" not in states
-    assert trials[0].params == first[0].params
-    assert trials[0].value == first[0].value
-    retried = [t for t in trials[2:] if t.params == first[1].params]
-    assert retried, "the interrupted trial's parameters are retried once"
+    for before in finished:  # finished trials are kept as they were
+        assert trials[before.number].params == before.params
+        assert trials[before.number].value == before.value
+    later = trials[killed[0].number + 1 :]
+    assert any(t.params == killed[0].params for t in later), "the killed trial is retried once"
     # The seeded sampler does not start over on restart: no trial repeats trial 0.
     assert all(t.params != trials[0].params for t in trials[1:])
 
