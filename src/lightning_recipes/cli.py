@@ -1,8 +1,12 @@
-"""The ``lightning-recipes`` command: ``demo`` plus LightningCLI's fit/validate/test/predict."""
+"""The ``lightning-recipes`` command: ``demo``, ``tune`` and LightningCLI's fit/test/....
+
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's subcommands.
+"""
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
@@ -19,6 +23,9 @@ Commands:
   validate   validate a model from a config and a checkpoint
   test       test a model from a config and a checkpoint
   predict    predict with a model from a config and a checkpoint
+  tune       search hyperparameters of a config with Optuna, e.g.
+             lightning-recipes tune -c examples/configs/digits.yaml \
+                 --space examples/configs/digits_space.yaml --n-trials 20
 
 Run `lightning-recipes <command> --help` for a command's options. fit/validate/test/predict
 accept any LightningModule, LightningDataModule and callback by class_path (Lightning's CLI).
@@ -97,6 +104,91 @@ def _demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _tune(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lightning-recipes tune",
+        description=(
+            "Search hyperparameters of a LightningCLI config with Optuna. Each trial trains "
+            "the config with sampled values (as `lightning-recipes fit -c` would); the study "
+            "is kept in an RDB storage, so running the same command again continues it. "
+            "Writes <out>/<study>/study.md, the figures and best.yaml. Any other "
+            "--section.key=value argument overrides the config, as with `fit`."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", required=True, help="LightningCLI YAML config")
+    parser.add_argument("--space", required=True, help="search space YAML")
+    parser.add_argument("--n-trials", type=int, required=True, help="budget of finished trials")
+    parser.add_argument(
+        "--sampler", choices=("grid", "random", "tpe", "gp"), default="tpe", help="Optuna sampler"
+    )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna RDB URL, e.g. postgresql://user:pass@host/db (default: "
+        "sqlite:///<out>/<study>/study.db)",
+    )
+    parser.add_argument("--study-name", default=None, help="default: the config's file stem")
+    parser.add_argument("--monitor", default="val_loss", help="metric to optimise")
+    parser.add_argument("--mode", choices=("min", "max"), default="min", help="min or max")
+    parser.add_argument(
+        "--pruner", choices=("median", "hyperband", "none"), default="median", help="pruner"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="sampler seed")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds before stopping")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel trials (subprocesses)")
+    parser.add_argument("--cv", type=int, default=None, help="cross-validate each trial: folds")
+    parser.add_argument(
+        "--value", choices=("best", "last"), default="best", help="which epoch's value counts"
+    )
+    parser.add_argument("--heartbeat", type=int, default=10, help="trial heartbeat, seconds")
+    parser.add_argument("--out", default="runs", help="folder holding <study>/")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args, overrides = parser.parse_known_args(list(argv))
+    stray = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+
+    from lightning_recipes.errors import RecipeConfigError
+    from lightning_recipes.tuning.search import tune
+
+    try:
+        study = _run_tune(tune, args, overrides)
+    except RecipeConfigError as err:  # a usage error: say it like argparse, no traceback
+        print(f"lightning-recipes tune: error: {err}", file=sys.stderr)
+        return 2
+    folder = f"{args.out}/{study.study_name}"
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if finished:
+        print(f"Best {args.monitor}: {study.best_value:.6g} (trial {study.best_trial.number})")
+        print(f"Best config: {folder}/best.yaml  (lightning-recipes fit -c {folder}/best.yaml)")
+    print(f"Report: {folder}/study.md")
+    return 0
+
+
+def _run_tune(tune: Any, args: argparse.Namespace, overrides: list[str]) -> Any:
+    return tune(
+        args.config,
+        args.space,
+        n_trials=args.n_trials,
+        sampler=args.sampler,
+        storage=args.storage,
+        study_name=args.study_name,
+        monitor=args.monitor,
+        mode=args.mode,
+        pruner=args.pruner,
+        seed=args.seed,
+        timeout=args.timeout,
+        n_jobs=args.n_jobs,
+        cv=args.cv,
+        out_dir=args.out,
+        progress=not args.no_progress,
+        overrides=overrides,
+        value=args.value,
+        heartbeat_interval=args.heartbeat,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-recipes`` console script.
 
@@ -109,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["demo"]:
         return _demo(args[1:])
+    if args[:1] == ["tune"]:
+        return _tune(args[1:])
     if not args or args[0] in ("-h", "--help"):
         print(OVERVIEW)
         return 0 if args else 2

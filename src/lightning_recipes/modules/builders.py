@@ -101,7 +101,8 @@ class MLP(Backbone):
         in_features: Width of the input.
         hidden: Width of each hidden layer; ``out_features`` is the last one.
         activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"gelu"``.
-        dropout: Drop probability after each activation (0 disables it).
+        dropout: Drop probability after each activation (0 disables it), or one probability
+            per hidden layer (a search space can then tune each layer's dropout).
         batch_norm: Insert ``BatchNorm1d`` between each Linear and its activation.
         init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
 
@@ -117,24 +118,32 @@ class MLP(Backbone):
         in_features: int,
         hidden: Sequence[int] = (128, 64),
         activation: Activation = "relu",
-        dropout: float = 0.0,
+        dropout: float | Sequence[float] = 0.0,
         batch_norm: bool = False,
         init: Init = "auto",
     ) -> None:
-        _check_common(activation, dropout, init)
-        _check_widths("in_features", (in_features,))
         if len(hidden) == 0:
             raise config_error("hidden", tuple(hidden), "Pass at least one hidden width.")
+        drops = [dropout] * len(hidden) if isinstance(dropout, int | float) else list(dropout)
+        if len(drops) != len(hidden):
+            raise config_error(
+                "dropout",
+                tuple(drops),
+                f"Pass one probability, or one per hidden layer ({len(hidden)}).",
+            )
+        for drop in drops:
+            _check_common(activation, drop, init)
+        _check_widths("in_features", (in_features,))
         _check_widths("hidden", hidden)
         layers: list[nn.Module] = []
         width = in_features
-        for out in hidden:
+        for out, drop in zip(hidden, drops, strict=True):
             layers.append(nn.Linear(width, out, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(out))
             layers.append(_ACTIVATIONS[activation]())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+            if drop > 0:
+                layers.append(nn.Dropout(drop))
             width = out
         super().__init__(*layers, out_features=width)
         init_weights(self, init, activation)

@@ -1,5 +1,15 @@
-"""Hyperparameter search on Optuna, DDP-safe pruning, K-fold cross-validation (extra ``tune``)."""
+"""Hyperparameter search and cross-validation over LightningCLI configs, on Optuna.
 
+`tune` runs an Optuna study (grid, random, TPE or GP sampler; median or Hyperband pruning)
+over any config that ``lightning-recipes fit -c`` accepts, with a search space that names
+config keys (`load_space`), and writes ``study.md``, figures and ``best.yaml``.
+`TrialReporter` prunes correctly under ``strategy="ddp"``; `cross_validate` runs stratified
+K-fold with a fresh module per fold. Optuna is the optional extra ``tune``
+(``pip install 'lightning-recipes[tune]'``); it is imported when a study starts, not when
+this package is imported.
+"""
+
+from lightning_recipes.tuning.config import apply_params, config_keys, expand_config, load_config
 from lightning_recipes.tuning.cv import CVResult, FoldResult, cross_validate, cv_objective
 from lightning_recipes.tuning.pruning import (
     PRUNERS,
@@ -9,6 +19,9 @@ from lightning_recipes.tuning.pruning import (
     build_pruner,
     finish_trial,
 )
+from lightning_recipes.tuning.results import best_config, write_results
+from lightning_recipes.tuning.search import default_storage, make_pruner, make_sampler, tune
+from lightning_recipes.tuning.space import Param, SearchSpace, load_space
 from lightning_recipes.tuning.storage import open_storage
 from lightning_recipes.tuning.trial import (
     TrialSubprocessError,
@@ -21,16 +34,29 @@ __all__ = [
     "PRUNERS",
     "CVResult",
     "FoldResult",
+    "Param",
     "PrunerName",
+    "SearchSpace",
     "TrialReportError",
     "TrialReporter",
     "TrialSubprocessError",
     "add_reporter",
+    "apply_params",
+    "best_config",
     "build_pruner",
+    "config_keys",
     "cross_validate",
     "cv_objective",
+    "default_storage",
+    "expand_config",
     "finish_trial",
+    "load_config",
+    "load_space",
+    "make_pruner",
+    "make_sampler",
     "needs_subprocess",
     "open_storage",
     "run_trial_subprocess",
+    "tune",
+    "write_results",
 ]

@@ -1,0 +1,625 @@
+"""`tune`: an Optuna study over any LightningCLI config.
+
+Each trial samples the search space, writes the config with the sampled values into
+``<out_dir>/<study>/trial_NNNN/trial.yaml``, trains it exactly as
+``lightning-recipes fit -c trial.yaml`` would (in this process, or in a subprocess when the
+trial's Trainer launches several processes: DDP, several devices, ``n_jobs > 1``), and tells
+Optuna the trial's value: by default the **best** value of the monitored metric over the
+validation epochs (the epoch a ``ModelCheckpoint`` on the same metric keeps), or the last one
+with ``value="last"``. A pruned trial is recorded as PRUNED.
+"""
+
+import contextlib
+import copy
+import logging
+import math
+import re
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
+from lightning.pytorch import Callback, LightningModule, Trainer
+from typing_extensions import override
+
+from lightning_recipes._lightning import trainer_callbacks
+from lightning_recipes._optional import require
+from lightning_recipes.errors import (
+    MissingMetricError,
+    RecipeConfigError,
+    choice_error,
+    config_error,
+)
+from lightning_recipes.tuning.config import (
+    apply_params,
+    config_keys,
+    expand_config,
+    load_config,
+    unknown_key_error,
+)
+from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "default_storage",
+    "make_pruner",
+    "make_sampler",
+    "trial_config",
+    "tune",
+]
+
+SamplerName = Literal["grid", "random", "tpe", "gp"]
+PrunerName = Literal["median", "hyperband", "none"]
+SAMPLERS = ("grid", "random", "tpe", "gp")
+PRUNERS = ("median", "hyperband", "none")
+_FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
+_PARALLEL = ("ddp", "fsdp", "deepspeed")
+
+
+class _ValueRecorder(Callback):
+    """Record the monitored metric after each validation epoch (in-process trials only)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.values: list[float] = []
+
+    @override
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise MissingMetricError(
+                f"tune(monitor={self.monitor!r}): the trial never logged {self.monitor!r}; "
+                f"metrics logged: {logged}. Pass monitor= one of them."
+            )
+        self.values.append(float(value))  # once per validation epoch, not per step
+
+
+def default_storage(out_dir: str | Path, study_name: str) -> str:
+    """The default storage URL: an SQLite file ``<out_dir>/<study_name>/study.db``.
+
+    Args:
+        out_dir: The folder holding the runs.
+        study_name: The study's name.
+
+    Returns:
+        An ``sqlite:///`` URL with an absolute path.
+    """
+    return f"sqlite:///{(Path(out_dir) / study_name / 'study.db').resolve()}"
+
+
+def make_sampler(name: str, *, seed: int | None, space: SearchSpace | None) -> Any:
+    """Build one of Optuna's samplers.
+
+    ``tpe`` is multivariate with ``group=True`` (each set of parameters that appear together,
+    as in a conditional space, gets its own joint model) and ``constant_liar`` for parallel
+    workers; ``gp`` is Optuna's Gaussian-process sampler; ``grid`` needs a `SearchSpace`
+    whose parameters are all finite (see `SearchSpace.grid`).
+
+    Args:
+        name: ``"grid"``, ``"random"``, ``"tpe"`` or ``"gp"``.
+        seed: Seed of the sampler, for reproducible studies.
+        space: The space (required for ``grid``).
+
+    Returns:
+        The ``optuna.samplers.BaseSampler``.
+
+    Raises:
+        RecipeConfigError: For an unknown name, or ``grid`` without a declarative space.
+    """
+    optuna = require("optuna", extra="tune", feature=_FEATURE)
+    if name == "grid":
+        if space is None:
+            raise config_error(
+                "sampler",
+                name,
+                "The grid sampler needs a declarative space (YAML or mapping), not a function.",
+            )
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True
+            )
+    if name == "gp":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.GPSampler(seed=seed)
+    raise choice_error("sampler", name, SAMPLERS)
+
+
+def make_pruner(name: str, *, max_epochs: int | None = None) -> Any:
+    """Build one of Optuna's pruners.
+
+    Args:
+        name: ``"median"`` (``MedianPruner``: stop a trial whose epoch value is worse than
+            the median of earlier trials at that epoch), ``"hyperband"`` (``HyperbandPruner``
+            with epochs as the resource) or ``"none"``.
+        max_epochs: The trials' ``max_epochs``, Hyperband's maximum resource.
+
+    Returns:
+        The ``optuna.pruners.BasePruner``.
+
+    Raises:
+        RecipeConfigError: For an unknown name.
+    """
+    optuna = require("optuna", extra="tune", feature=_FEATURE)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "hyperband":
+        resource: int | str = max_epochs if max_epochs is not None and max_epochs > 0 else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=resource)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise choice_error("pruner", name, PRUNERS)
+
+
+def _reporter_entry(
+    storage: str, study_name: str, trial_id: int, monitor: str, mode: str, prune: bool
+) -> dict[str, Any]:
+    """The ``trainer.callbacks`` entry of the trial's `TrialReporter`."""
+    return {
+        "class_path": "lightning_recipes.tuning.pruning.TrialReporter",
+        "init_args": {
+            "storage": storage,
+            "study_name": study_name,
+            "trial_id": trial_id,
+            "monitor": monitor,
+            "mode": mode,
+            "prune": prune,
+        },
+    }
+
+
+def trial_config(
+    config: Mapping[str, Any],
+    trial_dir: Path,
+    *,
+    callbacks: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The config a trial trains: ``config`` with its own log folder and extra callbacks.
+
+    ``trainer.default_root_dir`` becomes ``trial_dir``; the per-epoch progress bar and the
+    model summary are off unless the config sets them (the study shows its own bar).
+
+    Args:
+        config: The config with the trial's parameters applied.
+        trial_dir: The trial's folder.
+        callbacks: ``trainer.callbacks`` entries to append (class_path / init_args).
+
+    Returns:
+        The new config.
+    """
+    cfg = copy.deepcopy(dict(config))
+    trainer = cfg.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(trial_dir)
+    trainer.setdefault("enable_progress_bar", False)
+    trainer.setdefault("enable_model_summary", False)
+    if callbacks:
+        existing = trainer.get("callbacks") or []
+        if isinstance(existing, dict):
+            existing = [existing]
+        trainer["callbacks"] = [*existing, *(dict(c) for c in callbacks)]
+    return cfg
+
+
+def _multi_process(config: Mapping[str, Any]) -> bool:
+    trainer = config.get("trainer") or {}
+    strategy = trainer.get("strategy")
+    name = strategy if isinstance(strategy, str) else str((strategy or {}).get("class_path", ""))
+    if any(p in name.lower() for p in _PARALLEL):
+        return True
+    devices = trainer.get("devices", "auto")
+    if isinstance(devices, list):
+        many = len(devices) > 1
+    elif isinstance(devices, int) or (isinstance(devices, str) and devices.lstrip("-").isdigit()):
+        count = int(devices)
+        if count == -1:
+            import torch
+
+            many = torch.cuda.device_count() > 1
+        else:
+            many = count > 1
+    else:
+        many = False
+    nodes = trainer.get("num_nodes", 1)
+    return many or (isinstance(nodes, int) and nodes > 1)
+
+
+@contextlib.contextmanager
+def _bare_argv() -> Iterator[None]:
+    """Hide the command line from LightningCLI, which warns when it is given ``args`` too."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _fit_in_process(cfg_path: Path, monitor: str, reporter: bool) -> tuple[list[float], bool]:
+    """Train one trial's config as ``fit -c`` would; return the epoch values and pruned."""
+    from lightning_recipes.cli import RecipesCLI
+
+    with _bare_argv():
+        cli = RecipesCLI(args=["--config", str(cfg_path)], run=False)
+    recorder = _ValueRecorder(monitor)
+    callbacks = trainer_callbacks(cli.trainer)
+    callbacks.append(recorder)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    pruned = False
+    if reporter:
+        from lightning_recipes.tuning.pruning import (  # type: ignore[import-not-found,unused-ignore]
+            TrialReporter,
+        )
+
+        pruned = any(isinstance(c, TrialReporter) and c.pruned for c in callbacks)
+    return recorder.values, pruned
+
+
+def _check_args(
+    n_trials: int,
+    sampler: str,
+    monitor: str,
+    mode: str,
+    pruner: str,
+    timeout: float | None,
+    n_jobs: int,
+    cv: int | None,
+    value: str,
+    heartbeat_interval: int,
+) -> None:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise config_error("n_trials", n_trials, "Pass a positive number of trials.")
+    if sampler not in SAMPLERS:
+        raise choice_error("sampler", sampler, SAMPLERS)
+    if pruner not in PRUNERS:
+        raise choice_error("pruner", pruner, PRUNERS)
+    if mode not in ("min", "max"):
+        raise choice_error("mode", mode, ("min", "max"))
+    if not isinstance(monitor, str) or not monitor:
+        raise config_error("monitor", monitor, "Pass the name of a logged metric, e.g. 'val_loss'.")
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise config_error("timeout", timeout, "Pass a positive number of seconds, or None.")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise config_error("n_jobs", n_jobs, "Pass a positive number of parallel trials.")
+    if cv is not None and (isinstance(cv, bool) or not isinstance(cv, int) or cv < 2):
+        raise config_error("cv", cv, "Pass the number of folds (>= 2), or None.")
+    if value not in ("best", "last"):
+        raise choice_error("value", value, ("best", "last"))
+    if (
+        isinstance(heartbeat_interval, bool)
+        or not isinstance(heartbeat_interval, int)
+        or heartbeat_interval < 1
+    ):
+        raise config_error("heartbeat_interval", heartbeat_interval, "Pass seconds, >= 1.")
+
+
+def _probe_params(space: SearchSpace, high: bool) -> dict[str, Any]:
+    """One value per parameter (the low or the high end), for a dry run of the config."""
+    fixed: dict[str, Any] = {}
+    for p in space.params:
+        if p.grid is not None or p.type == "categorical":
+            values = list(p.grid) if p.grid is not None else list(p.choices)
+            ordered = sorted(values) if p.length_of else values
+            fixed[p.name] = ordered[-1] if (high or p.length_of) else ordered[0]
+        else:
+            end = p.high if (high or p.length_of) else p.low
+            fixed[p.name] = int(end) if p.type == "int" else end  # type: ignore[arg-type]
+    return fixed
+
+
+def _check_values(space: SearchSpace, base: Mapping[str, Any]) -> None:
+    """Parse the config with both ends of every range, so wrong types fail before trial 0."""
+    optuna = require("optuna", extra="tune", feature=_FEATURE)
+    for high in (False, True):
+        params = space.sample(optuna.trial.FixedTrial(_probe_params(space, high)))
+        cfg = copy.deepcopy(dict(base))
+        values = resize_lists(cfg, params)
+        try:
+            expand_config(apply_params(cfg, values))
+        except RecipeConfigError as err:
+            raise config_error(
+                "space",
+                values,
+                "LightningCLI rejects the config with these sampled values (see its message "
+                "above): check each parameter's type and range against the class it sets.",
+            ) from err
+
+
+def _default_name(config: str | Path | Mapping[str, Any]) -> str:
+    if isinstance(config, str | Path):
+        return re.sub(r"[^\w.-]+", "-", Path(config).stem) or "study"
+    return "study"
+
+
+def tune(
+    config: str | Path | Mapping[str, Any],
+    space: str | Path | Mapping[str, Any] | SearchSpace | SpaceFunction,
+    *,
+    n_trials: int,
+    sampler: SamplerName = "tpe",
+    storage: str | None = None,
+    study_name: str | None = None,
+    monitor: str = "val_loss",
+    mode: Literal["min", "max"] = "min",
+    pruner: PrunerName = "median",
+    seed: int | None = None,
+    timeout: float | None = None,
+    n_jobs: int = 1,
+    cv: int | None = None,
+    out_dir: str | Path = "runs",
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+    value: Literal["best", "last"] = "best",
+    heartbeat_interval: int = 10,
+    grace_period: int | None = None,
+) -> Any:
+    """Search hyperparameters of a LightningCLI config with Optuna and write the results.
+
+    The study lives in ``storage`` (default: ``sqlite:///<out_dir>/<study>/study.db``), so
+    running ``tune`` again with the same study name continues it: finished trials are
+    kept, a trial whose process died is marked FAILED once its heartbeat is older than
+    ``grace_period`` (and its parameters are retried once), and ``n_trials`` counts the
+    COMPLETE and PRUNED trials of the study, from every worker. Several processes (on
+    several machines with a ``postgresql://`` URL) given the same storage and study name
+    share the study and the budget.
+
+    When the study stops, ``<out_dir>/<study>/`` holds ``study.md`` (best parameters,
+    trials table, figures), the figures as PNG, and ``best.yaml``: the config with the best
+    parameters, which ``lightning-recipes fit -c best.yaml`` trains again.
+
+    Args:
+        config: A LightningCLI YAML path or config dict (as ``lightning-recipes fit -c``).
+        space: A space YAML path, YAML text or mapping (see
+            `lightning_recipes.tuning.space`), a `SearchSpace`, or a define-by-run function
+            ``(trial) -> {config key: value}``.
+        n_trials: The study's budget of COMPLETE + PRUNED trials.
+        sampler: ``"grid"``, ``"random"``, ``"tpe"`` (multivariate, grouped) or ``"gp"``.
+        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), or None.
+        study_name: The study's name (default: the config file's stem).
+        monitor: The metric the trials are judged by (logged in validation).
+        mode: ``"min"`` or ``"max"``.
+        pruner: ``"median"``, ``"hyperband"`` or ``"none"``.
+        seed: The sampler's seed (the trials' training seed is the config's
+            ``seed_everything``).
+        timeout: Stop starting trials after this many seconds.
+        n_jobs: Trials run in parallel by this process (each in its own subprocess).
+        cv: Cross-validate each trial over this many folds (mean over folds).
+        out_dir: The folder holding ``<study>/``.
+        progress: Show a progress bar over trials with the best value so far.
+        overrides: LightningCLI overrides applied to ``config`` first, e.g.
+            ``["--trainer.max_epochs=5"]``.
+        value: Tell Optuna the ``"best"`` monitored value over the epochs, or the ``"last"``.
+        heartbeat_interval: Seconds between a running trial's heartbeats.
+        grace_period: Seconds without a heartbeat after which a trial counts as dead
+            (default: twice ``heartbeat_interval``).
+
+    Returns:
+        The ``optuna.Study``.
+
+    Raises:
+        RecipeConfigError: For bad arguments, unknown keys in the space (listing the valid
+            ones), bad ranges, values LightningCLI rejects, a grid over a continuous range,
+            or an existing study with the other direction; all before any trial runs.
+    """
+    _check_args(
+        n_trials, sampler, monitor, mode, pruner, timeout, n_jobs, cv, value, heartbeat_interval
+    )
+    optuna = require("optuna", extra="tune", feature=_FEATURE)
+    base = load_config(config, overrides)
+    full = expand_config(base)
+    keys = config_keys(full)
+
+    space_fn: SpaceFunction | None = None
+    parsed: SearchSpace | None = None
+    if isinstance(space, SearchSpace):
+        parsed = space
+    elif callable(space):
+        space_fn = space
+    else:
+        parsed = load_space(space)
+    if parsed is not None:
+        parsed.check(full, keys)
+        _check_values(parsed, base)
+    sampler_obj = make_sampler(sampler, seed=seed, space=parsed)
+    max_epochs = (full.get("trainer") or {}).get("max_epochs")
+    pruner_obj = make_pruner(pruner, max_epochs=max_epochs if isinstance(max_epochs, int) else None)
+
+    name = study_name or _default_name(config)
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
+    out = Path(out_dir) / name
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out_dir, name)
+    rdb = _storage(optuna, url, heartbeat_interval, grace_period)
+    direction = "minimize" if mode == "min" else "maximize"
+    study = optuna.create_study(
+        storage=rdb,
+        sampler=sampler_obj,
+        pruner=pruner_obj,
+        study_name=name,
+        direction=direction,
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != direction:
+        raise config_error(
+            "mode",
+            mode,
+            f"The study {name!r} in this storage was created to "
+            f"{study.direction.name.lower()}; pass the same mode or another study name.",
+        )
+    if seed is not None and study.trials:
+        # A resumed study must not replay the seeded sampler's first draws: offset the seed
+        # by what the study already holds (a fresh study keeps `seed` itself).
+        study.sampler = make_sampler(sampler, seed=seed + len(study.trials), space=parsed)
+    for key, setting in (("monitor", monitor), ("value", value)):
+        study.set_user_attr(key, setting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len(study.get_trials(deepcopy=False, states=counted))
+    remaining = n_trials - done
+    subprocess_mode = n_jobs > 1 or _multi_process(full)
+
+    def objective(trial: Any) -> float:
+        if space_fn is not None:
+            params = dict(space_fn(trial))
+            unknown = [k for k in params if k not in keys and not k.startswith("__length__:")]
+            if unknown:
+                raise unknown_key_error("space", unknown[0], keys)
+        else:
+            assert parsed is not None
+            params = parsed.sample(trial)
+        trial.set_user_attr("config_params", params)
+        cfg = copy.deepcopy(base)
+        cfg = apply_params(cfg, resize_lists(cfg, params))
+        trial_dir = (out / f"trial_{trial.number:04d}").resolve()
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr("trial_dir", str(trial_dir))
+        if cv is not None:
+            from lightning_recipes.tuning.cv import (  # type: ignore[import-not-found,unused-ignore]
+                cv_objective,
+            )
+
+            return float(cv_objective(trial, cfg, cv, monitor, mode, reporter_factory=None))
+        reporter = _reporter_entry(
+            url, name, trial._trial_id, monitor, mode, prune=pruner != "none"
+        )
+        use_reporter = subprocess_mode or pruner != "none"
+        run_cfg = trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
+        cfg_path = trial_dir / "trial.yaml"
+        cfg_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
+        if subprocess_mode:
+            from lightning_recipes.tuning.trial import (  # type: ignore[import-not-found,unused-ignore]
+                run_trial_subprocess,
+            )
+
+            result = run_trial_subprocess(cfg_path, trial_dir, timeout=None)
+            if result.get("pruned"):
+                raise optuna.TrialPruned(f"pruned at epoch {result.get('epochs')}")
+            told = result.get("value")
+            if told is None:
+                raise MissingMetricError(
+                    f"Trial {trial.number} finished without a value for {monitor!r}; see "
+                    f"{trial_dir}."
+                )
+            return float(told)
+        values, pruned = _fit_in_process(cfg_path, monitor, use_reporter)
+        trial.set_user_attr("epochs", len(values))
+        if pruned:
+            raise optuna.TrialPruned(f"pruned after {len(values)} epoch(s)")
+        if not values:
+            raise MissingMetricError(
+                f"Trial {trial.number} ran no validation epoch, so {monitor!r} has no value; "
+                "check trainer.limit_val_batches / check_val_every_n_epoch."
+            )
+        finite = [v for v in values if math.isfinite(v)]
+        if value == "last" or not finite:
+            return values[-1]
+        return min(finite) if mode == "min" else max(finite)
+
+    callbacks: list[Callable[[Any, Any], None]] = [
+        optuna.study.MaxTrialsCallback(n_trials, states=counted)
+    ]
+    bar = _ProgressBar(n_trials, done, mode) if progress else None
+    if bar is not None:
+        callbacks.append(bar)
+    try:
+        if remaining > 0:
+            with _Quiet(optuna) if progress else contextlib.nullcontext():
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    timeout=timeout,
+                    n_jobs=n_jobs,
+                    callbacks=callbacks,
+                    gc_after_trial=True,
+                )
+    finally:
+        if bar is not None:
+            bar.close()
+        from lightning_recipes.tuning.results import write_results
+
+        write_results(study, out, base, storage_url=url, monitor=monitor, sampler=sampler)
+    return study
+
+
+def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int | None) -> Any:
+    if not isinstance(url, str) or "://" not in url:
+        raise config_error(
+            "storage",
+            url,
+            "Pass an RDB URL: sqlite:///path/study.db or postgresql://user:pass@host/db.",
+        )
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # parallel workers wait for the lock
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period if grace_period is not None else 2 * heartbeat_interval,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+        )
+
+
+class _Quiet:
+    """Lower Optuna's and Lightning's per-trial chatter while the progress bar shows."""
+
+    _NAMES = ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning")
+
+    def __init__(self, optuna: Any) -> None:
+        self.optuna = optuna
+        self.saved: list[tuple[logging.Logger, int]] = []
+        self.verbosity = 0
+
+    def __enter__(self) -> None:
+        self.verbosity = self.optuna.logging.get_verbosity()
+        self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
+        for name in self._NAMES:
+            logger = logging.getLogger(name)
+            self.saved.append((logger, logger.level))
+            logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc: object) -> None:
+        self.optuna.logging.set_verbosity(self.verbosity)
+        for logger, level in self.saved:
+            logger.setLevel(level)
+        self.saved.clear()
+
+
+class _ProgressBar:
+    """A tqdm bar over the study's counted trials, showing the best value so far."""
+
+    def __init__(self, total: int, done: int, mode: str) -> None:
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]  # a dependency of Lightning
+
+        self.bar = tqdm(total=total, initial=min(done, total), desc="trials", unit="trial")
+        self.mode = mode
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if trial.state.name in ("COMPLETE", "PRUNED"):
+            self.bar.update(1)
+        try:
+            best = study.best_value
+        except ValueError:  # no completed trial yet
+            return
+        self.bar.set_postfix(best=f"{best:.4g}", last=trial.state.name.lower())
+
+    def close(self) -> None:
+        self.bar.close()

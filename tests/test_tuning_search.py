@@ -1,0 +1,305 @@
+"""`tune` end to end on the digits config: CLI, results, best.yaml, resume after kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from lightning_recipes.cli import RecipesCLI, main
+from lightning_recipes.errors import RecipeConfigError
+from lightning_recipes.tuning import tune
+
+optuna = pytest.importorskip("optuna")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "examples" / "configs" / "digits.yaml"
+SPACE = ROOT / "examples" / "configs" / "digits_space.yaml"
+FAST = [
+    "--trainer.max_epochs=2",
+    "--trainer.limit_train_batches=4",
+    "--trainer.limit_val_batches=2",
+]
+SMALL_SPACE = {
+    "model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+    "data.init_args.batch_size": {"type": "categorical", "choices": [32, 64]},
+}
+
+
+def test_cli_tune_writes_the_report_and_best_yaml_reproduces_the_best_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["tune", "-c", str(CONFIG), "--space", str(SPACE), "--n-trials", "3"]
+    args += ["--sampler", "tpe", "--pruner", "none", "--seed", "0", "--out", "runs"]
+    assert main([*args, "--no-progress", *FAST]) == 0
+    out = tmp_path / "runs" / "digits"
+    printed = capsys.readouterr().out
+    assert "best.yaml" in printed
+
+    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    report = (out / "study.md").read_text()
+    assert f"Trial {study.best_trial.number}" in report
+    assert "| 2 | complete |" in report
+    for figure in ("history", "importances", "parallel", "slice"):
+        assert (out / f"{figure}.png").stat().st_size > 1000, figure
+        assert f"({figure}.png)" in report
+
+    # The overrides reach the trials and best.yaml; the best parameters are applied.
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["trainer"]["max_epochs"] == 2
+    assert "TrialReporter" not in (out / "best.yaml").read_text()
+    mlp = best["model"]["init_args"]["backbone"]["init_args"]
+    params = study.best_trial.params
+    assert len(mlp["hidden"]) == len(mlp["dropout"]) == params["depth"]
+    assert best["model"]["init_args"]["lr"] == params["model.init_args.lr"]
+
+    # `lightning-recipes fit -c best.yaml` trains the best trial again: same best val_loss.
+    cli = RecipesCLI(args=["fit", "-c", str(out / "best.yaml")])
+    score = cli.trainer.checkpoint_callback.best_model_score  # type: ignore[union-attr]
+    assert float(score) == pytest.approx(study.best_value, rel=1e-5)
+
+    # What optuna-dashboard reads: the storage opens and lists the trials with their values.
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    [summary] = optuna.get_all_study_summaries(storage)
+    assert summary.study_name == "digits"
+    assert summary.n_trials == 3
+    assert summary.best_trial is not None
+    assert summary.best_trial.value == study.best_value
+
+
+def test_python_api_with_a_define_by_run_space_and_the_grid_sampler(tmp_path: Path) -> None:
+    def space(trial: Any) -> dict[str, Any]:
+        depth = trial.suggest_categorical("depth", [1, 2])
+        return {
+            "model.init_args.backbone.init_args.hidden": [16] * depth,
+            "model.init_args.lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+        }
+
+    study = tune(
+        CONFIG,
+        space,
+        n_trials=2,
+        pruner="none",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="byrun",
+        progress=False,
+        seed=1,
+    )
+    assert len(study.trials) == 2
+    assert all(t.user_attrs["epochs"] == 2 for t in study.trials)
+
+    grid = tune(
+        CONFIG,
+        SMALL_SPACE
+        | {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "grid": [1e-3]}},
+        n_trials=5,
+        sampler="grid",
+        pruner="none",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="grid",
+        progress=False,
+        monitor="val_acc",
+        mode="max",
+    )
+    # 2 grid points: the study stops when the grid is exhausted.
+    assert sorted(t.params["data.init_args.batch_size"] for t in grid.trials) == [32, 64]
+    assert grid.direction.name == "MAXIMIZE"
+
+
+class _StandInReporter(Callback):
+    """Test stand-in for tuning.pruning.TrialReporter: prunes every trial after epoch 0."""
+
+    def __init__(
+        self,
+        storage: str,
+        study_name: str,
+        trial_id: int,
+        monitor: str,
+        mode: str,
+        prune: bool = True,
+    ) -> None:
+        self.trial_id = trial_id
+        self.prune = prune
+        self.pruned = False
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking and self.prune and self.trial_id > 1:
+            self.pruned = True
+            trainer.should_stop = True
+
+
+def test_pruned_trials_are_recorded_as_pruned_and_count_in_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = types.ModuleType("lightning_recipes.tuning.pruning")
+    module.TrialReporter = _StandInReporter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "lightning_recipes.tuning.pruning", module)
+    study = tune(
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=3,
+        pruner="median",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="pruned",
+        progress=False,
+        seed=0,
+    )
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "PRUNED", "PRUNED"] or states.count("PRUNED") == 2
+    assert "pruned" in (tmp_path / "pruned" / "study.md").read_text()
+    # Again with the same name: the budget is reached, nothing runs; a bigger one continues.
+    again = tune(
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=3,
+        pruner="median",
+        out_dir=tmp_path,
+        overrides=FAST,
+        study_name="pruned",
+        progress=False,
+    )
+    assert len(again.trials) == 3
+
+
+def _states(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    try:
+        study = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
+        return [t.state.name for t in study.trials]
+    except Exception:  # the first process is still creating the tables
+        return []
+
+
+def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "lightning_recipes.cli", "tune", "-c", str(CONFIG)]
+    cmd += ["--space", str(SPACE), "--n-trials", "3", "--pruner", "none", "--seed", "0"]
+    cmd += ["--out", str(tmp_path), "--no-progress", "--heartbeat", "1"]
+    cmd += ["--trainer.max_epochs=4", "--trainer.limit_val_batches=2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    db = tmp_path / "digits" / "study.db"
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            states = _states(db)
+            if "COMPLETE" in states and states[-1:] == ["RUNNING"] and len(states) < 3:
+                break
+            assert proc.poll() is None, f"tune ended before it could be killed: {states}"
+            assert time.monotonic() < deadline, states
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
+    killed = [t for t in first if t.state.name == "RUNNING"]
+    finished = [t for t in first if t.state.name == "COMPLETE"]
+    assert len(killed) == 1  # the trial that was training when the process died
+    assert finished
+    time.sleep(2.5)  # past the grace period (2 heartbeats): the trial is stale
+
+    subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL, timeout=300)
+    trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == 3  # the budget counts what is done
+    assert states[killed[0].number] == "FAIL"  # failed, not RUNNING forever
+    assert "RUNNING" not in states
+    for before in finished:  # finished trials are kept as they were
+        assert trials[before.number].params == before.params
+        assert trials[before.number].value == before.value
+    later = trials[killed[0].number + 1 :]
+    assert any(t.params == killed[0].params for t in later), "the killed trial is retried once"
+    # The seeded sampler does not start over on restart: no trial repeats trial 0.
+    assert all(t.params != trials[0].params for t in trials[1:])
+
+
+BAD_TUNE: list[tuple[dict[str, Any], str]] = [
+    ({"n_trials": 0}, "n_trials"),
+    ({"sampler": "bayes"}, "sampler"),
+    ({"pruner": "asha"}, "pruner"),
+    ({"mode": "minimum"}, "mode"),
+    ({"monitor": ""}, "monitor"),
+    ({"timeout": -1}, "timeout"),
+    ({"n_jobs": 0}, "n_jobs"),
+    ({"cv": 1}, "cv"),
+    ({"value": "mean"}, "value"),
+    ({"heartbeat_interval": 0}, "heartbeat_interval"),
+    ({"storage": "study.db"}, "storage"),
+    ({"study_name": "my study/1"}, "study_name"),
+    (
+        {"space": {"model.init_args.lrr": {"type": "float", "low": 0.1, "high": 1}}},
+        "model.init_args.lr",
+    ),
+    ({"space": {}}, "space"),
+    ({"space": {"data.init_args.batch_size": {"type": "float", "low": 8, "high": 64}}}, "space"),
+    (
+        {
+            "space": {"model.init_args.lr": {"type": "float", "low": 0.001, "high": 0.1}},
+            "sampler": "grid",
+        },
+        "step",
+    ),
+    ({"overrides": ["--trainer.max_epochs"]}, "overrides"),
+    ({"config": "missing.yaml"}, "config"),
+]
+
+
+@pytest.mark.parametrize(("change", "named"), BAD_TUNE)
+def test_bad_input_fails_before_any_trial(
+    change: dict[str, Any], named: str, tmp_path: Path
+) -> None:
+    kwargs: dict[str, Any] = {
+        "config": CONFIG,
+        "space": SMALL_SPACE,
+        "n_trials": 2,
+        "out_dir": tmp_path,
+        "progress": False,
+        "study_name": "bad",
+    }
+    kwargs.update(change)
+    with pytest.raises(RecipeConfigError) as info:
+        tune(**kwargs)
+    assert named in str(info.value)
+    assert not (tmp_path / "bad" / "study.db").exists()
+
+
+def test_cli_reports_a_bad_space_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["tune", "-c", str(CONFIG), "--space", str(SPACE), "--n-trials", "2"]
+    assert main([*args, "--sampler", "grid", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "lightning-recipes tune: error:" in err
+    assert "space['model.init_args.lr']" in err
+    assert "step" in err
+    with pytest.raises(SystemExit):
+        main([*args, "-x"])  # a stray short option is an argparse error, not an override
+
+
+def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    optuna.create_study(storage=url, study_name="s", direction="maximize")
+    with pytest.raises(RecipeConfigError, match="mode"):
+        tune(
+            CONFIG,
+            SMALL_SPACE,
+            n_trials=1,
+            storage=url,
+            study_name="s",
+            out_dir=tmp_path,
+            progress=False,
+        )
