@@ -136,13 +136,26 @@ def make_sampler(name: str, *, seed: int | None, space: SearchSpace | None) -> A
     raise choice_error("sampler", name, SAMPLERS)
 
 
+def pruner_args(name: str, *, max_epochs: int | None = None) -> dict[str, Any]:
+    """The arguments `tune` gives pruner ``name`` (the study's and every reporter's).
+
+    Median: stop a trial whose epoch value is worse than the median of earlier trials at
+    that epoch, after 2 finished trials and from the second epoch. Hyperband: epochs are
+    the resource, from 1 to the trials' ``max_epochs``.
+    """
+    if name == "median":
+        return {"n_startup_trials": 2, "n_warmup_steps": 1}
+    if name == "hyperband":
+        resource: int | str = max_epochs if max_epochs is not None and max_epochs > 0 else "auto"
+        return {"min_resource": 1, "max_resource": resource}
+    return {}
+
+
 def make_pruner(name: str, *, max_epochs: int | None = None) -> Any:
-    """Build one of Optuna's pruners.
+    """Build one of Optuna's pruners with `tune`'s arguments (see `pruner_args`).
 
     Args:
-        name: ``"median"`` (``MedianPruner``: stop a trial whose epoch value is worse than
-            the median of earlier trials at that epoch), ``"hyperband"`` (``HyperbandPruner``
-            with epochs as the resource) or ``"none"``.
+        name: ``"median"``, ``"hyperband"`` or ``"none"``.
         max_epochs: The trials' ``max_epochs``, Hyperband's maximum resource.
 
     Returns:
@@ -151,21 +164,24 @@ def make_pruner(name: str, *, max_epochs: int | None = None) -> Any:
     Raises:
         RecipeConfigError: For an unknown name.
     """
-    optuna = require("optuna", extra="tune", feature=_FEATURE)
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if name == "hyperband":
-        resource: int | str = max_epochs if max_epochs is not None and max_epochs > 0 else "auto"
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=resource)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise choice_error("pruner", name, PRUNERS)
+    if name not in PRUNERS:
+        raise choice_error("pruner", name, PRUNERS)
+    from lightning_recipes.tuning.pruning import build_pruner
+
+    return build_pruner(name, **pruner_args(name, max_epochs=max_epochs))  # type: ignore[arg-type]
 
 
 def _reporter_entry(
-    storage: str, study_name: str, trial_id: int, monitor: str, mode: str, prune: bool
+    storage: str,
+    study_name: str,
+    trial_id: int,
+    monitor: str,
+    mode: str,
+    pruner: str,
+    args: Mapping[str, Any],
+    result_dir: Path,
 ) -> dict[str, Any]:
-    """The ``trainer.callbacks`` entry of the trial's `TrialReporter`."""
+    """The ``trainer.callbacks`` entry of the trial's `TrialReporter` (same pruner as the study)."""
     return {
         "class_path": "lightning_recipes.tuning.pruning.TrialReporter",
         "init_args": {
@@ -174,7 +190,10 @@ def _reporter_entry(
             "trial_id": trial_id,
             "monitor": monitor,
             "mode": mode,
-            "prune": prune,
+            "prune": pruner != "none",
+            "pruner": pruner,
+            "pruner_args": dict(args),
+            "result_dir": str(result_dir),
         },
     }
 
@@ -492,9 +511,20 @@ def tune(
                 cv_objective,
             )
 
-            return float(cv_objective(trial, cfg, cv, monitor, mode, reporter_factory=None))
+            return float(
+                cv_objective(
+                    trial, cfg, cv, monitor, mode, use=value, overrides=(), out_dir=trial_dir
+                )
+            )
         reporter = _reporter_entry(
-            url, name, trial._trial_id, monitor, mode, prune=pruner != "none"
+            url,
+            name,
+            trial._trial_id,  # private, but Optuna has no public id of a trial in its storage
+            monitor,
+            mode,
+            pruner,
+            pruner_args(pruner, max_epochs=max_epochs if isinstance(max_epochs, int) else None),
+            trial_dir,
         )
         use_reporter = subprocess_mode or pruner != "none"
         run_cfg = trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
@@ -565,9 +595,13 @@ def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int |
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}  # parallel workers wait for the lock
+    from lightning_recipes.tuning.storage import open_storage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        # open_storage serialises the creation of the tables: processes opening an empty
+        # PostgreSQL database at once otherwise collide (measured by tests/test_tuning_postgres).
+        return open_storage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
