@@ -1,0 +1,32 @@
+"""Regularization recipes: weight penalties, no-decay parameter groups, weight initialisation
+and activation statistics.
+
+- `WeightPenalty`: L1 / L2 / elastic-net penalties on chosen layers, exactly as if added to
+  the loss (math: `penalty_value`, `add_penalty_grad_`).
+- `no_decay_param_groups`: optimizer groups without weight decay on biases and norms.
+- `WeightInit`: He/Kaiming, Xavier/Glorot, orthogonal and LSUV at fit start
+  (math: `init_modules_`, `lsuv_`).
+- `ActivationMonitor`: per-layer mean, std, dead and saturated fractions, histograms over
+  time (math: `activation_stats`).
+"""
+
+from lightning_recipes.regularization.groups import no_decay_param_groups
+from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
+from lightning_recipes.regularization.selection import (
+    DEFAULT_TYPES,
+    NORM_TYPES,
+    select_modules,
+    selected_parameters,
+)
+from lightning_recipes.regularization.weight_penalty import WeightPenalty
+
+__all__ = [
+    "DEFAULT_TYPES",
+    "NORM_TYPES",
+    "WeightPenalty",
+    "add_penalty_grad_",
+    "no_decay_param_groups",
+    "penalty_value",
+    "select_modules",
+    "selected_parameters",
+]
