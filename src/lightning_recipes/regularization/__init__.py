@@ -11,6 +11,7 @@ and activation statistics.
 """
 
 from lightning_recipes.regularization.groups import no_decay_param_groups
+from lightning_recipes.regularization.init import SCHEMES, init_modules_, lsuv_
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
 from lightning_recipes.regularization.selection import (
     DEFAULT_TYPES,
@@ -18,13 +19,18 @@ from lightning_recipes.regularization.selection import (
     select_modules,
     selected_parameters,
 )
+from lightning_recipes.regularization.weight_init import WeightInit
 from lightning_recipes.regularization.weight_penalty import WeightPenalty
 
 __all__ = [
     "DEFAULT_TYPES",
     "NORM_TYPES",
+    "SCHEMES",
+    "WeightInit",
     "WeightPenalty",
     "add_penalty_grad_",
+    "init_modules_",
+    "lsuv_",
     "no_decay_param_groups",
     "penalty_value",
     "select_modules",
