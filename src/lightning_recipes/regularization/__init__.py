@@ -10,6 +10,8 @@ and activation statistics.
   time (math: `activation_stats`).
 """
 
+from lightning_recipes.regularization.activation_monitor import ActivationMonitor
+from lightning_recipes.regularization.activations import activation_stats, summarize
 from lightning_recipes.regularization.groups import no_decay_param_groups
 from lightning_recipes.regularization.init import SCHEMES, init_modules_, lsuv_
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
@@ -23,11 +25,13 @@ from lightning_recipes.regularization.weight_init import WeightInit
 from lightning_recipes.regularization.weight_penalty import WeightPenalty
 
 __all__ = [
+    "ActivationMonitor",
     "DEFAULT_TYPES",
     "NORM_TYPES",
     "SCHEMES",
     "WeightInit",
     "WeightPenalty",
+    "activation_stats",
     "add_penalty_grad_",
     "init_modules_",
     "lsuv_",
@@ -35,4 +39,5 @@ __all__ = [
     "penalty_value",
     "select_modules",
     "selected_parameters",
+    "summarize",
 ]
