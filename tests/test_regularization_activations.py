@@ -65,7 +65,8 @@ def test_hooks_only_on_monitored_steps_and_training_untouched(tmp_path: Path) ->
     assert names == ["backbone.2", "backbone.5"]
     for _, record in monitor.history:
         for stats in record.values():
-            assert 0 <= stats["dead"] <= 1 and stats["std"] > 0
+            assert 0 <= stats["dead"] <= 1
+            assert stats["std"] > 0
     assert len(monitor.histograms["backbone.2"]) == 3
 
 
@@ -115,7 +116,8 @@ def test_warns_once_for_dead_and_saturated_layers_and_draws(tmp_path: Path) -> N
     assert any("'relu'" in m and "dead" in m for m in ours)
     assert any("'tanh'" in m and "saturated" in m for m in ours)
     assert monitor.warned == {"relu": "dead", "tanh": "saturated"}
-    assert monitor.figure_path is not None and monitor.figure_path.exists()
+    assert monitor.figure_path is not None
+    assert monitor.figure_path.exists()
     summary = monitor.run_summary()
     assert summary.facts["dead layers"] == ["relu"]
     assert summary.facts["monitored steps"] == 4

@@ -11,7 +11,7 @@ from torch import nn
 
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.regularization import WeightInit, init_modules_, lsuv_
-from tests.registry import CrashAt, CrashError, UserNet, assert_same, fit, state_of
+from tests.registry import CrashError, UserNet, assert_same, fit, state_of
 
 # ----------------------------------------------------------------------------- math
 
@@ -90,7 +90,8 @@ class Record(Callback):
 def test_callback_initialises_once_and_leaves_no_rng_trace(tmp_path: Path, scheme: str) -> None:
     init, record = WeightInit(scheme, nonlinearity="relu"), Record()
     _, model = fit([init, record], tmp_path / "a", dropout=0.2)
-    assert init.applied and init.layers == ["backbone.0", "backbone.4", "head"]
+    assert init.applied
+    assert init.layers == ["backbone.0", "backbone.4", "head"]
     assert record.first is not None
     seed_everything(0)
     default = UserNet()
@@ -126,7 +127,8 @@ def test_never_on_resume(tmp_path: Path) -> None:
         fit([], tmp_path / "plain", crash_at=1)
     late = WeightInit()
     fit([late], tmp_path / "plain", ckpt_path=tmp_path / "plain/ckpt/last.ckpt")
-    assert late.skipped_on_resume and not late.applied
+    assert late.skipped_on_resume
+    assert not late.applied
 
 
 def test_refuses_a_model_without_chosen_layers(tmp_path: Path) -> None:

@@ -66,7 +66,8 @@ def test_default_selection_is_kernels_not_biases_nor_norms() -> None:
 def test_no_decay_groups() -> None:
     net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Embedding(3, 4), nn.Linear(4, 2))
     decay, keep = no_decay_param_groups(net, 0.1)
-    assert decay["weight_decay"] == 0.1 and keep["weight_decay"] == 0.0
+    assert decay["weight_decay"] == 0.1
+    assert keep["weight_decay"] == 0.0
     decayed = {id(p) for p in decay["params"]}
     assert decayed == {id(net[0].weight), id(net[3].weight)}
     assert len(decay["params"]) + len(keep["params"]) == len(list(net.parameters()))
@@ -193,7 +194,9 @@ def test_logs_every_n_steps_and_reports(tmp_path: Path) -> None:
     # 2 epochs x 5 batches, accumulating 2 -> 3 optimizer steps per epoch: steps 0..5.
     assert [s for s, _ in penalty.history] == [0, 3]
     final = float(penalty.value())
-    expected = 1e-2 * sum(float(m.weight.pow(2).sum()) for m in (model.body[0], model.body[3], model.head))
+    expected = 1e-2 * sum(
+        float(m.weight.pow(2).sum()) for m in (model.body[0], model.body[3], model.head)
+    )
     assert math.isclose(final, expected, rel_tol=1e-5)
     logger.save()
     text = (Path(logger.log_dir) / "metrics.csv").read_text()
@@ -212,8 +215,13 @@ def test_refuses_manual_optimization(tmp_path: Path) -> None:
         def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
             return torch.zeros(())
 
-    trainer = Trainer(max_epochs=1, logger=False, enable_progress_bar=False,
-                      callbacks=[WeightPenalty(l2=0.1)], default_root_dir=tmp_path)
+    trainer = Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[WeightPenalty(l2=0.1)],
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(RecipeConfigError, match="manual optimization"):
         trainer.fit(Manual(), DigitsDataModule(batch_size=32))
 
@@ -253,10 +261,14 @@ def test_bad_inputs(kwargs: dict[str, Any], argument: str) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
-    [({"weight_decay": -1}, "weight_decay"), ({"weight_decay": "x"}, "weight_decay"),
-     ({"weight_decay": 0.1, "no_decay_types": "LayerNorm"}, "no_decay_types"),
-     ({"weight_decay": 0.1, "no_decay_names": "bias"}, "no_decay_names"),
-     ({"weight_decay": True}, "weight_decay"), ({"weight_decay": float("nan")}, "weight_decay")],
+    [
+        ({"weight_decay": -1}, "weight_decay"),
+        ({"weight_decay": "x"}, "weight_decay"),
+        ({"weight_decay": 0.1, "no_decay_types": "LayerNorm"}, "no_decay_types"),
+        ({"weight_decay": 0.1, "no_decay_names": "bias"}, "no_decay_names"),
+        ({"weight_decay": True}, "weight_decay"),
+        ({"weight_decay": float("nan")}, "weight_decay"),
+    ],
 )
 def test_no_decay_bad_inputs(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=argument):
@@ -266,3 +278,20 @@ def test_no_decay_bad_inputs(kwargs: dict[str, Any], argument: str) -> None:
 def test_two_penalties_keep_separate_state() -> None:
     assert WeightPenalty(l2=0.1).state_key != WeightPenalty(l2=0.2).state_key
     assert WeightPenalty(l2=0.1).state_key != WeightPenalty(l2=0.1, names=["head"]).state_key
+
+
+def test_classifier_can_leave_biases_and_norms_undecayed() -> None:
+    from lightning_recipes.modules import MLP, Classifier
+
+    backbone = nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU())
+    backbone.out_features = 16  # type: ignore[assignment]
+    model = Classifier(backbone, 10, weight_decay=0.1, decay_biases_and_norms=False)
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    decays = [(g["weight_decay"], len(g["params"])) for g in optimizer.param_groups]
+    assert decays == [(0.1, 2), (0.0, 4)]  # two kernels; two biases and the BN pair
+    plain = Classifier(MLP(64, hidden=(16,)), 10, weight_decay=0.1).configure_optimizers()
+    assert isinstance(plain, torch.optim.Optimizer)
+    assert len(plain.param_groups) == 1
+    with pytest.raises(RecipeConfigError, match="decay_biases_and_norms"):
+        Classifier(MLP(64, hidden=(16,)), 10, decay_biases_and_norms=1)  # type: ignore[arg-type]

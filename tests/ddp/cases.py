@@ -388,7 +388,8 @@ def regularization_fits(out: Path) -> None:
 
     payload: dict[str, Any] = {}
     trainer: Trainer | None = None
-    for name, model_cls, with_penalty in (("callbacks", UserNet, True), ("explicit", Explicit, False)):
+    runs = (("callbacks", UserNet, True), ("explicit", Explicit, False))
+    for name, model_cls, with_penalty in runs:
         seed_everything(0)
         model = model_cls()
         init = WeightInit("lsuv", seed=3)

@@ -1,5 +1,4 @@
-"""Regularization recipes: weight penalties, no-decay parameter groups, weight initialisation
-and activation statistics.
+"""Regularization recipes: penalties, no-decay groups, initialisation, activation statistics.
 
 - `WeightPenalty`: L1 / L2 / elastic-net penalties on chosen layers, exactly as if added to
   the loss (math: `penalty_value`, `add_penalty_grad_`).

@@ -157,9 +157,7 @@ class ActivationMonitor(Callback):
             tensor = output[0] if isinstance(output, list | tuple) else output
             if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
                 return
-            stats = activation_stats(
-                tensor, kind, self.bins, self.hist_max, self.saturation_eps
-            )
+            stats = activation_stats(tensor, kind, self.bins, self.hist_max, self.saturation_eps)
             previous = self._sums.get(name)
             self._sums[name] = stats if previous is None else previous + stats
 
@@ -254,7 +252,8 @@ class ActivationMonitor(Callback):
         }
         # Histograms of layers that missed a monitored step are padded with zeros.
         hists = {
-            n: self.histograms[n] + [[0.0] * self.bins] * (len(self.steps) - len(self.histograms[n]))
+            n: self.histograms[n]
+            + [[0.0] * self.bins] * (len(self.steps) - len(self.histograms[n]))
             for n in names
         }
         figure = activations_figure(self.steps, hists, ranges, dead)

@@ -160,7 +160,7 @@ def activations_figure(
     ranges: dict[str, tuple[float, float]],
     dead: dict[str, list[float]] | None = None,
 ) -> Any:
-    """fastai's "colourful dimension": per layer, the histogram of activations over time.
+    """Fastai's "colourful dimension": per layer, the histogram of activations over time.
 
     Each panel is one layer: x the monitored steps, y the activation value, colour
     ``log(1 + count)``. A layer with collapsing activations shows a bright band at 0.

@@ -55,7 +55,8 @@ def init_modules_(
 
     Examples:
         >>> layer = nn.Linear(64, 32)
-        >>> init_modules_([layer], "orthogonal", "linear", generator=torch.Generator().manual_seed(0))
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> init_modules_([layer], "orthogonal", "linear", generator=generator)
         1
         >>> bool(torch.allclose(layer.weight @ layer.weight.T, torch.eye(32), atol=1e-5))
         True
@@ -95,6 +96,15 @@ def _first_tensor(output: Any) -> Tensor | None:
     if isinstance(output, list | tuple) and output and isinstance(output[0], Tensor):
         return output[0]
     return None
+
+
+def _capture_into(captured: list[Tensor]) -> Callable[[nn.Module, Any, Any], None]:
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        tensor = _first_tensor(output)
+        if tensor is not None:
+            captured.append(tensor.detach())
+
+    return hook
 
 
 def lsuv_(
@@ -142,12 +152,7 @@ def lsuv_(
             continue
         captured: list[Tensor] = []
 
-        def hook(_m: nn.Module, _i: Any, output: Any) -> None:
-            tensor = _first_tensor(output)
-            if tensor is not None:
-                captured.append(tensor.detach())
-
-        handle = module.register_forward_hook(hook)
+        handle = module.register_forward_hook(_capture_into(captured))
         try:
             variance = float("nan")
             for _ in range(max_iter):
@@ -156,7 +161,13 @@ def lsuv_(
                 if not captured:
                     break
                 out = captured[0].double()
-                stats = torch.stack([out.sum(), out.pow(2).sum(), torch.tensor(out.numel(), dtype=torch.float64, device=out.device)])
+                stats = torch.stack(
+                    [
+                        out.sum(),
+                        out.pow(2).sum(),
+                        torch.tensor(out.numel(), dtype=torch.float64, device=out.device),
+                    ]
+                )
                 if reduce is not None:
                     stats = reduce(stats)
                 total, squares, count = stats.tolist()

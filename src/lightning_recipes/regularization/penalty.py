@@ -81,11 +81,11 @@ def add_penalty_grad_(
         return
     terms: list[Tensor] | None = None
     if l2:
-        terms = torch._foreach_mul(params, 2.0 * l2 * factor)
+        terms = list(torch._foreach_mul(params, 2.0 * l2 * factor))
     if l1:
         signs = torch._foreach_sign(params)
         if terms is None:
-            terms = torch._foreach_mul(signs, l1 * factor)
+            terms = list(torch._foreach_mul(signs, l1 * factor))
         else:
             torch._foreach_add_(terms, signs, alpha=l1 * factor)
     if terms is not None:

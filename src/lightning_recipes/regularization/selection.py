@@ -59,9 +59,11 @@ def is_type(module: nn.Module, types: Sequence[str]) -> bool:
     for cls in type(module).__mro__:
         if cls.__name__ in types or f"{cls.__module__}.{cls.__qualname__}" in types:
             return True
-        if cls.__module__.startswith("torch.nn.modules"):
-            if f"torch.nn.{cls.__qualname__}" in types:
-                return True
+        if (
+            cls.__module__.startswith("torch.nn.modules")
+            and f"torch.nn.{cls.__qualname__}" in types
+        ):
+            return True
     return False
 
 

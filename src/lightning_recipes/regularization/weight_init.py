@@ -223,7 +223,11 @@ class WeightInit(Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"applied": self.applied, "layers": list(self.layers), "variances": dict(self.variances)}
+        return {
+            "applied": self.applied,
+            "layers": list(self.layers),
+            "variances": dict(self.variances),
+        }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

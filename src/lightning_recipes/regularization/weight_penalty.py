@@ -245,9 +245,7 @@ class WeightPenalty(Callback):
             parts = [penalty_value(params, l1, l2) for l1, l2, params in self._active()]
         return torch.stack(parts).sum() if parts else torch.zeros(())
 
-    def _log(
-        self, trainer: Trainer, groups: list[tuple[float, float, list[nn.Parameter]]]
-    ) -> None:
+    def _log(self, trainer: Trainer, groups: list[tuple[float, float, list[nn.Parameter]]]) -> None:
         with torch.no_grad():
             parts = [penalty_value(params, l1, l2) for l1, l2, params in groups]
         if not parts:
