@@ -109,7 +109,7 @@ def activation_stats(
 
     Examples:
         >>> out = torch.tensor([[0.0, 1.0], [0.0, 2.0]])  # unit 0 never fires
-        >>> summarize(activation_stats(out, "relu", bins=4))["dead"]
+        >>> summarize(activation_stats(out, "relu", bins=4), "relu")["dead"]
         0.5
     """
     with torch.no_grad():
