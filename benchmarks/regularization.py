@@ -29,11 +29,11 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import publish, quiet_trainer  # noqa: E402
+from _common import publish, quiet_trainer
 
-from lightning_recipes.data import DigitsDataModule  # noqa: E402
-from lightning_recipes.modules import Classifier  # noqa: E402
-from lightning_recipes.regularization import (  # noqa: E402
+from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.modules import Classifier
+from lightning_recipes.regularization import (
     ActivationMonitor,
     WeightInit,
     WeightPenalty,
@@ -130,8 +130,8 @@ def part2() -> list[list[Any]]:
         named = "xavier_normal" if activation == "tanh" else "kaiming_normal"
         inits: dict[str, Any] = {
             "torch default": None,
-            f"{named.split('_')[0]} (WeightInit)": lambda: WeightInit(named, activation),
-            "LSUV (WeightInit)": lambda: WeightInit("lsuv", activation),
+            f"{named.split('_')[0]} (WeightInit)": lambda n=named, a=activation: WeightInit(n, a),
+            "LSUV (WeightInit)": lambda a=activation: WeightInit("lsuv", a),
         }
         for name, make in inits.items():
             epochs, accs = [], []
