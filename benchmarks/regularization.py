@@ -195,11 +195,11 @@ def main() -> None:
     rows1 = part1()
     rows2 = part2()
     rows3 = part3()
-    rows = [[n, a, "", ""] for n, a in rows1]
+    rows = [[n, a] for n, a in rows1]
     publish(
         "regularization",
         "Regularization on 20 images per class, initialisation of deep plain nets",
-        ["small data (20/class): technique", "test accuracy (3 seeds)", "", ""],
+        ["small data (20/class): technique", "test accuracy (3 seeds)"],
         rows,
         notes=_notes(rows2, rows3, time.time() - started),
     )
