@@ -414,3 +414,18 @@ def progress(
     from tqdm import tqdm  # type: ignore[import-untyped]  # a dependency of Lightning
 
     return tqdm(items, desc=desc, total=total, leave=False)  # type: ignore[no-any-return]
+
+
+def loss_scale(trainer: Trainer) -> torch.Tensor | None:
+    """The AMP GradScaler's current scale as a device tensor (fp16 mixed precision), or None.
+
+    Gradients seen in ``on_after_backward`` under fp16 AMP are multiplied by this scale
+    (they are unscaled later, before ``on_before_optimizer_step``). The GradScaler's
+    public ``get_scale()`` returns a Python float, which costs a host sync every step, so
+    its private ``_scale`` tensor is read instead (None until the first ``scale()``).
+    """
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is None or not getattr(scaler, "is_enabled", lambda: False)():
+        return None
+    scale = getattr(scaler, "_scale", None)
+    return scale if isinstance(scale, torch.Tensor) else None

@@ -397,3 +397,42 @@ def trial_reporter_prune(out: Path, storage: str, study_name: str, trial_id: int
             "result": reporter.result(),
         },
     )
+
+
+def regularization_fits(out: Path) -> None:
+    """WeightPenalty + WeightInit(lsuv) + ActivationMonitor in one fit, and the same fit with
+    the penalty written into the loss by hand: every rank saves weights and decisions."""
+    from torch import Tensor
+
+    from lightning_recipes.regularization import ActivationMonitor, WeightInit, WeightPenalty
+    from tests.registry import FIT_ARGS, UserNet, digits
+
+    class Explicit(UserNet):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            loss = super().training_step(batch, batch_idx)
+            for layer in (self.backbone[0], self.backbone[4], self.head):
+                loss = loss + 1e-3 * layer.weight.abs().sum() + 1e-2 * layer.weight.pow(2).sum()
+            return loss
+
+    payload: dict[str, Any] = {}
+    trainer: Trainer | None = None
+    runs = (("callbacks", UserNet, True), ("explicit", Explicit, False))
+    for name, model_cls, with_penalty in runs:
+        seed_everything(0)
+        model = model_cls()
+        init = WeightInit("lsuv", seed=3)
+        callbacks: list[Callback] = [init]
+        if with_penalty:
+            penalty = WeightPenalty(l1=1e-3, l2=1e-2, log_every_n_steps=2)
+            monitor = ActivationMonitor(every_n_steps=2, plot=False)
+            callbacks += [penalty, monitor]
+        args = {**FIT_ARGS, "enable_checkpointing": False, "accumulate_grad_batches": 2}
+        trainer = ddp_trainer(out / name, callbacks=callbacks, **args)
+        trainer.fit(model, datamodule=digits())
+        payload[name] = {
+            "weights": cpu_state(model),
+            "variances": dict(init.variances),
+            "state": [callback.state_dict() for callback in callbacks],
+        }
+    assert trainer is not None
+    save_rank_result(trainer, out, payload)

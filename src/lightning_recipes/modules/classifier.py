@@ -20,6 +20,7 @@ from lightning_recipes.modules.optim import (
     check_scheduler_name,
     check_scheduler_options,
 )
+from lightning_recipes.regularization.groups import no_decay_param_groups
 
 __all__ = ["Classifier"]
 
@@ -55,6 +56,10 @@ class Classifier(LightningModule):
         loss_fn: The loss module; defaults to ``nn.CrossEntropyLoss()``.
         scheduler_options: Keyword arguments of the schedule helper behind the last four
             scheduler names, e.g. ``{"warmup_steps": 50}`` (settable from YAML).
+        decay_biases_and_norms: Apply ``weight_decay`` to biases and normalisation
+            weights too (True, torch's default). False puts them in a second param group
+            without decay (`lightning_recipes.regularization.no_decay_param_groups`), as
+            fastai and timm do.
 
     Examples:
         >>> import torch
@@ -75,6 +80,7 @@ class Classifier(LightningModule):
         scheduler: SchedulerName | None = None,
         loss_fn: nn.Module | None = None,
         scheduler_options: dict[str, Any] | None = None,
+        decay_biases_and_norms: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -98,7 +104,12 @@ class Classifier(LightningModule):
             raise config_error(
                 "loss_fn", loss_fn, "Pass an nn.Module loss such as nn.CrossEntropyLoss()."
             )
+        if not isinstance(decay_biases_and_norms, bool):
+            raise config_error(
+                "decay_biases_and_norms", decay_biases_and_norms, "Pass True or False."
+            )
         self.save_hyperparameters(ignore=["backbone", "loss_fn"])
+        self.decay_biases_and_norms = decay_biases_and_norms
         self.backbone = backbone
         self.head = nn.Linear(width, num_classes)
         self.loss_fn: nn.Module = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
@@ -164,8 +175,11 @@ class Classifier(LightningModule):
 
     @override
     def configure_optimizers(self) -> OptimizerLRScheduler:
+        params: Any = self.parameters()
+        if not self.decay_biases_and_norms and self.weight_decay > 0:
+            params = no_decay_param_groups(self, self.weight_decay)
         optimizer = build_optimizer(
-            self.optimizer_name, self.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            self.optimizer_name, params, lr=self.lr, weight_decay=self.weight_decay
         )
         if self.scheduler_name is None:
             return optimizer
