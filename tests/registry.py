@@ -90,6 +90,13 @@ REGISTRY: list[Entry] = [
         changes_training=False,
     ),
     Entry("lightning_recipes.MetricHistory", {}, changes_training=False),
+    Entry("lightning_recipes.WeightPenalty", {"l1": 1e-4, "l2": 1e-3, "log_every_n_steps": 2}),
+    Entry("lightning_recipes.WeightInit", {"scheme": "lsuv"}),
+    Entry(
+        "lightning_recipes.ActivationMonitor",
+        {"every_n_steps": 2, "plot": False},
+        changes_training=False,
+    ),
     Entry(
         "lightning_recipes.imbalance.ImbalanceReport",
         {"num_classes": 10, "plot": False},

@@ -121,3 +121,17 @@ def test_demo_runs_the_recipes_together(tmp_path: Path) -> None:
 def test_demo_refuses_an_unknown_recipe(tmp_path: Path) -> None:
     with pytest.raises(RecipeConfigError, match="recipes"):
         run_demo(out_dir=tmp_path, recipes=["dropout"])
+
+
+def test_demo_runs_the_regularization_recipes(tmp_path: Path) -> None:
+    result = run_demo(
+        max_epochs=2,
+        out_dir=tmp_path,
+        progress=False,
+        limit_batches=3,
+        recipes=["weight-penalty", "weight-init", "activations"],
+    )
+    names = [summary.recipe for summary in result.report.recipes]
+    assert len(names) == 3
+    text = (result.run_dir / "report.md").read_text()
+    assert all(f"### {name}" in text for name in names)

@@ -27,11 +27,21 @@ from lightning_recipes.history import MetricHistory
 from lightning_recipes.imbalance import ClassWeighting, FocalLoss, ImbalanceReport
 from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
 from lightning_recipes.modules import MLP, Classifier, SmallCNN
+from lightning_recipes.regularization import (
+    ActivationMonitor,
+    WeightInit,
+    WeightPenalty,
+    no_decay_param_groups,
+)
 from lightning_recipes.stopping import EarlyStopping
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationMonitor",
+    "WeightInit",
+    "WeightPenalty",
+    "no_decay_param_groups",
     "MLP",
     "ArrayDataModule",
     "Attribution",

@@ -10,9 +10,13 @@ from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.imbalance import ClassWeighting, ImbalanceReport
 from lightning_recipes.lr import LRFinder
+from lightning_recipes.regularization import ActivationMonitor, WeightInit, WeightPenalty
 from lightning_recipes.stopping import EarlyStopping
 
 __all__ = [
+    "ActivationMonitor",
+    "WeightInit",
+    "WeightPenalty",
     "Attribution",
     "BatchMixingCheck",
     "ClassWeighting",

@@ -77,7 +77,16 @@ def _logger(run_dir: Path) -> Logger:
     return TensorBoardLogger(save_dir=run_dir, name="", version="logs", default_hp_metric=False)
 
 
-DEMO_RECIPES = ("class-weighting", "find-lr", "early-stopping", "freeze", "attribution")
+DEMO_RECIPES = (
+    "class-weighting",
+    "find-lr",
+    "early-stopping",
+    "freeze",
+    "attribution",
+    "weight-penalty",
+    "weight-init",
+    "activations",
+)
 """Recipes the demo can add, in the order their callbacks run."""
 
 
@@ -145,6 +154,18 @@ def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]
         callbacks.append(
             EarlyStopping("val_macro_f1", mode="max", patience=5, restore_best_weights=True)
         )
+    if "weight-penalty" in chosen:
+        from lightning_recipes.regularization import WeightPenalty
+
+        callbacks.append(WeightPenalty(l2=1e-4))
+    if "weight-init" in chosen:
+        from lightning_recipes.regularization import WeightInit
+
+        callbacks.append(WeightInit("kaiming_normal"))
+    if "activations" in chosen:
+        from lightning_recipes.regularization import ActivationMonitor
+
+        callbacks.append(ActivationMonitor())
     if "attribution" in chosen:
         from lightning_recipes.attribution import Attribution
 
@@ -188,7 +209,9 @@ def run_demo(
             best weights restored), ``"freeze"`` (the backbone is first pretrained for
             `PRETRAIN_EPOCHS` on the training split under a separate head, with the class
             weights when ``class-weighting`` is chosen too, then unfrozen one group every
-            ``max_epochs // 7`` epochs from the top), ``"attribution"``.
+            ``max_epochs // 7`` epochs from the top), ``"attribution"``, ``"weight-penalty"``
+            (L2 1e-4 on Linear/Conv weights), ``"weight-init"`` (Kaiming normal at fit
+            start), ``"activations"`` (the activation monitor).
 
     Returns:
         The run's folder, measured figures and files.
