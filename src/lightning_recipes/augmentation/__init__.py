@@ -5,6 +5,12 @@ that act on training batches only. See ``docs/recipes/augmentation.md``.
 """
 
 from lightning_recipes.augmentation.callbacks import BatchAugmentation, CutMix, LabelSmoothing, MixUp
+from lightning_recipes.augmentation.images import (
+    FILL_MODES,
+    ImageAugmentation,
+    augment_images,
+    build_image_transform,
+)
 from lightning_recipes.augmentation.mixing import (
     MixTerm,
     compose_mix,
@@ -17,7 +23,11 @@ from lightning_recipes.augmentation.mixing import (
 from lightning_recipes.augmentation.targets import LOSS_ATTRIBUTES, TargetMixer
 
 __all__ = [
+    "FILL_MODES",
     "LOSS_ATTRIBUTES",
+    "ImageAugmentation",
+    "augment_images",
+    "build_image_transform",
     "BatchAugmentation",
     "CutMix",
     "LabelSmoothing",

@@ -88,6 +88,8 @@ class BatchAugmentation(Callback):
     """Pipeline order: image transforms (0), then mixes (10), then smoothing (20)."""
     recipe: ClassVar[str] = "augmentation"
     uses_loss: ClassVar[bool] = True
+    per_batch: ClassVar[bool] = True
+    """Whether ``p`` is drawn once per batch (else the subclass applies it per sample)."""
 
     def __init__(
         self,
@@ -212,7 +214,7 @@ class BatchAugmentation(Callback):
             if not stage.active(trainer.current_epoch):
                 continue
             rng = stage.generator(trainer, batch_idx)
-            if stage.p < 1.0 and rng.random() >= stage.p:
+            if stage.per_batch and stage.p < 1.0 and rng.random() >= stage.p:
                 continue
             stage.augment(batch, rng)
             stage.batches_augmented += 1
