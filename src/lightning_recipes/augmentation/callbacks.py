@@ -204,7 +204,7 @@ class BatchAugmentation(Callback):
         if self._token == token:
             return  # another augmentation callback already ran the pipeline
         stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchAugmentation)]
-        stages.sort(key=lambda c: c.priority)
+        stages.sort(key=lambda c: (c.priority, type(c).__name__, c.state_key))
         for stage in stages:
             stage._token = token
             if stage._mixer is not None:
