@@ -79,7 +79,8 @@ def test_cutmix_box_and_lam_are_consistent(lam: float) -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
         top, left, bottom, right = cutmix_box(8, 6, lam, rng)
-        assert 0 <= top <= bottom <= 8 and 0 <= left <= right <= 6
+        assert 0 <= top <= bottom <= 8
+        assert 0 <= left <= right <= 6
         x = torch.arange(2 * 48, dtype=torch.float32).reshape(2, 1, 8, 6)
         mixed, got = cutmix(x, torch.tensor([1, 0]), (top, left, bottom, right))
         own = (mixed == x).float().mean().item()
@@ -101,7 +102,8 @@ def test_image_transform_is_seeded_and_leaves_global_rng_alone() -> None:
     after = torch.rand(1)
     torch.manual_seed(5)
     b = augment_images(transform, x, seed=1)
-    assert torch.equal(a, b) and torch.equal(torch.rand(1), after)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.rand(1), after)
     assert not torch.equal(augment_images(transform, x, seed=2), a)
     assert not torch.equal(a, x)
 
@@ -112,7 +114,8 @@ def test_constant_fill_value_fills_the_outside() -> None:
     out = augment_images(transform, x, seed=0, fill_value=0.7)
     # Inside stays 0, outside is 0.7, the bilinear edge blends the two.
     assert bool(torch.all((out > -1e-5) & (out < 0.7 + 1e-5)))
-    assert bool((out > 0.7 - 1e-5).any()) and bool((out.abs() < 1e-5).any())
+    assert bool((out > 0.7 - 1e-5).any())
+    assert bool((out.abs() < 1e-5).any())
     nearest = augment_images(build_image_transform(translate=0.5, fill_mode="nearest"), x, 0)
     assert torch.equal(nearest, x)
 
@@ -122,4 +125,5 @@ def test_flip_without_warp_is_exact() -> None:
     out = augment_images(build_image_transform(horizontal_flip=True), x, seed=0)
     flipped = torch.all(out == x.flip(-1), dim=(1, 2, 3))
     same = torch.all(out == x, dim=(1, 2, 3))
-    assert bool(torch.all(flipped | same)) and 4 < int(flipped.sum()) < 28
+    assert bool(torch.all(flipped | same))
+    assert 4 < int(flipped.sum()) < 28

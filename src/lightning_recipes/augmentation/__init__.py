@@ -4,7 +4,12 @@ The math is in `mixing` (pure functions) and `images`; the callbacks are thin ad
 that act on training batches only. See ``docs/recipes/augmentation.md``.
 """
 
-from lightning_recipes.augmentation.callbacks import BatchAugmentation, CutMix, LabelSmoothing, MixUp
+from lightning_recipes.augmentation.callbacks import (
+    BatchAugmentation,
+    CutMix,
+    LabelSmoothing,
+    MixUp,
+)
 from lightning_recipes.augmentation.images import (
     FILL_MODES,
     ImageAugmentation,

@@ -266,7 +266,7 @@ class BatchAugmentation(Callback):
     def set_inputs(self, batch: Any, new: Tensor) -> None:
         """Put ``new`` in place of the inputs: a list/dict entry, or in place in the tensor."""
         if isinstance(batch, list | dict):
-            batch[self.input_key] = new
+            batch[self.input_key] = new  # type: ignore[index]
             return
         old = self.get_inputs(batch)
         if old._base is not None:
@@ -475,7 +475,7 @@ class LabelSmoothing(BatchAugmentation):
             raise config_error(
                 "smoothing",
                 self.smoothing,
-                f"The loss already smooths (label_smoothing={loss.label_smoothing}); "  # type: ignore[union-attr]
+                f"The loss already smooths (label_smoothing={loss.label_smoothing}); "
                 "remove one of the two.",
             )
 

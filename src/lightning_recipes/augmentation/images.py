@@ -41,7 +41,7 @@ def build_image_transform(
     """The kornia transform for these settings (arguments as `ImageAugmentation`'s)."""
     augmentation = require("kornia.augmentation", extra="augment", feature="ImageAugmentation")
     steps: list[nn.Module] = []
-    shift = (translate, translate) if is_real(translate) else tuple(translate)
+    shift = (translate, translate) if isinstance(translate, int | float) else tuple(translate)
     if rotation or any(shift) or scale is not None or shear:
         steps.append(
             augmentation.RandomAffine(
@@ -173,7 +173,7 @@ class ImageAugmentation(BatchAugmentation):
             raise config_error("shear", shear, "Pass a maximum shear angle in degrees, 0 to 90.")
         flag("horizontal_flip", horizontal_flip)
         flag("vertical_flip", vertical_flip)
-        if fill_mode == "wrap":
+        if str(fill_mode) == "wrap":
             raise config_error(
                 "fill_mode", fill_mode, "Keras' 'wrap' has no kornia equivalent: pass 'reflect'."
             )
@@ -185,7 +185,9 @@ class ImageAugmentation(BatchAugmentation):
             raise config_error(
                 "fill_value", fill_value, "fill_value is used with fill_mode='constant' only."
             )
-        if not (rotation or any(shift) or scale is not None or shear or horizontal_flip or vertical_flip):
+        if not (
+            rotation or any(shift) or scale is not None or shear or horizontal_flip or vertical_flip
+        ):
             raise config_error(
                 "rotation",
                 rotation,

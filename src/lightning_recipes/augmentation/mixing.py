@@ -115,7 +115,7 @@ def cutmix_box(
         True
     """
     cut = math.sqrt(max(0.0, 1.0 - lam))
-    box_h, box_w = int(round(height * cut)), int(round(width * cut))
+    box_h, box_w = round(height * cut), round(width * cut)
     cy, cx = int(rng.integers(height)), int(rng.integers(width))
     top, bottom = max(cy - box_h // 2, 0), min(cy - box_h // 2 + box_h, height)
     left, right = max(cx - box_w // 2, 0), min(cx - box_w // 2 + box_w, width)
@@ -168,7 +168,9 @@ def compose_mix(terms: list[MixTerm], index: Tensor, lam: float) -> list[MixTerm
         [(0.75, None), (0.25, [1, 0])]
     """
     kept = [MixTerm(t.coef * lam, t.index) for t in terms]
-    moved = [MixTerm(t.coef * (1.0 - lam), index if t.index is None else t.index[index]) for t in terms]
+    moved = [
+        MixTerm(t.coef * (1.0 - lam), index if t.index is None else t.index[index]) for t in terms
+    ]
     return [t for t in kept + moved if t.coef != 0.0]
 
 
@@ -234,5 +236,8 @@ def mixed_loss(
     if total is None:
         total = first if first is not None else loss.forward(inputs, target)
     if smoothing:
-        total = total * (1.0 - smoothing) + loss.forward(inputs, uniform_target(loss, inputs)) * smoothing
+        total = (
+            total * (1.0 - smoothing)
+            + loss.forward(inputs, uniform_target(loss, inputs)) * smoothing
+        )
     return total

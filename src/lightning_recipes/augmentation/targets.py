@@ -15,7 +15,7 @@ anything called outside a training batch see the plain loss.
 """
 
 import weakref
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
@@ -55,13 +55,17 @@ def find_loss(module: nn.Module, loss_attr: str | None, recipe: str) -> tuple[nn
 class TargetMixer:
     """The forward hook on one loss module, shared by the callbacks that mix targets."""
 
-    _by_loss: "weakref.WeakKeyDictionary[nn.Module, TargetMixer]" = weakref.WeakKeyDictionary()
+    _by_loss: ClassVar["weakref.WeakKeyDictionary[nn.Module, TargetMixer]"] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def __init__(self, loss: nn.Module) -> None:
         self.loss_name = type(loss).__name__
         self.supports_soft_targets = not isinstance(loss, _NO_SOFT_TARGETS)
         self.users: set[int] = set()
-        self.handle: RemovableHandle | None = loss.register_forward_hook(self._hook, with_kwargs=True)
+        self.handle: RemovableHandle | None = loss.register_forward_hook(
+            self._hook, with_kwargs=True
+        )
         self.begin()
 
     @classmethod
