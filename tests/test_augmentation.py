@@ -264,6 +264,20 @@ def test_flat_inputs_are_refused_by_cutmix() -> None:
     trainer = Trainer(callbacks=[CutMix()], **FIT)
     with pytest.raises(RecipeConfigError, match="input_key"):
         trainer.fit(Flat(), DigitsDataModule(batch_size=16))
+    # Flat images are accepted with their shape, and stay flat.
+    model = Flat()
+    trainer = Trainer(
+        callbacks=[
+            CutMix(image_shape=(1, 8, 8)),
+            ImageAugmentation(rotation=10, image_shape=(1, 8, 8)),
+        ],
+        **FIT,
+    )
+    trainer.fit(model, DigitsDataModule(batch_size=16))
+    assert model.seen[0]["x"].shape == (16, 64)
+    trainer = Trainer(callbacks=[CutMix(image_shape=(1, 4, 4))], **FIT)
+    with pytest.raises(RecipeConfigError, match="image_shape"):
+        trainer.fit(Flat(), DigitsDataModule(batch_size=16))
 
 
 def test_stop_beyond_the_run_warns() -> None:
@@ -333,6 +347,8 @@ BAD: list[tuple[type, dict[str, Any], str]] = [
     (CutMix, {"input_key": True}, "input_key"),
     (CutMix, {"input_key": 1.0}, "input_key"),
     (CutMix, {"loss_attr": 3}, "loss_attr"),
+    (CutMix, {"image_shape": (8, 8)}, "image_shape"),
+    (CutMix, {"image_shape": (1, 0, 8)}, "image_shape"),
     (LabelSmoothing, {"smoothing": 0.0}, "smoothing"),
     (LabelSmoothing, {"smoothing": 1.0}, "smoothing"),
     (LabelSmoothing, {"smoothing": -0.1}, "smoothing"),
@@ -362,6 +378,7 @@ BAD: list[tuple[type, dict[str, Any], str]] = [
     (ImageAugmentation, {"rotation": 5, "p": 0}, "p"),
     (ImageAugmentation, {"rotation": 5, "seed": "0"}, "seed"),
     (ImageAugmentation, {"rotation": 5, "stop_at_epoch": 0}, "stop_at_epoch"),
+    (ImageAugmentation, {"rotation": 5, "image_shape": 64}, "image_shape"),
 ]
 
 

@@ -28,7 +28,7 @@ from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, per
 from lightning_recipes.augmentation.targets import TargetMixer, find_loss
 from lightning_recipes.errors import RecipeConfigError, config_error
 
-__all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp"]
+__all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp", "check_image_shape"]
 
 InputKey = int | str
 
@@ -69,6 +69,23 @@ def _check_common(seed: Any, stop_at_epoch: Any, input_key: Any, loss_attr: Any)
         raise config_error(
             "loss_attr", loss_attr, "Pass the name of the module attribute holding the loss."
         )
+
+
+def check_image_shape(value: Any) -> tuple[int, int, int] | None:
+    """Validate ``image_shape``: None or three positive integers ``(C, H, W)``."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 3
+        or not all(is_int(v) and v >= 1 for v in value)
+    ):
+        raise config_error(
+            "image_shape",
+            value,
+            "Pass (channels, height, width) of the flat inputs, e.g. (1, 8, 8).",
+        )
+    return (int(value[0]), int(value[1]), int(value[2]))
 
 
 class BatchAugmentation(Callback):
@@ -278,6 +295,30 @@ class BatchAugmentation(Callback):
             )
         old.copy_(new)
 
+    def get_images(self, batch: Any) -> tuple[Tensor, torch.Size | None]:
+        """The inputs as images ``(N, C, H, W)`` / ``(N, H, W)``, and their flat shape if any.
+
+        Flat inputs ``(N, C*H*W)`` are viewed as images of ``image_shape`` when it is set.
+        """
+        inputs = self.get_inputs(batch)
+        shape: tuple[int, ...] | None = getattr(self, "image_shape", None)
+        if shape is not None and inputs.dim() == 2 and inputs.shape[1] == math.prod(shape):
+            return inputs.reshape(inputs.shape[0], *shape), inputs.shape
+        if inputs.dim() not in (3, 4) or shape is not None:
+            expected = f" or flat (N, {math.prod(shape)})" if shape is not None else ""
+            raise config_error(
+                "image_shape" if shape is not None else "input_key",
+                shape if shape is not None else self.input_key,
+                f"{type(self).__name__} needs images (N, C, H, W) or (N, H, W){expected}; the "
+                f"inputs have shape {tuple(inputs.shape)}. Keep the images unflattened in the "
+                "batch (flatten in the model) or pass image_shape=(C, H, W) for flat inputs.",
+            )
+        return inputs, None
+
+    def set_images(self, batch: Any, images: Tensor, flat: torch.Size | None) -> None:
+        """Put augmented images back, flattened again when they came flat."""
+        self.set_inputs(batch, images.reshape(flat) if flat is not None else images)
+
     # ------------------------------------------------------------ report
 
     def summary_facts(self) -> dict[str, Any]:
@@ -374,6 +415,8 @@ class CutMix(BatchAugmentation):
         stop_at_epoch: 0-based epoch from which to stop; None never stops.
         input_key: Index (tuple/list batch) or key (dict batch) of the images.
         loss_attr: Module attribute holding the loss.
+        image_shape: ``(C, H, W)`` of flat inputs ``(N, C*H*W)`` (flattened images, as
+            Keras' MNIST examples keep them); None when the batch holds images.
 
     Examples:
         >>> CutMix(alpha=1.0, p=0.5).p
@@ -392,8 +435,10 @@ class CutMix(BatchAugmentation):
         stop_at_epoch: int | None = None,
         input_key: InputKey = 0,
         loss_attr: str | None = None,
+        image_shape: tuple[int, int, int] | None = None,
     ) -> None:
         self.alpha = _check_alpha(alpha)
+        self.image_shape = check_image_shape(image_shape)
         super().__init__(
             p=p, seed=seed, stop_at_epoch=stop_at_epoch, input_key=input_key, loss_attr=loss_attr
         )
@@ -403,19 +448,11 @@ class CutMix(BatchAugmentation):
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Paste the boxes and tell the loss."""
-        inputs = self.get_inputs(batch)
-        if inputs.dim() < 3:
-            raise config_error(
-                "input_key",
-                self.input_key,
-                f"CutMix needs images (N, C, H, W) or (N, H, W); the inputs have shape "
-                f"{tuple(inputs.shape)}. Keep the images unflattened in the batch (flatten in "
-                "the model), or use MixUp for vectors.",
-            )
+        inputs, flat = self.get_images(batch)
         box = cutmix_box(inputs.shape[-2], inputs.shape[-1], sample_lam(self.alpha, rng), rng)
         index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
         mixed, lam = cutmix(inputs, index, box)
-        self.set_inputs(batch, mixed)
+        self.set_images(batch, mixed, flat)
         assert self._mixer is not None
         self._mixer.mix(index, lam)
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from lightning_recipes._optional import require
 from lightning_recipes._rng import preserved_rng
 from lightning_recipes._validate import flag, is_real
-from lightning_recipes.augmentation.callbacks import BatchAugmentation, InputKey
+from lightning_recipes.augmentation.callbacks import BatchAugmentation, InputKey, check_image_shape
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["FILL_MODES", "ImageAugmentation", "augment_images", "build_image_transform"]
@@ -121,6 +121,8 @@ class ImageAugmentation(BatchAugmentation):
         seed: Seed of the private generators; None uses the run's seed.
         stop_at_epoch: 0-based epoch from which to stop; None never stops.
         input_key: Index (tuple/list batch) or key (dict batch) of the images.
+        image_shape: ``(C, H, W)`` of flat inputs ``(N, C*H*W)``; None when the batch
+            holds images.
 
     Examples:
         >>> aug = ImageAugmentation(rotation=10, translate=0.1, horizontal_flip=True)
@@ -148,7 +150,9 @@ class ImageAugmentation(BatchAugmentation):
         seed: int | None = None,
         stop_at_epoch: int | None = None,
         input_key: InputKey = 0,
+        image_shape: tuple[int, int, int] | None = None,
     ) -> None:
+        self.image_shape = check_image_shape(image_shape)
         if not is_real(rotation) or not 0 <= rotation <= 180:
             raise config_error("rotation", rotation, "Pass a maximum angle in degrees, 0 to 180.")
         shift = (translate, translate) if is_real(translate) else translate
@@ -228,17 +232,9 @@ class ImageAugmentation(BatchAugmentation):
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Transform the batch's images."""
-        images = self.get_inputs(batch)
-        if images.dim() not in (3, 4):
-            raise config_error(
-                "input_key",
-                self.input_key,
-                f"ImageAugmentation needs images (N, C, H, W) or (N, H, W); the inputs have "
-                f"shape {tuple(images.shape)}. Keep the images unflattened in the batch "
-                "(flatten in the model).",
-            )
+        images, flat = self.get_images(batch)
         seed = int(rng.integers(2**63))
-        self.set_inputs(batch, augment_images(self.transform, images, seed, self.fill_value))
+        self.set_images(batch, augment_images(self.transform, images, seed, self.fill_value), flat)
 
     def summary_facts(self) -> dict[str, Any]:
         """The transform's settings."""
