@@ -20,7 +20,7 @@ from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoot
 from lightning_recipes.modules import MLP, SmallCNN
 
 SEEDS = (0, 1, 2)
-EPOCHS = 60
+EPOCHS = 40
 KEEP = 0.16  # of ~126 training images per class: about 20 per class
 
 
