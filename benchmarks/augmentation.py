@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 
 import torch
+from benchmarks._common import publish, quiet_trainer
 from lightning.pytorch import Callback, seed_everything
 from torch import nn
 
-from benchmarks._common import publish, quiet_trainer
 from lightning_recipes import Classifier, DigitsDataModule
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.modules import MLP, SmallCNN
