@@ -13,7 +13,7 @@ from lightning_recipes._optional import new_figure, require
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import config_error
 
-OPTIONAL = ("matplotlib", "sklearn", "captum", "imblearn", "optuna")
+OPTIONAL = ("matplotlib", "sklearn", "captum", "imblearn", "optuna", "kornia")
 
 
 def test_import_works_without_any_optional_package() -> None:
@@ -49,11 +49,18 @@ def test_no_module_imports_an_optional_package_at_import_time() -> None:
     assert offenders == []
 
 
+def _image_augmentation() -> object:
+    from lightning_recipes.augmentation import ImageAugmentation
+
+    return ImageAugmentation(rotation=5)
+
+
 @pytest.mark.parametrize(
     ("module", "extra", "use"),
     [
         ("matplotlib", "plots", lambda: new_figure("The LR curve")),
         ("sklearn", "data", lambda: DigitsDataModule().setup()),
+        ("kornia", "augment", lambda: _image_augmentation()),
     ],
 )
 def test_missing_extra_names_the_extra(

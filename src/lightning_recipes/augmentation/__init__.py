@@ -1,0 +1,48 @@
+"""Augmentation: MixUp, CutMix, label smoothing and on-device image transforms.
+
+The math is in `mixing` (pure functions) and `images`; the callbacks are thin adapters
+that act on training batches only. See ``docs/recipes/augmentation.md``.
+"""
+
+from lightning_recipes.augmentation.callbacks import (
+    BatchAugmentation,
+    CutMix,
+    LabelSmoothing,
+    MixUp,
+)
+from lightning_recipes.augmentation.images import (
+    FILL_MODES,
+    ImageAugmentation,
+    augment_images,
+    build_image_transform,
+)
+from lightning_recipes.augmentation.mixing import (
+    MixTerm,
+    compose_mix,
+    cutmix,
+    cutmix_box,
+    mixed_loss,
+    mixup,
+    sample_lam,
+)
+from lightning_recipes.augmentation.targets import LOSS_ATTRIBUTES, TargetMixer
+
+__all__ = [
+    "FILL_MODES",
+    "LOSS_ATTRIBUTES",
+    "ImageAugmentation",
+    "augment_images",
+    "build_image_transform",
+    "BatchAugmentation",
+    "CutMix",
+    "LabelSmoothing",
+    "MixTerm",
+    "MixUp",
+    "TargetMixer",
+    "compose_mix",
+    "cutmix",
+    "cutmix_box",
+    "mixed_loss",
+    "mixup",
+    "sample_lam",
+]

@@ -1,0 +1,526 @@
+"""MixUp, CutMix and LabelSmoothing: thin callbacks over `mixing` and `targets`.
+
+All augmentation callbacks of this package share one per-batch pipeline: the first of
+them whose ``on_train_batch_start`` runs applies every one of them, image transforms
+first, then mixes, then smoothing, so the order of ``callbacks=[...]`` does not matter.
+They work on the batch Lightning hands to ``training_step`` (already on the device),
+never on validation, test or prediction batches.
+
+Randomness comes from private generators seeded by ``(seed, callback, global rank,
+epoch, batch index)``: ranks draw differently, the global RNG (dropout, shuffling) is not
+touched, and a run resumed from a checkpoint replays the same draws.
+"""
+
+import math
+import zlib
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+from typing_extensions import override
+
+from lightning_recipes import _lightning as helpers
+from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._validate import is_int, is_real
+from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutation, sample_lam
+from lightning_recipes.augmentation.targets import TargetMixer, find_loss
+from lightning_recipes.errors import RecipeConfigError, config_error
+
+__all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp", "check_image_shape"]
+
+InputKey = int | str
+
+
+def _check_probability(name: str, value: Any) -> float:
+    if not is_real(value) or not 0.0 < value <= 1.0:
+        raise config_error(name, value, "Pass a probability in (0, 1].")
+    return float(value)
+
+
+def _check_alpha(value: Any) -> float:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
+        raise config_error(
+            "alpha", value, "Pass a finite Beta parameter > 0 (0.2-0.4 for MixUp, 1.0 for CutMix)."
+        )
+    return float(value)
+
+
+def _check_common(seed: Any, stop_at_epoch: Any, input_key: Any, loss_attr: Any) -> None:
+    if seed is not None and (not is_int(seed) or not 0 <= seed < 2**63):
+        raise config_error("seed", seed, "Pass None (the run's seed) or an integer in [0, 2**63).")
+    if stop_at_epoch is not None and (not is_int(stop_at_epoch) or stop_at_epoch < 1):
+        raise config_error(
+            "stop_at_epoch",
+            stop_at_epoch,
+            "Pass None (never stop) or the 0-based epoch from which to stop, >= 1.",
+        )
+    if isinstance(input_key, bool) or not (
+        (is_int(input_key) and input_key >= 0) or (isinstance(input_key, str) and input_key)
+    ):
+        raise config_error(
+            "input_key",
+            input_key,
+            "Pass the index of the inputs in a tuple/list batch (0 for (inputs, labels)) or "
+            "their key in a dict batch.",
+        )
+    if loss_attr is not None and (not isinstance(loss_attr, str) or not loss_attr.isidentifier()):
+        raise config_error(
+            "loss_attr", loss_attr, "Pass the name of the module attribute holding the loss."
+        )
+
+
+def check_image_shape(value: Any) -> tuple[int, int, int] | None:
+    """Validate ``image_shape``: None or three positive integers ``(C, H, W)``."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 3
+        or not all(is_int(v) and v >= 1 for v in value)
+    ):
+        raise config_error(
+            "image_shape",
+            value,
+            "Pass (channels, height, width) of the flat inputs, e.g. (1, 8, 8).",
+        )
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+class BatchAugmentation(Callback):
+    """Base of the per-batch augmentation callbacks (not used directly).
+
+    Args:
+        p: Probability that a training batch is augmented.
+        seed: Seed of the callback's private generators; None takes the run's seed
+            (``torch.initial_seed()`` on rank 0 when training starts, kept in the
+            checkpoint).
+        stop_at_epoch: 0-based epoch from which the callback stops (fine-tune the last
+            epochs on clean data); None never stops.
+        input_key: Where the inputs are in a batch: index in a tuple/list, key in a dict.
+    """
+
+    priority: ClassVar[int] = 0
+    """Pipeline order: image transforms (0), then mixes (10), then smoothing (20)."""
+    recipe: ClassVar[str] = "augmentation"
+    uses_loss: ClassVar[bool] = True
+    per_batch: ClassVar[bool] = True
+    """Whether ``p`` is drawn once per batch (else the subclass applies it per sample)."""
+
+    def __init__(
+        self,
+        *,
+        p: float,
+        seed: int | None,
+        stop_at_epoch: int | None,
+        input_key: InputKey,
+        loss_attr: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.p = _check_probability("p", p)
+        _check_common(seed, stop_at_epoch, input_key, loss_attr)
+        self.seed = seed
+        self.stop_at_epoch = stop_at_epoch
+        self.input_key = input_key
+        self.loss_attr = loss_attr
+        self.batches_seen = 0
+        self.batches_augmented = 0
+        self._seed: int | None = seed
+        self._mixer: TargetMixer | None = None
+        self._token: tuple[int, int] | None = None
+        self._salt = zlib.crc32(type(self).__name__.encode())
+
+    # ------------------------------------------------------------ identity and state
+
+    def _key_args(self) -> dict[str, Any]:
+        return {"p": self.p, "seed": self.seed, "stop_at_epoch": self.stop_at_epoch}
+
+    @property
+    @override
+    def state_key(self) -> str:
+        """Built from the arguments, so two instances keep their states apart."""
+        return self._generate_state_key(**self._key_args())
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self._seed,
+            "batches_seen": self.batches_seen,
+            "batches_augmented": self.batches_augmented,
+        }
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._seed = state_dict["seed"]
+        self.batches_seen = state_dict["batches_seen"]
+        self.batches_augmented = state_dict["batches_augmented"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_mixer"] = None  # a hook on one process's loss module
+        return state
+
+    # ------------------------------------------------------------ lifecycle
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._token = None
+        self.batches_seen = self.batches_augmented = 0
+        if self.seed is None:
+            self._seed = int(helpers.broadcast(trainer, torch.initial_seed() % 2**63))
+        max_epochs = trainer.max_epochs
+        if self.stop_at_epoch is not None and max_epochs not in (None, -1):
+            assert max_epochs is not None
+            if self.stop_at_epoch >= max_epochs:
+                helpers.rank_zero_warn(
+                    f"{type(self).__name__}(stop_at_epoch={self.stop_at_epoch}) never stops: "
+                    f"the run has max_epochs={max_epochs} (epochs 0 to {max_epochs - 1})."
+                )
+        if self.uses_loss:
+            loss, _ = find_loss(pl_module, self.loss_attr, type(self).__name__)
+            self._check_loss(loss)
+            self._mixer = TargetMixer.attach(loss, self)
+
+    def _check_loss(self, loss: torch.nn.Module) -> None:
+        """Refuse a loss this callback cannot work with (at setup)."""
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._mixer is not None:
+            self._mixer.begin()
+            self._mixer.detach(self)
+            self._mixer = None
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if self._mixer is not None:
+            self._mixer.begin()
+
+    # ------------------------------------------------------------ per batch
+
+    def active(self, epoch: int) -> bool:
+        """Whether the callback acts during ``epoch``."""
+        return self.stop_at_epoch is None or epoch < self.stop_at_epoch
+
+    def generator(self, trainer: Trainer, batch_idx: int) -> np.random.Generator:
+        """This batch's private generator: a function of seed, rank, epoch and batch index."""
+        assert self._seed is not None
+        entropy = [self._seed, self._salt, trainer.global_rank, trainer.current_epoch, batch_idx]
+        return np.random.default_rng(np.random.SeedSequence(entropy))
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        token = (trainer.current_epoch, batch_idx)
+        if self._token == token:
+            return  # another augmentation callback already ran the pipeline
+        stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchAugmentation)]
+        stages.sort(key=lambda c: (c.priority, type(c).__name__, c.state_key))
+        for stage in stages:
+            stage._token = token
+            if stage._mixer is not None:
+                stage._mixer.begin()
+        for stage in stages:
+            stage.batches_seen += 1
+            if not stage.active(trainer.current_epoch):
+                continue
+            rng = stage.generator(trainer, batch_idx)
+            if stage.per_batch and stage.p < 1.0 and rng.random() >= stage.p:
+                continue
+            stage.augment(batch, rng)
+            stage.batches_augmented += 1
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self._mixer is not None and not self._mixer.finish():
+            raise RecipeConfigError(
+                f"{type(self).__name__} mixed the targets of this batch, but the loss "
+                f"({self._mixer.loss_name}) was not called during training_step, so the "
+                "mixed targets never reached it. Compute the training loss with the module's "
+                "loss attribute (self.loss_fn(logits, y)) or pass loss_attr=."
+            )
+
+    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+        """Augment ``batch`` in place (subclasses)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ inputs
+
+    def get_inputs(self, batch: Any) -> Tensor:
+        """The inputs tensor of ``batch`` (at ``input_key``)."""
+        try:
+            inputs = batch if isinstance(batch, Tensor) else batch[self.input_key]
+        except (KeyError, IndexError, TypeError) as err:
+            raise config_error(
+                "input_key",
+                self.input_key,
+                f"The training batch is a {type(batch).__name__} without it: pass the index "
+                "(tuple/list) or key (dict) of the inputs.",
+            ) from err
+        if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
+            what = inputs.dtype if isinstance(inputs, Tensor) else type(inputs).__name__
+            raise config_error(
+                "input_key",
+                self.input_key,
+                f"{type(self).__name__} needs floating-point input tensors there, got {what}: "
+                "convert the inputs to float in the dataset or collate function.",
+            )
+        return inputs
+
+    def set_inputs(self, batch: Any, new: Tensor) -> None:
+        """Put ``new`` in place of the inputs: a list/dict entry, or in place in the tensor."""
+        if isinstance(batch, list | dict):
+            batch[self.input_key] = new  # type: ignore[index]
+            return
+        old = self.get_inputs(batch)
+        if old._base is not None:
+            raise RecipeConfigError(
+                f"{type(self).__name__}: the inputs of this {type(batch).__name__} batch are a "
+                "view of a larger tensor (a slice of your dataset?), and a tuple cannot take a "
+                "new tensor, so augmenting them in place would change the data itself. Yield "
+                "the batch as a list or dict, or yield a copy (the default collate does)."
+            )
+        old.copy_(new)
+
+    def get_images(self, batch: Any) -> tuple[Tensor, torch.Size | None]:
+        """The inputs as images ``(N, C, H, W)`` / ``(N, H, W)``, and their flat shape if any.
+
+        Flat inputs ``(N, C*H*W)`` are viewed as images of ``image_shape`` when it is set.
+        """
+        inputs = self.get_inputs(batch)
+        shape: tuple[int, ...] | None = getattr(self, "image_shape", None)
+        if shape is not None and inputs.dim() == 2 and inputs.shape[1] == math.prod(shape):
+            return inputs.reshape(inputs.shape[0], *shape), inputs.shape
+        if inputs.dim() not in (3, 4) or shape is not None:
+            expected = f" or flat (N, {math.prod(shape)})" if shape is not None else ""
+            raise config_error(
+                "image_shape" if shape is not None else "input_key",
+                shape if shape is not None else self.input_key,
+                f"{type(self).__name__} needs images (N, C, H, W) or (N, H, W){expected}; the "
+                f"inputs have shape {tuple(inputs.shape)}. Keep the images unflattened in the "
+                "batch (flatten in the model) or pass image_shape=(C, H, W) for flat inputs.",
+            )
+        return inputs, None
+
+    def set_images(self, batch: Any, images: Tensor, flat: torch.Size | None) -> None:
+        """Put augmented images back, flattened again when they came flat."""
+        self.set_inputs(batch, images.reshape(flat) if flat is not None else images)
+
+    # ------------------------------------------------------------ report
+
+    def summary_facts(self) -> dict[str, Any]:
+        """The callback's settings, for `run_summary`."""
+        return {"p": self.p}
+
+    def run_summary(self) -> RecipeSummary:
+        """What the callback did in the last run (for the run report)."""
+        facts = {
+            **self.summary_facts(),
+            "training batches seen": self.batches_seen,
+            "batches augmented": self.batches_augmented,
+        }
+        if self.stop_at_epoch is not None:
+            facts["stopped from epoch"] = self.stop_at_epoch
+        notes = [] if self.batches_seen else ["No training batch seen (training never ran)."]
+        return RecipeSummary(self.recipe, facts=facts, notes=notes)
+
+
+class MixUp(BatchAugmentation):
+    """MixUp (Zhang et al. 2018): train on convex combinations of pairs of samples.
+
+    Each augmented training batch is mixed with a permutation of itself,
+    ``x = lam * x + (1 - lam) * x[perm]`` with one ``lam ~ Beta(alpha, alpha)`` per
+    batch, and the loss becomes ``lam * L(y) + (1 - lam) * L(y[perm])`` computed with the
+    module's own loss object (found as ``loss_fn`` / ``criterion`` / ``loss``, or
+    ``loss_attr``), so class weights installed in it (``ClassWeighting``) apply to both
+    terms. The batch keeps its hard labels: accuracy and other metrics computed in
+    ``training_step`` see them (they then measure agreement with the dominant label of
+    mixed inputs). Validation, test and prediction are untouched.
+
+    Args:
+        alpha: Beta parameter (0.2-0.4 for ImageNet-scale data, 1.0 for uniform ``lam``).
+        p: Probability that a training batch is mixed.
+        seed: Seed of the private generators; None uses the run's seed.
+        stop_at_epoch: 0-based epoch from which to stop mixing; None never stops.
+        input_key: Index (tuple/list batch) or key (dict batch) of the inputs.
+        loss_attr: Module attribute holding the loss, when not ``loss_fn`` / ``criterion``
+            / ``loss``.
+
+    Examples:
+        >>> MixUp(alpha=0.4, stop_at_epoch=8).alpha
+        0.4
+    """
+
+    priority = 10
+    recipe = "MixUp"
+
+    def __init__(
+        self,
+        alpha: float = 0.4,
+        *,
+        p: float = 1.0,
+        seed: int | None = None,
+        stop_at_epoch: int | None = None,
+        input_key: InputKey = 0,
+        loss_attr: str | None = None,
+    ) -> None:
+        self.alpha = _check_alpha(alpha)
+        super().__init__(
+            p=p, seed=seed, stop_at_epoch=stop_at_epoch, input_key=input_key, loss_attr=loss_attr
+        )
+
+    def _key_args(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, **super()._key_args()}
+
+    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+        """Mix the inputs and tell the loss."""
+        inputs = self.get_inputs(batch)
+        lam = sample_lam(self.alpha, rng)
+        index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
+        self.set_inputs(batch, mixup(inputs, index, lam))
+        assert self._mixer is not None
+        self._mixer.mix(index, lam)
+
+    def summary_facts(self) -> dict[str, Any]:
+        """Alpha and p."""
+        return {"alpha": self.alpha, "p": self.p}
+
+
+class CutMix(BatchAugmentation):
+    """CutMix (Yun et al. 2019): paste a random box of another sample into each image.
+
+    Each augmented training batch of images ``(N, C, H, W)`` (or ``(N, H, W)``) gets a
+    box of area ``1 - lam`` (``lam ~ Beta(alpha, alpha)``, one box position per batch,
+    clipped at the borders) from a permutation of itself; the loss becomes
+    ``lam * L(y) + (1 - lam) * L(y[perm])`` with ``lam`` the share of each image that is
+    still its own, computed with the module's own loss as for `MixUp`.
+
+    Args:
+        alpha: Beta parameter (1.0 in the paper: the box area is uniform).
+        p: Probability that a training batch is mixed.
+        seed: Seed of the private generators; None uses the run's seed.
+        stop_at_epoch: 0-based epoch from which to stop; None never stops.
+        input_key: Index (tuple/list batch) or key (dict batch) of the images.
+        loss_attr: Module attribute holding the loss.
+        image_shape: ``(C, H, W)`` of flat inputs ``(N, C*H*W)`` (flattened images, as
+            Keras' MNIST examples keep them); None when the batch holds images.
+
+    Examples:
+        >>> CutMix(alpha=1.0, p=0.5).p
+        0.5
+    """
+
+    priority = 10
+    recipe = "CutMix"
+
+    def __init__(
+        self,
+        alpha: float = 1.0,
+        *,
+        p: float = 1.0,
+        seed: int | None = None,
+        stop_at_epoch: int | None = None,
+        input_key: InputKey = 0,
+        loss_attr: str | None = None,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.alpha = _check_alpha(alpha)
+        self.image_shape = check_image_shape(image_shape)
+        super().__init__(
+            p=p, seed=seed, stop_at_epoch=stop_at_epoch, input_key=input_key, loss_attr=loss_attr
+        )
+
+    def _key_args(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, **super()._key_args()}
+
+    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+        """Paste the boxes and tell the loss."""
+        inputs, flat = self.get_images(batch)
+        box = cutmix_box(inputs.shape[-2], inputs.shape[-1], sample_lam(self.alpha, rng), rng)
+        index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
+        mixed, lam = cutmix(inputs, index, box)
+        self.set_images(batch, mixed, flat)
+        assert self._mixer is not None
+        self._mixer.mix(index, lam)
+
+    def summary_facts(self) -> dict[str, Any]:
+        """Alpha and p."""
+        return {"alpha": self.alpha, "p": self.p}
+
+
+class LabelSmoothing(BatchAugmentation):
+    """Label smoothing (Szegedy et al. 2016) with the module's own loss.
+
+    The training loss becomes ``(1 - smoothing) * L(y) + smoothing * L(u)``, ``u`` the
+    uniform target (``1/K`` per class for cross-entropy-like losses, 0.5 per label for
+    ``BCEWithLogitsLoss``): the loss of the smoothed target for any loss linear in its
+    target. Class weights installed in the loss apply to both terms (``CrossEntropyLoss``
+    weights the uniform term per class and averages it over samples). With `MixUp` or
+    `CutMix` the mixed target is smoothed. The inputs and labels are untouched;
+    validation uses the plain loss. Refused: ``NLLLoss`` (takes class ids only).
+
+    Args:
+        smoothing: The share of the uniform target, in (0, 1).
+        stop_at_epoch: 0-based epoch from which to stop smoothing; None never stops.
+        loss_attr: Module attribute holding the loss.
+
+    Examples:
+        >>> LabelSmoothing(0.1).smoothing
+        0.1
+    """
+
+    priority = 20
+    recipe = "Label smoothing"
+
+    def __init__(
+        self,
+        smoothing: float = 0.1,
+        *,
+        stop_at_epoch: int | None = None,
+        loss_attr: str | None = None,
+    ) -> None:
+        if not is_real(smoothing) or not 0.0 < smoothing < 1.0:
+            raise config_error("smoothing", smoothing, "Pass a value in (0, 1), e.g. 0.1.")
+        self.smoothing = float(smoothing)
+        super().__init__(
+            p=1.0, seed=0, stop_at_epoch=stop_at_epoch, input_key=0, loss_attr=loss_attr
+        )
+
+    def _key_args(self) -> dict[str, Any]:
+        return {"smoothing": self.smoothing, "stop_at_epoch": self.stop_at_epoch}
+
+    def _check_loss(self, loss: torch.nn.Module) -> None:
+        if isinstance(loss, torch.nn.NLLLoss):
+            raise RecipeConfigError(
+                "LabelSmoothing cannot smooth NLLLoss: it takes class ids only. Use "
+                "nn.CrossEntropyLoss on the logits."
+            )
+        if getattr(loss, "label_smoothing", 0.0):
+            raise config_error(
+                "smoothing",
+                self.smoothing,
+                f"The loss already smooths (label_smoothing={loss.label_smoothing}); "
+                "remove one of the two.",
+            )
+
+    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+        """Tell the loss to smooth."""
+        assert self._mixer is not None
+        self._mixer.smooth(self.smoothing)
+
+    def summary_facts(self) -> dict[str, Any]:
+        """The smoothing."""
+        return {"smoothing": self.smoothing}
