@@ -386,37 +386,6 @@ def trial_reporter_prune(out: Path, storage: str, study_name: str, trial_id: int
     model = RankMetric(MLP(64, hidden=(16,)), num_classes=10)
     trainer = ddp_trainer(out, max_epochs=6, limit_train_batches=2, callbacks=[reporter])
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
-
-
-def augmentation_fit(out: Path) -> None:
-    """MixUp, CutMix, LabelSmoothing and ImageAugmentation in one 2-rank fit.
-
-    Each rank records the inputs its training_step saw; the callbacks' resolved seed must
-    agree, the draws must differ between ranks (seeded per rank), and DDP keeps the weights
-    identical.
-    """
-    from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
-    from lightning_recipes.modules import SmallCNN
-
-    class Recording(Classifier):
-        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-            self.seen.append(batch[0].detach().sum().reshape(1))
-            return super().training_step(batch, batch_idx)
-
-    seed_everything(0)
-    model = Recording(SmallCNN(channels=(4, 8)), num_classes=10)
-    model.seen = []
-    callbacks: list[Callback] = [
-        ImageAugmentation(rotation=15, translate=0.1, horizontal_flip=True),
-        MixUp(alpha=0.4),
-        CutMix(alpha=1.0, p=0.5),
-        LabelSmoothing(0.1),
-        ClassWeighting(),
-    ]
-    trainer = ddp_trainer(
-        out, max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=callbacks
-    )
-    trainer.fit(model, datamodule=DigitsDataModule(batch_size=16, layout="image"))
     save_rank_result(
         trainer,
         out,
@@ -469,6 +438,40 @@ def regularization_fits(out: Path) -> None:
     save_rank_result(trainer, out, payload)
 
 
+@case
+def augmentation_fit(out: Path) -> None:
+    """MixUp, CutMix, LabelSmoothing and ImageAugmentation in one 2-rank fit.
+
+    Each rank records the inputs its training_step saw; the callbacks' resolved seed must
+    agree, the draws must differ between ranks (seeded per rank), and DDP keeps the weights
+    identical.
+    """
+    from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
+    from lightning_recipes.modules import SmallCNN
+
+    class Recording(Classifier):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            self.seen.append(batch[0].detach().sum().reshape(1))
+            return super().training_step(batch, batch_idx)
+
+    seed_everything(0)
+    model = Recording(SmallCNN(channels=(4, 8)), num_classes=10)
+    model.seen = []
+    callbacks: list[Callback] = [
+        ImageAugmentation(rotation=15, translate=0.1, horizontal_flip=True),
+        MixUp(alpha=0.4),
+        CutMix(alpha=1.0, p=0.5),
+        LabelSmoothing(0.1),
+        ClassWeighting(),
+    ]
+    trainer = ddp_trainer(
+        out, max_epochs=2, limit_train_batches=3, limit_val_batches=1, callbacks=callbacks
+    )
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=16, layout="image"))
+    save_rank_result(
+        trainer,
+        out,
+        {
             "weights": cpu_state(model),
             "states": [c.state_dict() for c in callbacks[:4]],
             "seen": torch.cat(model.seen),
