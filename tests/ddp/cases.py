@@ -399,6 +399,7 @@ def trial_reporter_prune(out: Path, storage: str, study_name: str, trial_id: int
     )
 
 
+@case
 def regularization_fits(out: Path) -> None:
     """WeightPenalty + WeightInit(lsuv) + ActivationMonitor in one fit, and the same fit with
     the penalty written into the loss by hand: every rank saves weights and decisions."""
