@@ -92,6 +92,13 @@ REGISTRY: list[Entry] = [
     Entry("lightning_recipes.MetricHistory", {}, changes_training=False),
     Entry("lightning_recipes.WeightPenalty", {"l1": 1e-4, "l2": 1e-3, "log_every_n_steps": 2}),
     Entry("lightning_recipes.WeightInit", {"scheme": "lsuv"}),
+    Entry("lightning_recipes.MixUp", {"alpha": 0.4, "stop_at_epoch": 2}),
+    Entry("lightning_recipes.CutMix", {"alpha": 1.0, "image_shape": [1, 8, 8]}),
+    Entry("lightning_recipes.LabelSmoothing", {"smoothing": 0.1}),
+    Entry(
+        "lightning_recipes.ImageAugmentation",
+        {"rotation": 10, "translate": 0.1, "scale": [0.9, 1.1], "image_shape": [1, 8, 8]},
+    ),
     Entry(
         "lightning_recipes.ActivationMonitor",
         {"every_n_steps": 2, "plot": False},

@@ -135,3 +135,16 @@ def test_demo_runs_the_regularization_recipes(tmp_path: Path) -> None:
     assert len(names) == 3
     text = (result.run_dir / "report.md").read_text()
     assert all(f"### {name}" in text for name in names)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_demo_runs_the_augmentation_recipes(tmp_path: Path, model: str) -> None:
+    result = run_demo(
+        model=model,  # type: ignore[arg-type]
+        max_epochs=2,
+        out_dir=tmp_path,
+        progress=False,
+        limit_batches=3,
+        recipes=["image-augmentation", "mixup", "cutmix", "label-smoothing", "class-weighting"],
+    )
+    assert len(result.report.recipes) == 5

@@ -6,6 +6,7 @@ The public API is flat::
 """
 
 from lightning_recipes.attribution import Attribution, explain
+from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.data import (
     ArrayDataModule,
     DigitsDataModule,
@@ -38,6 +39,10 @@ from lightning_recipes.stopping import EarlyStopping
 __version__ = "0.1.0"
 
 __all__ = [
+    "CutMix",
+    "ImageAugmentation",
+    "LabelSmoothing",
+    "MixUp",
     "ActivationMonitor",
     "WeightInit",
     "WeightPenalty",

@@ -5,6 +5,7 @@ callbacks, so a new callback cannot skip the generic checks.
 """
 
 from lightning_recipes.attribution import Attribution
+from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
 from lightning_recipes.history import MetricHistory
@@ -14,6 +15,10 @@ from lightning_recipes.regularization import ActivationMonitor, WeightInit, Weig
 from lightning_recipes.stopping import EarlyStopping
 
 __all__ = [
+    "CutMix",
+    "ImageAugmentation",
+    "LabelSmoothing",
+    "MixUp",
     "ActivationMonitor",
     "WeightInit",
     "WeightPenalty",

@@ -86,6 +86,10 @@ DEMO_RECIPES = (
     "weight-penalty",
     "weight-init",
     "activations",
+    "mixup",
+    "cutmix",
+    "label-smoothing",
+    "image-augmentation",
 )
 """Recipes the demo can add, in the order their callbacks run."""
 
@@ -128,7 +132,9 @@ def _pretrain(
     ).fit(source, datamodule=data)
 
 
-def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]:
+def _recipe_callbacks(
+    recipes: Sequence[str], max_epochs: int, layout: Literal["flat", "image"] = "flat"
+) -> list[Callback]:
     """The demo's callbacks for the chosen recipes, in a working order."""
     chosen = set(recipes)
     callbacks: list[Callback] = []
@@ -166,6 +172,25 @@ def _recipe_callbacks(recipes: Sequence[str], max_epochs: int) -> list[Callback]
         from lightning_recipes.regularization import ActivationMonitor
 
         callbacks.append(ActivationMonitor())
+    flat = (1, 8, 8) if layout == "flat" else None
+    if "image-augmentation" in chosen:  # images first; no flip: a mirrored digit is another
+        from lightning_recipes.augmentation import ImageAugmentation
+
+        callbacks.append(
+            ImageAugmentation(rotation=10, scale=(0.9, 1.1), shear=10, image_shape=flat)
+        )
+    if "mixup" in chosen:
+        from lightning_recipes.augmentation import MixUp
+
+        callbacks.append(MixUp(alpha=0.4, stop_at_epoch=max(1, max_epochs - 2)))
+    if "cutmix" in chosen:
+        from lightning_recipes.augmentation import CutMix
+
+        callbacks.append(CutMix(alpha=1.0, image_shape=flat))
+    if "label-smoothing" in chosen:
+        from lightning_recipes.augmentation import LabelSmoothing
+
+        callbacks.append(LabelSmoothing(0.1))
     if "attribution" in chosen:
         from lightning_recipes.attribution import Attribution
 
@@ -211,7 +236,8 @@ def run_demo(
             weights when ``class-weighting`` is chosen too, then unfrozen one group every
             ``max_epochs // 7`` epochs from the top), ``"attribution"``, ``"weight-penalty"``
             (L2 1e-4 on Linear/Conv weights), ``"weight-init"`` (Kaiming normal at fit
-            start), ``"activations"`` (the activation monitor).
+            start), ``"activations"`` (the activation monitor), ``"mixup"``, ``"cutmix"``,
+            ``"label-smoothing"``, ``"image-augmentation"`` (rotation, scale, shear; no flip).
 
     Returns:
         The run's folder, measured figures and files.
@@ -240,7 +266,7 @@ def run_demo(
         devices=1,
         default_root_dir=run_dir,
         logger=_logger(run_dir),
-        callbacks=[history, *_recipe_callbacks(recipes, max_epochs)],
+        callbacks=[history, *_recipe_callbacks(recipes, max_epochs, layout)],
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=5,
