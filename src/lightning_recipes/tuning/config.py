@@ -217,8 +217,23 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
                 "Pass a dotted config key, e.g. --trainer.max_epochs=5 (appending with += "
                 "is not supported: give the list index, --trainer.callbacks.2=...).",
             )
-        parsed[key] = yaml.safe_load(text)
+        parsed[key] = _scalar(text)
     return parsed
+
+
+def _scalar(text: str) -> Any:
+    """A command-line value as YAML reads it, with ``1e-3`` a float as on the command line.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``): ``1e-3`` would stay a
+    string, and jsonargparse (YAML 1.2-like) would read it as a number in ``fit``.
+    """
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_config(
