@@ -281,3 +281,35 @@ def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -
             out_dir=tmp_path,
             progress=False,
         )
+
+
+def test_recipes_run_inside_every_trial(tmp_path: Path) -> None:
+    """LRFinder sets each trial's rate, EarlyStopping is the per-trial stopper, ClassWeighting
+    weights each trial's loss: the contract of docs/combining.md holds inside a search."""
+    config = yaml.safe_load(CONFIG.read_text())
+    config["trainer"]["callbacks"] += [
+        {"class_path": "lightning_recipes.ClassWeighting"},
+        {
+            "class_path": "lightning_recipes.LRFinder",
+            "init_args": {"num_steps": 20, "plot": False, "verbose": False},
+        },
+        {
+            "class_path": "lightning_recipes.EarlyStopping",
+            "init_args": {"monitor": "val_loss", "patience": 1},
+        },
+    ]
+    study = tune(
+        config,
+        SMALL_SPACE,
+        n_trials=2,
+        pruner="none",
+        out_dir=tmp_path,
+        overrides=[*FAST, "--trainer.max_epochs=4"],
+        study_name="recipes",
+        progress=False,
+        seed=0,
+    )
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    best = yaml.safe_load((tmp_path / "recipes" / "best.yaml").read_text())
+    classes = [c["class_path"] for c in best["trainer"]["callbacks"]]
+    assert "lightning_recipes.LRFinder" in classes  # the recipes travel into best.yaml
