@@ -127,3 +127,31 @@ def test_array_datamodule_without_validation_or_test() -> None:
 def test_bad_arguments_raise_at_construction(build: object, argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=f"Invalid {argument}"):
         build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("name", "classes", "features"), [("wine", 3, 13), ("breast_cancer", 2, 30)]
+)
+def test_tabular_datasets_split_stratified_and_scale_on_the_training_split(
+    name: str, classes: int, features: int
+) -> None:
+    from lightning_recipes.data import TabularDataModule
+
+    dm = TabularDataModule(name, seed=1)
+    dm.setup("fit")
+    assert (dm.num_classes, dm.num_features) == (classes, features)
+    train = dm.train_dataset
+    assert train is not None
+    x = train.tensors[0] if hasattr(train, "tensors") else torch.stack([s[0] for s in train])
+    # Standardised with the training split's own statistics: mean 0, std 1 there.
+    assert torch.allclose(x.mean(0), torch.zeros(features), atol=1e-4)
+    assert sorted(set(train.targets.tolist())) == list(range(classes))
+
+
+def test_tabular_refuses_an_unknown_dataset_and_a_class_it_does_not_have() -> None:
+    from lightning_recipes.data import TabularDataModule
+
+    with pytest.raises(RecipeConfigError, match="dataset"):
+        TabularDataModule("iris")  # type: ignore[arg-type]
+    with pytest.raises(RecipeConfigError, match="imbalance"):
+        TabularDataModule("wine", imbalance={5: 0.1})

@@ -61,6 +61,15 @@ def test_cli_builds_everything_from_the_example_yaml(tmp_path: Path) -> None:
     assert {type(c).__name__ for c in cli.trainer.callbacks} >= {"ModelCheckpoint", "MetricHistory"}
 
 
+def test_the_tabular_example_config_trains(tmp_path: Path) -> None:
+    config = CONFIG.with_name("breast_cancer.yaml")
+    args = ["-c", str(config), f"--trainer.default_root_dir={tmp_path}", "--trainer.max_epochs=2"]
+    cli = RecipesCLI(args=[*args, "--trainer.enable_progress_bar=false"], run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.datamodule.num_features == 30
+    assert cli.trainer.callback_metrics["val_acc"] > 0.6
+
+
 def test_cli_fit_then_test_from_checkpoint(tmp_path: Path) -> None:
     common = [
         "-c",

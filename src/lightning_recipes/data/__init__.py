@@ -2,7 +2,7 @@
 
 from lightning_recipes.data.arrays import ArrayDataModule, LabeledDataModule
 from lightning_recipes.data.datasets import LabeledTensorDataset
-from lightning_recipes.data.digits import DigitsDataModule
+from lightning_recipes.data.digits import TABULAR, DigitsDataModule, TabularDataModule
 from lightning_recipes.data.sampling import EpochShuffleSampler
 from lightning_recipes.data.splits import (
     class_counts,
@@ -17,6 +17,8 @@ __all__ = [
     "EpochShuffleSampler",
     "LabeledDataModule",
     "LabeledTensorDataset",
+    "TABULAR",
+    "TabularDataModule",
     "class_counts",
     "fold_split",
     "make_imbalanced",

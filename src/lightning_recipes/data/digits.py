@@ -3,6 +3,8 @@
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
+from typing_extensions import override
 
 from lightning_recipes._optional import require
 from lightning_recipes.data.arrays import LabeledDataModule
@@ -118,6 +120,13 @@ class DigitsDataModule(LabeledDataModule):
         """The shape of one sample: ``(64,)`` flat or ``(1, 8, 8)`` as an image."""
         return (self.num_features,) if self.layout == "flat" else (1, 8, 8)
 
+    def _load(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """The features (scaled to [0, 1], in ``input_shape``) and labels of the digits."""
+        datasets = require("sklearn.datasets", extra="data", feature="DigitsDataModule")
+        features, labels = datasets.load_digits(return_X_y=True)
+        features = (features / 16.0).astype(np.float32).reshape(-1, *self.input_shape)
+        return features, labels.astype(np.int64)
+
     def setup(self, stage: str | None = None) -> None:
         """Load and split the digits (idempotent; the same split on every rank).
 
@@ -126,9 +135,7 @@ class DigitsDataModule(LabeledDataModule):
         """
         if self.train_dataset is not None:
             return
-        datasets = require("sklearn.datasets", extra="data", feature="DigitsDataModule")
-        features, labels = datasets.load_digits(return_X_y=True)
-        features = (features / 16.0).astype(np.float32).reshape(-1, *self.input_shape)
+        features, labels = self._load()
         full = LabeledTensorDataset(features, labels)
         train_idx, val_idx, test_idx = stratified_split(
             labels,
@@ -150,3 +157,76 @@ class DigitsDataModule(LabeledDataModule):
         self.test_dataset = full.subset(test_idx)
         self.predict_dataset = self.test_dataset
         self._scale_splits(self.scaler)
+
+
+TABULAR: dict[str, tuple[int, int]] = {"wine": (3, 13), "breast_cancer": (2, 30)}
+"""The tabular datasets scikit-learn ships: ``name: (classes, features)``."""
+
+
+class TabularDataModule(DigitsDataModule):
+    """A tabular dataset that ships with scikit-learn (wine, breast cancer), ready to train on.
+
+    Everything `DigitsDataModule` does (stratified split with ``seed``, imbalance of the
+    training split, K folds, a scaler fitted on the training split only), on tabular
+    features: standardised by default (``scaler="standard"``), since their columns have
+    different units. No download.
+
+    Args:
+        dataset: ``"breast_cancer"`` (569 samples, 30 features, 2 classes) or ``"wine"``
+            (178 samples, 13 features, 3 classes).
+        batch_size: Batch size of every loader.
+        val_fraction: Share of samples in the validation split.
+        test_fraction: Share of samples in the test split.
+        imbalance: ``{class_id: fraction}`` kept of those classes in the training split.
+        num_workers: Worker processes per loader.
+        seed: Seed of the split, the folds, the imbalance and the training shuffle.
+        num_folds: Number of cross-validation folds; None for none.
+        fold: Which fold is the validation set.
+        fold_kind: ``"stratified"`` or ``"plain"``.
+        scaler: ``"standard"`` (default) or None.
+
+    Examples:
+        >>> dm = TabularDataModule("wine")
+        >>> dm.setup("fit")
+        >>> dm.num_features, dm.num_classes, dm.train_dataset[0][0].shape
+        (13, 3, torch.Size([13]))
+    """
+
+    def __init__(
+        self,
+        dataset: Literal["breast_cancer", "wine"] = "breast_cancer",
+        batch_size: int = 64,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        imbalance: dict[int, float] | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        num_folds: int | None = None,
+        fold: int = 0,
+        fold_kind: FoldKind = "stratified",
+        scaler: Scaler | None = "standard",
+    ) -> None:
+        if dataset not in TABULAR:
+            raise choice_error("dataset", dataset, sorted(TABULAR))
+        # Instance values before the base class validates `imbalance` against them.
+        self.num_classes, self.num_features = TABULAR[dataset]
+        self.dataset = dataset
+        super().__init__(
+            batch_size=batch_size,
+            layout="flat",
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            imbalance=imbalance,
+            num_workers=num_workers,
+            seed=seed,
+            num_folds=num_folds,
+            fold=fold,
+            fold_kind=fold_kind,
+            scaler=scaler,
+        )
+
+    @override
+    def _load(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        datasets = require("sklearn.datasets", extra="data", feature="TabularDataModule")
+        features, labels = getattr(datasets, f"load_{self.dataset}")(return_X_y=True)
+        return features.astype(np.float32), labels.astype(np.int64)
