@@ -1,0 +1,105 @@
+"""Draw the benchmark figures shown on the recipe pages from the results tables.
+
+Reads the ``mean ± std`` cells of ``benchmarks/results/{regularization,augmentation,
+demo_recipes,tuning}.md`` (written by the benchmark scripts) and draws bar charts with
+error bars into ``docs/recipes/img/`` and ``docs/img/``. No training: a second.
+
+Run: ``.venv/bin/python benchmarks/results_figures.py``.
+"""
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CELL = re.compile(r"^\s*([0-9.]+)\s*±\s*([0-9.]+)\s*$")
+
+
+def tables(path: Path) -> list[list[list[str]]]:
+    """Every Markdown table of a file, as rows of cells (header row first)."""
+    found: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            current.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif not line.startswith("|") and current:
+            found.append(current)
+            current = []
+    if current:
+        found.append(current)
+    return found
+
+
+def bars(
+    labels: list[str], cells: list[str], title: str, xlabel: str, out: Path, baseline: str = ""
+) -> None:
+    """A horizontal bar chart of ``mean ± std`` cells, the baseline's mean as a line."""
+    means, stds = [], []
+    for cell in cells:
+        match = CELL.match(cell.replace("**", ""))
+        assert match, cell
+        means.append(float(match.group(1)))
+        stds.append(float(match.group(2)))
+    figure, ax = plt.subplots(figsize=(7, 0.38 * len(labels) + 1.4))
+    ax.barh(range(len(labels)), means, xerr=stds, color="C0", alpha=0.8, capsize=3)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    low = min(m - s for m, s in zip(means, stds, strict=True))
+    ax.set_xlim(max(0.0, low - 0.03), min(1.0, max(means) + max(stds) + 0.02))
+    if baseline in labels:
+        ax.axvline(means[labels.index(baseline)], color="C3", linestyle="--", label=baseline)
+        ax.legend(loc="best")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    print(f"written to {out}")
+
+
+def main() -> None:
+    img = ROOT / "docs" / "recipes" / "img"
+    reg = tables(RESULTS / "regularization.md")[0][1:]
+    bars(
+        [r[0] for r in reg],
+        [r[1] for r in reg],
+        "Regularization, digits with 20 images per class (wide MLP, 3 seeds)",
+        "test accuracy (mean ± std)",
+        img / "regularization.png",
+        baseline="nothing",
+    )
+    aug = tables(RESULTS / "augmentation.md")[0][1:]
+    bars(
+        [f"{r[0]}: {r[1]}" for r in aug],
+        [r[2] for r in aug],
+        "Augmentation, digits with about 20 images per class (3 seeds)",
+        "test accuracy (mean ± std)",
+        img / "augmentation.png",
+    )
+    demo = tables(RESULTS / "demo_recipes.md")[0][1:]
+    bars(
+        [r[0] for r in demo],
+        [r[1] for r in demo],
+        "The demo: each recipe alone and all together (3 seeds)",
+        "test accuracy (mean ± std)",
+        ROOT / "docs" / "img" / "demo_recipes.png",
+        baseline="class-weighting",
+    )
+    tuning = tables(RESULTS / "tuning.md")[0][1:]
+    bars(
+        [f"{r[0]}: {r[1]}" for r in tuning],
+        [r[4] for r in tuning],
+        "Best validation accuracy after 16 trials (3 study seeds)",
+        "validation accuracy (mean ± std)",
+        ROOT / "docs" / "img" / "tuning_samplers.png",
+    )
+
+
+if __name__ == "__main__":
+    main()
