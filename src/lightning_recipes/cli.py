@@ -24,7 +24,7 @@ Commands:
   test       test a model from a config and a checkpoint
   predict    predict with a model from a config and a checkpoint
   tune       search hyperparameters of a config with Optuna, e.g.
-             lightning-recipes tune -c examples/configs/digits.yaml \
+             lightning-recipes tune -c examples/configs/digits.yaml \\
                  --space examples/configs/digits_space.yaml --n-trials 20
 
 Run `lightning-recipes <command> --help` for a command's options. fit/validate/test/predict
