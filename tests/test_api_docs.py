@@ -61,7 +61,18 @@ def test_every_callback_is_exported_from_the_top_level() -> None:
     assert not {"mlp", "small_cnn"} & set(lightning_recipes.__all__)  # one name per builder
 
 
-RECIPES = ("attribution", "finetuning", "gradients", "imbalance", "lr", "stopping")
+RECIPES = (
+    "attribution",
+    "augmentation",
+    "finetuning",
+    "gradients",
+    "imbalance",
+    "lr",
+    "regularization",
+    "robustness",
+    "stopping",
+    "tuning",
+)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
