@@ -22,6 +22,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._batch import batch_inputs, replace_inputs
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutation, sample_lam
@@ -261,39 +262,11 @@ class BatchAugmentation(Callback):
 
     def get_inputs(self, batch: Any) -> Tensor:
         """The inputs tensor of ``batch`` (at ``input_key``)."""
-        try:
-            inputs = batch if isinstance(batch, Tensor) else batch[self.input_key]
-        except (KeyError, IndexError, TypeError) as err:
-            raise config_error(
-                "input_key",
-                self.input_key,
-                f"The training batch is a {type(batch).__name__} without it: pass the index "
-                "(tuple/list) or key (dict) of the inputs.",
-            ) from err
-        if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
-            what = inputs.dtype if isinstance(inputs, Tensor) else type(inputs).__name__
-            raise config_error(
-                "input_key",
-                self.input_key,
-                f"{type(self).__name__} needs floating-point input tensors there, got {what}: "
-                "convert the inputs to float in the dataset or collate function.",
-            )
-        return inputs
+        return batch_inputs(batch, self.input_key, type(self).__name__)
 
     def set_inputs(self, batch: Any, new: Tensor) -> None:
         """Put ``new`` in place of the inputs: a list/dict entry, or in place in the tensor."""
-        if isinstance(batch, list | dict):
-            batch[self.input_key] = new  # type: ignore[index]
-            return
-        old = self.get_inputs(batch)
-        if old._base is not None:
-            raise RecipeConfigError(
-                f"{type(self).__name__}: the inputs of this {type(batch).__name__} batch are a "
-                "view of a larger tensor (a slice of your dataset?), and a tuple cannot take a "
-                "new tensor, so augmenting them in place would change the data itself. Yield "
-                "the batch as a list or dict, or yield a copy (the default collate does)."
-            )
-        old.copy_(new)
+        replace_inputs(batch, self.input_key, new, type(self).__name__)
 
     def get_images(self, batch: Any) -> tuple[Tensor, torch.Size | None]:
         """The inputs as images ``(N, C, H, W)`` / ``(N, H, W)``, and their flat shape if any.
