@@ -34,11 +34,14 @@ from lightning_recipes.regularization import (
     WeightPenalty,
     no_decay_param_groups,
 )
+from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluation
 from lightning_recipes.stopping import EarlyStopping
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialTraining",
+    "RobustnessEvaluation",
     "CutMix",
     "ImageAugmentation",
     "LabelSmoothing",

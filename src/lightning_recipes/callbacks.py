@@ -12,9 +12,12 @@ from lightning_recipes.history import MetricHistory
 from lightning_recipes.imbalance import ClassWeighting, ImbalanceReport
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.regularization import ActivationMonitor, WeightInit, WeightPenalty
+from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluation
 from lightning_recipes.stopping import EarlyStopping
 
 __all__ = [
+    "AdversarialTraining",
+    "RobustnessEvaluation",
     "CutMix",
     "ImageAugmentation",
     "LabelSmoothing",

@@ -1,9 +1,31 @@
-"""Adversarial robustness (work in progress, issue 17): FGSM and PGD as pure functions.
+"""Adversarial robustness: FGSM and PGD, adversarial training, accuracy under attack.
 
-The `AdversarialTraining` and `RobustnessEvaluation` callbacks are still to come; the
-attacks are usable on their own (see `fgsm`, `pgd`).
+- `fgsm`, `pgd`, `project`: the attacks as pure functions (eval mode, no parameter
+  gradient, valid input range, work under inference mode).
+- `robust_accuracy`, `correct_counts`: clean and adversarial accuracy at a list of
+  epsilons.
+- `AdversarialTraining`: train on FGSM-fast or PGD-k versions of the batches.
+- `RobustnessEvaluation`: accuracy under attack after validation and testing, plotted.
 """
 
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd, project
+from lightning_recipes.robustness.callbacks import AdversarialTraining, RobustnessEvaluation
+from lightning_recipes.robustness.evaluate import (
+    AttackName,
+    attack,
+    correct_counts,
+    robust_accuracy,
+)
 
-__all__ = ["Norm", "fgsm", "pgd", "project"]
+__all__ = [
+    "AdversarialTraining",
+    "AttackName",
+    "Norm",
+    "RobustnessEvaluation",
+    "attack",
+    "correct_counts",
+    "fgsm",
+    "pgd",
+    "project",
+    "robust_accuracy",
+]

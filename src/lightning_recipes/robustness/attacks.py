@@ -128,6 +128,7 @@ def fgsm(
     if eps == 0:
         return x.detach().clone()
     with _attacking(model):
+        x, y = x.detach().clone(), y.detach().clone()  # inference tensors cannot be saved
         delta = torch.zeros_like(x)
         if random_start:
             noise = torch.rand(x.shape, generator=generator, device="cpu").to(x)
@@ -188,6 +189,7 @@ def pgd(
         return x.detach().clone()
     size = step_size if step_size is not None else 2.5 * eps / steps
     with _attacking(model):
+        x, y = x.detach().clone(), y.detach().clone()  # inference tensors cannot be saved
         delta = torch.zeros_like(x)
         if random_start:
             if norm == "linf":

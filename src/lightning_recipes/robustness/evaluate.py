@@ -1,0 +1,117 @@
+"""Accuracy under attack: clean and adversarial accuracy at a list of epsilons."""
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from lightning_recipes.errors import config_error
+from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
+
+__all__ = ["AttackName", "attack", "correct_counts", "robust_accuracy"]
+
+AttackName = Literal["fgsm", "pgd"]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def attack(
+    name: AttackName,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    *,
+    steps: int = 10,
+    norm: Norm = "linf",
+    clip: tuple[float, float] | None = None,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Run attack ``name`` (``"fgsm"`` or ``"pgd"``) with the given settings.
+
+    Args:
+        name: The attack.
+        model: The classifier.
+        x: Inputs.
+        y: Labels.
+        eps: Radius in input units.
+        steps: PGD steps.
+        norm: PGD norm (FGSM is L-inf).
+        clip: Valid input range.
+        loss_fn: Loss to increase.
+        generator: Random source of PGD's start.
+
+    Returns:
+        The adversarial inputs.
+    """
+    if name == "fgsm":
+        return fgsm(model, x, y, eps, loss_fn=loss_fn, clip=clip)
+    if name == "pgd":
+        return pgd(
+            model, x, y, eps, steps=steps, norm=norm, loss_fn=loss_fn, clip=clip,
+            generator=generator,
+        )  # fmt: skip
+    raise config_error("attack", name, "Choose 'fgsm' or 'pgd'.")
+
+
+def correct_counts(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epsilons: Sequence[float],
+    name: AttackName = "pgd",
+    **settings: object,
+) -> Tensor:
+    """Correct predictions on ``x`` under the attack at each epsilon (eps 0 is clean).
+
+    Args:
+        model: The classifier.
+        x: Inputs.
+        y: Labels.
+        epsilons: Radii, in input units.
+        name: The attack.
+        **settings: Settings of `attack`.
+
+    Returns:
+        ``(len(epsilons),)`` counts, on ``x``'s device (add them over batches and ranks).
+    """
+    counts = []
+    for eps in epsilons:
+        adv = x if eps == 0 else attack(name, model, x, y, eps, **settings)  # type: ignore[arg-type]
+        with torch.no_grad():
+            counts.append((model(adv).argmax(dim=-1) == y).sum())
+    return torch.stack(counts)
+
+
+def robust_accuracy(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epsilons: Sequence[float],
+    name: AttackName = "pgd",
+    **settings: object,
+) -> dict[float, float]:
+    """Accuracy at each epsilon (``0.0`` is the clean accuracy).
+
+    Args:
+        model: The classifier.
+        x: Inputs.
+        y: Labels.
+        epsilons: Radii, in input units.
+        name: ``"fgsm"`` or ``"pgd"``.
+        **settings: Settings of `attack` (``steps``, ``norm``, ``clip``, ``generator``...).
+
+    Returns:
+        ``{eps: accuracy}``.
+
+    Examples:
+        >>> model = nn.Linear(2, 2)
+        >>> x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+        >>> y = (x[:, 0] > 0).long()
+        >>> result = robust_accuracy(model, x, y, [0.0, 0.5], "fgsm")
+        >>> result[0.5] <= result[0.0]
+        True
+    """
+    counts = correct_counts(model, x, y, epsilons, name, **settings)
+    return {float(e): float(c) / len(y) for e, c in zip(epsilons, counts.tolist(), strict=True)}
