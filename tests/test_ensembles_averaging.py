@@ -127,3 +127,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
 def test_weight_average_bad_inputs(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=argument):
         WeightAverage(**kwargs)
+
+
+def test_pickles_and_deepcopies_with_ema() -> None:
+    import copy
+    import pickle
+
+    callback = WeightAverage("ema", decay=0.9)
+    for clone in (copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))):
+        assert clone.state_key == callback.state_key

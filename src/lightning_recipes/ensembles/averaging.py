@@ -3,10 +3,11 @@
 import math
 from typing import Any, Literal
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import WeightAveraging
-from torch import nn
-from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
+from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
@@ -19,6 +20,23 @@ __all__ = ["AverageKind", "WeightAverage"]
 AverageKind = Literal["swa", "ema"]
 
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
+
+
+class _EMAUpdate:
+    """torch's ``get_ema_multi_avg_fn`` as a picklable object.
+
+    A closure cannot be pickled, and a callback must pickle (``ddp_spawn``, deepcopy).
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def __call__(self, averaged: list[Tensor], current: list[Tensor], _: Tensor | int) -> None:
+        if torch.is_floating_point(averaged[0]) or torch.is_complex(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - self.decay)
+        else:
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(a * self.decay + c * (1 - self.decay))
 
 
 class WeightAverage(WeightAveraging):
@@ -68,7 +86,7 @@ class WeightAverage(WeightAveraging):
             raise config_error("update_bn", update_bn, "Pass True or False.")
         kwargs: dict[str, Any] = {}
         if kind == "ema":
-            kwargs["multi_avg_fn"] = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
+            kwargs["multi_avg_fn"] = _EMAUpdate(float(decay))
         super().__init__(device=None, use_buffers=kind == "ema", **kwargs)
         self.kind: AverageKind = kind
         self.decay = float(decay)
