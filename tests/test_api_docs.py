@@ -64,6 +64,7 @@ def test_every_callback_is_exported_from_the_top_level() -> None:
 RECIPES = (
     "attribution",
     "augmentation",
+    "ensembles",
     "finetuning",
     "gradients",
     "imbalance",

@@ -14,6 +14,7 @@ from lightning_recipes.data import (
     make_imbalanced,
     stratified_split,
 )
+from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
 from lightning_recipes.errors import (
     BatchMixingError,
     MissingExtraError,
@@ -40,6 +41,8 @@ from lightning_recipes.stopping import EarlyStopping
 __version__ = "0.1.0"
 
 __all__ = [
+    "EnsembleModule",
+    "SnapshotEnsemble",
     "AdversarialTraining",
     "RobustnessEvaluation",
     "CutMix",
