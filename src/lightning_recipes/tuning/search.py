@@ -39,6 +39,7 @@ from lightning_recipes.tuning.config import (
     load_config,
     unknown_key_error,
 )
+from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
 
 __all__ = [
@@ -54,7 +55,6 @@ __all__ = [
 SamplerName = Literal["grid", "random", "tpe", "gp"]
 PrunerName = Literal["median", "hyperband", "none"]
 SAMPLERS = ("grid", "random", "tpe", "gp")
-PRUNERS = ("median", "hyperband", "none")
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 _PARALLEL = ("ddp", "fsdp", "deepspeed")
 
@@ -168,7 +168,7 @@ def make_pruner(name: str, *, max_epochs: int | None = None) -> Any:
         raise choice_error("pruner", name, PRUNERS)
     from lightning_recipes.tuning.pruning import build_pruner
 
-    return build_pruner(name, **pruner_args(name, max_epochs=max_epochs))  # type: ignore[arg-type]
+    return build_pruner(name, **pruner_args(name, max_epochs=max_epochs))
 
 
 def _reporter_entry(
