@@ -108,6 +108,98 @@ def test_resumed_swa_equals_an_uninterrupted_run(
         torch.testing.assert_close(a, b)
 
 
+class ValidatedWeights(Callback):
+    """Records the weights each validation really ran on (at its first batch)."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, dict[str, Tensor]] = {}
+
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self.by_epoch[trainer.current_epoch] = {
+                k: v.detach().clone() for k, v in pl_module.state_dict().items()
+            }
+
+
+def _assert_same(a: dict[str, Tensor], b: dict[str, Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_checkpoints_before_the_start_hold_the_live_weights(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1)
+    seen = ValidatedWeights()
+    full = _fit(make_trainer, [WeightAverage("ema", decay=0.9, start_epoch=2), checkpoint, seen],
+                enable_checkpointing=True)  # fmt: skip
+    first = torch.load(next((tmp_path / "ckpt").glob("epoch=0-*.ckpt")), weights_only=True)
+    # Lightning's WeightAveraging writes its never-updated copy of the initial weights here.
+    _assert_same(first["state_dict"], seen.by_epoch[0])
+    resumed = _fit(make_trainer, [WeightAverage("ema", decay=0.9, start_epoch=2)],
+                   ckpt_path=next((tmp_path / "ckpt").glob("epoch=0-*.ckpt")))  # fmt: skip
+    _assert_same(resumed.state_dict(), full.state_dict())
+
+
+@pytest.mark.parametrize("average_first", [True, False])
+@pytest.mark.parametrize("restore", [True, "checkpoint"])
+def test_early_stopping_restores_the_averaged_weights_that_scored_best(
+    make_trainer: Callable[..., Trainer], tmp_path: Path, average_first: bool, restore: Any
+) -> None:
+    from lightning_recipes import EarlyStopping
+
+    average = WeightAverage("ema", decay=0.5, start_epoch=1)
+    stopper = EarlyStopping("val_loss", patience=10, restore_best_weights=restore)
+    seen, losses = ValidatedWeights(), ValLosses()
+    pair: list[Callback] = [average, stopper] if average_first else [stopper, average]
+    callbacks: list[Callback] = [*pair, seen, losses]
+    if restore == "checkpoint":
+        callbacks.append(
+            ModelCheckpoint(dirpath=tmp_path / f"c{average_first}", monitor="val_loss")
+        )
+    trainer_kw = {"enable_checkpointing": restore == "checkpoint"}
+    # SGD at lr 0.1 overshoots on digits, so the best epoch is rarely the last one.
+    model = _fit(make_trainer, callbacks, max_epochs=5, **trainer_kw)
+    best = min(range(5), key=lambda e: losses.losses[e])
+    assert stopper.best_epoch == best
+    _assert_same(model.state_dict(), seen.by_epoch[best])
+    assert average.run_summary().facts["final weights"] == "set by EarlyStopping"
+    assert not average.bn_updated
+
+
+def test_a_checkpoint_saved_after_fit_and_validate_after_fit_use_the_final_weights(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    seed_everything(0)
+    model = BNNet()
+    # The final weights are the average with BatchNorm statistics recomputed: they differ
+    # from the averaged model the callback still holds (EMA-averaged statistics).
+    trainer = make_trainer(max_epochs=3, num_sanity_val_steps=0,
+                           callbacks=[WeightAverage("ema", decay=0.5)])  # fmt: skip
+    data = DigitsDataModule(batch_size=64)
+    trainer.fit(model, datamodule=data)
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer.save_checkpoint(tmp_path / "after.ckpt")
+    _assert_same(torch.load(tmp_path / "after.ckpt", weights_only=True)["state_dict"], final)
+    ours = trainer.validate(model, datamodule=data, verbose=False)[0]["val_loss"]
+    _assert_same(model.state_dict(), final)
+    plain = make_trainer().validate(model, datamodule=data, verbose=False)[0]["val_loss"]
+    assert ours == plain
+
+
+def test_two_weight_averages_in_one_trainer_are_refused_at_setup(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    with pytest.raises(RecipeConfigError, match="another weight average"):
+        _fit(make_trainer, [WeightAverage("swa"), EMAWeightAveraging()])
+
+
 BAD: list[tuple[dict[str, Any], str]] = [
     ({"kind": "mean"}, "kind"),
     ({"kind": None}, "kind"),

@@ -14,7 +14,7 @@ from lightning_recipes.data import (
     make_imbalanced,
     stratified_split,
 )
-from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
+from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble, WeightAverage
 from lightning_recipes.errors import (
     BatchMixingError,
     MissingExtraError,
@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EnsembleModule",
     "SnapshotEnsemble",
+    "WeightAverage",
     "AdversarialTraining",
     "RobustnessEvaluation",
     "CutMix",

@@ -13,6 +13,12 @@ protocols that a callback implements and helpers that read them off the Trainer.
   It exposes an idempotent ``prepare_training``; the LR finder calls every one of them
   before a range test, so the order of ``callbacks=[...]`` does not change what it sweeps.
 - `ReportsToRun`: a callback that can say what it did, for the run report (`RecipeSummary`).
+- `ValidatesOtherWeights`: a callback that validates on weights other than the live ones
+  (a weight average). Early stopping keeps those as "the best weights", because those are
+  the weights that scored.
+- `RestoresWeightsAtEnd`: a callback that sets the final weights at the end of fit
+  (early stopping restoring the best). A weight average then leaves the final weights to it,
+  so the order of ``callbacks=[...]`` does not decide which one wins.
 
 The rules themselves are written down in ``docs/combining.md``.
 """
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
 from torch.nn import Parameter
 
 from lightning_recipes._lightning import trainer_callbacks
@@ -32,11 +39,15 @@ __all__ = [
     "PreparesTraining",
     "RecipeSummary",
     "ReportsToRun",
+    "RestoresWeightsAtEnd",
+    "ValidatesOtherWeights",
     "parameters_unfrozen_later",
     "planned_change_epochs",
     "prepare_training",
     "run_summaries",
     "trainable_share",
+    "validated_weights",
+    "weights_restored_at_end",
 ]
 
 
@@ -163,3 +174,50 @@ def trainable_share(module: LightningModule, also: Iterable[str] = ()) -> tuple[
         total += param.numel()
         trainable += param.numel() if param.requires_grad or name in extra else 0
     return trainable, total
+
+
+@runtime_checkable
+class ValidatesOtherWeights(Protocol):
+    """A callback that may run validation on weights other than the live ones."""
+
+    def validated_weights(self) -> dict[str, Tensor] | None:
+        """A CPU copy of the state dict the last validation ran on; None if it was the live one."""
+        ...
+
+
+@runtime_checkable
+class RestoresWeightsAtEnd(Protocol):
+    """A callback that may replace the module's weights at the end of fit."""
+
+    def restores_weights_at_end(self) -> bool:
+        """Whether this callback will set the final weights at ``on_train_end``."""
+        ...
+
+
+def validated_weights(trainer: Trainer, pl_module: LightningModule) -> dict[str, Tensor]:
+    """A detached CPU copy of the weights the last validation ran on.
+
+    The live weights, unless a `ValidatesOtherWeights` callback (a weight average) swapped
+    its own in for that validation.
+
+    Args:
+        trainer: The Trainer whose callbacks to ask.
+        pl_module: The module being trained.
+    """
+    for callback in trainer_callbacks(trainer):
+        if isinstance(callback, ValidatesOtherWeights):
+            weights = callback.validated_weights()
+            if weights is not None:
+                return weights
+    return {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+
+
+def weights_restored_at_end(trainer: Trainer, besides: Callback | None = None) -> list[str]:
+    """The names of the callbacks (other than ``besides``) that set the final weights."""
+    return [
+        type(callback).__name__
+        for callback in trainer_callbacks(trainer)
+        if callback is not besides
+        and isinstance(callback, RestoresWeightsAtEnd)
+        and callback.restores_weights_at_end()
+    ]

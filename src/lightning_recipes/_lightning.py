@@ -23,6 +23,7 @@ from lightning.pytorch.strategies import (
 )
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities import rank_zero_warn as _lightning_rank_zero_warn
+from torch.nn.parallel import DistributedDataParallel
 
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 
@@ -34,6 +35,7 @@ __all__ = [
     "checkpoint_saves_every_epoch",
     "figure_dir",
     "gather",
+    "match_rank_zero_buffers",
     "log_figure",
     "missing_metric_message",
     "progress",
@@ -429,3 +431,21 @@ def loss_scale(trainer: Trainer) -> torch.Tensor | None:
         return None
     scale = getattr(scaler, "_scale", None)
     return scale if isinstance(scale, torch.Tensor) else None
+
+
+def match_rank_zero_buffers(trainer: Trainer, module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers, as a DDP forward with ``broadcast_buffers`` does.
+
+    A callback that swaps weights in for validation (a weight average) swaps the live
+    buffers back afterwards, undoing the broadcast the validation forward made: without
+    this, BatchNorm statistics would differ between ranks until the next training forward
+    (observers such as snapshots would then disagree). A no-op on one process or when the
+    DDP wrapper does not broadcast buffers.
+    """
+    wrapper = trainer.strategy.model
+    if trainer.world_size == 1 or not isinstance(wrapper, DistributedDataParallel):
+        return
+    if not wrapper.broadcast_buffers:
+        return
+    for buffer in module.buffers():
+        buffer.copy_(gather(trainer, buffer)[0])

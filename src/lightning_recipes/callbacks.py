@@ -6,7 +6,7 @@ callbacks, so a new callback cannot skip the generic checks.
 
 from lightning_recipes.attribution import Attribution
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
-from lightning_recipes.ensembles import SnapshotEnsemble
+from lightning_recipes.ensembles import SnapshotEnsemble, WeightAverage
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
 from lightning_recipes.history import MetricHistory
@@ -18,6 +18,7 @@ from lightning_recipes.stopping import EarlyStopping
 
 __all__ = [
     "SnapshotEnsemble",
+    "WeightAverage",
     "AdversarialTraining",
     "RobustnessEvaluation",
     "CutMix",

@@ -6,14 +6,15 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import WeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._contract import RecipeSummary, weights_restored_at_end
 from lightning_recipes._validate import is_int, is_real
-from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
 __all__ = ["AverageKind", "WeightAverage"]
 
@@ -40,23 +41,31 @@ class _EMAUpdate:
 
 
 class WeightAverage(WeightAveraging):
-    """SWA or EMA of the weights, on Lightning's `WeightAveraging`, with three defects fixed.
+    """SWA or EMA of the weights, on Lightning's `WeightAveraging`, with its defects fixed.
 
     - ``kind="swa"`` (Izmailov et al. 2018): the equal-weight mean of the weights at the end
       of every epoch from ``start_epoch`` on. ``kind="ema"``: the exponential moving average
-      with ``decay`` after every optimizer step from ``start_epoch`` on.
-    - Fixed: until the average has started, validation runs on the live weights (Lightning
-      validates on a never-updated copy of the initial weights, #21724), and at the end of
-      training the live weights are kept (with a warning) instead of being replaced by that
-      copy.
-    - Fixed: at the end of training the BatchNorm statistics of the averaged weights are
+      with ``decay`` after every optimizer step from ``start_epoch`` on. EMA averages the
+      buffers (BatchNorm statistics) along; SWA, as torch's ``AveragedModel`` does, keeps
+      the live model's buffers of its last update until they are recomputed at the end.
+    - Until the average has started, validation runs on the live weights (Lightning
+      validates on a never-updated copy of the initial weights, #21724), checkpoints hold
+      the live weights (Lightning writes that copy into ``state_dict``, so a "best"
+      checkpoint of those epochs is the initial model), and a run that ends before the
+      start keeps the live weights, with a warning.
+    - At the end of training the BatchNorm statistics of the averaged weights are
       recomputed on the training data (``update_bn=True``; averaged running statistics do
       not belong to the averaged weights), mean-reduced over DDP ranks.
-    - Fixed: the epoch of the last update is in the callback state, so a resumed SWA run
-      does not update twice for one epoch.
+    - With `EarlyStopping(restore_best_weights=...)`: the best weights it keeps are the
+      averaged ones when the average ran that validation, and at the end of fit it sets
+      the final weights (the best validated, exactly as scored), whatever the callback
+      order. A checkpoint saved after fit holds the module's final weights.
+    - Resume: the epoch of the last update is in the callback state, so a resumed SWA run
+      does not update twice for one epoch. ``trainer.validate``/``test`` after fit use the
+      module's weights, never a swap.
 
-    Sharded strategies are refused at ``setup`` (Lightning's averaging copies the whole
-    model on every rank).
+    Refused at ``setup``: sharded strategies (the average is a full copy on every rank) and
+    a second weight average in the same Trainer (two swaps would nest).
 
     Args:
         kind: ``"swa"`` or ``"ema"``.
@@ -96,6 +105,9 @@ class WeightAverage(WeightAveraging):
         self._swapped = False
         self.bn_updated = False
         self.kept_live_weights = False
+        self.final_weights_by: list[str] = []
+        self._finished = False
+        self._validated: dict[str, Tensor] | None = None
 
     @property
     @override
@@ -113,6 +125,23 @@ class WeightAverage(WeightAveraging):
                 recipe="WeightAverage",
                 reason="it keeps a full copy of the model on every rank; use DDP.",
             )
+            others = [
+                type(c).__name__
+                for c in helpers.trainer_callbacks(trainer)
+                if isinstance(c, WeightAveraging) and c is not self
+            ]
+            if others:
+                raise RecipeConfigError(
+                    f"WeightAverage(kind={self.kind!r}) shares the Trainer with another "
+                    f"weight average ({', '.join(others)}): each swaps its weights in for "
+                    "validation and copies them out at the end, so they would overwrite each "
+                    "other. Keep one."
+                )
+            self._finished = False
+            self._validated = None
+            self.final_weights_by = []
+            self.kept_live_weights = False
+            self.bn_updated = False
         super().setup(trainer, pl_module, stage)
 
     @override
@@ -132,18 +161,41 @@ class WeightAverage(WeightAveraging):
 
     @override
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._swapped = self.started()
+        # Only inside fit: after it, the module holds the final weights (maybe restored).
+        self._swapped = trainer.state.fn == TrainerFn.FITTING and self.started()
         if self._swapped:
             self._swap_models(pl_module)
 
     @override
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = None
+            if self._swapped and weights_restored_at_end(trainer, besides=self):
+                # Someone keeps "the best weights": these are the ones that scored.
+                self._validated = {
+                    k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()
+                }
         if self._swapped:
             self._swap_models(pl_module)
             self._swapped = False
+            helpers.match_rank_zero_buffers(trainer, pl_module)
+
+    def validated_weights(self) -> dict[str, Tensor] | None:
+        """The averaged weights the last validation ran on, if it ran on them (contract).
+
+        Kept (as a CPU copy, once per validation) only when another callback restores
+        weights at the end of fit; None otherwise, and when the live weights were validated.
+        """
+        return self._validated
 
     @override
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._finished = True
+        restorers = weights_restored_at_end(trainer, besides=self)
+        if restorers:
+            # Their final weights win whatever the callback order (docs/combining.md).
+            self.final_weights_by = restorers
+            return
         if not self.started():
             self.kept_live_weights = True
             helpers.rank_zero_warn(
@@ -152,8 +204,29 @@ class WeightAverage(WeightAveraging):
             )
             return
         self._copy_average_to_current(pl_module)
+        # Each rank averaged its own buffers (BatchNorm statistics drift between DDP ranks
+        # between forwards): every rank ends with rank 0's, or recomputed ones below.
+        helpers.match_rank_zero_buffers(trainer, pl_module)
         if self.update_bn and any(isinstance(m, _NORMS) for m in pl_module.modules()):
             self._recompute_bn(trainer, pl_module)
+
+    @override
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if self._finished or self._average_model is None:
+            return  # after fit the module holds the final weights: save those
+        if self.started():
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+            return
+        # Not started: the average is a stale copy of the initial weights, so the
+        # checkpoint's weights stay the live ones, in Lightning's layout for resuming.
+        checkpoint["current_model_state"] = checkpoint["state_dict"]
+        checkpoint["averaging_state"] = {
+            name: value
+            for name, value in self._average_model.state_dict().items()
+            if not name.startswith("module.")
+        }
 
     def _recompute_bn(self, trainer: Trainer, pl_module: LightningModule) -> None:
         loader = trainer.train_dataloader
@@ -173,12 +246,23 @@ class WeightAverage(WeightAveraging):
         self.bn_updated = True
 
     def run_summary(self) -> RecipeSummary:
-        """The kind of average, whether it started and whether BN statistics were redone."""
+        """The kind of average, whether it started and what set the final weights."""
         facts: dict[str, Any] = {"kind": self.kind, "start epoch": self.start_epoch}
         if self.kind == "ema":
             facts["decay"] = self.decay
         facts["BatchNorm statistics recomputed"] = self.bn_updated
+        facts["final weights"] = (
+            f"set by {', '.join(self.final_weights_by)}" if self.final_weights_by
+            else "live (the average never started)" if self.kept_live_weights
+            else "the average"
+        )  # fmt: skip
         notes = ["The average never started: live weights kept."] if self.kept_live_weights else []
+        if self.final_weights_by:
+            notes.append(
+                f"{', '.join(self.final_weights_by)} restored the best validated weights at the "
+                "end (the averaged ones when the average ran that validation); the final "
+                "average was not copied in."
+            )
         return RecipeSummary("Weight averaging", facts=facts, notes=notes)
 
     @override

@@ -12,7 +12,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary, planned_change_epochs
+from lightning_recipes._contract import RecipeSummary, planned_change_epochs, validated_weights
 from lightning_recipes.errors import MissingMetricError, choice_error, config_error
 from lightning_recipes.stopping.rules import (
     DeltaMode,
@@ -42,7 +42,8 @@ class EarlyStopping(LightningEarlyStopping):
     * ``restore_best_weights``: when fit ends (stopped early or at ``max_epochs``), the
       module holds the weights of the best check. They are kept as a CPU copy, or, when a
       ``ModelCheckpoint`` saves the same metric in the same mode, reloaded from its best
-      checkpoint (no second copy in memory).
+      checkpoint (no second copy in memory). When a weight average (`WeightAverage`)
+      ran the validation, its weights are the ones kept: they are the ones that scored.
     * ``baseline``: the value to beat; checks that do not beat it count against patience.
     * ``start_from_epoch``: checks before this epoch are ignored (warm-up).
     * ``min_delta_mode="relative"``: ``min_delta`` is a fraction of the best value.
@@ -356,16 +357,14 @@ class EarlyStopping(LightningEarlyStopping):
         if not self.restore_best_weights:
             return
         if self._checkpoint is None:
-            self._copy_weights(pl_module)
+            self._copy_weights(trainer, pl_module)
         else:
             # The ModelCheckpoint runs after this callback: confirm before the weights change.
             self._unconfirmed = value
 
-    def _copy_weights(self, pl_module: LightningModule) -> None:
-        self._best_weights = {
-            key: value.detach().to("cpu", copy=True)
-            for key, value in pl_module.state_dict().items()
-        }
+    def _copy_weights(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The weights that scored: a weight average's, when it ran the validation.
+        self._best_weights = validated_weights(trainer, pl_module)
 
     def _confirm_checkpoint(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check that the ModelCheckpoint saved the last best check; else copy it now.
@@ -389,7 +388,7 @@ class EarlyStopping(LightningEarlyStopping):
         )
         self._unconfirmed = None
         self._checkpoint = None
-        self._copy_weights(pl_module)
+        self._copy_weights(trainer, pl_module)
 
     @override
     def on_train_batch_start(
@@ -449,6 +448,10 @@ class EarlyStopping(LightningEarlyStopping):
         pl_module.load_state_dict(saved["state_dict"])  # the weights only
         self.restored_from = path
         return True
+
+    def restores_weights_at_end(self) -> bool:
+        """Whether the best weights are put back at the end of fit (the contract's question)."""
+        return bool(self.restore_best_weights)
 
     def run_summary(self) -> RecipeSummary:
         """Best and stopped epoch, why, and whether the best weights were restored."""
