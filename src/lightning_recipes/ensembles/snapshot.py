@@ -52,7 +52,9 @@ class SnapshotEnsemble(Callback):
       written before the checkpoint are kept, not re-written; a file the checkpoint
       names that is gone (deleted by ``max_snapshots`` after an older checkpoint was
       saved, or moved) fails at the start of training, not at `ensemble`.
-    - DDP: every rank holds the same weights and keeps the same snapshots. Sharded
+    - DDP: every rank keeps the same snapshots (the buffers, such as BatchNorm running
+      statistics, which DDP lets drift apart between ranks within a step, are rank 0's,
+      broadcast once per snapshot, as in rank 0's checkpoint). Sharded
       strategies (FSDP, DeepSpeed, model parallel) are refused at ``setup``: a rank holds
       only a shard.
 
@@ -158,6 +160,21 @@ class SnapshotEnsemble(Callback):
             )
         return Path(self.save_dir).resolve() / f"snapshot-epoch={epoch}.pt"
 
+    @staticmethod
+    def _same_on_every_rank(trainer: Trainer, pl_module: LightningModule) -> StateDict:
+        """A CPU copy of the state, with rank 0's buffers on every rank.
+
+        DDP keeps the parameters equal on every rank, not the buffers: each rank's last
+        forward updated its own BatchNorm running statistics (DDP sends rank 0's buffers
+        only at the start of the next forward). Rank 0's are taken, as in its checkpoint.
+        """
+        snapshot = _cpu_copy(pl_module)
+        if trainer.world_size > 1:
+            parameters = {name for name, _ in pl_module.named_parameters()}
+            buffers = {k: v for k, v in snapshot.items() if k not in parameters}
+            snapshot.update(helpers.broadcast(trainer, buffers))
+        return snapshot
+
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.save_dir is None:
@@ -198,7 +215,7 @@ class SnapshotEnsemble(Callback):
             return
         self.snapshot_epochs.append(epoch)
         if self.save_dir is None:
-            self.snapshots.append(_cpu_copy(pl_module))
+            self.snapshots.append(self._same_on_every_rank(trainer, pl_module))
         else:
             path = self.snapshot_path(epoch)
             if trainer.is_global_zero:
