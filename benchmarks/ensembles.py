@@ -63,30 +63,50 @@ SEEDS = (0, 1, 2)
 M = 4  # snapshots / independent members
 SWA_SHARE = 0.25  # last share of the epochs averaged by SWA
 SWA_LR = 0.25  # the constant SWA rate, as a fraction of the peak rate
+SNAPSHOT = f"snapshot ensemble, {M} cycles of E/{M}"
+SHORT = f"{M} independent, E/{M} epochs each"
+LONG = f"{M} independent, E epochs each ({M}x cost)"
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    epochs: int
-    lr: float
+    epochs: int  # E
+    lr: float  # peak LR
     hidden: tuple[int, ...]
     data: Callable[[int], LightningDataModule]
     features: int
     classes: int
+    steps: int  # optimizer steps per epoch (batch 32), for the EMA decay and the notes
     ema_decay: float  # a horizon 1 / (1 - decay) of about 2.5 epochs of steps
 
+
+FEW = 0.25  # of each digit class in the training split: about 31 images per class
 
 TASKS = (
     Task(
         "digits",
-        40,
+        20,
         0.05,
         (128, 64),
         lambda seed: DigitsDataModule(batch_size=32, seed=seed),
         64,
         10,
+        40,
         0.99,
+    ),
+    Task(
+        "digits, 31 per class",
+        40,
+        0.05,
+        (128, 64),
+        lambda seed: DigitsDataModule(
+            batch_size=32, seed=seed, imbalance=dict.fromkeys(range(10), FEW)
+        ),
+        64,
+        10,
+        10,
+        0.96,
     ),
     Task(
         "breast_cancer",
@@ -96,6 +116,7 @@ TASKS = (
         lambda seed: TabularDataModule("breast_cancer", batch_size=32, seed=seed),
         30,
         2,
+        13,
         0.97,
     ),
 )
@@ -195,7 +216,7 @@ def run_seed(task: Task, seed: int) -> dict[str, Result]:
         out[name] = (*scores(probabilities(model, data, False), data), took)
     snap = SnapshotEnsemble(cycle_epochs=e // M)
     model, data, took = fit(task, seed, "cyclic", e, [snap])
-    out[f"snapshot ensemble ({M} x {e // M} epochs)"] = (
+    out[SNAPSHOT] = (
         *scores(probabilities(snap.ensemble(model), data, True), data),
         took,
     )
@@ -205,29 +226,30 @@ def run_seed(task: Task, seed: int) -> dict[str, Result]:
         model, _, took = fit(task, seed, "cosine", e // M, [], member=k)
         short.append(model)
         short_seconds += took
-    out[f"{M} independent x {e // M} epochs"] = (
+    out[SHORT] = (
         *scores(probabilities(EnsembleModule(short), data, True), data),
         short_seconds,
     )
-    out[f"{M} independent x {e} epochs"] = (
+    out[LONG] = (
         *scores(probabilities(EnsembleModule(members), data, True), data),
         seconds,
     )
     return out
 
 
-def cost(method: str, task: Task) -> tuple[int, int]:
+def cost(method: str) -> tuple[int, int]:
     """Training epochs relative to E, and forward passes per prediction."""
-    if method == f"{M} independent x {task.epochs} epochs":
+    if method == LONG:
         return M, M
-    if method.startswith(("snapshot", f"{M} independent")):
+    if method in (SNAPSHOT, SHORT):
         return 1, M
     return 1, 1
 
 
-def fmt(values: list[float], digits: int = 3) -> str:
+def fmt(values: list[float], digits: int = 3, signed: bool = False) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    sign = "+" if signed else ""
+    return f"{statistics.mean(values):{sign}.{digits}f} ± {std:.{digits}f}"
 
 
 def main() -> None:
@@ -263,16 +285,16 @@ def main() -> None:
             nlls = [r[method][1] for r in runs]
             d_acc = [100 * (r[method][0] - r["single model"][0]) for r in runs]
             d_nll = [r[method][1] - r["single model"][1] for r in runs]
-            time_ratio = statistics.mean(r[method][2] / r["single model"][2] for r in runs)
-            epochs, passes = cost(method, task)
+            time_ratio = statistics.median(r[method][2] / r["single model"][2] for r in runs)
+            epochs, passes = cost(method)
             rows.append(
                 [
                     task.name,
                     method,
                     fmt(accs),
                     fmt(nlls),
-                    f"{statistics.mean(d_acc):+.1f}",
-                    f"{statistics.mean(d_nll):+.3f}",
+                    fmt(d_acc, 1, signed=True),
+                    fmt(d_nll, 3, signed=True),
                     epochs,
                     f"{time_ratio:.2f}",
                     passes,
@@ -283,7 +305,12 @@ def main() -> None:
         print(format_table(headers, rows))
         print(f"{minutes:.1f} min")
         return
-    e = {t.name: t.epochs for t in tasks}
+    settings = "\n".join(
+        f"- {t.name}: E = {t.epochs} epochs of {t.steps} steps, MLP "
+        f"{'-'.join(str(w) for w in (t.features, *t.hidden, t.classes))}, peak LR {t.lr}, "
+        f"EMA decay {t.ema_decay}, SWA from epoch {swa_start(t.epochs)}."
+        for t in tasks
+    )
     publish(
         "ensembles",
         "Ensembles and weight averaging at equal training epochs",
@@ -291,34 +318,36 @@ def main() -> None:
         rows,
         f"""
 Test accuracy and negative log-likelihood (NLL: mean of -log p(true class), lower is
-better) on the test split (digits 270 images, breast_cancer 86 rows), mean ± std over
-seeds {list(seeds)} (the seed draws the split, the init and the shuffle); Δ is the mean
-paired change against the single model of the same seed (accuracy in percentage points).
-E = {e["digits"]} epochs on both sets, M = {M}. Every run: an MLP with BatchNorm after
-each hidden Linear (digits 64-128-64-10, breast_cancer 30-64-32-2), SGD momentum 0.9
-(nesterov), weight decay 5e-4, batch 32, peak LR {TASKS[0].lr} (digits) / {TASKS[1].lr}
-(breast_cancer), the last epoch's weights tested, no early stopping.
+better) on the test split (digits: 270 images; breast_cancer: 86 rows), mean ± std over
+seeds {list(seeds)} (the seed draws the split, the init and the shuffle); Δ: mean ± std of
+the paired change against the single model of the same seed (accuracy in percentage
+points). "digits, 31 per class" keeps {FEW:.0%} of each class of the training split (315
+images); validation and test splits are whole. M = {M}. Every run: an MLP with BatchNorm
+after each hidden Linear, SGD momentum 0.9 (nesterov), weight decay 5e-4, batch 32, the
+last epoch's weights tested, no early stopping.
+
+{settings}
 
 - single model: cosine decay of the LR to 0 over E epochs.
 - SWA: cosine decay to {SWA_LR:g} x the peak over the first {1 - SWA_SHARE:.0%} of the
-  epochs, then that constant rate; `WeightAverage("swa", start_epoch={swa_start(e["digits"])})`
-  averages the weights of the last {SWA_SHARE:.0%} of the epochs (one per epoch) and
-  recomputes the BatchNorm statistics of the average on the training data
-  (`update_bn=True`, the default); the next row is the same run without the recompute.
-- EMA: the single model's schedule, `WeightAverage("ema", decay=...)` from the first step,
-  decay {TASKS[0].ema_decay} (digits, 40 steps per epoch) / {TASKS[1].ema_decay}
-  (breast_cancer, 13 steps per epoch): an averaging horizon of about 2.5 epochs.
+  epochs, then that constant rate; `WeightAverage("swa", start_epoch=...)` averages the
+  weights at the end of each of the last {SWA_SHARE:.0%} of the epochs and recomputes
+  the BatchNorm statistics of the average on the training data (`update_bn=True`, the
+  default); the next row is the same run with `update_bn=False`.
+- EMA: the single model's schedule, `WeightAverage("ema", decay=...)` from the first
+  step, the decay chosen for an averaging horizon 1 / (1 - decay) of about 2.5 epochs.
 - snapshot ensemble: `snapshot_schedule` with {M} cycles of E/{M} epochs (per-step cosine
   with restarts), `SnapshotEnsemble` keeps the {M} cycle ends, `EnsembleModule` averages
   their probabilities; "last snapshot alone" is the same run's final weights.
-- independent: {M} models from {M} seeds, probabilities averaged by `EnsembleModule`;
-  "x E/{M} epochs" costs what one model costs (each trained E/{M} epochs with a cosine
-  decay), "x E epochs" costs {M} times as much (each is a single model; the single model
-  of the seed is one of them).
+- independent: {M} models from {M} seeds (init and shuffle; the same split), their
+  probabilities averaged by `EnsembleModule`; "E/{M} epochs each" costs what one model
+  costs (each with a cosine decay over its E/{M} epochs), "E epochs each" costs {M} times
+  as much (each is a single model; the single model of the seed is one of them).
 
 "train epochs" is the training budget relative to E; "train time" the measured wall time
-relative to the single model's fit (same process, one torch thread); "forward passes" what
-one prediction costs at inference. Total run time {minutes:.1f} min.
+relative to the single model's fit (median over seeds; one torch thread, on a machine
+shared with other jobs, so only differences of 20% or more mean anything); "forward
+passes" what one prediction costs at inference. Total run time {minutes:.1f} min.
 """,
     )
 
