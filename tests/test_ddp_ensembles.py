@@ -28,7 +28,8 @@ def test_snapshots_and_weight_averages_agree_across_ranks(
     # With save_dir: rank 0 alone writes (one partial file per snapshot, renamed), the
     # dropped snapshot's file is deleted, and both ranks load the kept files, which hold
     # the in-memory snapshots of the same epochs.
-    assert len(swa0["writes"]) == 3 and swa1["writes"] == []
+    assert len(swa0["writes"]) == 3
+    assert swa1["writes"] == []
     assert swa0["files"] == swa1["files"] == ["snapshot-epoch=1.pt", "snapshot-epoch=2.pt"]
     assert swa0["on_disk_epochs"] == swa1["on_disk_epochs"] == [1, 2]
     for rank in (swa0, swa1):
@@ -38,7 +39,8 @@ def test_snapshots_and_weight_averages_agree_across_ranks(
     # SWA from epoch 1: the mean of the epoch-end weights of epochs 1 and 2, on both ranks;
     # BatchNorm statistics recomputed for the average, mean-reduced over the ranks' shards.
     assert_same_tensors(swa0["weights"], swa1["weights"])
-    assert swa0["bn_updated"] and swa1["bn_updated"]
+    assert swa0["bn_updated"]
+    assert swa1["bn_updated"]
     last_live = swa0["epochs"][-1]
     for name, value in swa0["weights"].items():
         if name.endswith(("weight", "bias")):
@@ -52,7 +54,8 @@ def test_snapshots_and_weight_averages_agree_across_ranks(
     # live weights of the last epoch.
     ema0, ema1 = rank0["ema"], rank1["ema"]
     assert_same_tensors(ema0["weights"], ema1["weights"])
-    assert ema0["bn_updated"] and ema1["bn_updated"]
+    assert ema0["bn_updated"]
+    assert ema1["bn_updated"]
     assert not torch.allclose(ema0["weights"]["head.weight"], ema0["epochs"][-1]["head.weight"])
     for name, value in _bn_stats(ema0["weights"]).items():
         if value.is_floating_point():

@@ -70,7 +70,7 @@ def test_files_hold_the_snapshots_and_give_the_in_memory_ensemble(
     assert "as files in" in on_disk.run_summary().facts["kept"]
     # A file that is gone fails at ensemble(), naming it.
     Path(on_disk.snapshot_paths[1]).unlink()
-    with pytest.raises(RecipeConfigError, match="snapshot-epoch=3.pt"):
+    with pytest.raises(RecipeConfigError, match=r"snapshot-epoch=3\.pt"):
         on_disk.ensemble(model)
 
 
@@ -100,7 +100,8 @@ def test_resume_keeps_the_files_and_ends_with_the_same_snapshots(
     stamp = kept.stat().st_mtime_ns
     ckpt = tmp_path / "ckpt" / "epoch=2-step=60.ckpt"
     saved = torch.load(ckpt, weights_only=False)["callbacks"][first.state_key]
-    assert saved["snapshot_paths"] == [str(kept.resolve())] and saved["snapshots"] == []
+    assert saved["snapshot_paths"] == [str(kept.resolve())]
+    assert saved["snapshots"] == []
 
     seed_everything(0)
     resumed = SnapshotEnsemble(cycle_epochs=CYCLE, save_dir=str(run_dir))
@@ -120,7 +121,7 @@ def test_resume_keeps_the_files_and_ends_with_the_same_snapshots(
     seed_everything(0)
     again = SnapshotEnsemble(cycle_epochs=CYCLE, save_dir=str(run_dir))
     trainer = make_trainer(max_epochs=MAX_EPOCHS, callbacks=[again])
-    with pytest.raises(RecipeConfigError, match="snapshot-epoch=1.pt"):
+    with pytest.raises(RecipeConfigError, match=r"snapshot-epoch=1\.pt"):
         trainer.fit(SnapNet(), datamodule=DigitsDataModule(batch_size=64), ckpt_path=ckpt)
     # A checkpoint of files cannot be resumed in memory, nor the other way round.
     with pytest.raises(RecipeConfigError, match="save_dir"):
