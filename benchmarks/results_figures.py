@@ -1,7 +1,7 @@
 """Draw the benchmark figures shown on the recipe pages from the results tables.
 
 Reads the ``mean ± std`` cells of ``benchmarks/results/{regularization,augmentation,
-demo_recipes,tuning}.md`` (written by the benchmark scripts) and draws bar charts with
+demo_recipes,tuning,ensembles}.md`` (written by the benchmark scripts) and draws bar charts with
 error bars into ``docs/recipes/img/`` and ``docs/img/``. No training: a second.
 
 Run: ``.venv/bin/python benchmarks/results_figures.py``.
@@ -99,6 +99,48 @@ def main() -> None:
         "validation accuracy (mean ± std)",
         ROOT / "docs" / "img" / "tuning_samplers.png",
     )
+    ensembles(RESULTS / "ensembles.md", img / "ensembles.png")
+
+
+def ensembles(results: Path, out: Path) -> None:
+    """Test accuracy and NLL per method, one row of panels per data set, error bars."""
+    rows = tables(results)[0]
+    header, body = rows[0], rows[1:]
+    acc_col, nll_col = header.index("test accuracy"), header.index("test NLL")
+    sets = list(dict.fromkeys(r[0] for r in body))
+    figure, axes = plt.subplots(
+        len(sets), 2, figsize=(11, 2.9 * len(sets)), sharey="row", squeeze=False
+    )
+    for i, name in enumerate(sets):
+        cells = [r for r in body if r[0] == name]
+        labels = [r[1] for r in cells]
+        for j, (col, xlabel) in enumerate(
+            ((acc_col, "test accuracy (higher is better)"), (nll_col, "test NLL (lower is better)"))
+        ):
+            values = [CELL.match(r[col].replace("**", "")) for r in cells]
+            assert all(values), cells
+            means = [float(v.group(1)) for v in values if v]
+            stds = [float(v.group(2)) for v in values if v]
+            ax = axes[i][j]
+            colors = ["C3" if label == "single model" else "C0" for label in labels]
+            ax.barh(range(len(labels)), means, xerr=stds, color=colors, alpha=0.8, capsize=3)
+            ax.set_yticks(range(len(labels)), labels)
+            if j == 0:  # the panels of a row share the y axis: invert it once
+                ax.invert_yaxis()
+            ax.axvline(means[labels.index("single model")], color="C3", linestyle="--")
+            low = min(m - s for m, s in zip(means, stds, strict=True))
+            high = max(m + s for m, s in zip(means, stds, strict=True))
+            pad = 0.05 * (high - low)
+            ax.set_xlim(max(0.0, low - pad), high + pad)
+            ax.set_xlabel(xlabel)
+            ax.set_title(f"{name}: {xlabel.split(' (')[0].removeprefix('test ')}")
+            ax.grid(axis="x", alpha=0.3)
+    figure.suptitle("Ensembles and weight averaging, mean ± std over 3 seeds (red: single model)")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

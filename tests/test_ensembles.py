@@ -154,6 +154,8 @@ def test_max_snapshots_keeps_the_latest() -> None:
 
     class _T:
         current_epoch = 0
+        world_size = 1
+        is_global_zero = True
 
     trainer = _T()
     for epoch in range(5):

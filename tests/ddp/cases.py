@@ -480,3 +480,69 @@ def augmentation_fit(out: Path) -> None:
             "loss_weight": model.loss_fn.weight.clone(),
         },
     )
+
+
+@case
+def ensembles_fits(out: Path) -> None:
+    """SnapshotEnsemble (in memory and as files) with SWA on a BatchNorm model, then EMA.
+
+    Every rank records the live weights at each epoch end, how many snapshot files it
+    wrote, the snapshots it kept and the ensemble it loads back from the files, and the
+    averaged weights and BatchNorm statistics WeightAverage leaves at the end.
+    """
+    from lightning_recipes.ensembles import SnapshotEnsemble, WeightAverage
+
+    class EpochWeights(Callback):
+        def __init__(self) -> None:
+            self.weights: list[dict[str, torch.Tensor]] = []
+
+        def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            self.weights.append(cpu_state(pl_module))
+
+    def net() -> Classifier:
+        seed_everything(0)
+        backbone = MLP(64, hidden=(32,), batch_norm=True)
+        return Classifier(backbone, num_classes=10, lr=0.05, optimizer="sgd")
+
+    args: dict[str, Any] = {"max_epochs": 3, "limit_train_batches": 4, "limit_val_batches": 1}
+    payload: dict[str, Any] = {}
+    snaps = out / "snapshots"
+    in_memory = SnapshotEnsemble(cycle_epochs=1)
+    on_disk = SnapshotEnsemble(cycle_epochs=1, max_snapshots=2, save_dir=str(snaps))
+    swa, recorder = WeightAverage("swa", start_epoch=1), EpochWeights()
+    writes: list[str] = []
+    real_save = torch.save
+
+    def counting_save(obj: Any, f: Any, *a: Any, **k: Any) -> None:
+        writes.append(str(f))
+        real_save(obj, f, *a, **k)
+
+    model = net()
+    trainer = ddp_trainer(out / "swa", callbacks=[recorder, in_memory, on_disk, swa], **args)
+    torch.save = counting_save  # type: ignore[assignment]
+    try:
+        trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    finally:
+        torch.save = real_save
+    ensemble = on_disk.ensemble(model)  # every rank loads rank 0's files
+    payload["swa"] = {
+        "weights": cpu_state(model),
+        "epochs": recorder.weights,
+        "bn_updated": swa.bn_updated,
+        "in_memory": in_memory.snapshots,
+        "in_memory_epochs": in_memory.snapshot_epochs,
+        "on_disk_epochs": on_disk.snapshot_epochs,
+        "loaded": [cpu_state(member) for member in ensemble.members],
+        "files": sorted(p.name for p in snaps.iterdir()),
+        "writes": [w for w in writes if "snapshot-epoch" in w],
+    }
+    model, recorder = net(), EpochWeights()
+    ema = WeightAverage("ema", decay=0.9)
+    trainer = ddp_trainer(out / "ema", callbacks=[recorder, ema], **args)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    payload["ema"] = {
+        "weights": cpu_state(model),
+        "epochs": recorder.weights,
+        "bn_updated": ema.bn_updated,
+    }
+    save_rank_result(trainer, out, payload)

@@ -1,5 +1,10 @@
-"""SnapshotEnsemble: a CPU copy of the weights at the end of every cycle (Huang et al. 2017)."""
+"""SnapshotEnsemble: the weights at the end of every cycle (Huang et al. 2017).
 
+Kept as CPU copies in memory, or as files in a folder (``save_dir``).
+"""
+
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,10 +37,24 @@ class SnapshotEnsemble(Callback):
       buffers such as BatchNorm statistics), taken in ``on_train_epoch_end`` of the
       epochs ``cycle_epochs - 1, 2 * cycle_epochs - 1, ...`` (0-based). Training is not
       changed: this callback observes; the schedule is the module's.
-    - Resumable: the snapshots and their epochs are in the callback's ``state_dict``, so
-      a checkpoint grows by one model per kept snapshot (bound it with
-      ``max_snapshots``). A resumed run ends with the same snapshots.
-    - DDP: every rank holds the same weights and keeps the same snapshots. Sharded
+    - In memory (``save_dir=None``, the default): the snapshots and their epochs are in
+      the callback's ``state_dict``, so a checkpoint grows by one model per kept snapshot
+      (bound it with ``max_snapshots``).
+    - As files (``save_dir="some/folder"``): each snapshot is written to
+      ``<save_dir>/snapshot-epoch=<k>.pt`` (the module's ``state_dict`` on the CPU, for
+      ``torch.load(..., weights_only=True)``) by global rank 0, the other ranks wait at a
+      barrier; only the files' absolute paths and epochs are in the callback's state and
+      in memory. ``max_snapshots`` deletes the file of a dropped snapshot. `ensemble`
+      loads the files. The folder must be visible to every rank that calls `ensemble`
+      (a shared filesystem across nodes). A file of the same name left by an earlier run
+      is overwritten (with a warning at the start of training).
+    - Resumable: a resumed run ends with the same snapshots. With ``save_dir`` the files
+      written before the checkpoint are kept, not re-written; a file the checkpoint
+      names that is gone (deleted by ``max_snapshots`` after an older checkpoint was
+      saved, or moved) fails at the start of training, not at `ensemble`.
+    - DDP: every rank keeps the same snapshots (the buffers, such as BatchNorm running
+      statistics, which DDP lets drift apart between ranks within a step, are rank 0's,
+      broadcast once per snapshot, as in rank 0's checkpoint). Sharded
       strategies (FSDP, DeepSpeed, model parallel) are refused at ``setup``: a rank holds
       only a shard.
 
@@ -43,6 +62,8 @@ class SnapshotEnsemble(Callback):
         cycle_epochs: Epochs per learning-rate cycle.
         max_snapshots: Keep only the most recent this many (None: all).
         skip_cycles: Leading cycles without a snapshot (the first is often poor).
+        save_dir: Folder to write the snapshots to as files (created if needed); None
+            keeps them in memory and in the checkpoint.
 
     Examples:
         >>> SnapshotEnsemble(cycle_epochs=5, max_snapshots=3).state_key
@@ -50,7 +71,11 @@ class SnapshotEnsemble(Callback):
     """
 
     def __init__(
-        self, cycle_epochs: int, max_snapshots: int | None = None, skip_cycles: int = 0
+        self,
+        cycle_epochs: int,
+        max_snapshots: int | None = None,
+        skip_cycles: int = 0,
+        save_dir: str | None = None,
     ) -> None:
         if not is_int(cycle_epochs) or cycle_epochs < 1:
             raise config_error(
@@ -67,11 +92,25 @@ class SnapshotEnsemble(Callback):
             raise config_error(
                 "skip_cycles", skip_cycles, "Pass the number of leading cycles to skip, >= 0."
             )
+        if save_dir is not None:
+            if not isinstance(save_dir, str | os.PathLike) or not os.fspath(save_dir):
+                raise config_error(
+                    "save_dir",
+                    save_dir,
+                    "Pass the path of a folder for the snapshot files, or None to keep the "
+                    "snapshots in memory.",
+                )
+            if Path(save_dir).exists() and not Path(save_dir).is_dir():
+                raise config_error(
+                    "save_dir", os.fspath(save_dir), "It is a file: pass a folder (new or not)."
+                )
         self.cycle_epochs = cycle_epochs
         self.max_snapshots = max_snapshots
         self.skip_cycles = skip_cycles
+        self.save_dir: str | None = None if save_dir is None else os.fspath(save_dir)
         self.snapshots: list[StateDict] = []
         self.snapshot_epochs: list[int] = []
+        self.snapshot_paths: list[str] = []
 
     @property
     @override
@@ -108,21 +147,93 @@ class SnapshotEnsemble(Callback):
         cycle, position = divmod(epoch + 1, self.cycle_epochs)
         return position == 0 and cycle > self.skip_cycles
 
+    def snapshot_path(self, epoch: int) -> Path:
+        """The file of the snapshot of the 0-based ``epoch`` (with ``save_dir``).
+
+        Raises:
+            RecipeConfigError: Without ``save_dir``.
+        """
+        if self.save_dir is None:
+            raise RecipeConfigError(
+                "SnapshotEnsemble keeps its snapshots in memory; pass save_dir= to write "
+                "them as files."
+            )
+        return Path(self.save_dir).resolve() / f"snapshot-epoch={epoch}.pt"
+
+    @staticmethod
+    def _same_on_every_rank(trainer: Trainer, pl_module: LightningModule) -> StateDict:
+        """A CPU copy of the state, with rank 0's buffers on every rank.
+
+        DDP keeps the parameters equal on every rank, not the buffers: each rank's last
+        forward updated its own BatchNorm running statistics (DDP sends rank 0's buffers
+        only at the start of the next forward). Rank 0's are taken, as in its checkpoint.
+        """
+        snapshot = _cpu_copy(pl_module)
+        if trainer.world_size > 1:
+            parameters = {name for name, _ in pl_module.named_parameters()}
+            buffers = {k: v for k, v in snapshot.items() if k not in parameters}
+            snapshot.update(helpers.broadcast(trainer, buffers))
+        return snapshot
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.save_dir is None:
+            return
+        # After a resume: the files the checkpoint names must still be there. Rank 0
+        # decides for every rank, so that all raise together instead of one hanging.
+        missing: list[str] = []
+        stray: list[str] = []
+        if trainer.is_global_zero:
+            missing = [p for p in self.snapshot_paths if not Path(p).is_file()]
+            folder = Path(self.save_dir)
+            if folder.is_dir():
+                kept = {str(Path(p).resolve()) for p in self.snapshot_paths}
+                stray = sorted(
+                    p.name
+                    for p in folder.glob("snapshot-epoch=*.pt")
+                    if str(p.resolve()) not in kept
+                )
+        missing = helpers.broadcast(trainer, missing)
+        if missing:
+            raise RecipeConfigError(
+                f"SnapshotEnsemble(save_dir={self.save_dir!r}) resumed from a checkpoint "
+                f"whose snapshot files are gone: {', '.join(missing)}. Put them back, or "
+                "resume from a later checkpoint (max_snapshots deletes the file of a dropped "
+                "snapshot, which an older checkpoint may still name)."
+            )
+        if stray:
+            helpers.rank_zero_warn(
+                f"SnapshotEnsemble: {self.save_dir} already holds {', '.join(stray)} from "
+                "another run; a snapshot of the same epoch will overwrite its file, and "
+                "only this run's snapshots enter the ensemble."
+            )
+
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
         if not self.is_cycle_end(epoch) or epoch in self.snapshot_epochs:
             return
-        # Once per cycle, not per step: the copy to the host is the point.
-        snapshot = {
-            name: value.detach().to("cpu", copy=True)
-            for name, value in pl_module.state_dict().items()
-        }
-        self.snapshots.append(snapshot)
         self.snapshot_epochs.append(epoch)
-        if self.max_snapshots is not None and len(self.snapshots) > self.max_snapshots:
-            del self.snapshots[0]
+        if self.save_dir is None:
+            self.snapshots.append(self._same_on_every_rank(trainer, pl_module))
+        else:
+            path = self.snapshot_path(epoch)
+            if trainer.is_global_zero:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_name(f".{path.name}.partial")
+                torch.save(_cpu_copy(pl_module), partial)
+                os.replace(partial, path)  # never a half-written snapshot under its name
+            self.snapshot_paths.append(str(path))
+        if self.max_snapshots is not None and len(self.snapshot_epochs) > self.max_snapshots:
             del self.snapshot_epochs[0]
+            if self.save_dir is None:
+                del self.snapshots[0]
+            else:
+                dropped = Path(self.snapshot_paths.pop(0))
+                if trainer.is_global_zero:
+                    dropped.unlink(missing_ok=True)
+        if self.save_dir is not None:
+            trainer.strategy.barrier("SnapshotEnsemble")  # the file exists for every rank
 
     def ensemble(
         self, template: torch.nn.Module, weights: list[float] | None = None
@@ -133,34 +244,75 @@ class SnapshotEnsemble(Callback):
             template: A module of the trained architecture (the trained module itself).
             weights: Optional weight per snapshot (see `average_probabilities`).
 
+        With ``save_dir``, the snapshot files are loaded (on the CPU, with
+        ``weights_only=True``).
+
         Raises:
-            RecipeConfigError: If no snapshot was taken yet.
+            RecipeConfigError: If no snapshot was taken yet, or a snapshot file is gone.
         """
-        if not self.snapshots:
+        if not self.snapshot_epochs:
             raise RecipeConfigError(
                 "SnapshotEnsemble has no snapshot yet: they are taken at the end of each "
                 f"cycle of {self.cycle_epochs} epochs; train at least that long."
             )
-        return EnsembleModule.from_state_dicts(template, self.snapshots, weights=weights)
+        if self.save_dir is None:
+            states = self.snapshots
+        else:
+            states = []
+            for path in self.snapshot_paths:
+                if not Path(path).is_file():
+                    raise RecipeConfigError(
+                        f"SnapshotEnsemble: the snapshot file {path} is gone; put it back or "
+                        "build the ensemble from the remaining files with "
+                        "EnsembleModule.from_state_dicts."
+                    )
+                states.append(torch.load(path, map_location="cpu", weights_only=True))
+        return EnsembleModule.from_state_dicts(template, states, weights=weights)
 
     def run_summary(self) -> RecipeSummary:
         """How many snapshots were kept and at which epochs."""
         facts: dict[str, Any] = {
             "cycle epochs": self.cycle_epochs,
-            "snapshots": len(self.snapshots),
+            "snapshots": len(self.snapshot_epochs),
             "snapshot epochs": list(self.snapshot_epochs),
+            "kept": "in memory" if self.save_dir is None else f"as files in {self.save_dir}",
         }
-        notes = [] if self.snapshots else ["No snapshot was taken (the run ended before a cycle)."]
+        notes = (
+            []
+            if self.snapshot_epochs
+            else ["No snapshot was taken (the run ended before a cycle)."]
+        )
         return RecipeSummary("Snapshot ensemble", facts=facts, notes=notes)
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"snapshots": list(self.snapshots), "snapshot_epochs": list(self.snapshot_epochs)}
+        return {
+            "snapshots": list(self.snapshots),
+            "snapshot_epochs": list(self.snapshot_epochs),
+            "snapshot_paths": list(self.snapshot_paths),
+        }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.snapshots = [
-            {k: v.to("cpu") for k, v in snapshot.items()}
-            for snapshot in state_dict.get("snapshots", [])
-        ]
+        snapshots = state_dict.get("snapshots", [])
+        paths = [str(p) for p in state_dict.get("snapshot_paths", [])]
+        if self.save_dir is None and paths:
+            raise RecipeConfigError(
+                "SnapshotEnsemble(save_dir=None) cannot resume from a checkpoint whose "
+                f"snapshots are files ({paths[0]}, ...): pass the save_dir of that run."
+            )
+        if self.save_dir is not None and snapshots:
+            raise RecipeConfigError(
+                f"SnapshotEnsemble(save_dir={self.save_dir!r}) cannot resume from a "
+                "checkpoint whose snapshots are kept in memory: pass save_dir=None."
+            )
+        self.snapshots = [{k: v.to("cpu") for k, v in snapshot.items()} for snapshot in snapshots]
         self.snapshot_epochs = [int(e) for e in state_dict.get("snapshot_epochs", [])]
+        self.snapshot_paths = paths
+
+
+def _cpu_copy(module: torch.nn.Module) -> StateDict:
+    """A detached CPU copy of ``module.state_dict()``: once per cycle, never per step."""
+    return {
+        name: value.detach().to("cpu", copy=True) for name, value in module.state_dict().items()
+    }
