@@ -119,7 +119,7 @@ def test_demo_runs_the_recipes_together(tmp_path: Path) -> None:
         assert f"### {recipe}" in text
     assert "![LR range test, epoch 0](logs/figures/lr_finder.png)" in text
     assert "pretraining" in result.report.config
-    assert result.report.config["lr (used, one-cycle peak)"] != result.report.config["lr (given)"]
+    assert result.report.config["lr (used, schedule peak)"] != result.report.config["lr (given)"]
     saved = json.loads((result.run_dir / "metrics.json").read_text())
     recipes = {entry["recipe"]: entry for entry in saved["recipes"]}
     assert len(recipes["Class weighting"]["facts"]["weights installed"]) == 10
@@ -157,3 +157,25 @@ def test_demo_runs_the_augmentation_recipes(tmp_path: Path, model: str) -> None:
         recipes=["image-augmentation", "mixup", "cutmix", "label-smoothing", "class-weighting"],
     )
     assert len(result.report.recipes) == 5
+
+
+def test_demo_runs_the_robustness_and_ensemble_recipes(tmp_path: Path) -> None:
+    result = run_demo(
+        max_epochs=3,
+        out_dir=tmp_path,
+        progress=False,
+        limit_batches=3,
+        recipes=["adversarial", "robustness", "weight-average", "snapshot-ensemble",
+                 "early-stopping"],
+    )  # fmt: skip
+    summaries = {s.recipe: s for s in result.report.recipes}
+    assert summaries["Adversarial training"].facts["batches attacked"] == 9
+    accuracy = summaries["Robustness evaluation"].facts["accuracy at eps"]["test"]
+    assert accuracy["0"] >= accuracy["0.2"]
+    assert summaries["Snapshot ensemble"].facts["snapshot epochs"] == [0, 1, 2]
+    # Early stopping restores the best validated weights; the average leaves them to it.
+    assert summaries["Weight averaging"].facts["final weights"] == "set by EarlyStopping"
+    assert 0 < result.report.test_metrics["snapshot_ensemble_test_acc"] <= 1
+    assert "cosine restarts every 1 epochs" in result.report.config["optimizer"]
+    text = (result.run_dir / "report.md").read_text()
+    assert all(f"### {name}" in text for name in summaries)

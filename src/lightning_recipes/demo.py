@@ -90,6 +90,10 @@ DEMO_RECIPES = (
     "cutmix",
     "label-smoothing",
     "image-augmentation",
+    "adversarial",
+    "robustness",
+    "weight-average",
+    "snapshot-ensemble",
 )
 """Recipes the demo can add, in the order their callbacks run."""
 
@@ -191,11 +195,53 @@ def _recipe_callbacks(
         from lightning_recipes.augmentation import LabelSmoothing
 
         callbacks.append(LabelSmoothing(0.1))
+    if "adversarial" in chosen:  # after augmentation: it attacks what the model sees
+        from lightning_recipes.robustness import AdversarialTraining
+
+        callbacks.append(AdversarialTraining(eps=0.1, method="fgsm", ratio=0.5, clip=(0.0, 1.0)))
+    if "robustness" in chosen:  # at the last validation and at test
+        from lightning_recipes.robustness import RobustnessEvaluation
+
+        callbacks.append(
+            RobustnessEvaluation(
+                epsilons=(0.05, 0.1, 0.2), clip=(0.0, 1.0), every_n_epochs=max_epochs
+            )
+        )
+    if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
+        from lightning_recipes.ensembles import WeightAverage
+
+        callbacks.append(WeightAverage("ema", decay=0.99, start_epoch=max_epochs // 2))
+    if "snapshot-ensemble" in chosen:
+        from lightning_recipes.ensembles import SnapshotEnsemble
+
+        callbacks.append(SnapshotEnsemble(cycle_epochs=snapshot_cycle(max_epochs)))
     if "attribution" in chosen:
         from lightning_recipes.attribution import Attribution
 
         callbacks.append(Attribution(at_fit_end=False))
     return callbacks
+
+
+def snapshot_cycle(max_epochs: int) -> int:
+    """Epochs per learning-rate cycle of ``snapshot-ensemble``: three cycles per run."""
+    return max(max_epochs // 3, 1)
+
+
+def _test_snapshot_ensemble(
+    trainer: Trainer, classifier: Classifier, data: DigitsDataModule, limit: int | float
+) -> dict[str, float]:
+    """Test accuracy and NLL of the snapshots' averaged probabilities (empty if none)."""
+    from lightning_recipes.ensembles import SnapshotEnsemble
+
+    for callback in trainer_callbacks(trainer):
+        if isinstance(callback, SnapshotEnsemble) and callback.snapshots:
+            ensemble = callback.ensemble(classifier)
+            tested = Trainer(
+                accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                enable_model_summary=False, limit_test_batches=limit,
+            ).test(ensemble, datamodule=data, verbose=False)  # fmt: skip
+            return {f"snapshot_ensemble_{k}": float(v) for k, v in tested[0].items()}
+    return {}
 
 
 def run_demo(
@@ -237,7 +283,12 @@ def run_demo(
             ``max_epochs // 7`` epochs from the top), ``"attribution"``, ``"weight-penalty"``
             (L2 1e-4 on Linear/Conv weights), ``"weight-init"`` (Kaiming normal at fit
             start), ``"activations"`` (the activation monitor), ``"mixup"``, ``"cutmix"``,
-            ``"label-smoothing"``, ``"image-augmentation"`` (rotation, scale, shear; no flip).
+            ``"label-smoothing"``, ``"image-augmentation"`` (rotation, scale, shear; no flip),
+            ``"adversarial"`` (fast FGSM, eps 0.1, on half of each batch),
+            ``"robustness"`` (accuracy under PGD at eps 0.05/0.1/0.2, last validation and
+            test), ``"weight-average"`` (EMA, decay 0.99, from half-way),
+            ``"snapshot-ensemble"`` (cosine restarts, three cycles, one snapshot each; the
+            ensemble's test accuracy and NLL join the test metrics).
 
     Returns:
         The run's folder, measured figures and files.
@@ -258,7 +309,14 @@ def run_demo(
     backbone = MLP(64, hidden=(128, 64), dropout=0.1) if model == "mlp" else SmallCNN(dropout=0.1)
     if "freeze" in recipes:
         _pretrain(backbone, data, PRETRAIN_EPOCHS, progress, "class-weighting" in recipes)
-    classifier = Classifier(backbone, num_classes=10, lr=lr, scheduler="onecycle")
+    snapshots = "snapshot-ensemble" in recipes
+    classifier = Classifier(
+        backbone,
+        num_classes=10,
+        lr=lr,
+        scheduler="cosine_restarts" if snapshots else "onecycle",
+        scheduler_options={"cycle_epochs": snapshot_cycle(max_epochs)} if snapshots else None,
+    )
     history = MetricHistory()
     trainer = Trainer(
         max_epochs=max_epochs,
@@ -277,6 +335,7 @@ def run_demo(
     )
     trainer.fit(classifier, datamodule=data)
     tested = trainer.test(classifier, datamodule=data, verbose=False)
+    ensemble_metrics = _test_snapshot_ensemble(trainer, classifier, data, limit_batches)
     predictions = trainer.predict(classifier, datamodule=data)
     assert predictions is not None
     assert data.test_dataset is not None
@@ -288,8 +347,13 @@ def run_demo(
         "max_epochs": max_epochs,
         "batch_size": batch_size,
         "lr (given)": lr,
-        "lr (used, one-cycle peak)": float(getattr(classifier, "lr", lr)),
-        "optimizer": "adamw + onecycle",
+        "lr (used, schedule peak)": float(getattr(classifier, "lr", lr)),
+        "optimizer": "adamw + "
+        + (
+            f"cosine restarts every {snapshot_cycle(max_epochs)} epochs"
+            if snapshots
+            else "onecycle"
+        ),
         "imbalance": imbalance or "none",
         "seed": seed,
         "recipes": ", ".join(recipes) or "none",
@@ -303,7 +367,7 @@ def run_demo(
     report = RunReport(
         title=f"Digits demo: {run_name}",
         history=history.records,
-        test_metrics={k: float(v) for k, v in tested[0].items()},
+        test_metrics={**{k: float(v) for k, v in tested[0].items()}, **ensemble_metrics},
         confusion=confusion,
         config=config,
         recipes=run_summaries(trainer_callbacks(trainer)),

@@ -9,6 +9,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfigType
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
+from lightning_recipes.ensembles.schedule import snapshot_schedule
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.lr import schedules
 
@@ -32,11 +33,18 @@ SchedulerName = Literal[
     "warmup_linear",
     "step_decay",
     "exponential_decay",
+    "cosine_restarts",
 ]
 
 OPTIMIZERS: tuple[str, ...] = ("adamw", "adam", "sgd", "rmsprop")
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
-_WITH_OPTIONS = ("warmup_cosine", "warmup_linear", "step_decay", "exponential_decay")
+_WITH_OPTIONS = (
+    "warmup_cosine",
+    "warmup_linear",
+    "step_decay",
+    "exponential_decay",
+    "cosine_restarts",
+)
 
 
 def check_optimizer_name(name: str) -> None:
@@ -124,6 +132,9 @@ def build_scheduler(
     * ``"step_decay"``: `lightning_recipes.lr.step_decay`, every third of ``max_epochs``
       unless ``options`` says ``every_epochs`` (and optionally ``factor``);
     * ``"exponential_decay"``: `lightning_recipes.lr.exponential_decay` (``factor``, 0.95).
+    * ``"cosine_restarts"``: the cyclic cosine of snapshot ensembles
+      (`lightning_recipes.ensembles.snapshot_schedule`, stepped per batch), a cycle every
+      third of ``max_epochs`` unless ``options`` says ``cycle_epochs`` (and ``eta_min``).
 
     Args:
         name: The scheduler name.
@@ -165,10 +176,9 @@ def check_scheduler_options(name: str | None, options: Mapping[str, Any]) -> Non
             dict(options),
             f"Scheduler {name!r} takes no options; options apply to {', '.join(_WITH_OPTIONS)}.",
         )
-    helper = getattr(schedules, name)
-    accepted = [
-        p for p in inspect.signature(helper).parameters if p not in ("optimizer", "total_steps")
-    ]
+    helper = snapshot_schedule if name == "cosine_restarts" else getattr(schedules, name)
+    fixed = ("optimizer", "total_steps", "interval", "steps_per_epoch")
+    accepted = [p for p in inspect.signature(helper).parameters if p not in fixed]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise config_error(
@@ -191,6 +201,12 @@ def _build(
         "warmup_linear": lambda: schedules.warmup_linear(optimizer, steps, **warmup),
         "step_decay": lambda: schedules.step_decay(optimizer, **every),
         "exponential_decay": lambda: schedules.exponential_decay(optimizer, **extra),
+        "cosine_restarts": lambda: snapshot_schedule(  # type: ignore[return-value,dict-item]
+            optimizer,
+            **{"cycle_epochs": max(max_epochs // 3, 1), **extra},
+            interval="step",
+            steps_per_epoch=max(steps // max(max_epochs, 1), 1),
+        ),
         "cosine": lambda: {
             "scheduler": sched.CosineAnnealingLR(optimizer, T_max=steps),
             "interval": "step",
