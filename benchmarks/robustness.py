@@ -157,7 +157,7 @@ def main() -> None:
         standard = statistics.mean(r["seconds"] for r in found["standard"])
         baseline[f"{setting.name} {epochs} epochs"] = standard
     headers = ["dataset, training ε", "training", "clean", "PGD ε/2", "PGD ε", "PGD 2ε",
-               "FGSM ε", "fit wall time ×", "fit CPU time ×"]  # fmt: skip
+               "FGSM ε", "fit wall time (x)", "fit CPU time (x)"]  # fmt: skip
     if args.quick:  # a check of the script: print, write nothing
         print(format_table(headers, rows))
         return
@@ -176,12 +176,12 @@ split) at half, once and twice the training radius ε; "FGSM ε" is the one-step
 (`robust_accuracy(..., "fgsm")`) at ε. All three methods train at ε: FGSM-fast is
 `AdversarialTraining(method="fgsm")` (random start, step 1.25 ε), PGD-{PGD_STEPS} is
 `AdversarialTraining(method="pgd", steps={PGD_STEPS})` (step 2.5 ε / {PGD_STEPS}); the whole
-batch is attacked (ratio 1). The fit times (×) are those of `trainer.fit` divided by those of
-the standard fit of the same seed, run in the same process one after the other, on one
-torch thread (mean standard fit: {note}); wall time includes Lightning's per-step
-overhead, which is the same for all three, so the ratios are lower than the ratio of
-gradient computations (1 : 2 : {PGD_STEPS + 1}); the machine is shared, so the wall-time
-ratio is the noisier one.
+batch is attacked (ratio 1). "fit wall time (x)" and "fit CPU time (x)": the time of
+`trainer.fit` divided by that of the standard fit of the same seed, run in the same
+process one after the other, on one torch thread (mean standard fit: {note}). Both
+include Lightning's per-step overhead, the same for all three, so they are lower than
+the ratio of gradient computations per step (1 : 2 : {PGD_STEPS + 1}); the machine is
+shared, so the wall-time ratio is the noisier one.
 
 - digits: pixels in [0, 1], attacks clipped to [0, 1];
   `Classifier(MLP(64, {digits.hidden}))`, AdamW {digits.lr:g}, batch 64, {digits.epochs}
