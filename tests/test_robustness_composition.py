@@ -176,3 +176,16 @@ def test_robustness_evaluation_logs_plots_and_keeps_every_nth_epoch(tmp_path: Pa
         assert path.suffix == ".png"
     figures = evaluation.run_summary().figures
     assert evaluation.figure_paths["test"] in figures.values()
+
+
+def test_two_evaluations_share_a_trainer_and_keep_their_own_state(tmp_path: Path) -> None:
+    pgd = RobustnessEvaluation(epsilons=[0.1], attack="pgd", steps=2, num_samples=16, plot=False)
+    fgsm = RobustnessEvaluation(epsilons=[0.1], attack="fgsm", num_samples=16, plot=False)
+    assert pgd.state_key != fgsm.state_key
+    seed_everything(0)
+    model = Watched()
+    fit(tmp_path, model, [pgd, fgsm], limit_train_batches=2, limit_val_batches=1,
+        enable_checkpointing=True)  # fmt: skip
+    state = torch.load(next(tmp_path.rglob("*.ckpt")), weights_only=False)["callbacks"]
+    assert state[pgd.state_key]["results"] == pgd.results
+    assert state[fgsm.state_key]["results"] == fgsm.results
