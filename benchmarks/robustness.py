@@ -155,7 +155,7 @@ def main() -> None:
                 ]
             )
         standard = statistics.mean(r["seconds"] for r in found["standard"])
-        baseline[f"{setting.name} {epochs} epochs"] = standard
+        baseline[f"{setting.name} ε = {setting.train_eps:g}, {epochs} epochs"] = standard
     headers = ["dataset, training ε", "training", "clean", "PGD ε/2", "PGD ε", "PGD 2ε",
                "FGSM ε", "fit wall time (x)", "fit CPU time (x)"]  # fmt: skip
     if args.quick:  # a check of the script: print, write nothing
