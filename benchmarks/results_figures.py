@@ -1,8 +1,9 @@
 """Draw the benchmark figures shown on the recipe pages from the results tables.
 
 Reads the ``mean ± std`` cells of ``benchmarks/results/{regularization,augmentation,
-demo_recipes,tuning,ensembles}.md`` (written by the benchmark scripts) and draws bar charts with
-error bars into ``docs/recipes/img/`` and ``docs/img/``. No training: a second.
+demo_recipes,tuning,ensembles,robustness}.md`` (written by the benchmark scripts) and draws
+bar charts and curves with error bars into ``docs/recipes/img/`` and ``docs/img/``. No
+training: a second.
 
 Run: ``.venv/bin/python benchmarks/results_figures.py``.
 """
@@ -63,6 +64,41 @@ def bars(
     print(f"written to {out}")
 
 
+def robustness_curves(path: Path, out: Path) -> None:
+    """Accuracy against the PGD radius, one line (with error bars) per training method.
+
+    Reads results/robustness.md: one panel per "dataset, training ε" row group; the x
+    values are 0 (clean), ε/2, ε and 2ε.
+    """
+    rows = tables(path)[0][1:]
+    groups = list(dict.fromkeys(r[0] for r in rows))
+    figure, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, group in zip(axes[0], groups, strict=True):
+        eps = float(group.rsplit("=", 1)[1])
+        xs = [0.0, eps / 2, eps, 2 * eps]
+        for i, row in enumerate(r for r in rows if r[0] == group):
+            cells = [CELL.match(c.replace("**", "")) for c in row[2:6]]
+            assert all(cells), row
+            means = [float(m.group(1)) for m in cells if m]
+            stds = [float(m.group(2)) for m in cells if m]
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, color=f"C{i}", label=row[1])
+        ax.axvline(eps, color="grey", linestyle=":", linewidth=1)
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+        ax.set_ylim(0, 1.02)
+        units = "pixels in [0, 1]" if group.startswith("digits") else "standard deviations"
+        ax.set_xlabel(f"PGD-20 radius ε (L-inf, {units})")
+        ax.set_ylabel("test accuracy (mean ± std)")
+        ax.set_title(f"{group.split(',')[0]}, trained at ε = {eps:g}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", title="training")
+    figure.suptitle("Accuracy under attack by training method (3 seeds)")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    print(f"written to {out}")
+
+
 def main() -> None:
     img = ROOT / "docs" / "recipes" / "img"
     reg = tables(RESULTS / "regularization.md")[0][1:]
@@ -100,6 +136,7 @@ def main() -> None:
         ROOT / "docs" / "img" / "tuning_samplers.png",
     )
     ensembles(RESULTS / "ensembles.md", img / "ensembles.png")
+    robustness_curves(RESULTS / "robustness.md", img / "robustness.png")
 
 
 def ensembles(results: Path, out: Path) -> None:

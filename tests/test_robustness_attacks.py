@@ -61,6 +61,18 @@ def test_the_perturbation_stays_in_the_ball_and_the_range(
     assert float(size.mean()) > 0.1 * eps  # it did move
 
 
+@pytest.mark.parametrize("random_start", [True, False])
+def test_fgsm_stays_in_the_ball_and_the_range(trained: Any, random_start: bool) -> None:
+    model, x, y = trained
+    generator = torch.Generator().manual_seed(2)
+    adv = fgsm(model, x, y, 0.2, clip=(0.0, 1.0), random_start=random_start, generator=generator)
+    delta = adv - x
+    assert float(delta.abs().max()) <= 0.2 + 1e-6  # the 1.25 eps step is projected back
+    assert float(adv.min()) >= 0.0
+    assert float(adv.max()) <= 1.0
+    assert float(delta.abs().mean()) > 0.02  # it did move
+
+
 def test_zero_epsilon_is_the_identity(trained: Any) -> None:
     model, x, y = trained
     assert torch.equal(fgsm(model, x, y, 0.0), x)

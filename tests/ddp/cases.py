@@ -546,3 +546,62 @@ def ensembles_fits(out: Path) -> None:
         "bn_updated": ema.bn_updated,
     }
     save_rank_result(trainer, out, payload)
+
+
+@case
+def robustness_fit(out: Path) -> None:
+    """AdversarialTraining on the same batches on both ranks, then RobustnessEvaluation.
+
+    The fit feeds both ranks the same batches (no distributed sampler), so only the
+    rank-seeded random starts can make their perturbations differ; DDP must still keep the
+    weights identical. The test then runs on each rank's own shard: every rank saves the
+    samples the evaluations attacked, to be recomputed in one process.
+    """
+    from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluation
+
+    class Recording(Classifier):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            self.clean.append(batch[0].detach().clone())
+            return super().training_step(batch, batch_idx)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:  # the training forward (the attack's own run in eval mode)
+                self.fed.append(x.detach().clone())
+            return super().forward(x)
+
+    seed_everything(0)
+    model = Recording(MLP(64, hidden=(32,)), num_classes=10, lr=2e-2)
+    model.clean, model.fed = [], []
+    attack = AdversarialTraining(eps=0.1, method="fgsm", clip=[0.0, 1.0], seed=3)
+    trainer = ddp_trainer(
+        out / "fit", max_epochs=1, limit_train_batches=5, limit_val_batches=0,
+        callbacks=[attack], use_distributed_sampler=False,
+    )  # fmt: skip
+    data = DigitsDataModule(batch_size=32)
+    trainer.fit(model, datamodule=data)
+    settings = {"epsilons": [0.05, 0.1], "steps": 3, "clip": [0.0, 1.0], "num_samples": 48}
+    evaluations = [
+        RobustnessEvaluation(attack="pgd", plot=False, **settings),  # type: ignore[arg-type]
+        RobustnessEvaluation(attack="fgsm", plot=False, **settings),  # type: ignore[arg-type]
+    ]
+    tester = ddp_trainer(out / "test", callbacks=evaluations)
+    tester.test(model, datamodule=data, verbose=False)
+    xs, ys = [], []
+    for x, y in tester.test_dataloaders:  # type: ignore[union-attr]
+        xs.append(x)
+        ys.append(y)
+    save_rank_result(
+        tester,
+        out,
+        {
+            "weights": cpu_state(model),
+            "clean": torch.stack(model.clean),
+            "fed": torch.stack(model.fed),
+            "batches": attack.batches,
+            "hooks": len(model._forward_pre_hooks),
+            "pgd": evaluations[0].results["test"],
+            "fgsm": evaluations[1].results["test"],
+            "x": torch.cat(xs)[:48],
+            "y": torch.cat(ys)[:48],
+        },
+    )

@@ -289,6 +289,14 @@ class RobustnessEvaluation(Callback):
         self.results: dict[str, dict[float, float]] = {}
         self.figure_paths: dict[str, Path] = {}
 
+    @property
+    @override
+    def state_key(self) -> str:
+        # Two evaluations (e.g. PGD and FGSM, or L-inf and L2) may share one Trainer.
+        return self._generate_state_key(
+            attack=self.attack, norm=self.norm, epsilons=tuple(self.epsilons), steps=self.steps
+        )
+
     def _sample(self, loader: Any) -> tuple[Tensor, Tensor]:
         xs, ys, total = [], [], 0
         for batch in loader:
