@@ -10,7 +10,7 @@ import torch
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 
 from lightning_recipes import LRFinder, RecipeConfigError
 from lightning_recipes.cli import RecipesCLI
@@ -204,3 +204,29 @@ def test_finder_and_schedule_from_lightning_cli_yaml(tmp_path: Path) -> None:
     assert chosen is not None
     assert cli.model.lr == chosen
     assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [chosen]
+
+
+def test_classifier_cosine_restarts_restart_at_every_cycle(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    class Rates(Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_train_batch_start(self, trainer: Trainer, *args: Any) -> None:
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    rates = Rates()
+    model = Classifier(MLP(64, [16]), num_classes=10, lr=1e-3, scheduler="cosine_restarts",
+                       scheduler_options={"cycle_epochs": 2, "eta_min": 1e-5})  # fmt: skip
+    trainer = make_trainer(max_epochs=4, limit_train_batches=5, limit_val_batches=0,
+                           callbacks=[rates])  # fmt: skip
+    trainer.fit(model, DigitsDataModule(batch_size=32))
+    # 10 steps per cycle: the peak at steps 0 and 10, the floor approached at 9 and 19.
+    assert rates.lrs[0] == rates.lrs[10] == pytest.approx(1e-3)
+    assert rates.lrs[9] == pytest.approx(rates.lrs[19])
+    assert rates.lrs[9] < 5e-5
+    assert all(a > b for a, b in zip(rates.lrs[:9], rates.lrs[1:10], strict=True))
+    with pytest.raises(RecipeConfigError, match="accepts cycle_epochs, eta_min"):
+        Classifier(MLP(4, [4]), num_classes=2, scheduler="cosine_restarts",
+                   scheduler_options={"cycles": 3})  # fmt: skip
