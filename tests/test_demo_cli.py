@@ -179,3 +179,27 @@ def test_demo_runs_the_robustness_and_ensemble_recipes(tmp_path: Path) -> None:
     assert "cosine restarts every 1 epochs" in result.report.config["optimizer"]
     text = (result.run_dir / "report.md").read_text()
     assert all(f"### {name}" in text for name in summaries)
+
+
+def test_the_robustness_example_config_trains(tmp_path: Path) -> None:
+    settings = yaml.safe_load(CONFIG.with_name("digits_robust.yaml").read_text())
+    # Shorter: cycles of 2 epochs in the schedule and the ensemble, the average from epoch 1.
+    settings["model"]["init_args"]["scheduler_options"]["cycle_epochs"] = 2
+    for callback in settings["trainer"]["callbacks"]:
+        name = callback["class_path"].rsplit(".", 1)[1]
+        if name == "SnapshotEnsemble":
+            callback["init_args"]["cycle_epochs"] = 2
+        if name == "WeightAverage":
+            callback["init_args"]["start_epoch"] = 1
+    config = tmp_path / "robust.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    args = ["-c", str(config), f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=4", "--trainer.enable_progress_bar=false",
+            "--trainer.limit_train_batches=4", "--trainer.logger=false"]  # fmt: skip
+    cli = RecipesCLI(args=args, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    by_name = {type(c).__name__: c for c in cli.trainer.callbacks}
+    assert by_name["SnapshotEnsemble"].snapshot_epochs == [1, 3]
+    assert by_name["AdversarialTraining"].batches == 16
+    assert by_name["WeightAverage"].final_weights_by == ["EarlyStopping"]
+    assert 0.0 in by_name["RobustnessEvaluation"].results["val_epoch3"]
