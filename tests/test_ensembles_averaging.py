@@ -228,3 +228,24 @@ def test_pickles_and_deepcopies_with_ema() -> None:
     callback = WeightAverage("ema", decay=0.9)
     for clone in (copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))):
         assert clone.state_key == callback.state_key
+
+
+def test_testing_the_best_checkpoint_after_fit_tests_the_averaged_weights(
+    make_trainer: Callable[..., Trainer], tmp_path: Path
+) -> None:
+    seed_everything(0)
+    model = BNNet()
+    seen = ValidatedWeights()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss")
+    trainer = make_trainer(max_epochs=3, num_sanity_val_steps=0, enable_checkpointing=True,
+                           callbacks=[WeightAverage("ema", decay=0.5), checkpoint, seen])  # fmt: skip
+    data = DigitsDataModule(batch_size=64)
+    trainer.fit(model, datamodule=data)
+    best_epoch = torch.load(checkpoint.best_model_path, weights_only=True)["epoch"]
+    tested = ValidatedWeights()
+    trainer.callbacks.append(tested)  # type: ignore[attr-defined]
+    # Lightning's WeightAveraging loads the checkpoint's *live* weights here
+    # (current_model_state): the test would not run on the weights that scored best.
+    trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
+    (weights,) = tested.by_epoch.values()
+    _assert_same(weights, seen.by_epoch[best_epoch])

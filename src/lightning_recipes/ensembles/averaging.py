@@ -62,7 +62,8 @@ class WeightAverage(WeightAveraging):
       order. A checkpoint saved after fit holds the module's final weights.
     - Resume: the epoch of the last update is in the callback state, so a resumed SWA run
       does not update twice for one epoch. ``trainer.validate``/``test`` after fit use the
-      module's weights, never a swap.
+      module's weights, never a swap, and with ``ckpt_path`` the checkpoint's averaged
+      weights (Lightning loads that epoch's live weights over them).
 
     Refused at ``setup``: sharded strategies (the average is a full copy on every rank) and
     a second weight average in the same Trainer (two swaps would nest).
@@ -244,6 +245,17 @@ class WeightAverage(WeightAveraging):
                     module.running_mean.copy_(helpers.reduce_mean(trainer, module.running_mean))
                     module.running_var.copy_(helpers.reduce_mean(trainer, module.running_var))
         self.bn_updated = True
+
+    @override
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn != TrainerFn.FITTING:
+            # validate/test/predict(ckpt_path=...): the module already holds the
+            # checkpoint's state_dict, the weights that were validated. Lightning would
+            # load the live weights of that epoch over them (current_model_state).
+            return
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
     def run_summary(self) -> RecipeSummary:
         """The kind of average, whether it started and what set the final weights."""
