@@ -38,8 +38,10 @@ pytest: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# the figure scripts last: they draw from the results the others write
 bench: $(STAMP)
-	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v figure) benchmarks/*figure*.py; do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache
