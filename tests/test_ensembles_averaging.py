@@ -237,8 +237,9 @@ def test_testing_the_best_checkpoint_after_fit_tests_the_averaged_weights(
     model = BNNet()
     seen = ValidatedWeights()
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="val_loss")
+    callbacks = [WeightAverage("ema", decay=0.5), checkpoint, seen]
     trainer = make_trainer(max_epochs=3, num_sanity_val_steps=0, enable_checkpointing=True,
-                           callbacks=[WeightAverage("ema", decay=0.5), checkpoint, seen])  # fmt: skip
+                           callbacks=callbacks)  # fmt: skip
     data = DigitsDataModule(batch_size=64)
     trainer.fit(model, datamodule=data)
     best_epoch = torch.load(checkpoint.best_model_path, weights_only=True)["epoch"]
