@@ -508,3 +508,31 @@ def test_fold_config_does_not_change_the_callers_config(tmp_path: Path) -> None:
     before = copy.deepcopy(config)
     cross_validate(config, k=2, out_dir=tmp_path)
     assert config == before
+
+
+def test_the_folds_checkpoints_make_a_k_fold_ensemble(tmp_path: Path) -> None:
+    from lightning_recipes.ensembles import EnsembleModule
+    from lightning_recipes.modules import MLP, Classifier
+
+    config = _config()
+    config["trainer"]["enable_checkpointing"] = True  # the example's ModelCheckpoint
+    config["trainer"]["callbacks"] = [{
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"monitor": "val_loss", "mode": "min"},
+    }]  # fmt: skip
+    result = cross_validate(config, k=2, out_dir=tmp_path / "runs")
+    paths = result.checkpoints
+    assert [Path(p).parent.parent.name for p in paths] == ["fold_0", "fold_1"]
+    # A LightningCLI-built Classifier cannot rebuild its backbone from the hyperparameters:
+    # a template takes each checkpoint's weights.
+    template = Classifier(MLP(64, hidden=(128, 64), dropout=0.1), num_classes=10)
+    ensemble = EnsembleModule.from_checkpoints(template, paths)
+    x = torch.rand(5, 64)
+    members = [torch.load(p, weights_only=True)["state_dict"] for p in paths]
+    probabilities = []
+    for state in members:
+        template.load_state_dict(state)
+        probabilities.append(template.eval()(x).softmax(-1))
+    torch.testing.assert_close(ensemble.eval()(x), torch.stack(probabilities).mean(0))
+    with pytest.raises(RecipeConfigError, match="out_dir"):
+        _ = cross_validate(_config(), k=2).checkpoints

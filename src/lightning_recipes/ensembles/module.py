@@ -105,26 +105,41 @@ class EnsembleModule(LightningModule):
     @classmethod
     def from_checkpoints(
         cls,
-        module_class: type[LightningModule],
+        module_class: type[LightningModule] | nn.Module,
         paths: Sequence[str | Path],
         weights: list[float] | None = None,
     ) -> "EnsembleModule":
-        """Members loaded with ``module_class.load_from_checkpoint`` (e.g. one per fold).
+        """Members loaded from Lightning checkpoint files (e.g. one per fold).
 
         Args:
-            module_class: The LightningModule class the checkpoints were saved from.
+            module_class: The LightningModule class of the checkpoints (each member is
+                ``module_class.load_from_checkpoint(path)``), or a template module: each
+                checkpoint's ``state_dict`` is then loaded (``weights_only=True``) into a
+                deep copy of it. Use a template when the class cannot rebuild itself from
+                the saved hyperparameters (a module taking an ``nn.Module`` argument, as
+                the `Classifier` built by LightningCLI).
             paths: Checkpoint files, one per member.
             weights: Optional weight per member.
         """
-        if not (isinstance(module_class, type) and issubclass(module_class, LightningModule)):
+        if not (
+            isinstance(module_class, nn.Module)
+            or (isinstance(module_class, type) and issubclass(module_class, LightningModule))
+        ):
             raise config_error(
-                "module_class", module_class, "Pass the LightningModule class of the checkpoints."
+                "module_class",
+                module_class,
+                "Pass the LightningModule class of the checkpoints, or a template module.",
             )
         if isinstance(paths, str | Path) or not isinstance(paths, Sequence) or not paths:
             raise config_error("paths", paths, "Pass a non-empty list of checkpoint paths.")
         for path in paths:
             if not Path(path).is_file():
                 raise config_error("paths", str(path), "No such checkpoint file.")
+        if isinstance(module_class, nn.Module):
+            states = [
+                torch.load(p, map_location="cpu", weights_only=True)["state_dict"] for p in paths
+            ]
+            return cls.from_state_dicts(module_class, states, weights=weights)
         members = [module_class.load_from_checkpoint(p, map_location="cpu") for p in paths]
         return cls(members, weights=weights)
 

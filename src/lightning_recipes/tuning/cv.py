@@ -68,6 +68,9 @@ class FoldResult:
         train_size: Samples in the training folds (after any imbalance).
         val_size: Samples in the validation fold.
         history: The monitored value after each validation run.
+        checkpoint: The fold's best checkpoint (its ModelCheckpoint's
+            ``best_model_path``, else its last), when ``out_dir`` keeps the folds' files;
+            None otherwise.
     """
 
     fold: int
@@ -77,6 +80,7 @@ class FoldResult:
     train_size: int | None
     val_size: int | None
     history: list[float] = field(default_factory=list)
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,29 @@ class CVResult:
     def mean(self) -> float:
         """The mean of the monitored value over the folds."""
         return float(np.mean(self.values))
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """Every fold's checkpoint, in fold order: the members of a K-fold ensemble.
+
+        For example ``EnsembleModule.from_checkpoints(template, result.checkpoints)``.
+        Each fold's model saw its own fold's preprocessing (a scaler fitted on its
+        training folds); an ensemble feeds all of them the same inputs.
+
+        Raises:
+            RecipeConfigError: If a fold kept no checkpoint (no ``out_dir``, or no
+                ModelCheckpoint in the config).
+        """
+        missing = [f.fold for f in self.folds if f.checkpoint is None]
+        if missing:
+            raise config_error(
+                "out_dir",
+                None,
+                f"Folds {missing} kept no checkpoint. Pass cross_validate(out_dir=...) so the "
+                "fold files are kept, with a ModelCheckpoint in the config's callbacks "
+                "(enable_checkpointing adds one).",
+            )
+        return [f.checkpoint for f in self.folds if f.checkpoint is not None]
 
     @property
     def std(self) -> float:
@@ -436,6 +463,7 @@ def _run_folds(
                     train_size=None if train_set is None else len(train_set),
                     val_size=None if val_set is None else len(val_set),
                     history=[r[monitor] for r in recorder.records],
+                    checkpoint=_kept_checkpoint(trainer) if out_dir is not None else None,
                 ),
                 extra,
             )
@@ -601,3 +629,12 @@ def cv_objective(
     trial.set_user_attr("cv_mean", mean)
     trial.set_user_attr("cv_std", _std(values))
     return mean
+
+
+def _kept_checkpoint(trainer: Trainer) -> str | None:
+    """The fold's best checkpoint file, else its last, else None."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint):
+        return None
+    path = callback.best_model_path or callback.last_model_path
+    return str(Path(path).resolve()) if path else None
