@@ -181,7 +181,8 @@ class BatchAugmentation(Callback):
                     f"the run has max_epochs={max_epochs} (epochs 0 to {max_epochs - 1})."
                 )
         if self.uses_loss:
-            loss, _ = find_loss(pl_module, self.loss_attr, type(self).__name__)
+            loss, _ = find_loss(pl_module, self.loss_attr, type(self).__name__,
+                                " and mixes the targets through it")  # fmt: skip
             self._check_loss(loss)
             self._mixer = TargetMixer.attach(loss, self)
 

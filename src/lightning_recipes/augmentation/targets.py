@@ -20,36 +20,13 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from lightning_recipes._loss import LOSS_ATTRIBUTES, find_loss
 from lightning_recipes.augmentation.mixing import MixTerm, compose_mix, mixed_loss
 from lightning_recipes.errors import RecipeConfigError
 
 __all__ = ["LOSS_ATTRIBUTES", "TargetMixer", "find_loss"]
 
-LOSS_ATTRIBUTES = ("loss_fn", "criterion", "loss")
-"""Module attributes searched for the loss, in this order (the ``ClassWeighting`` convention)."""
-
 _NO_SOFT_TARGETS = (nn.NLLLoss,)
-
-
-def find_loss(module: nn.Module, loss_attr: str | None, recipe: str) -> tuple[nn.Module, str]:
-    """The module's loss object and its attribute name.
-
-    Raises:
-        RecipeConfigError: If no attribute holds an ``nn.Module``.
-    """
-    names = [loss_attr] if loss_attr else list(LOSS_ATTRIBUTES)
-    for name in names:
-        loss = getattr(module, name, None)
-        if isinstance(loss, nn.Module):
-            return loss, name
-    children = ", ".join(name for name, _ in module.named_children()) or "none"
-    raise RecipeConfigError(
-        f"{recipe} found no loss module in {type(module).__name__}: it looks for "
-        f"{' / '.join(names)} (an nn.Module such as CrossEntropyLoss) and mixes the targets "
-        f"through it. Child modules: {children}. Store the loss as "
-        "self.loss_fn = nn.CrossEntropyLoss() and call it in training_step, or pass "
-        "loss_attr='<attribute>'."
-    )
 
 
 class TargetMixer:

@@ -13,6 +13,7 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._loss import LOSS_ATTRIBUTES, find_loss
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes._validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
@@ -29,7 +30,6 @@ from lightning_recipes.imbalance.weights import WEIGHT_SCHEMES, class_weights
 
 __all__ = ["LOSS_ATTRIBUTES", "ClassWeighting", "binary_pos_weight"]
 
-LOSS_ATTRIBUTES = ("loss_fn", "criterion", "loss")
 """Module attributes searched for the loss, in this order (unless ``loss_attr`` is given)."""
 
 Kind = Literal["multiclass", "binary"]
@@ -212,18 +212,8 @@ class ClassWeighting(Callback):
     # ------------------------------------------------------------ the loss
 
     def _find_loss(self, pl_module: LightningModule) -> tuple[nn.Module, str, Kind]:
-        names = [self.loss_attr] if self.loss_attr else list(LOSS_ATTRIBUTES)
-        for attr in names:
-            loss = getattr(pl_module, attr, None)
-            if isinstance(loss, nn.Module):
-                return (loss, *_target_of(loss, attr))
-        modules = ", ".join(name for name, _ in pl_module.named_children()) or "none"
-        raise RecipeConfigError(
-            f"ClassWeighting found no loss module in {type(pl_module).__name__}: it looks for "
-            f"{' / '.join(names)} (an nn.Module such as CrossEntropyLoss). Child modules: "
-            f"{modules}. Store the loss as self.loss_fn = nn.CrossEntropyLoss() and call it in "
-            "training_step, or pass loss_attr='<attribute>'."
-        )
+        loss, attr = find_loss(pl_module, self.loss_attr, "ClassWeighting")
+        return (loss, *_target_of(loss, attr))
 
     # ------------------------------------------------------------ counting
 

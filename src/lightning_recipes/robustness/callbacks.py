@@ -12,6 +12,7 @@ from typing_extensions import override
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._batch import batch_inputs
 from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._loss import loss_module
 from lightning_recipes._optional import new_figure
 from lightning_recipes._rng import preserved_rng
 from lightning_recipes.errors import config_error
@@ -19,8 +20,6 @@ from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
 from lightning_recipes.robustness.evaluate import AttackName, correct_counts
 
 __all__ = ["AdversarialTraining", "RobustnessEvaluation"]
-
-_LOSS_ATTRIBUTES = ("loss_fn", "criterion", "loss")
 
 
 def _positive(name: str, value: Any) -> float:
@@ -42,13 +41,10 @@ def _clip(value: Any) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
-def _loss_of(pl_module: LightningModule) -> nn.Module:
+def _loss_of(module: nn.Module) -> nn.Module:
     """The module's own loss (as ClassWeighting finds it), else cross-entropy."""
-    for name in _LOSS_ATTRIBUTES:
-        loss = getattr(pl_module, name, None)
-        if isinstance(loss, nn.Module):
-            return loss
-    return nn.CrossEntropyLoss()
+    found = loss_module(module)
+    return nn.CrossEntropyLoss() if found is None else found[0]
 
 
 class AdversarialTraining(Callback):
@@ -154,7 +150,7 @@ class AdversarialTraining(Callback):
         x, y = args[0], self._labels
         assert y is not None
         count = max(1, round(self.ratio * x.shape[0]))
-        loss = _loss_of(module)  # type: ignore[arg-type]
+        loss = _loss_of(module)
         part = x[:count].detach()
         self._busy = True
         try:
