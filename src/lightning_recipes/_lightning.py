@@ -36,6 +36,7 @@ __all__ = [
     "figure_dir",
     "gather",
     "match_rank_zero_buffers",
+    "rank_zero_buffers",
     "log_figure",
     "missing_metric_message",
     "progress",
@@ -433,6 +434,17 @@ def loss_scale(trainer: Trainer) -> torch.Tensor | None:
     return scale if isinstance(scale, torch.Tensor) else None
 
 
+def rank_zero_buffers(trainer: Trainer, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Rank 0's buffers of ``module`` by name, on every rank (one collective).
+
+    DDP keeps the parameters equal on every rank, not the buffers: each rank's last
+    forward updated its own BatchNorm running statistics (DDP sends rank 0's buffers only
+    at the start of the next forward). On one process: the module's own buffers.
+    """
+    buffers = {name: value.detach().clone() for name, value in module.named_buffers()}
+    return broadcast(trainer, buffers) if trainer.world_size > 1 else buffers
+
+
 def match_rank_zero_buffers(trainer: Trainer, module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers, as a DDP forward with ``broadcast_buffers`` does.
 
@@ -447,5 +459,5 @@ def match_rank_zero_buffers(trainer: Trainer, module: torch.nn.Module) -> None:
         return
     if not wrapper.broadcast_buffers:
         return
-    for buffer in module.buffers():
-        buffer.copy_(gather(trainer, buffer)[0])
+    for name, value in rank_zero_buffers(trainer, module).items():
+        module.get_buffer(name).copy_(value)

@@ -162,17 +162,11 @@ class SnapshotEnsemble(Callback):
 
     @staticmethod
     def _same_on_every_rank(trainer: Trainer, pl_module: LightningModule) -> StateDict:
-        """A CPU copy of the state, with rank 0's buffers on every rank.
-
-        DDP keeps the parameters equal on every rank, not the buffers: each rank's last
-        forward updated its own BatchNorm running statistics (DDP sends rank 0's buffers
-        only at the start of the next forward). Rank 0's are taken, as in its checkpoint.
-        """
+        """A CPU copy of the state, with rank 0's buffers (as in its checkpoint) on every rank."""
         snapshot = _cpu_copy(pl_module)
         if trainer.world_size > 1:
-            parameters = {name for name, _ in pl_module.named_parameters()}
-            buffers = {k: v for k, v in snapshot.items() if k not in parameters}
-            snapshot.update(helpers.broadcast(trainer, buffers))
+            buffers = helpers.rank_zero_buffers(trainer, pl_module)
+            snapshot.update({k: v.to("cpu") for k, v in buffers.items() if k in snapshot})
         return snapshot
 
     @override

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_recipes._validate import is_real, positive_int
 from lightning_recipes.errors import config_error
 
 __all__ = ["Norm", "fgsm", "pgd", "project"]
@@ -27,7 +28,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def _check(eps: float, clip: tuple[float, float] | None) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps >= 0:
+    if not is_real(eps) or not eps >= 0:
         raise config_error("eps", eps, "Pass a perturbation size >= 0, in input units.")
     if clip is not None and not (len(clip) == 2 and clip[0] < clip[1]):
         raise config_error("clip", clip, "Pass the valid input range (low, high), low < high.")
@@ -179,8 +180,7 @@ def pgd(
         True
     """
     _check(eps, clip)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise config_error("steps", steps, "Pass a number of steps >= 1.")
+    positive_int("steps", steps, "Pass a number of steps >= 1.")
     if norm not in ("linf", "l2"):
         raise config_error("norm", norm, "Choose 'linf' or 'l2'.")
     if step_size is not None and not step_size > 0:

@@ -15,6 +15,7 @@ from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._loss import loss_module
 from lightning_recipes._optional import new_figure
 from lightning_recipes._rng import preserved_rng
+from lightning_recipes._validate import flag, is_int, is_real, positive_int
 from lightning_recipes.errors import config_error
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
 from lightning_recipes.robustness.evaluate import AttackName, correct_counts
@@ -23,7 +24,7 @@ __all__ = ["AdversarialTraining", "RobustnessEvaluation"]
 
 
 def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    if not is_real(value) or not value > 0:
         raise config_error(name, value, "Pass a positive number, in input units.")
     return float(value)
 
@@ -93,18 +94,17 @@ class AdversarialTraining(Callback):
         self.eps = _positive("eps", eps)
         if method not in ("fgsm", "pgd"):
             raise config_error("method", method, "Choose 'fgsm' (fast, random start) or 'pgd'.")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise config_error("steps", steps, "Pass a number of PGD steps >= 1.")
+        positive_int("steps", steps, "Pass a number of PGD steps >= 1.")
         if norm not in ("linf", "l2"):
             raise config_error("norm", norm, "Choose 'linf' or 'l2'.")
         if method == "fgsm" and norm != "linf":
             raise config_error("norm", norm, "FGSM is an L-inf attack: use method='pgd' for l2.")
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
+        if not is_real(ratio) or not 0 < ratio <= 1:
             raise config_error("ratio", ratio, "Pass the share of the batch to replace, in (0, 1].")
         for name, key in (("input_key", input_key), ("label_key", label_key)):
             if isinstance(key, bool) or not isinstance(key, int | str):
                 raise config_error(name, key, "Pass an index (tuple/list) or a key (dict).")
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if not is_int(seed):
             raise config_error("seed", seed, "Pass an integer seed.")
         self.method = method
         self.steps = steps
@@ -268,10 +268,8 @@ class RobustnessEvaluation(Callback):
             ("num_samples", num_samples),
             ("every_n_epochs", every_n_epochs),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise config_error(name, value, "Pass an integer >= 1.")
-        if not isinstance(plot, bool):
-            raise config_error("plot", plot, "Pass True or False.")
+            positive_int(name, value, "Pass an integer >= 1.")
+        flag("plot", plot)
         self.epsilons = [0.0, *sorted(set(eps))]
         self.attack: AttackName = attack
         self.steps = steps
