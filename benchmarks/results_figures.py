@@ -36,16 +36,29 @@ def tables(path: Path) -> list[list[list[str]]]:
     return found
 
 
+def mean_std(cells: list[str]) -> tuple[list[float], list[float]]:
+    """The means and standard deviations of ``mean ± std`` cells (bold allowed)."""
+    matches = [CELL.match(cell.replace("**", "")) for cell in cells]
+    assert all(matches), cells
+    return (
+        [float(m.group(1)) for m in matches if m],
+        [float(m.group(2)) for m in matches if m],
+    )
+
+
+def save(figure: plt.Figure, out: Path, dpi: int = 110) -> None:
+    """Write the figure (creating its folder) and close it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=dpi, bbox_inches="tight")
+    plt.close(figure)
+    print(f"written to {out}")
+
+
 def bars(
     labels: list[str], cells: list[str], title: str, xlabel: str, out: Path, baseline: str = ""
 ) -> None:
     """A horizontal bar chart of ``mean ± std`` cells, the baseline's mean as a line."""
-    means, stds = [], []
-    for cell in cells:
-        match = CELL.match(cell.replace("**", ""))
-        assert match, cell
-        means.append(float(match.group(1)))
-        stds.append(float(match.group(2)))
+    means, stds = mean_std(cells)
     figure, ax = plt.subplots(figsize=(7, 0.38 * len(labels) + 1.4))
     ax.barh(range(len(labels)), means, xerr=stds, color="C0", alpha=0.8, capsize=3)
     ax.set_yticks(range(len(labels)), labels)
@@ -58,10 +71,7 @@ def bars(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    print(f"written to {out}")
+    save(figure, out)
 
 
 def robustness_curves(path: Path, out: Path) -> None:
@@ -77,10 +87,7 @@ def robustness_curves(path: Path, out: Path) -> None:
         eps = float(group.rsplit("=", 1)[1])
         xs = [0.0, eps / 2, eps, 2 * eps]
         for i, row in enumerate(r for r in rows if r[0] == group):
-            cells = [CELL.match(c.replace("**", "")) for c in row[2:6]]
-            assert all(cells), row
-            means = [float(m.group(1)) for m in cells if m]
-            stds = [float(m.group(2)) for m in cells if m]
+            means, stds = mean_std(row[2:6])
             ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, color=f"C{i}", label=row[1])
         ax.axvline(eps, color="grey", linestyle=":", linewidth=1)
         ax.set_xticks(xs, [f"{x:g}" for x in xs])
@@ -93,10 +100,7 @@ def robustness_curves(path: Path, out: Path) -> None:
         ax.legend(loc="lower left", title="training")
     figure.suptitle("Accuracy under attack by training method (3 seeds)")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    print(f"written to {out}")
+    save(figure, out)
 
 
 def main() -> None:
@@ -154,10 +158,7 @@ def ensembles(results: Path, out: Path) -> None:
         for j, (col, xlabel) in enumerate(
             ((acc_col, "test accuracy (higher is better)"), (nll_col, "test NLL (lower is better)"))
         ):
-            values = [CELL.match(r[col].replace("**", "")) for r in cells]
-            assert all(values), cells
-            means = [float(v.group(1)) for v in values if v]
-            stds = [float(v.group(2)) for v in values if v]
+            means, stds = mean_std([r[col] for r in cells])
             ax = axes[i][j]
             colors = ["C3" if label == "single model" else "C0" for label in labels]
             ax.barh(range(len(labels)), means, xerr=stds, color=colors, alpha=0.8, capsize=3)
@@ -174,10 +175,7 @@ def ensembles(results: Path, out: Path) -> None:
             ax.grid(axis="x", alpha=0.3)
     figure.suptitle("Ensembles and weight averaging, mean ± std over 3 seeds (red: single model)")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    print(f"written to {out}")
+    save(figure, out, dpi=100)
 
 
 if __name__ == "__main__":
