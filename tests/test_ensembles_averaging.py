@@ -250,3 +250,11 @@ def test_testing_the_best_checkpoint_after_fit_tests_the_averaged_weights(
     trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
     (weights,) = tested.by_epoch.values()
     _assert_same(weights, seen.by_epoch[best_epoch])
+
+
+@pytest.mark.parametrize("bar", [True, False])
+def test_the_batchnorm_pass_shows_a_progress_bar_when_the_trainer_does(
+    make_trainer: Callable[..., Trainer], capsys: pytest.CaptureFixture[str], bar: bool
+) -> None:
+    _fit(make_trainer, [WeightAverage("swa")], max_epochs=1, enable_progress_bar=bar)
+    assert ("BatchNorm statistics of the average" in capsys.readouterr().err) is bar

@@ -235,7 +235,13 @@ class WeightAverage(WeightAveraging):
             return
         mode = pl_module.training
         try:
-            update_bn(loader, pl_module, device=pl_module.device)
+            batches = helpers.progress(
+                trainer,
+                loader,
+                "WeightAverage: BatchNorm statistics of the average",
+                total=len(loader) if hasattr(loader, "__len__") else None,
+            )
+            update_bn(batches, pl_module, device=pl_module.device)
         finally:
             pl_module.train(mode)
         if trainer.world_size > 1:
