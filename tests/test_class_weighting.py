@@ -148,16 +148,34 @@ def test_resume_reinstalls_the_same_weights_without_counting(
     assert resumed.counts == weighting.counts
 
 
-def test_no_loss_found_names_the_attributes(make_trainer: MakeTrainer) -> None:
+def test_a_loss_under_another_name_is_weighted_as_the_attribute_would_be(
+    make_trainer: MakeTrainer,
+) -> None:
     class Hidden(Tiny):
         def __init__(self) -> None:
             super().__init__(nn.CrossEntropyLoss())
             self.objective = self.criterion
             del self.criterion
 
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            x, y = batch
+            return self.objective(self.layer(x), y)  # type: ignore[no-any-return]
+
     x, y = toy()
-    with pytest.raises(RecipeConfigError, match=r"loss_fn / criterion / loss.*loss_attr"):
-        make_trainer(callbacks=[ClassWeighting()]).fit(Hidden(), DataLoader(TensorDataset(x, y)))
+    weights = []
+    for model in (Hidden(), Tiny(nn.CrossEntropyLoss()), Hidden()):
+        torch.manual_seed(0)
+        model.layer.reset_parameters()
+        callbacks = [ClassWeighting()] if len(weights) < 2 else []
+        loader = DataLoader(TensorDataset(x, y), batch_size=20)  # a mean over one is unweighted
+        make_trainer(callbacks=callbacks).fit(model, loader)
+        weights.append(model.layer.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])  # found by the loss path, not by name
+    assert not torch.equal(weights[0], weights[2])  # and the weights did change training
+    with pytest.raises(RecipeConfigError, match="loss_attr"):
+        make_trainer(callbacks=[ClassWeighting(loss_attr="nope")]).fit(
+            Hidden(), DataLoader(TensorDataset(x, y))
+        )
 
 
 def test_unsupported_loss_is_refused(make_trainer: MakeTrainer) -> None:

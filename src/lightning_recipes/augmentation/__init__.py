@@ -4,6 +4,7 @@ The math is in `mixing` (pure functions) and `images`; the callbacks are thin ad
 that act on training batches only. See ``docs/recipes/augmentation.md``.
 """
 
+from lightning_recipes._loss import LOSS_ATTRIBUTES
 from lightning_recipes.augmentation.callbacks import (
     BatchAugmentation,
     CutMix,
@@ -25,7 +26,6 @@ from lightning_recipes.augmentation.mixing import (
     mixup,
     sample_lam,
 )
-from lightning_recipes.augmentation.targets import LOSS_ATTRIBUTES, TargetMixer
 
 __all__ = [
     "FILL_MODES",
@@ -38,7 +38,6 @@ __all__ = [
     "LabelSmoothing",
     "MixTerm",
     "MixUp",
-    "TargetMixer",
     "compose_mix",
     "cutmix",
     "cutmix_box",

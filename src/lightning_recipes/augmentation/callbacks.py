@@ -4,7 +4,9 @@ All augmentation callbacks of this package share one per-batch pipeline: the fir
 them whose ``on_train_batch_start`` runs applies every one of them, image transforms
 first, then mixes, then smoothing, so the order of ``callbacks=[...]`` does not matter.
 They work on the batch Lightning hands to ``training_step`` (already on the device),
-never on validation, test or prediction batches.
+never on validation, test or prediction batches. Mixes and smoothing reach the loss
+through the core's loss path (``_loss_path``): the module may call ``F.cross_entropy``
+itself or use ``self.loss_fn``, unchanged, with the same result.
 
 Randomness comes from private generators seeded by ``(seed, callback, global rank,
 epoch, batch index)``: ranks draw differently, the global RNG (dropout, shuffling) is not
@@ -17,17 +19,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._batch import batch_inputs, replace_inputs
 from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._labels import LabelKey, check_label_key
+from lightning_recipes._loss import loss_module
+from lightning_recipes._loss_path import LossRecipe, check_loss_module
 from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutation, sample_lam
-from lightning_recipes.augmentation.targets import TargetMixer, find_loss
-from lightning_recipes.errors import RecipeConfigError, config_error
+from lightning_recipes.errors import config_error
 
 __all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp", "check_image_shape"]
 
@@ -89,7 +93,7 @@ def check_image_shape(value: Any) -> tuple[int, int, int] | None:
     return (int(value[0]), int(value[1]), int(value[2]))
 
 
-class BatchAugmentation(Callback):
+class BatchAugmentation(LossRecipe):
     """Base of the per-batch augmentation callbacks (not used directly).
 
     Args:
@@ -100,6 +104,12 @@ class BatchAugmentation(Callback):
         stop_at_epoch: 0-based epoch from which the callback stops (fine-tune the last
             epochs on clean data); None never stops.
         input_key: Where the inputs are in a batch: index in a tuple/list, key in a dict.
+        loss_attr: Module attribute holding the loss, when it is not ``loss_fn`` /
+            ``criterion`` / ``loss``; the loss may also be a plain ``F.cross_entropy``
+            call in ``training_step``.
+        label_key: Where the labels are in a batch (index or key); None reads
+            ``(inputs, labels)`` pairs and dicts with one ``label``/``labels``/``y``/
+            ``target``/``targets`` key.
     """
 
     priority: ClassVar[int] = 0
@@ -117,6 +127,7 @@ class BatchAugmentation(Callback):
         stop_at_epoch: int | None,
         input_key: InputKey,
         loss_attr: str | None = None,
+        label_key: LabelKey = None,
     ) -> None:
         super().__init__()
         self.p = _check_probability("p", p)
@@ -125,10 +136,10 @@ class BatchAugmentation(Callback):
         self.stop_at_epoch = stop_at_epoch
         self.input_key = input_key
         self.loss_attr = loss_attr
+        self.label_key = check_label_key(label_key)
         self.batches_seen = 0
         self.batches_augmented = 0
         self._seed: int | None = seed
-        self._mixer: TargetMixer | None = None
         self._token: tuple[int, int] | None = None
         self._salt = zlib.crc32(type(self).__name__.encode())
 
@@ -157,11 +168,6 @@ class BatchAugmentation(Callback):
         self.batches_seen = state_dict["batches_seen"]
         self.batches_augmented = state_dict["batches_augmented"]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_mixer"] = None  # a hook on one process's loss module
-        return state
-
     # ------------------------------------------------------------ lifecycle
 
     @override
@@ -180,28 +186,27 @@ class BatchAugmentation(Callback):
                     f"{type(self).__name__}(stop_at_epoch={self.stop_at_epoch}) never stops: "
                     f"the run has max_epochs={max_epochs} (epochs 0 to {max_epochs - 1})."
                 )
-        if self.uses_loss:
-            loss, _ = find_loss(pl_module, self.loss_attr, type(self).__name__,
-                                " and mixes the targets through it")  # fmt: skip
+        if not self.uses_loss:
+            return
+        name = type(self).__name__
+        found = loss_module(pl_module, self.loss_attr)
+        if found is None and self.loss_attr is not None:
+            raise config_error(
+                "loss_attr",
+                self.loss_attr,
+                f"{type(pl_module).__name__} has no nn.Module attribute of that name. Pass "
+                "the attribute holding the loss, or leave loss_attr=None when training_step "
+                "calls F.cross_entropy (or builds the loss) itself.",
+            )
+        path = self.attach_loss_path(pl_module, self.label_key)
+        if found is not None:
+            loss, attr = found
+            if check_loss_module(loss, attr, name, weighting=False) is None:
+                path.hook(loss)
             self._check_loss(loss)
-            self._mixer = TargetMixer.attach(loss, self)
 
     def _check_loss(self, loss: torch.nn.Module) -> None:
         """Refuse a loss this callback cannot work with (at setup)."""
-
-    @override
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self._mixer is not None:
-            self._mixer.begin()
-            self._mixer.detach(self)
-            self._mixer = None
-
-    @override
-    def on_exception(
-        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
-    ) -> None:
-        if self._mixer is not None:
-            self._mixer.begin()
 
     # ------------------------------------------------------------ per batch
 
@@ -219,15 +224,14 @@ class BatchAugmentation(Callback):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        token = (trainer.current_epoch, batch_idx)
+        token = self.batch_token(trainer, batch_idx)
         if self._token == token:
             return  # another augmentation callback already ran the pipeline
         stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchAugmentation)]
         stages.sort(key=lambda c: (c.priority, type(c).__name__, c.state_key))
         for stage in stages:
             stage._token = token
-            if stage._mixer is not None:
-                stage._mixer.begin()
+            LossRecipe.on_train_batch_start(stage, trainer, pl_module, batch, batch_idx)
         for stage in stages:
             stage.batches_seen += 1
             if not stage.active(trainer.current_epoch):
@@ -237,23 +241,6 @@ class BatchAugmentation(Callback):
                 continue
             stage.augment(batch, rng)
             stage.batches_augmented += 1
-
-    @override
-    def on_train_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if self._mixer is not None and not self._mixer.finish():
-            raise RecipeConfigError(
-                f"{type(self).__name__} mixed the targets of this batch, but the loss "
-                f"({self._mixer.loss_name}) was not called during training_step, so the "
-                "mixed targets never reached it. Compute the training loss with the module's "
-                "loss attribute (self.loss_fn(logits, y)) or pass loss_attr=."
-            )
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Augment ``batch`` in place (subclasses)."""
@@ -318,10 +305,11 @@ class MixUp(BatchAugmentation):
     Each augmented training batch is mixed with a permutation of itself,
     ``x = lam * x + (1 - lam) * x[perm]`` with one ``lam ~ Beta(alpha, alpha)`` per
     batch, and the loss becomes ``lam * L(y) + (1 - lam) * L(y[perm])`` computed with the
-    module's own loss object (found as ``loss_fn`` / ``criterion`` / ``loss``, or
-    ``loss_attr``), so class weights installed in it (``ClassWeighting``) apply to both
-    terms. The batch keeps its hard labels: accuracy and other metrics computed in
-    ``training_step`` see them (they then measure agreement with the dominant label of
+    module's own loss, unchanged: its ``F.cross_entropy`` (or NLL, BCE) call on the
+    batch's labels, or the ``loss_fn`` / ``criterion`` / ``loss`` attribute (or
+    ``loss_attr``); class weights (``ClassWeighting``) apply to both terms. The batch
+    keeps its hard labels: accuracy and other metrics computed in ``training_step`` see
+    them (they then measure agreement with the dominant label of
     mixed inputs). Validation, test and prediction are untouched.
 
     Args:
@@ -331,7 +319,8 @@ class MixUp(BatchAugmentation):
         stop_at_epoch: 0-based epoch from which to stop mixing; None never stops.
         input_key: Index (tuple/list batch) or key (dict batch) of the inputs.
         loss_attr: Module attribute holding the loss, when not ``loss_fn`` / ``criterion``
-            / ``loss``.
+            / ``loss``; None also works when ``training_step`` calls ``F.cross_entropy``.
+        label_key: Where the labels are in a batch (index or key); None for ``(x, y)``.
 
     Examples:
         >>> MixUp(alpha=0.4, stop_at_epoch=8).alpha
@@ -350,10 +339,16 @@ class MixUp(BatchAugmentation):
         stop_at_epoch: int | None = None,
         input_key: InputKey = 0,
         loss_attr: str | None = None,
+        label_key: LabelKey = None,
     ) -> None:
         self.alpha = _check_alpha(alpha)
         super().__init__(
-            p=p, seed=seed, stop_at_epoch=stop_at_epoch, input_key=input_key, loss_attr=loss_attr
+            p=p,
+            seed=seed,
+            stop_at_epoch=stop_at_epoch,
+            input_key=input_key,
+            loss_attr=loss_attr,
+            label_key=label_key,
         )
 
     def _key_args(self) -> dict[str, Any]:
@@ -365,8 +360,8 @@ class MixUp(BatchAugmentation):
         lam = sample_lam(self.alpha, rng)
         index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
         self.set_inputs(batch, mixup(inputs, index, lam))
-        assert self._mixer is not None
-        self._mixer.mix(index, lam)
+        assert self.loss_path is not None
+        self.loss_path.mix(index, lam)
 
     def summary_facts(self) -> dict[str, Any]:
         """Alpha and p."""
@@ -391,6 +386,7 @@ class CutMix(BatchAugmentation):
         loss_attr: Module attribute holding the loss.
         image_shape: ``(C, H, W)`` of flat inputs ``(N, C*H*W)`` (flattened images, as
             Keras' MNIST examples keep them); None when the batch holds images.
+        label_key: Where the labels are in a batch (index or key); None for ``(x, y)``.
 
     Examples:
         >>> CutMix(alpha=1.0, p=0.5).p
@@ -410,11 +406,17 @@ class CutMix(BatchAugmentation):
         input_key: InputKey = 0,
         loss_attr: str | None = None,
         image_shape: tuple[int, int, int] | None = None,
+        label_key: LabelKey = None,
     ) -> None:
         self.alpha = _check_alpha(alpha)
         self.image_shape = check_image_shape(image_shape)
         super().__init__(
-            p=p, seed=seed, stop_at_epoch=stop_at_epoch, input_key=input_key, loss_attr=loss_attr
+            p=p,
+            seed=seed,
+            stop_at_epoch=stop_at_epoch,
+            input_key=input_key,
+            loss_attr=loss_attr,
+            label_key=label_key,
         )
 
     def _key_args(self) -> dict[str, Any]:
@@ -427,8 +429,8 @@ class CutMix(BatchAugmentation):
         index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
         mixed, lam = cutmix(inputs, index, box)
         self.set_images(batch, mixed, flat)
-        assert self._mixer is not None
-        self._mixer.mix(index, lam)
+        assert self.loss_path is not None
+        self.loss_path.mix(index, lam)
 
     def summary_facts(self) -> dict[str, Any]:
         """Alpha and p."""
@@ -444,12 +446,15 @@ class LabelSmoothing(BatchAugmentation):
     target. Class weights installed in the loss apply to both terms (``CrossEntropyLoss``
     weights the uniform term per class and averages it over samples). With `MixUp` or
     `CutMix` the mixed target is smoothed. The inputs and labels are untouched;
-    validation uses the plain loss. Refused: ``NLLLoss`` (takes class ids only).
+    validation uses the plain loss. With ``NLLLoss`` / ``F.nll_loss`` on log-probabilities
+    the uniform term is their mean (the cross-entropy of the uniform target). Refused: a
+    loss that already smooths, and losses other than classification ones (MSE, ...).
 
     Args:
         smoothing: The share of the uniform target, in (0, 1).
         stop_at_epoch: 0-based epoch from which to stop smoothing; None never stops.
         loss_attr: Module attribute holding the loss.
+        label_key: Where the labels are in a batch (index or key); None for ``(x, y)``.
 
     Examples:
         >>> LabelSmoothing(0.1).smoothing
@@ -465,23 +470,24 @@ class LabelSmoothing(BatchAugmentation):
         *,
         stop_at_epoch: int | None = None,
         loss_attr: str | None = None,
+        label_key: LabelKey = None,
     ) -> None:
         if not is_real(smoothing) or not 0.0 < smoothing < 1.0:
             raise config_error("smoothing", smoothing, "Pass a value in (0, 1), e.g. 0.1.")
         self.smoothing = float(smoothing)
         super().__init__(
-            p=1.0, seed=0, stop_at_epoch=stop_at_epoch, input_key=0, loss_attr=loss_attr
+            p=1.0,
+            seed=0,
+            stop_at_epoch=stop_at_epoch,
+            input_key=0,
+            loss_attr=loss_attr,
+            label_key=label_key,
         )
 
     def _key_args(self) -> dict[str, Any]:
         return {"smoothing": self.smoothing, "stop_at_epoch": self.stop_at_epoch}
 
     def _check_loss(self, loss: torch.nn.Module) -> None:
-        if isinstance(loss, torch.nn.NLLLoss):
-            raise RecipeConfigError(
-                "LabelSmoothing cannot smooth NLLLoss: it takes class ids only. Use "
-                "nn.CrossEntropyLoss on the logits."
-            )
         if getattr(loss, "label_smoothing", 0.0):
             raise config_error(
                 "smoothing",
@@ -492,8 +498,8 @@ class LabelSmoothing(BatchAugmentation):
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Tell the loss to smooth."""
-        assert self._mixer is not None
-        self._mixer.smooth(self.smoothing)
+        assert self.loss_path is not None
+        self.loss_path.smooth(self.smoothing)
 
     def summary_facts(self) -> dict[str, Any]:
         """The smoothing."""

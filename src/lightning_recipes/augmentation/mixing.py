@@ -9,15 +9,24 @@ metrics that need hard labels.
 
 A batch that went through several mixes (MixUp then CutMix, say) has targets that are a
 weighted sum of permuted label tensors; `compose_mix` keeps that sum as a list of
-`MixTerm` and `mixed_loss` evaluates it with one loss call per term.
+`MixTerm` and `mixed_loss` evaluates it with one loss call per term. The loss math lives in
+the core's loss path (``_loss_path.edited_loss``), the one implementation that runs in
+training whether the module calls ``F.cross_entropy`` or ``self.loss_fn``.
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from lightning_recipes._loss_path import (
+    Kind,
+    MixTerm,
+    compose_mix,
+    edited_loss,
+    uniform_target,
+)
 
 __all__ = [
     "MixTerm",
@@ -30,14 +39,6 @@ __all__ = [
     "sample_lam",
     "uniform_target",
 ]
-
-
-@dataclass(frozen=True)
-class MixTerm:
-    """One term of a mixed target: ``coef * y[index]`` (``index`` None is ``y`` itself)."""
-
-    coef: float
-    index: Tensor | None = None
 
 
 def sample_lam(alpha: float, rng: np.random.Generator) -> float:
@@ -148,63 +149,18 @@ def cutmix(inputs: Tensor, index: Tensor, box: tuple[int, int, int, int]) -> tup
     return mixed, lam
 
 
-def compose_mix(terms: list[MixTerm], index: Tensor, lam: float) -> list[MixTerm]:
-    """The target terms after mixing a batch whose targets are ``terms`` with ``index``.
-
-    Mixing sample ``i`` with sample ``index[i]`` at weight ``lam`` turns the target
-    ``t_i = sum_j c_j * y[idx_j][i]`` into ``lam * t_i + (1 - lam) * t[index][i]``.
-
-    Args:
-        terms: The current terms (``[MixTerm(1.0)]`` for an unmixed batch).
-        index: The partner permutation.
-        lam: The weight of each sample itself.
-
-    Returns:
-        Twice as many terms (terms with weight 0 are dropped).
-
-    Examples:
-        >>> out = compose_mix([MixTerm(1.0)], torch.tensor([1, 0]), 0.75)
-        >>> [(t.coef, None if t.index is None else t.index.tolist()) for t in out]
-        [(0.75, None), (0.25, [1, 0])]
-    """
-    kept = [MixTerm(t.coef * lam, t.index) for t in terms]
-    moved = [
-        MixTerm(t.coef * (1.0 - lam), index if t.index is None else t.index[index]) for t in terms
-    ]
-    return [t for t in kept + moved if t.coef != 0.0]
-
-
-def uniform_target(loss: nn.Module, inputs: Tensor) -> Tensor:
-    """The uniform target of label smoothing for ``loss`` and its ``inputs`` (logits).
-
-    ``1 / K`` over the class dimension (dimension 1) for cross-entropy-like losses; 0.5
-    everywhere for ``BCEWithLogitsLoss`` (each label's two outcomes equally likely).
-
-    Args:
-        loss: The loss module.
-        inputs: The loss's first argument.
-
-    Returns:
-        A float tensor shaped like ``inputs``.
-    """
-    if isinstance(loss, nn.BCEWithLogitsLoss | nn.BCELoss):
-        return torch.full_like(inputs, 0.5)
-    return torch.full_like(inputs, 1.0 / inputs.shape[1])
-
-
 def mixed_loss(
     loss: nn.Module,
     inputs: Tensor,
     target: Tensor,
     terms: list[MixTerm],
     smoothing: float = 0.0,
-    *,
-    first: Tensor | None = None,
 ) -> Tensor:
     """``(1 - smoothing) * sum_j c_j * L(inputs, target[idx_j]) + smoothing * L(inputs, u)``.
 
-    ``L`` is ``loss.forward`` (the module's own loss, with its weights and reduction);
-    ``u`` is `uniform_target`.
+    ``L`` is ``loss.forward`` (the module's own loss, with its weights and reduction); ``u``
+    is the uniform target (``1/K`` per class, 0.5 per label for the BCE losses). The same
+    math (`edited_loss`) runs in training, through either door of the loss path.
 
     Args:
         loss: The loss module.
@@ -212,7 +168,6 @@ def mixed_loss(
         target: Its second (labels, any form the loss takes).
         terms: The target's terms (`compose_mix`).
         smoothing: Label smoothing in [0, 1).
-        first: ``L(inputs, target)`` when already computed (saves a call).
 
     Returns:
         The loss.
@@ -225,19 +180,12 @@ def mixed_loss(
         >>> bool(torch.isclose(got, 0.7 * ce(logits, y) + 0.3 * ce(logits, y[index])))
         True
     """
-    total: Tensor | None = None
-    for term in terms:
-        if term.index is None:
-            value = first if first is not None else loss.forward(inputs, target)
-        else:
-            value = loss.forward(inputs, target[term.index])
-        part = value * term.coef
-        total = part if total is None else total + part
-    if total is None:
-        total = first if first is not None else loss.forward(inputs, target)
-    if smoothing:
-        total = (
-            total * (1.0 - smoothing)
-            + loss.forward(inputs, uniform_target(loss, inputs)) * smoothing
-        )
-    return total
+    binary = isinstance(loss, nn.BCEWithLogitsLoss | nn.BCELoss)
+    kind: Kind = "binary_logits" if binary else "multiclass"
+    return edited_loss(
+        lambda t: loss.forward(inputs, t),
+        target,
+        terms,
+        smoothing,
+        lambda: loss.forward(inputs, uniform_target(kind, inputs)),
+    )

@@ -7,13 +7,14 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._loss import LOSS_ATTRIBUTES, find_loss
+from lightning_recipes._loss import LOSS_ATTRIBUTES, loss_module
+from lightning_recipes._loss_path import LossRecipe, check_loss_module
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes._validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
@@ -60,18 +61,25 @@ def binary_pos_weight(
     return torch.tensor(ratios, dtype=torch.float32)
 
 
-class ClassWeighting(Callback):
+class ClassWeighting(LossRecipe):
     """Weight the loss by class so that rare classes count as much as frequent ones.
 
     When training starts, the callback counts the training labels, computes class
     weights (`class_weights`: ``"balanced"`` as scikit-learn, ``"effective_number"`` of
-    Cui et al. 2019, ``"inverse_sqrt"``, or an explicit mapping) and installs them in the
-    module's loss, found as the ``loss_fn`` / ``criterion`` / ``loss`` attribute (or
-    ``loss_attr``):
+    Cui et al. 2019, ``"inverse_sqrt"``, or an explicit mapping) and applies them to the
+    training loss through the core's loss path, whichever way the module computes it:
 
-    * ``CrossEntropyLoss``, ``NLLLoss`` and `FocalLoss` (multi-class): ``weight``;
-    * ``BCEWithLogitsLoss`` and binary/multi-label `FocalLoss`: ``pos_weight`` (the
-      positive class's weight over the negative's, per label).
+    * a plain call in ``training_step`` (``F.cross_entropy(logits, y)``, ``F.nll_loss``
+      after ``log_softmax``, ``F.binary_cross_entropy_with_logits``, or a local
+      ``nn.CrossEntropyLoss()``): the call whose target is the batch's labels gets
+      ``weight=`` (``pos_weight=`` for BCE); validation, test and predict are unchanged;
+    * a loss attribute (``loss_fn`` / ``criterion`` / ``loss``, or ``loss_attr``):
+      ``CrossEntropyLoss``, ``NLLLoss`` and `FocalLoss` (multi-class) get them installed
+      as ``weight``, ``BCEWithLogitsLoss`` and binary/multi-label `FocalLoss` as
+      ``pos_weight`` (the positive class's weight over the negative's, per label); the
+      loss object keeps them, so a validation loss computed with it is weighted too.
+
+    Both give the same training, to the last bit (tested).
 
     The labels are ``labels=``, or read from the training dataset's ``targets`` /
     ``labels`` / ``y`` attribute or a ``TensorDataset``'s label tensor; only if none
@@ -171,6 +179,7 @@ class ClassWeighting(Callback):
         self.log = log
         self.counts: list[Any] | None = None
         self.weights: torch.Tensor | None = None
+        self._kind: Kind | None = None
         self._prepared = False
 
     @property
@@ -185,6 +194,12 @@ class ClassWeighting(Callback):
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._prepared = False
+        if stage == "fit":
+            self._find_loss(pl_module)  # refuse an unweightable loss before training
+            path = self.attach_loss_path(pl_module, self.label_key)
+            found = loss_module(pl_module, self.loss_attr)
+            if found is not None and not isinstance(found[0], nn.modules.loss._Loss):
+                path.hook(found[0])  # FocalLoss or a custom loss: the module door
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -202,18 +217,57 @@ class ClassWeighting(Callback):
         self._prepared = True
         loss, name, kind = self._find_loss(pl_module)
         if self.weights is None:  # not restored from a checkpoint
-            ignore = getattr(loss, "ignore_index", None) if kind == "multiclass" else None
+            ignore = getattr(loss, "ignore_index", -100) if kind != "binary" else None
             self.weights = self._compute(
                 trainer, pl_module, kind, ignore if isinstance(ignore, int) else None
             )
-        _install(loss, name, self.weights.to(pl_module.device))
-        self._log(trainer, name)
+        weights = self.weights.to(pl_module.device)
+        installed = None
+        if loss is not None:
+            _install(loss, name, weights)
+            installed = (loss, name)
+        if self.loss_path is None:  # called before setup (a range test of another recipe)
+            self.attach_loss_path(pl_module, self.label_key)
+        assert self.loss_path is not None
+        if self._kind == "binary":
+            self.loss_path.set_class_weights(self.label_key, None, weights, installed)
+        else:
+            pos_weight = self._pos_weight()
+            self.loss_path.set_class_weights(self.label_key, weights, pos_weight, installed)
+        self._log(trainer, name if loss is not None else "weight")
 
     # ------------------------------------------------------------ the loss
 
-    def _find_loss(self, pl_module: LightningModule) -> tuple[nn.Module, str, Kind]:
-        loss, attr = find_loss(pl_module, self.loss_attr, "ClassWeighting")
-        return (loss, *_target_of(loss, attr))
+    def _find_loss(self, pl_module: LightningModule) -> tuple[nn.Module | None, str, Kind | None]:
+        """The loss object to install the weights in (None: the functional door only)."""
+        found = loss_module(pl_module, self.loss_attr)
+        if found is None:
+            if self.loss_attr is not None:
+                raise config_error(
+                    "loss_attr",
+                    self.loss_attr,
+                    f"{type(pl_module).__name__} has no nn.Module attribute of that name. "
+                    "Pass the attribute holding the loss, or leave loss_attr=None when "
+                    "training_step calls F.cross_entropy (or builds the loss) itself.",
+                )
+            return None, "", None
+        loss, attr = found
+        target = _target_of(loss, attr)
+        if target is None:  # a custom module: the loss functions inside it are weighted
+            return None, "", None
+        self._kind = target[1]
+        return loss, *target
+
+    def _pos_weight(self) -> torch.Tensor | None:
+        """``pos_weight`` for a BCE call on two-class labels counted as class ids."""
+        if (
+            self.counts is None
+            or len(self.counts) != 2
+            or not all(isinstance(c, int) for c in self.counts)
+        ):
+            return None
+        negatives, positives = self.counts
+        return binary_pos_weight([positives], negatives + positives, self.scheme, self.beta)
 
     # ------------------------------------------------------------ counting
 
@@ -256,10 +310,15 @@ class ClassWeighting(Callback):
         return joined.numpy(), False
 
     def _compute(
-        self, trainer: Trainer, pl_module: LightningModule, kind: Kind, ignore_index: int | None
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        kind: Kind | None,
+        ignore_index: int | None,
     ) -> torch.Tensor:
         labels, whole = self._local_labels(trainer)
         device = pl_module.device
+        kind = self._kind = kind or _kind_of_labels(labels)
         if kind == "binary":
             matrix = binary_matrix(labels)
             local = torch.tensor(
@@ -340,13 +399,14 @@ class ClassWeighting(Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         weights = None if self.weights is None else self.weights.tolist()
-        return {"counts": self.counts, "weights": weights}
+        return {"counts": self.counts, "weights": weights, "kind": self._kind}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.counts = state_dict["counts"]
         weights = state_dict["weights"]
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        self._kind = state_dict.get("kind")
 
 
 def _check_scheme(scheme: Any) -> str | Mapping[int, float]:
@@ -414,18 +474,26 @@ def _labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
     return array
 
 
-def _target_of(loss: nn.Module, attr: str) -> tuple[str, Kind]:
-    """Which buffer of the loss receives the weights, and for which kind of labels."""
+def _target_of(loss: nn.Module, attr: str) -> tuple[str, Kind] | None:
+    """Which buffer of the loss receives the weights, and for which kind of labels.
+
+    None for a custom loss module: the loss functions it calls on the labels are weighted
+    by the loss path. torch's other losses (MSE, ...) are refused.
+    """
     if isinstance(loss, FocalLoss):
         return "weight", "multiclass" if loss.task == "multiclass" else "binary"
-    if isinstance(loss, nn.CrossEntropyLoss | nn.NLLLoss):
-        return "weight", "multiclass"
-    if isinstance(loss, nn.BCEWithLogitsLoss):
-        return "pos_weight", "binary"
-    raise RecipeConfigError(
-        f"ClassWeighting cannot weight {attr} = {type(loss).__name__}: supported losses are "
-        "CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss and lightning_recipes FocalLoss."
-    )
+    kind = check_loss_module(loss, attr, "ClassWeighting", weighting=True)
+    if kind is None:
+        return None
+    return ("pos_weight", "binary") if kind == "binary_logits" else ("weight", "multiclass")
+
+
+def _kind_of_labels(labels: npt.NDArray[Any]) -> Kind:
+    """Labels read without a loss object to tell: 0/1 targets for BCE or class ids/rows."""
+    if labels.dtype.kind != "f":
+        return "multiclass"
+    rows = labels.ndim == 2 and bool(np.allclose(labels.sum(axis=1), 1.0, atol=1e-3))
+    return "multiclass" if rows else "binary"
 
 
 def _install(loss: nn.Module, name: str, weights: torch.Tensor) -> None:

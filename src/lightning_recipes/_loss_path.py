@@ -1,0 +1,701 @@
+"""The training loss path: the one place where loss recipes change the training loss.
+
+Loss recipes (``ClassWeighting``, ``MixUp``, ``CutMix``, ``LabelSmoothing``) never replace
+the user's loss. They tell the module's `LossPath` what to do to the current training
+step's loss (`LossEdit`): class weights (for the whole fit), mixed targets and smoothing
+(for one batch). Two doors lead to the same edit, applied by one function, `edited_loss`:
+
+1. **The functional door** (zero edits to the module): a ``TorchFunctionMode`` active only
+   around the training step sees every call of ``F.cross_entropy``, ``F.nll_loss``,
+   ``F.binary_cross_entropy_with_logits`` and ``F.binary_cross_entropy``. That includes the
+   calls that ``nn.CrossEntropyLoss``, ``nn.NLLLoss``, ``nn.BCEWithLogitsLoss`` and
+   ``nn.BCELoss`` make inside their ``forward``, whether the module holds the loss as an
+   attribute (``self.loss_fn``) or builds one in ``training_step``. A call is edited when
+   its target is the batch's labels, or a tensor derived from them by a dtype or shape
+   change (``y.float()``, ``y.long()``, ``y.view(-1, 1)``, ``y.unsqueeze(1)``,
+   ``F.one_hot(y)``, ...), and the module is in training mode. Any other call (an
+   auxiliary loss, a distillation term, an attack run in eval mode) is left alone.
+2. **The module door**: a loss module whose math is not one of those functions (the
+   library's ``FocalLoss``) gets a forward hook that applies the same edit through its own
+   ``forward``.
+
+The order is the contract's (``docs/combining.md``, rule 7): the target's mix terms first
+(MixUp and CutMix compose), then smoothing of the mixed target, every term computed with
+the class weights. Validation, test and predict never see an edit (the mode is entered at
+``on_train_batch_start`` and left before the backward pass), and a training step in which
+an edit was due but no call matched raises `RecipeConfigError` naming what was looked for.
+
+Under ``torch.compile`` the mode sees the loss call when the loss is computed outside the
+compiled region (``self.model = torch.compile(model)``, the usual pattern); a compiled
+region that itself calls the loss is traced with the mode active and must not graph-break
+on it (tested in ``tests/test_loss_path.py``).
+"""
+
+import inspect
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+from typing_extensions import override
+
+from lightning_recipes._labels import LabelKey, batch_labels
+from lightning_recipes.errors import RecipeConfigError
+
+__all__ = [
+    "Kind",
+    "LOSS_FUNCTIONS",
+    "SUPPORTED_LOSS_MODULES",
+    "LossEdit",
+    "LossPath",
+    "LossRecipe",
+    "MixTerm",
+    "check_loss_module",
+    "compose_mix",
+    "edited_loss",
+    "uniform_target",
+]
+
+Kind = Literal["multiclass", "log_probs", "binary_logits", "binary_probs"]
+
+LOSS_FUNCTIONS: dict[Callable[..., Tensor], Kind] = {
+    F.cross_entropy: "multiclass",
+    F.nll_loss: "log_probs",
+    F.binary_cross_entropy_with_logits: "binary_logits",
+    F.binary_cross_entropy: "binary_probs",
+}
+"""The loss functions the functional door edits, and what their input is."""
+
+SUPPORTED_LOSS_MODULES: tuple[type[nn.Module], ...] = (
+    nn.CrossEntropyLoss,
+    nn.NLLLoss,
+    nn.BCEWithLogitsLoss,
+    nn.BCELoss,
+)
+"""torch's loss modules whose ``forward`` calls one of `LOSS_FUNCTIONS`."""
+
+_SIGNATURES = {func: inspect.signature(func) for func in LOSS_FUNCTIONS}
+
+# Operations whose result is "the labels" again, in another dtype or shape: a call whose
+# target went through them still has the batch's labels as its target.
+_DERIVES_LABELS: frozenset[Any] = frozenset(
+    {
+        Tensor.long,
+        Tensor.int,
+        Tensor.float,
+        Tensor.double,
+        Tensor.half,
+        Tensor.bfloat16,
+        Tensor.to,
+        Tensor.type,
+        Tensor.type_as,
+        Tensor.squeeze,
+        Tensor.unsqueeze,
+        Tensor.view,
+        Tensor.view_as,
+        Tensor.reshape,
+        Tensor.reshape_as,
+        Tensor.flatten,
+        Tensor.clone,
+        Tensor.contiguous,
+        Tensor.detach,
+        Tensor.cpu,
+        Tensor.cuda,
+        torch.squeeze,
+        torch.unsqueeze,
+        torch.reshape,
+        torch.flatten,
+        F.one_hot,
+    }
+)
+
+
+# ---------------------------------------------------------------- the pure math
+
+
+@dataclass(frozen=True)
+class MixTerm:
+    """One term of a mixed target: ``coef * y[index]`` (``index`` None is ``y`` itself)."""
+
+    coef: float
+    index: Tensor | None = None
+
+
+def compose_mix(terms: list[MixTerm], index: Tensor, lam: float) -> list[MixTerm]:
+    """The target terms after mixing a batch whose targets are ``terms`` with ``index``.
+
+    Mixing sample ``i`` with sample ``index[i]`` at weight ``lam`` turns the target
+    ``t_i = sum_j c_j * y[idx_j][i]`` into ``lam * t_i + (1 - lam) * t[index][i]``.
+
+    Args:
+        terms: The current terms (``[MixTerm(1.0)]`` for an unmixed batch).
+        index: The partner permutation.
+        lam: The weight of each sample itself.
+
+    Returns:
+        Twice as many terms (terms with weight 0 are dropped).
+
+    Examples:
+        >>> out = compose_mix([MixTerm(1.0)], torch.tensor([1, 0]), 0.75)
+        >>> [(t.coef, None if t.index is None else t.index.tolist()) for t in out]
+        [(0.75, None), (0.25, [1, 0])]
+    """
+    kept = [MixTerm(t.coef * lam, t.index) for t in terms]
+    moved = [
+        MixTerm(t.coef * (1.0 - lam), index if t.index is None else t.index[index]) for t in terms
+    ]
+    return [t for t in kept + moved if t.coef != 0.0]
+
+
+def uniform_target(kind: Kind, inputs: Tensor) -> Tensor:
+    """The uniform target of label smoothing for a loss of ``kind`` on ``inputs``.
+
+    ``1 / K`` over the class dimension (dimension 1) for cross-entropy and NLL; 0.5
+    everywhere for the binary losses (each label's two outcomes equally likely).
+
+    Examples:
+        >>> uniform_target("multiclass", torch.zeros(2, 4))[0].tolist()
+        [0.25, 0.25, 0.25, 0.25]
+    """
+    if kind in ("binary_logits", "binary_probs"):
+        return torch.full_like(inputs, 0.5)
+    return torch.full_like(inputs, 1.0 / inputs.shape[1])
+
+
+def edited_loss(
+    loss: Callable[[Tensor], Tensor],
+    target: Tensor,
+    terms: list[MixTerm],
+    smoothing: float = 0.0,
+    uniform_loss: Callable[[], Tensor] | None = None,
+) -> Tensor:
+    """``(1 - s) * sum_j c_j * loss(target[idx_j]) + s * uniform_loss()``.
+
+    The loss of a mixed, smoothed target for any loss linear in its target
+    (cross-entropy, NLL, BCE and their class-weighted forms are): mixing targets is mixing
+    losses, so integer labels work, and class weights in ``loss`` weight every term.
+
+    Args:
+        loss: The loss of the step's inputs against a target (weights already bound).
+        target: The batch's target, samples along dimension 0.
+        terms: The target's mix terms (`compose_mix`; ``[MixTerm(1.0)]`` when unmixed).
+        smoothing: Label smoothing in [0, 1).
+        uniform_loss: The loss against the uniform target (needed when ``smoothing``).
+
+    Returns:
+        The loss.
+
+    Examples:
+        >>> logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+        >>> index = torch.tensor([1, 0, 3, 2])
+        >>> ce = lambda t: F.cross_entropy(logits, t)
+        >>> got = edited_loss(ce, y, [MixTerm(0.7), MixTerm(0.3, index)])
+        >>> bool(torch.isclose(got, 0.7 * ce(y) + 0.3 * ce(y[index])))
+        True
+    """
+    total: Tensor | None = None
+    for term in terms:
+        part = loss(target if term.index is None else target[term.index]) * term.coef
+        total = part if total is None else total + part
+    if total is None:
+        total = loss(target)
+    if smoothing:
+        if uniform_loss is None:
+            raise ValueError("edited_loss: smoothing needs uniform_loss")
+        total = total * (1.0 - smoothing) + uniform_loss() * smoothing
+    return total
+
+
+@dataclass
+class LossEdit:
+    """What the loss recipes ask of the current training step's loss.
+
+    Attributes:
+        weight: Class weights for multi-class losses (``weight=``), None for none.
+        pos_weight: Weight of positives over negatives for BCE with logits, None for none.
+        terms: The target's mix terms.
+        smoothing: Label smoothing of the (mixed) target.
+        owners: The recipe that set each part, for messages.
+    """
+
+    weight: Tensor | None = None
+    pos_weight: Tensor | None = None
+    terms: tuple[MixTerm, ...] = (MixTerm(1.0),)
+    smoothing: float = 0.0
+
+    @property
+    def mixes(self) -> bool:
+        """Whether the target is mixed."""
+        return len(self.terms) != 1 or self.terms[0].index is not None
+
+    @property
+    def changes_loss(self) -> bool:
+        """Whether anything is to be done to the loss."""
+        return (
+            self.weight is not None
+            or self.pos_weight is not None
+            or self.mixes
+            or bool(self.smoothing)
+        )
+
+
+def _edit_call(
+    func: Callable[..., Tensor],
+    kind: Kind,
+    bound: dict[str, Any],
+    edit: LossEdit,
+    installed: Callable[[Tensor], bool],
+    batch_size: int,
+) -> Tensor:
+    """Apply ``edit`` to one call of a loss function (its arguments ``bound`` by name)."""
+    inputs, target = bound["input"], bound["target"]
+    name = func.__name__
+    if edit.mixes and target.shape[:1] != (batch_size,):
+        raise RecipeConfigError(
+            f"{name} received the batch's labels with shape {tuple(target.shape)} during a "
+            f"mixed batch of {batch_size} samples: mixing needs one target per sample, in "
+            "batch order (samples along dimension 0). Compute the loss on the whole batch's "
+            "logits and labels (flatten after the loss, not before)."
+        )
+    weight_arg = "pos_weight" if kind == "binary_logits" else "weight"
+    wanted = edit.pos_weight if kind == "binary_logits" else edit.weight
+    if kind == "binary_probs" and (edit.weight is not None or edit.pos_weight is not None):
+        raise RecipeConfigError(
+            "ClassWeighting cannot weight binary_cross_entropy (nn.BCELoss, on "
+            "probabilities): it has no pos_weight. Use F.binary_cross_entropy_with_logits "
+            "(nn.BCEWithLogitsLoss) on the logits."
+        )
+    if wanted is not None:
+        given = bound.get(weight_arg)
+        if given is None:
+            bound[weight_arg] = wanted.to(device=inputs.device, dtype=inputs.dtype)
+        elif not installed(given):
+            raise RecipeConfigError(
+                f"ClassWeighting: this {name} call already passes {weight_arg}=; the class "
+                "weights would be applied twice. Remove the argument, or remove ClassWeighting."
+            )
+    if edit.smoothing and bound.get("label_smoothing", 0.0):
+        raise RecipeConfigError(
+            f"LabelSmoothing: this {name} call already smooths "
+            f"(label_smoothing={bound['label_smoothing']}); remove one of the two."
+        )
+
+    def loss(t: Tensor) -> Tensor:
+        return func(**{**bound, "target": t})
+
+    def uniform_loss() -> Tensor:
+        uniform = uniform_target(kind, inputs)
+        if kind == "log_probs":
+            # Soft targets need cross-entropy; log_softmax of log-probabilities is the
+            # identity, so this is the NLL of the uniform target with the same weights.
+            return F.cross_entropy(
+                inputs, uniform, weight=bound.get("weight"), reduction=bound["reduction"]
+            )
+        return loss(uniform)
+
+    return edited_loss(loss, target, list(edit.terms), edit.smoothing, uniform_loss)
+
+
+def check_loss_module(loss: nn.Module, attr: str, recipe: str, *, weighting: bool) -> Kind | None:
+    """Refuse, at setup, a loss module the loss recipes cannot act on.
+
+    Args:
+        loss: The module's loss object.
+        attr: Its attribute name, for the message.
+        recipe: The recipe asking.
+        weighting: Whether the recipe installs class weights (BCELoss cannot take them).
+
+    Returns:
+        The kind of a torch loss module, or None for another module (its own forward is
+        looked into by the functional door, or hooked: ``FocalLoss``).
+
+    Raises:
+        RecipeConfigError: For one of torch's losses other than those (MSE, L1, KL,
+            ...), or ``BCELoss`` with class weights.
+    """
+    for cls, kind in zip(SUPPORTED_LOSS_MODULES, LOSS_FUNCTIONS.values(), strict=True):
+        if isinstance(loss, cls) and not (weighting and kind == "binary_probs"):
+            return kind
+    torch_loss = type(loss).__module__.startswith("torch.")
+    if not (torch_loss and isinstance(loss, nn.modules.loss._Loss)):
+        return None
+    raise RecipeConfigError(
+        f"{recipe} cannot {'weight' if weighting else 'mix or smooth'} {attr} = "
+        f"{type(loss).__name__}: it acts on classification losses with class targets "
+        "(CrossEntropyLoss / F.cross_entropy, NLLLoss / F.nll_loss, BCEWithLogitsLoss / "
+        "F.binary_cross_entropy_with_logits, lightning_recipes FocalLoss"
+        f"{'' if weighting else ', BCELoss'}). Remove {recipe}, or point loss_attr= at the "
+        "classification loss."
+    )
+
+
+# ---------------------------------------------------------------- the two doors
+
+
+class _LossMode(TorchFunctionMode):
+    """The functional door: edits loss calls whose target is the batch's labels."""
+
+    def __init__(self, path: "LossPath") -> None:
+        super().__init__()
+        self.path = path
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        kind = LOSS_FUNCTIONS.get(func)
+        if kind is not None:
+            return self.path.loss_call(func, kind, args, kwargs)
+        out = func(*args, **kwargs)
+        if func in _DERIVES_LABELS:
+            if args and self.path.is_labels(args[0]):
+                self.path.track(out, args[0])
+        elif "loss" in getattr(func, "__name__", "") and any(map(self.path.is_labels, args)):
+            self.path.seen.add(func.__name__)  # a loss the recipes cannot edit (MSE, ...)
+        return out
+
+
+class LossPath:
+    """The training-loss edits of one LightningModule, shared by every loss recipe.
+
+    Recipes `attach` at setup (each with the ``label_key`` of its labels) and `detach` at
+    teardown. Per training batch the first of them calls `begin_batch` (labels found,
+    mode entered), recipes add mixes and smoothing, `leave_step` runs before the backward
+    pass and `end_batch` after the batch (a due edit that met no loss call is an error).
+    Class weights belong to one label (two ``ClassWeighting`` on two heads keep theirs
+    apart); mixes and smoothing apply to every label of the batch, since every per-sample
+    target of a mixed input is mixed.
+    """
+
+    _by_module: ClassVar["weakref.WeakKeyDictionary[nn.Module, LossPath]"] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, module: nn.Module) -> None:
+        self._module = weakref.ref(module)
+        self.users: dict[int, tuple[str, LabelKey]] = {}
+        self.weights: dict[LabelKey, tuple[Tensor | None, Tensor | None]] = {}
+        self.installed: list[tuple[nn.Module, str]] = []
+        self.hooked: dict[int, list[RemovableHandle]] = {}
+        self.edit = LossEdit()
+        self.token: tuple[int, int] | None = None
+        self.open = False
+        self.mode: _LossMode | None = None
+        self.labels: dict[int, tuple[Tensor, LabelKey]] = {}
+        self.batch_size = -1
+        self.matched = 0
+        self.seen: set[str] = set()
+        self._entered: list[int] = []
+
+    # ------------------------------------------------------------ recipes
+
+    @classmethod
+    def attach(cls, module: nn.Module, user: object, label_key: LabelKey = None) -> "LossPath":
+        """The path of ``module`` (created on first use), with ``user`` registered.
+
+        Args:
+            module: The LightningModule.
+            user: The recipe (its class name is used in messages).
+            label_key: Where the recipe's labels are in a batch (see ``batch_labels``);
+                None reads ``(inputs, labels)`` pairs and dicts with one label-like key.
+        """
+        path = cls._by_module.get(module)
+        if path is None:
+            path = cls._by_module[module] = cls(module)
+        path.users[id(user)] = (type(user).__name__, label_key)
+        return path
+
+    def detach(self, user: object) -> None:
+        """Unregister ``user``; the last one leaves the module clean (hooks removed)."""
+        self.users.pop(id(user), None)
+        if self.users:
+            return
+        self.close()
+        for handles in self.hooked.values():
+            for handle in handles:
+                handle.remove()
+        self.hooked.clear()
+        self.weights.clear()
+        self.installed.clear()
+        module = self._module()
+        if module is not None:
+            self._by_module.pop(module, None)
+
+    def set_class_weights(
+        self,
+        label_key: LabelKey,
+        weight: Tensor | None,
+        pos_weight: Tensor | None,
+        installed: tuple[nn.Module, str] | None = None,
+    ) -> None:
+        """Class weights of the labels at ``label_key``, for every training step from now on.
+
+        Args:
+            label_key: Where those labels are in a batch.
+            weight: Multi-class weights (``weight=`` of cross-entropy and NLL).
+            pos_weight: Positive-over-negative weights (``pos_weight=`` of BCE with logits).
+            installed: The loss module and buffer name that also hold them: a call that
+                passes that buffer is weighted already.
+        """
+        self.weights[label_key] = (weight, pos_weight)
+        if installed is not None and installed not in self.installed:
+            self.installed.append(installed)
+
+    def hook(self, loss: nn.Module) -> None:
+        """Open the module door on a custom loss module (its math may be invisible to the mode).
+
+        If a loss function inside its ``forward`` was edited by the mode, the door does
+        nothing more; otherwise (the library's ``FocalLoss``) it applies the edit through
+        the module's own ``forward``.
+        """
+        if id(loss) in self.hooked:
+            return
+        self.hooked[id(loss)] = [
+            loss.register_forward_pre_hook(self._before_loss),
+            loss.register_forward_hook(self._after_loss, with_kwargs=True),
+        ]
+
+    # ------------------------------------------------------------ one batch
+
+    def begin_batch(self, batch: Any, token: tuple[int, int]) -> bool:
+        """Start the training batch ``token``: find its labels, enter the mode.
+
+        Returns:
+            False if the batch was already started (by another recipe).
+
+        Raises:
+            RecipeConfigError: If a recipe's labels cannot be found (pass ``label_key``).
+        """
+        if self.token == token:
+            return False
+        self.close()
+        self.token = token
+        self.edit = LossEdit()
+        self.matched = 0
+        self.seen = set()
+        for key in dict.fromkeys(key for _, key in self.users.values()):
+            owners = sorted({name for name, k in self.users.values() if k == key})
+            labels = batch_labels(batch, key, owner=" / ".join(owners))
+            self.track(labels, key)
+            self.batch_size = int(labels.shape[0]) if labels.dim() else -1
+        self.mode = _LossMode(self)
+        self.mode.__enter__()
+        self.open = True
+        return True
+
+    def mix(self, index: Tensor, lam: float) -> None:
+        """The batch's inputs were mixed with partners ``index`` at weight ``lam``."""
+        self.edit.terms = tuple(compose_mix(list(self.edit.terms), index, lam))
+        self.batch_size = int(index.shape[0])
+
+    def smooth(self, smoothing: float) -> None:
+        """Smooth this batch's (mixed) targets towards the uniform one."""
+        self.edit.smoothing = smoothing
+
+    def leave_step(self) -> None:
+        """Leave the mode (before the backward pass: the optimizer step is not seen)."""
+        if self.mode is not None:
+            mode, self.mode = self.mode, None
+            mode.__exit__(None, None, None)
+
+    def close(self) -> None:
+        """Leave the mode and forget the batch's tensors (idempotent; also on errors)."""
+        self.leave_step()
+        self.labels = {}
+        self.open = False
+        self._entered.clear()
+
+    def _due(self) -> bool:
+        return bool(self.weights) or self.edit.changes_loss
+
+    def end_batch(self, token: tuple[int, int], produced_loss: bool) -> None:
+        """End the batch; raise if an edit was due, a loss was produced, and none matched."""
+        if self.token != token or not self.open:
+            return
+        due = self._due()
+        self.close()
+        if due and produced_loss and not self.matched:
+            raise RecipeConfigError(self.no_match_message())
+
+    def _names(self) -> list[str]:
+        return sorted({name for name, _ in self.users.values()}) or ["The loss recipes"]
+
+    def no_match_message(self) -> str:
+        """Why no loss call was edited in a step, and what was looked for."""
+        seen = (
+            f" The labels reached {', '.join(sorted(self.seen))}, which cannot be weighted, "
+            "mixed or smoothed."
+            if self.seen
+            else ""
+        )
+        return (
+            f"{', '.join(self._names())} found no training loss to act on in this training "
+            "step: it looks for a call of F.cross_entropy, F.nll_loss, "
+            "F.binary_cross_entropy_with_logits or F.binary_cross_entropy (directly, or "
+            "through nn.CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss, BCELoss or the "
+            "library's FocalLoss) whose target is the batch's labels (label_key), made "
+            f"while the module is in training mode.{seen} Compute the training loss with "
+            "one of them on the batch's labels, or remove the recipe."
+        )
+
+    # ------------------------------------------------------------ the doors' side
+
+    def is_labels(self, value: Any) -> bool:
+        """Whether ``value`` is one of the batch's labels or derived from them."""
+        return isinstance(value, Tensor) and id(value) in self.labels
+
+    def track(self, value: Any, key: LabelKey | Tensor) -> None:
+        """Count ``value`` as the labels at ``key`` (or as the labels ``key`` is derived from)."""
+        if isinstance(key, Tensor):
+            key = self.labels[id(key)][1]
+        if isinstance(value, Tensor):
+            self.labels[id(value)] = (value, key)
+
+    def _edit_for(self, target: Tensor) -> LossEdit:
+        weight, pos_weight = self.weights.get(self.labels[id(target)][1], (None, None))
+        return LossEdit(weight, pos_weight, self.edit.terms, self.edit.smoothing)
+
+    def _training(self) -> bool:
+        module = self._module()
+        return self.open and module is not None and module.training
+
+    def loss_call(
+        self, func: Callable[..., Tensor], kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Tensor:
+        """One call of a loss function seen by the mode: edited when it is the training loss."""
+        target = args[1] if len(args) > 1 else kwargs.get("target")
+        if not self._training() or not self.is_labels(target):
+            return func(*args, **kwargs)
+        assert isinstance(target, Tensor)
+        edit = self._edit_for(target)
+        if not edit.changes_loss:
+            return func(*args, **kwargs)
+        bound = _SIGNATURES[func].bind(*args, **kwargs)
+        bound.apply_defaults()
+        self.matched += 1
+        return _edit_call(func, kind, dict(bound.arguments), edit, self._installed, self.batch_size)
+
+    def _installed(self, weight: Tensor) -> bool:
+        return any(weight is getattr(loss, name, None) for loss, name in self.installed)
+
+    def _before_loss(self, module: nn.Module, args: Any) -> None:
+        self._entered.append(self.matched)
+
+    def _after_loss(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> Any:
+        before = self._entered.pop() if self._entered else self.matched
+        if not self._training() or self.matched != before:
+            return None  # not training, or a loss function inside was edited already
+        inputs = args[0] if args else kwargs.get("input")
+        target = args[1] if len(args) > 1 else kwargs.get("target")
+        if not isinstance(inputs, Tensor) or not self.is_labels(target):
+            return None
+        assert isinstance(target, Tensor)
+        edit = self._edit_for(target)
+        if not edit.changes_loss:
+            return None
+        weighted = any(loss is module for loss, _ in self.installed)
+        if (edit.weight is not None or edit.pos_weight is not None) and not weighted:
+            raise RecipeConfigError(
+                f"ClassWeighting cannot weight {type(module).__name__}: it calls none of "
+                "F.cross_entropy, F.nll_loss or F.binary_cross_entropy_with_logits on the "
+                "labels, and has no weight buffer. Use one of those losses, or FocalLoss."
+            )
+        self.matched += 1
+        if not edit.mixes and not edit.smoothing:
+            return None  # weighted by its own buffer: nothing more to do
+        if edit.mixes and target.shape[:1] != (self.batch_size,):
+            raise RecipeConfigError(
+                f"{type(module).__name__} received the labels with shape "
+                f"{tuple(target.shape)} during a mixed batch of {self.batch_size} samples: "
+                "mixing needs one target per sample, in batch order."
+            )
+        multiclass = getattr(module, "task", "multiclass") == "multiclass"
+        kind: Kind = "multiclass" if multiclass else "binary_logits"
+        return edited_loss(
+            lambda t: module.forward(inputs, t),
+            target,
+            list(edit.terms),
+            edit.smoothing,
+            lambda: module.forward(inputs, uniform_target(kind, inputs)),
+        )
+
+
+class LossRecipe(Callback):
+    """The Lightning side of a recipe that edits the training loss through the `LossPath`.
+
+    Subclasses call `attach_loss_path` in ``setup`` and add their part to
+    ``self.loss_path.edit`` (or call ``mix`` / ``smooth`` / ``set_class_weights``); this
+    base starts each training batch (labels found, mode entered), leaves the mode before
+    the backward pass, checks at the batch's end that the edit met the loss, and undoes
+    everything at teardown and on exceptions.
+    """
+
+    loss_path: LossPath | None = None
+
+    def attach_loss_path(self, pl_module: LightningModule, label_key: LabelKey) -> LossPath:
+        """Join ``pl_module``'s loss path (idempotent)."""
+        self.loss_path = LossPath.attach(pl_module, self, label_key)
+        return self.loss_path
+
+    @staticmethod
+    def batch_token(trainer: Trainer, batch_idx: int) -> tuple[int, int]:
+        """What identifies a training batch across the callbacks of one Trainer."""
+        return (trainer.current_epoch, batch_idx)
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx))
+
+    @override
+    def on_before_backward(
+        self, trainer: Trainer, pl_module: LightningModule, loss: Tensor
+    ) -> None:
+        # Manual optimization calls backward inside training_step: stay until its end.
+        if self.loss_path is not None and pl_module.automatic_optimization:
+            self.loss_path.leave_step()
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.loss_path is not None:
+            token = self.batch_token(trainer, batch_idx)
+            self.loss_path.end_batch(token, produced_loss=outputs is not None)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.loss_path is not None:
+            self.loss_path.detach(self)
+            self.loss_path = None
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["loss_path"] = None  # hooks and a mode of one process
+        return state
