@@ -6,8 +6,11 @@ adding one `Entry` line to `REGISTRY`. The checks live in ``tests/test_registry.
 ``tests/ddp/cases.py::registry_fits``.
 
 The fits run on `UserNet`, a LightningModule written the way a user would write one (not
-the library's `Classifier`): a ``backbone``, a ``head``, a ``loss_fn`` attribute, an
-``lr`` attribute, dropout and batch normalisation, metrics logged per epoch.
+the library's `Classifier`): a ``backbone``, a ``head``, an ``lr`` attribute, dropout and
+batch normalisation, metrics logged per epoch, and the most common Lightning style of
+loss: ``F.cross_entropy(logits, y)`` called in ``training_step``, no loss attribute (the
+loss recipes act on it unchanged). ``UserNet(functional=False)`` holds the loss as
+``self.loss_fn`` instead; the checks of every callback together run on both.
 """
 
 import importlib
@@ -124,9 +127,10 @@ REGISTRY: list[Entry] = [
 class UserNet(LightningModule):
     """A user's own classifier for 8x8 digits, flattened to 64 features."""
 
-    def __init__(self, lr: float = 0.05, dropout: float = 0.0) -> None:
+    def __init__(self, lr: float = 0.05, dropout: float = 0.0, functional: bool = True) -> None:
         super().__init__()
         self.lr = lr
+        self.functional = functional
         self.backbone = nn.Sequential(
             nn.Linear(64, 32),
             nn.BatchNorm1d(32),
@@ -136,14 +140,18 @@ class UserNet(LightningModule):
             nn.ReLU(),
         )
         self.head = nn.Linear(32, 10)
-        self.loss_fn = nn.CrossEntropyLoss()
+        if not functional:
+            self.loss_fn = nn.CrossEntropyLoss()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.backbone(x))  # type: ignore[no-any-return]
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = self.loss_fn(self(x), y)
+        logits = self(x)
+        loss = (
+            nn.functional.cross_entropy(logits, y) if self.functional else self.loss_fn(logits, y)
+        )
         self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         return loss  # type: ignore[no-any-return]
 
@@ -202,6 +210,7 @@ def fit(
     crash_at: int | None = None,
     trainer_kwargs: Mapping[str, Any] | None = None,
     dropout: float = 0.0,
+    functional: bool = True,
 ) -> tuple[Trainer, UserNet]:
     """Fit `UserNet` on digits with ``callbacks``, saving ``last.ckpt`` after every epoch.
 
@@ -210,7 +219,7 @@ def fit(
     callback leaves training's RNG alone uses dropout.
     """
     seed_everything(0)
-    model = UserNet(dropout=dropout)
+    model = UserNet(dropout=dropout, functional=functional)
     checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_last=True)
     extra: list[Callback] = [checkpoint] + ([CrashAt(crash_at)] if crash_at is not None else [])
     kwargs = {**FIT_ARGS, "default_root_dir": root, **(trainer_kwargs or {})}

@@ -139,18 +139,19 @@ def test_recipes_that_act_say_what_they_did(entry: Entry, tmp_path: Path) -> Non
     json.dumps(summary.to_dict())  # JSON-able, for metrics.json
 
 
-def test_all_callbacks_together_resume_like_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("functional", [True, False], ids=["F.cross_entropy", "loss_fn"])
+def test_all_callbacks_together_resume_like_an_uninterrupted_run(
+    functional: bool, tmp_path: Path
+) -> None:
     def build() -> list[Callback]:
         return [entry.build() for entry in REGISTRY]
 
-    full_trainer, full = fit(build(), tmp_path / "full", trainer_kwargs={"max_epochs": 4})
+    args: dict[str, Any] = {"trainer_kwargs": {"max_epochs": 4}, "functional": functional}
+    full_trainer, full = fit(build(), tmp_path / "full", **args)
     with contextlib.suppress(CrashError):
-        fit(build(), tmp_path / "cut", crash_at=2, trainer_kwargs={"max_epochs": 4})
+        fit(build(), tmp_path / "cut", crash_at=2, **args)
     resumed_trainer, resumed = fit(
-        build(),
-        tmp_path / "resumed",
-        ckpt_path=tmp_path / "cut" / "ckpt" / "last.ckpt",
-        trainer_kwargs={"max_epochs": 4},
+        build(), tmp_path / "resumed", ckpt_path=tmp_path / "cut" / "ckpt" / "last.ckpt", **args
     )
     assert_same(state_of(resumed), state_of(full), "weights")
     ours = len(REGISTRY)  # the Trainer puts its checkpoint callback and ours after them
@@ -159,13 +160,17 @@ def test_all_callbacks_together_resume_like_an_uninterrupted_run(tmp_path: Path)
         assert_same(a.state_dict(), b.state_dict(), type(a).__name__)  # type: ignore[union-attr]
 
 
-def test_all_callbacks_together_in_any_order(tmp_path: Path) -> None:
+def test_all_callbacks_together_in_any_order_and_either_loss_style(tmp_path: Path) -> None:
     states = []
-    for order, entries in enumerate((REGISTRY, REGISTRY[::-1])):
-        trainer, model = fit([e.build() for e in entries], tmp_path / str(order))
+    runs = ((REGISTRY, True), (REGISTRY[::-1], True), (REGISTRY, False))
+    for order, (entries, functional) in enumerate(runs):
+        built = [e.build() for e in entries]
+        trainer, model = fit(built, tmp_path / str(order), functional=functional)
         states.append(state_of(model))
         trainer.test(model, datamodule=trainer.datamodule, verbose=False)
     assert_same(states[0], states[1], "weights depend on callback order")
+    # The loss recipes act the same on F.cross_entropy as on self.loss_fn.
+    assert_same(states[0], states[2], "weights depend on how the module computes its loss")
 
 
 @pytest.fixture(scope="module")
