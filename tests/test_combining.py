@@ -23,13 +23,16 @@ def finder(**kwargs: Any) -> LRFinder:
 
 def test_the_range_test_sweeps_the_weighted_loss_whatever_the_order(tmp_path: Path) -> None:
     curves = []
-    for order in range(2):
+    runs = [(0, True), (1, True), (0, False), (1, False), (None, True)]
+    for i, (order, functional) in enumerate(runs):
         lr_finder, weighting = finder(), ClassWeighting()
-        callbacks = [lr_finder, weighting] if order == 0 else [weighting, lr_finder]
-        _, model = fit(callbacks, tmp_path / str(order), trainer_kwargs={"max_epochs": 1})
-        assert model.loss_fn.weight is not None
+        callbacks = [lr_finder] if order is None else [lr_finder, weighting][:: 1 - 2 * order]
+        args: dict[str, Any] = {"trainer_kwargs": {"max_epochs": 1}, "functional": functional}
+        fit(callbacks, tmp_path / str(i), **args)
         curves.append(lr_finder.results[0].losses)
-    assert curves[0] == curves[1]
+    # Whichever order, whether the module calls F.cross_entropy or self.loss_fn: one curve.
+    assert curves[0] == curves[1] == curves[2] == curves[3]
+    assert curves[0] != curves[4]  # and it is the weighted one
 
 
 def test_the_start_test_sweeps_every_parameter_that_will_train(tmp_path: Path) -> None:

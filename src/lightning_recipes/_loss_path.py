@@ -33,7 +33,8 @@ on it (tested in ``tests/test_loss_path.py``).
 
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -60,6 +61,7 @@ __all__ = [
     "compose_mix",
     "edited_loss",
     "uniform_target",
+    "weighted_training_loss",
 ]
 
 Kind = Literal["multiclass", "log_probs", "binary_logits", "binary_probs"]
@@ -630,6 +632,36 @@ class LossPath:
             edit.smoothing,
             lambda: module.forward(inputs, uniform_target(kind, inputs)),
         )
+
+
+@contextmanager
+def weighted_training_loss(source: nn.Module, probe: nn.Module, batch: Any) -> Iterator[None]:
+    """Run ``probe``'s training step on ``batch`` with the class weights of ``source``.
+
+    For a recipe that trains a copy of the module (the LR finder's range test): the copy's
+    loss is weighted as the module's is, through either door, with no batch mixing.
+
+    Args:
+        source: The module whose loss path holds the weights.
+        probe: A deep copy of it.
+        batch: The batch the copy trains on.
+    """
+    path = LossPath._by_module.get(source)
+    if path is None or not path.weights:
+        yield
+        return
+    twin = LossPath(probe)
+    twin.users = dict(path.users)
+    twin.weights = dict(path.weights)
+    names = {id(module): name for name, module in source.named_modules()}
+    for loss, buffer in path.installed:
+        if id(loss) in names:
+            twin.installed.append((probe.get_submodule(names[id(loss)]), buffer))
+    twin.begin_batch(batch, (-1, -1))
+    try:
+        yield
+    finally:
+        twin.close()
 
 
 class LossRecipe(Callback):

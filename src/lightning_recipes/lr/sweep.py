@@ -28,6 +28,7 @@ from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
 from lightning_recipes import _lightning as helpers
+from lightning_recipes._loss_path import weighted_training_loss
 from lightning_recipes._optim import group_ratios
 from lightning_recipes._rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -242,7 +243,10 @@ def run_sweep(
             counted = 0
             for micro in range(accumulate):
                 batch = trainer.strategy.batch_to_device(next(batches))
-                with trainer.precision_plugin.train_step_context():
+                with (
+                    trainer.precision_plugin.train_step_context(),
+                    weighted_training_loss(pl_module, probe, batch),
+                ):
                     loss = _step_loss(probe.training_step(batch, step * accumulate + micro))
                 if loss is None:
                     continue
