@@ -118,6 +118,14 @@ _DERIVES_LABELS: frozenset[Any] = frozenset(
 )
 
 
+# torch's other losses: named in the error when they receive the labels.
+_OTHER_LOSSES: frozenset[Any] = frozenset(
+    getattr(F, name)
+    for name in dir(F)
+    if name.endswith("_loss") and getattr(F, name) not in LOSS_FUNCTIONS
+) | frozenset({F.kl_div})
+
+
 # ---------------------------------------------------------------- the pure math
 
 
@@ -355,6 +363,10 @@ class _LossMode(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if torch.compiler.is_compiling():
+            # Inside a compiled region the mode steps aside (no graph break): a loss
+            # computed there is not edited, and the step's check says so.
+            return func(*args, **kwargs)
         kind = LOSS_FUNCTIONS.get(func)
         if kind is not None:
             return self.path.loss_call(func, kind, args, kwargs)
@@ -362,7 +374,7 @@ class _LossMode(TorchFunctionMode):
         if func in _DERIVES_LABELS:
             if args and self.path.is_labels(args[0]):
                 self.path.track(out, args[0])
-        elif "loss" in getattr(func, "__name__", "") and any(map(self.path.is_labels, args)):
+        elif func in _OTHER_LOSSES and any(map(self.path.is_labels, args)):
             self.path.seen.add(func.__name__)  # a loss the recipes cannot edit (MSE, ...)
         return out
 
@@ -547,7 +559,8 @@ class LossPath:
             "through nn.CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss, BCELoss or the "
             "library's FocalLoss) whose target is the batch's labels (label_key), made "
             f"while the module is in training mode.{seen} Compute the training loss with "
-            "one of them on the batch's labels, or remove the recipe."
+            "one of them on the batch's labels, outside any torch.compile'd function (a "
+            "compiled model is fine), or remove the recipe."
         )
 
     # ------------------------------------------------------------ the doors' side
