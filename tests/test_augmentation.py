@@ -243,7 +243,7 @@ def test_a_loss_the_recipe_cannot_mix_is_an_error_naming_it() -> None:
 
     seed_everything(0)
     trainer = Trainer(callbacks=[MixUp()], **FIT)
-    with pytest.raises(RecipeConfigError, match="found no training loss.*mse_loss"):
+    with pytest.raises(RecipeConfigError, match=r"found no training loss.*mse_loss"):
         trainer.fit(Squared(), digits())
 
 

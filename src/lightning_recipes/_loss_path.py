@@ -503,7 +503,7 @@ class LossPath:
             self.track(labels, key)
             self.batch_size = int(labels.shape[0]) if labels.dim() else -1
         self.mode = _LossMode(self)
-        self.mode.__enter__()
+        self.mode.__enter__()  # type: ignore[no-untyped-call]
         self.open = True
         return True
 
@@ -520,7 +520,7 @@ class LossPath:
         """Leave the mode (before the backward pass: the optimizer step is not seen)."""
         if self.mode is not None:
             mode, self.mode = self.mode, None
-            mode.__exit__(None, None, None)
+            mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         """Leave the mode and forget the batch's tensors (idempotent; also on errors)."""
