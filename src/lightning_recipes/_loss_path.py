@@ -19,7 +19,7 @@ step's loss (`LossEdit`): class weights (for the whole fit), mixed targets and s
    library's ``FocalLoss``) gets a forward hook that applies the same edit through its own
    ``forward``.
 
-The order is the contract's (``docs/combining.md``, rule 7): the target's mix terms first
+The order is the contract's (``docs/combining.md``, rule 6): the target's mix terms first
 (MixUp and CutMix compose), then smoothing of the mixed target, every term computed with
 the class weights. Validation, test and predict never see an edit (the mode is entered at
 ``on_train_batch_start`` and left before the backward pass), and a training step in which
