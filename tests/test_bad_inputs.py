@@ -11,6 +11,7 @@ Trainer and must fail before the first epoch ends.
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,6 +213,14 @@ def test_a_bad_argument_is_refused_at_construction(
 def test_a_sample_index_outside_the_batch_is_refused() -> None:
     with pytest.raises(RecipeConfigError, match=r"^Invalid samples=.*outside the batch of 4"):
         batch_mixing(nn.Linear(3, 2), torch.randn(4, 3), samples=(0, 9))
+
+
+def test_the_same_checkpoint_twice_is_refused(tmp_path: Path) -> None:
+    """It made an ensemble that counts one model twice."""
+    path = tmp_path / "fold0.ckpt"
+    path.touch()
+    with pytest.raises(RecipeConfigError, match=r"^Invalid paths=.*appears twice"):
+        EnsembleModule.from_checkpoints(LightningModule, [path, tmp_path / "." / "fold0.ckpt"])
 
 
 # ---------------------------------------------------------------- checks against the model
