@@ -1,5 +1,6 @@
 """The Attribution callback in every Trainer stage, and its outputs."""
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -216,8 +217,11 @@ def test_test_only_use_is_checked_before_the_first_test_batch(make_trainer: Make
         ({"feature_names": []}, "feature_names"),
         ({"feature_names": "abc"}, "feature_names"),
         ({"feature_names": ["a", "a"]}, "feature_names"),
-        ({"method_kwargs": {"nope": 1}}, "nope"),
-        ({"method": "integrated_gradients", "method_kwargs": {"n_steps": 0}}, "n_steps"),
+        ({"method_kwargs": {"nope": 1}}, "method_kwargs['nope']"),
+        (
+            {"method": "integrated_gradients", "method_kwargs": {"n_steps": 0}},
+            "method_kwargs['n_steps']",
+        ),
         ({"method_kwargs": "n_samples=5"}, "method_kwargs"),
         ({"inputs": torch.ones(5)}, "inputs"),
         ({"inputs": [1.0, 2.0]}, "inputs"),
@@ -230,7 +234,7 @@ def test_test_only_use_is_checked_before_the_first_test_batch(make_trainer: Make
     ],
 )
 def test_more_bad_arguments(kwargs: dict[str, object], name: str) -> None:
-    with pytest.raises(RecipeConfigError, match=f"Invalid {name}="):
+    with pytest.raises(RecipeConfigError, match=f"Invalid {re.escape(name)}="):
         Attribution(**kwargs)  # type: ignore[arg-type]
 
 

@@ -80,9 +80,9 @@ def test_make_imbalanced_extremes() -> None:
         (lambda: stratified_split([0, 1], (1.5, -0.5)), "fractions"),
         (lambda: stratified_split([[0, 1]], (1.0,)), "labels"),
         (lambda: stratified_split([0.5, 1.0], (1.0,)), "labels"),
-        (lambda: make_imbalanced([0, 1], {1: -0.1}), "imbalance[1]"),
-        (lambda: make_imbalanced([0, 1], {1: 1.5}), "imbalance[1]"),
-        (lambda: make_imbalanced([0, 1], {7: 0.5}), "imbalance"),
+        (lambda: make_imbalanced([0, 1], {1: -0.1}), "fractions[1]"),
+        (lambda: make_imbalanced([0, 1], {1: 1.5}), "fractions[1]"),
+        (lambda: make_imbalanced([0, 1], {7: 0.5}), "fractions"),
         (lambda: class_counts([0, -1]), "labels"),
     ],
 )

@@ -7,6 +7,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
+from lightning_recipes._validate import unknown_sentence
+from lightning_recipes.errors import config_error
+
 __all__ = ["MetricHistory", "metric_series"]
 
 
@@ -77,8 +80,26 @@ class MetricHistory(Callback):
             name: A metric name, e.g. ``"val_loss"``.
 
         Returns:
-            Two lists of equal length.
+            Two lists of equal length (empty before the first record).
+
+        Raises:
+            RecipeConfigError: If there are records and none holds ``name`` (a misspelt
+                name would otherwise give an empty, plausible-looking series); the message
+                lists the recorded names.
+
+        Examples:
+            >>> history = MetricHistory()
+            >>> history.records = [{"epoch": 0.0, "val_loss": 0.5}]
+            >>> history.series("val_loss")
+            ([0.0], [0.5])
+            >>> history.series("val_los")
+            Traceback (most recent call last):
+            ...
+            lightning_recipes.errors.RecipeConfigError: Invalid name='val_los'. ... 'val_loss'.
         """
+        recorded = {key for record in self.records for key in record}
+        if self.records and name not in recorded:
+            raise config_error("name", name, unknown_sentence(name, recorded, "recorded metrics"))
         return metric_series(self.records, name)
 
     @override

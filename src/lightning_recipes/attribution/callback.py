@@ -203,9 +203,11 @@ class Attribution(Callback):
                 method_kwargs,
                 "Pass a dict of keyword arguments, e.g. {'n_steps': 32}.",
             )
-        check_arguments(method, dict(method_kwargs or {}), num_samples)
-        if output is not None and not (is_int(output) or isinstance(output, str)):
-            raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
+        check_arguments(method, dict(method_kwargs or {}), num_samples, argument="method_kwargs")
+        if output is not None and not (is_int(output) or (isinstance(output, str) and output)):
+            raise config_error(
+                "output", output, "Pass a key (non-empty str) or an index (int), or None."
+            )
         self.method = method
         self.num_samples = num_samples
         self.inputs = sample

@@ -240,13 +240,17 @@ def resolve_method(method: str | type) -> tuple[str, str, Any]:
     return label, key, attribution_class
 
 
-def check_arguments(method: str | type, kwargs: dict[str, Any], batch_size: int = 1) -> None:
+def check_arguments(
+    method: str | type, kwargs: dict[str, Any], batch_size: int = 1, *, argument: str = ""
+) -> None:
     """Check the extra keyword arguments of `explain` for ``method``, without a model.
 
     Args:
         method: A name of `METHODS` or a captum attribution class.
         kwargs: What would be passed to `explain` as ``**kwargs``.
         batch_size: The number of inputs (for the chunking defaults).
+        argument: The name under which the caller received ``kwargs`` (e.g.
+            ``"method_kwargs"``): errors then name ``method_kwargs['n_steps']``.
 
     Raises:
         RecipeConfigError: For an unknown method, an argument ``attribute()`` does not
@@ -254,7 +258,12 @@ def check_arguments(method: str | type, kwargs: dict[str, Any], batch_size: int 
     """
     _, key, attribution_class = resolve_method(method)
     _attribute_kwargs(
-        attribution_class, _attribute_parameters(attribution_class), key, batch_size, kwargs
+        attribution_class,
+        _attribute_parameters(attribution_class),
+        key,
+        batch_size,
+        kwargs,
+        argument=argument,
     )
 
 
@@ -404,28 +413,31 @@ def _attribute_kwargs(
     key: str,
     batch_size: int,
     kwargs: dict[str, Any],
+    *,
+    argument: str = "",
 ) -> dict[str, Any]:
     """Our defaults for the arguments ``attribute()`` accepts, updated with the user's."""
     accepted = [_ALIASES.get(name, name) for name in parameters if name not in _OWN]
     renamed: dict[str, Any] = {}
     for name, value in kwargs.items():
         captum_name = _CAPTUM_NAMES.get(name, name)
+        label = f"{argument}[{name!r}]" if argument else name
         if name == "return_convergence_delta":
             raise config_error(
-                name,
+                label,
                 value,
                 "explain() asks for the convergence delta of every method that has one: "
                 "read it from Explanation.completeness_gap.",
             )
         if captum_name not in parameters or captum_name in _OWN or name in _ALIASES:
             raise config_error(
-                name,
+                label,
                 value,
                 f"{attribution_class.__name__}.attribute() does not accept {name!r}; it "
                 f"accepts: {', '.join(accepted)}.",
             )
         if captum_name in _COUNTS and (not is_int(value) or value < 1):
-            raise config_error(name, value, "Pass a positive integer.")
+            raise config_error(label, value, "Pass a positive integer.")
         renamed[captum_name] = value
     defaults: dict[str, Any] = {
         "internal_batch_size": max(batch_size, 1),

@@ -19,7 +19,7 @@ from lightning_recipes.data.splits import (
     make_imbalanced,
     stratified_split,
 )
-from lightning_recipes.errors import config_error
+from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = ["ArrayDataModule", "Arrays", "LabeledDataModule"]
 
@@ -31,7 +31,10 @@ def _check_split(name: str, split: Arrays | None) -> LabeledTensorDataset | None
         return None
     if not isinstance(split, (tuple, list)) or len(split) != 2:
         raise config_error(name, type(split).__name__, "Pass a (features, labels) pair.")
-    return LabeledTensorDataset(*split)
+    try:
+        return LabeledTensorDataset(*split)
+    except RecipeConfigError as err:
+        raise config_error(name, "(features, labels)", f"In this pair: {err}") from err
 
 
 class LabeledDataModule(LightningDataModule):
@@ -227,7 +230,9 @@ class ArrayDataModule(LabeledDataModule):
             full_train, val_dataset = full_train.subset(train_idx), full_train.subset(val_idx)
         if imbalance:
             full_train = full_train.subset(
-                make_imbalanced(full_train.targets.numpy(), imbalance, seed=seed)
+                make_imbalanced(
+                    full_train.targets.numpy(), imbalance, seed=seed, argument="imbalance"
+                )
             )
         self.num_folds = num_folds
         self.fold = fold

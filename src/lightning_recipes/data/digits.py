@@ -12,6 +12,7 @@ from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.preprocessing import Scaler, make_scaler
 from lightning_recipes.data.splits import (
     FoldKind,
+    check_class_fractions,
     check_fold_args,
     fold_split,
     make_imbalanced,
@@ -98,13 +99,7 @@ class DigitsDataModule(LabeledDataModule):
                 val_fraction + test_fraction,
                 "Leave some data for training: the two fractions must sum to less than 1.",
             )
-        for cls, fraction in (imbalance or {}).items():
-            if not 0 <= int(cls) < self.num_classes or not 0.0 <= float(fraction) <= 1.0:
-                raise config_error(
-                    f"imbalance[{cls}]",
-                    fraction,
-                    "Map class ids 0-9 to the fraction of the class to keep, in [0, 1].",
-                )
+        imbalance = check_class_fractions("imbalance", imbalance or {}, self.num_classes)
         self.layout = layout
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -150,7 +145,9 @@ class DigitsDataModule(LabeledDataModule):
             train_idx, val_idx = pool[in_train], pool[in_val]
         if self.imbalance:
             train_idx = train_idx[
-                make_imbalanced(labels[train_idx], self.imbalance, seed=self.seed)
+                make_imbalanced(
+                    labels[train_idx], self.imbalance, seed=self.seed, argument="imbalance"
+                )
             ]
         self.train_dataset = full.subset(train_idx)
         self.val_dataset = full.subset(val_idx)

@@ -6,17 +6,19 @@ approximately proportional: see their docstrings for the rounding rule.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from lightning_recipes._optional import require
+from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [
     "FOLD_KINDS",
     "FoldKind",
+    "check_class_fractions",
     "check_fold_args",
     "class_counts",
     "fold_split",
@@ -100,9 +102,13 @@ def stratified_split(
         [3, 3]
     """
     y = _as_labels(labels)
-    parts = np.asarray(fractions, dtype=np.float64)
+    fix = "Pass a list of non-negative part sizes summing to 1, e.g. (0.8, 0.2)."
+    try:
+        parts = np.asarray(fractions, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise config_error("fractions", fractions, fix) from err
     if parts.ndim != 1 or parts.size == 0 or np.any(parts < 0) or not np.all(np.isfinite(parts)):
-        raise config_error("fractions", tuple(fractions), "Pass non-negative part sizes.")
+        raise config_error("fractions", fractions, fix)
     if not np.isclose(parts.sum(), 1.0):
         raise config_error("fractions", tuple(fractions), "The part sizes must sum to 1.")
     rng = np.random.default_rng(seed)
@@ -117,8 +123,55 @@ def stratified_split(
     ]
 
 
+def check_class_fractions(
+    argument: str, fractions: Any, num_classes: int | None = None
+) -> dict[int, float]:
+    """Check a ``{class_id: fraction of the class to keep}`` mapping (``imbalance=``).
+
+    Args:
+        argument: The argument's name, for the message.
+        fractions: What was passed.
+        num_classes: When known, class ids must be below it.
+
+    Returns:
+        The mapping, as a dict of ints to floats.
+
+    Raises:
+        RecipeConfigError: Unless it maps class ids (ints ``>= 0``, below ``num_classes``)
+            to fractions in [0, 1].
+
+    Examples:
+        >>> check_class_fractions("imbalance", {3: 0.1})
+        {3: 0.1}
+        >>> check_class_fractions("imbalance", [0.1])
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: Invalid imbalance=[0.1]. Pass a mapping ...
+    """
+    ids = "class ids 0-" + str(num_classes - 1) if num_classes else "class ids (ints >= 0)"
+    fix = (
+        f"Pass a mapping of {ids} to the fraction of the class to keep, in [0, 1], e.g. {{3: 0.1}}."
+    )
+    if not isinstance(fractions, Mapping):
+        raise config_error(argument, fractions, fix)
+    out: dict[int, float] = {}
+    for cls, fraction in fractions.items():
+        if not is_int(cls, numpy_ints=True) or cls < 0:
+            raise config_error(argument, dict(fractions), f"Key {cls!r} is not a class id. {fix}")
+        if num_classes is not None and cls >= num_classes:
+            raise config_error(f"{argument}[{cls}]", fraction, fix)
+        if not is_real(fraction) or not 0.0 <= fraction <= 1.0:
+            raise config_error(f"{argument}[{cls}]", fraction, fix)
+        out[int(cls)] = float(fraction)
+    return out
+
+
 def make_imbalanced(
-    labels: npt.ArrayLike, fractions: Mapping[int, float], *, seed: int = 0
+    labels: npt.ArrayLike,
+    fractions: Mapping[int, float],
+    *,
+    seed: int = 0,
+    argument: str = "fractions",
 ) -> npt.NDArray[np.int64]:
     """Select indices that shrink chosen classes to a fraction of their size.
 
@@ -131,12 +184,13 @@ def make_imbalanced(
         labels: 1-D integer class ids, one per sample.
         fractions: ``{class_id: fraction in [0, 1]}``.
         seed: Seed of the random choice.
+        argument: The name under which the caller received ``fractions``, for errors.
 
     Returns:
         The sorted indices of the kept samples.
 
     Raises:
-        RecipeConfigError: If a fraction is outside [0, 1] or a class does not occur.
+        RecipeConfigError: If ``fractions`` is not such a mapping or a class does not occur.
 
     Examples:
         >>> labels = [0] * 10 + [1] * 10
@@ -146,14 +200,11 @@ def make_imbalanced(
     """
     y = _as_labels(labels)
     present = set(np.unique(y).tolist())
-    for cls, fraction in fractions.items():
-        if not 0.0 <= float(fraction) <= 1.0:
-            raise config_error(
-                f"imbalance[{cls}]", fraction, "Pass the fraction of the class to keep, in [0, 1]."
-            )
+    check_class_fractions(argument, fractions)
+    for cls in fractions:
         if int(cls) not in present:
             raise config_error(
-                "imbalance",
+                argument,
                 dict(fractions),
                 f"Class {cls} does not occur; classes: {sorted(present)}.",
             )

@@ -132,6 +132,13 @@ class EnsembleModule(LightningModule):
             )
         if isinstance(paths, str | Path) or not isinstance(paths, Sequence) or not paths:
             raise config_error("paths", paths, "Pass a non-empty list of checkpoint paths.")
+        if len({Path(path).resolve() for path in paths}) != len(paths):
+            raise config_error(
+                "paths",
+                [str(path) for path in paths],
+                "A checkpoint appears twice, which would count one model twice: give each "
+                "once (pass weights= to weigh a member more).",
+            )
         for path in paths:
             if not Path(path).is_file():
                 raise config_error("paths", str(path), "No such checkpoint file.")

@@ -15,7 +15,14 @@ from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._optim import split_param_groups
 from lightning_recipes._optional import new_figure
-from lightning_recipes._validate import flag, is_int, is_real, non_negative_int, positive_int
+from lightning_recipes._validate import (
+    flag,
+    is_int,
+    is_real,
+    names_sequence,
+    non_negative_int,
+    positive_int,
+)
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.groups import (
     GroupSpec,
@@ -273,13 +280,9 @@ class Freezer(Callback):
                 "Pass a module name, a list of module names, a callable, or use "
                 "backbone_regex / all_but_last.",
             )
-        if not backbone:
-            raise config_error("backbone", backbone, "Pass at least one module name.")
-        if not all(isinstance(name, str) and name for name in backbone):
-            raise config_error(
-                "backbone", list(backbone), "Every entry must be a module name or glob."
-            )
-        return list(backbone)
+        return list(
+            names_sequence("backbone", backbone, what="module names or globs", example=["encoder"])
+        )
 
     @staticmethod
     def _check_schedule(unfreeze: Schedule) -> dict[int, int] | str | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from lightning_recipes._validate import is_real, positive_int
+from lightning_recipes._validate import is_real, names_sequence, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [
@@ -67,7 +67,7 @@ def check_group_spec(groups: Any, argument: str = "groups") -> None:
 
     Raises:
         RecipeConfigError: For an unknown string, an empty list, a list holding
-            something other than non-empty strings, or any other type.
+            something other than non-empty strings or a name twice, or any other type.
     """
     if isinstance(groups, str):
         if groups not in ("auto", "children"):
@@ -81,12 +81,7 @@ def check_group_spec(groups: Any, argument: str = "groups") -> None:
         raise config_error(
             argument, groups, "Pass 'auto', 'children', a list of module names or a callable."
         )
-    if not groups:
-        raise config_error(argument, groups, "Pass at least one module name (or 'auto').")
-    if not all(isinstance(name, str) and name for name in groups):
-        raise config_error(
-            argument, list(groups), "Every entry must be a module name or glob (a string)."
-        )
+    names_sequence(argument, groups, what="module names or globs", example=["0", "1"])
 
 
 _STAGE_ATTRIBUTES = ("blocks", "stages", "layers", "features")

@@ -278,6 +278,10 @@ def batch_mixing(
         (empty lists when the model is clean). If the output's first dimension differs
         from the batch size, every checked sample maps to all others.
 
+    Raises:
+        RecipeConfigError: If the batch has fewer than 2 samples, is not floating-point,
+            or an index in ``samples`` is outside it.
+
     Examples:
         >>> import torch
         >>> batch_mixing(torch.nn.Linear(3, 2), torch.randn(4, 3))
@@ -290,6 +294,14 @@ def batch_mixing(
     if not inputs.is_floating_point():
         raise config_error("inputs", f"<{inputs.dtype} tensor>", "Pass a floating-point batch.")
     n = inputs.shape[0]
+    outside = [i for i in samples if not -n <= i < n]
+    if outside:
+        raise config_error(
+            "samples",
+            tuple(samples),
+            f"Index {outside[0]} is outside the batch of {n} samples: pass indices in "
+            f"[{-n}, {n - 1}] (negative ones count from the end).",
+        )
     indices = sorted({i % n for i in samples})
     with torch.inference_mode(False), torch.enable_grad():
         x = inputs.detach().clone().requires_grad_(True)
@@ -351,6 +363,8 @@ class BatchMixingCheck(Callback):
             )
         if len(samples) == 0:
             raise config_error("samples", tuple(samples), "Pass at least one sample index.")
+        if len(set(samples)) != len(samples):
+            raise config_error("samples", tuple(samples), "Give each sample index once.")
         self.on_mixing = on_mixing
         self.input_fn = input_fn
         self.samples = tuple(samples)

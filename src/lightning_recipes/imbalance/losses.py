@@ -65,7 +65,11 @@ def _as_vector(argument: str, value: Sequence[float] | Tensor) -> Tensor:
             vector = torch.as_tensor(value, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError) as err:
             raise config_error(argument, value, "Pass a 1-D sequence of numbers.") from err
+        if vector.ndim != 1:
+            raise config_error(argument, value, "Pass a 1-D sequence of numbers.")
         _check_values(argument, vector)
+    if vector.numel() == 0:
+        raise config_error(argument, value, "Pass one value per class (an empty list has none).")
     return vector
 
 

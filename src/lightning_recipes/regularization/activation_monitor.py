@@ -24,7 +24,12 @@ from lightning_recipes.regularization.activations import (
     kind_of,
     summarize,
 )
-from lightning_recipes.regularization.selection import check_globs, check_types, select_modules
+from lightning_recipes.regularization.selection import (
+    check_globs,
+    check_selection,
+    check_types,
+    select_modules,
+)
 
 __all__ = ["ActivationMonitor"]
 
@@ -103,6 +108,7 @@ class ActivationMonitor(Callback):
         self.types = check_types("types", types) if types is not None else ACTIVATION_TYPES
         self.names = check_globs("names", names)
         self.exclude = check_globs("exclude", exclude) or ()
+        self._types_given = types is not None
         self.bins = positive_int("bins", bins, "Pass a positive number of histogram bins.")
         if not is_real(hist_max) or not 0 < hist_max < math.inf:
             raise config_error("hist_max", hist_max, "Pass a positive, finite range.")
@@ -140,6 +146,9 @@ class ActivationMonitor(Callback):
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        check_selection(
+            pl_module, self.types, self.names, self.exclude, types_given=self._types_given
+        )
         chosen = select_modules(pl_module, self.types, self.names, self.exclude)
         if not chosen:
             raise config_error(

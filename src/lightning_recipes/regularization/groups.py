@@ -5,8 +5,9 @@ from typing import Any
 
 from torch import nn
 
+from lightning_recipes._validate import names_sequence
 from lightning_recipes.errors import config_error
-from lightning_recipes.regularization.selection import NORM_TYPES, is_type
+from lightning_recipes.regularization.selection import NORM_TYPES, check_types, is_type
 
 __all__ = ["no_decay_param_groups"]
 
@@ -53,10 +54,14 @@ def no_decay_param_groups(
         raise config_error("weight_decay", weight_decay, "Pass a number >= 0.")
     if not weight_decay >= 0:
         raise config_error("weight_decay", weight_decay, "Pass a number >= 0.")
-    if isinstance(no_decay_types, str):
-        raise config_error("no_decay_types", no_decay_types, "Pass a list of class names.")
-    if isinstance(no_decay_names, str):
-        raise config_error("no_decay_names", no_decay_names, "Pass a list of name suffixes.")
+    no_decay_types = check_types("no_decay_types", no_decay_types, allow_empty=True)
+    no_decay_names = names_sequence(
+        "no_decay_names",
+        no_decay_names,
+        what="parameter-name suffixes",
+        example=["pos_embed"],
+        allow_empty=True,
+    )
     decay: list[nn.Parameter] = []
     keep: list[nn.Parameter] = []
     seen: set[int] = set()

@@ -9,16 +9,19 @@ are left alone unless named.
 
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Any
 
 from torch import nn
 
+from lightning_recipes._validate import listing, names_sequence
 from lightning_recipes.errors import config_error
 
 __all__ = [
     "DEFAULT_TYPES",
     "NORM_TYPES",
     "check_globs",
+    "check_selection",
     "check_types",
     "is_type",
     "select_modules",
@@ -136,37 +139,128 @@ def selected_parameters(
     return out
 
 
-def check_types(argument: str, value: Any) -> tuple[str, ...]:
+@cache
+def _torch_layer_names() -> frozenset[str]:
+    """The class names of ``torch.nn`` (and ``_NormBase``), to catch a misspelt one early."""
+    classes = {name: getattr(nn, name) for name in dir(nn)}
+    classes["_NormBase"] = nn.modules.batchnorm._NormBase
+    return frozenset(
+        name
+        for name, cls in classes.items()
+        if isinstance(cls, type) and issubclass(cls, nn.Module)
+    )
+
+
+def check_types(argument: str, value: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
     """Check a list of class names; return it as a tuple.
 
+    A name that is not a ``torch.nn`` class but differs from one only in case
+    (``"linear"``) is refused now; other names (your own classes) are checked against the
+    model by `check_selection`.
+
+    Args:
+        argument: The argument's name, for the message.
+        value: What was passed.
+        allow_empty: Accept ``[]``.
+
     Raises:
-        RecipeConfigError: Unless ``value`` is a non-empty list of non-empty strings.
+        RecipeConfigError: Unless ``value`` is a list of distinct class names (non-empty,
+            unless ``allow_empty``).
+
+    Examples:
+        >>> check_types("types", ["Linear", "MyBlock"])
+        ('Linear', 'MyBlock')
+        >>> check_types("types", ["linear"])
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: Invalid types=['linear']. ... 'Linear'...
     """
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise config_error(
-            argument, value, "Pass a non-empty list of class names, e.g. ['Linear', 'Conv2d']."
-        )
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
+    names = names_sequence(
+        argument, value, what="class names", example=["Linear", "Conv2d"], allow_empty=allow_empty
+    )
+    known = _torch_layer_names()
+    for name in names:
+        close = [k for k in known if k.lower() == name.lower()]
+        if name not in known and close:
             raise config_error(
-                argument, value, "Every entry must be a class name such as 'Linear'."
+                argument,
+                list(value),
+                f"{name!r} is not a torch.nn class: class names are case-sensitive, "
+                f"pass {close[0]!r}.",
             )
-    return tuple(value)
+    return names
 
 
 def check_globs(argument: str, value: Any, *, allow_none: bool = True) -> tuple[str, ...] | None:
-    """Check a list of name globs (or None); return it as a tuple.
+    """Check a list of distinct name globs (or None); return it as a tuple.
+
+    An empty list is accepted for ``exclude`` (nothing left out) but not for ``names``,
+    where it would select nothing: pass None for every name.
 
     Raises:
-        RecipeConfigError: Unless ``value`` is None (when allowed) or a list of strings.
+        RecipeConfigError: Unless ``value`` is None (when allowed) or a list of globs.
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise config_error(
-            argument, value, "Pass a list of module-name globs, e.g. ['backbone.*']."
-        )
-    for item in value:
-        if not isinstance(item, str) or not item:
-            raise config_error(argument, value, "Every entry must be a non-empty glob string.")
-    return tuple(value)
+    return names_sequence(
+        argument,
+        value,
+        what="module-name globs",
+        example=["backbone.*"],
+        allow_empty=argument == "exclude",
+    )
+
+
+def check_selection(
+    root: nn.Module,
+    types: Sequence[str],
+    names: Sequence[str] | None,
+    exclude: Sequence[str],
+    *,
+    types_given: bool,
+) -> None:
+    """Check that every given type, name glob and exclude glob matches a module of ``root``.
+
+    A misspelt entry would otherwise select nothing and the recipe would silently skip
+    the layers it meant. Run at setup, when the model is known.
+
+    Args:
+        root: The model.
+        types: The class names that select layers.
+        names: The name globs, or None.
+        exclude: The exclude globs.
+        types_given: Whether the user gave ``types`` (the recipe's defaults need not all
+            occur in the model).
+
+    Raises:
+        RecipeConfigError: Naming the entry that matches nothing and listing what exists.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+        >>> check_selection(net, ["Linear"], ["0"], [], types_given=True)
+        >>> check_selection(net, ["Linear"], ["1"], [], types_given=True)
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: Invalid names=['1']. '1' matches no ...
+    """
+    model = type(root).__name__
+    modules = list(root.named_modules())
+    for name in types if types_given else ():
+        if not any(is_type(module, [name]) for _, module in modules):
+            present = {type(module).__name__ for _, module in modules}
+            raise config_error(
+                "types",
+                list(types),
+                f"{name!r} matches no layer of {model}; its layer classes are: {listing(present)}.",
+            )
+    candidates = [n for n, module in modules if is_type(module, types)]
+    for argument, globs in (("names", names or ()), ("exclude", exclude)):
+        for glob in globs:
+            if not any(fnmatchcase(candidate, glob) for candidate in candidates):
+                raise config_error(
+                    argument,
+                    list(globs),
+                    f"{glob!r} matches no layer of {model} of the selected types (a glob "
+                    f"matches a whole name: 'head' is a container, 'head.*' its layers); "
+                    f"their names are: {listing(candidates)}.",
+                )

@@ -24,6 +24,7 @@ from lightning_recipes.regularization.init import (
 from lightning_recipes.regularization.selection import (
     DEFAULT_TYPES,
     check_globs,
+    check_selection,
     check_types,
     select_modules,
 )
@@ -95,6 +96,7 @@ class WeightInit(Callback):
         self.types = check_types("types", types) if types is not None else DEFAULT_TYPES
         self.names = check_globs("names", names)
         self.exclude = check_globs("exclude", exclude) or ()
+        self._types_given = types is not None
         self.bias: Literal["zeros", "keep"] = bias
         self.seed = int(seed)
         self.lsuv_tol = float(lsuv_tol)
@@ -137,6 +139,9 @@ class WeightInit(Callback):
                 "WeightInit: resuming from a checkpoint, weights kept as they were saved."
             )
             return
+        check_selection(
+            pl_module, self.types, self.names, self.exclude, types_given=self._types_given
+        )
         modules = select_modules(pl_module, self.types, self.names, self.exclude)
         if not modules:
             raise config_error(

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
@@ -11,12 +12,13 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._validate import flag, is_real
+from lightning_recipes._validate import flag, is_real, listing
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
 from lightning_recipes.regularization.selection import (
     DEFAULT_TYPES,
     check_globs,
+    check_selection,
     check_types,
     select_modules,
     selected_parameters,
@@ -95,6 +97,7 @@ class WeightPenalty(Callback):
         self.types = check_types("types", types) if types is not None else DEFAULT_TYPES
         self.names = check_globs("names", names)
         self.exclude = check_globs("exclude", exclude) or ()
+        self._types_given = types is not None
         self.biases = flag("biases", biases)
         self.per_layer = self._check_per_layer(per_layer)
         if log_every_n_steps is not None and (
@@ -146,6 +149,17 @@ class WeightPenalty(Callback):
             }
         return out
 
+    def _check_per_layer_matches(self, pl_module: LightningModule, selected: list[str]) -> None:
+        """Refuse a per_layer glob that matches no selected layer (a typo would be ignored)."""
+        for glob in self.per_layer:
+            if not any(fnmatchcase(name, glob) for name in selected):
+                raise config_error(
+                    "per_layer",
+                    self.per_layer,
+                    f"{glob!r} matches no layer of {type(pl_module).__name__} that this "
+                    f"penalty selects; their names are: {listing(selected)}.",
+                )
+
     @property
     def state_key(self) -> str:
         """One checkpoint slot per configuration (two penalties in one Trainer coexist)."""
@@ -160,8 +174,6 @@ class WeightPenalty(Callback):
         )
 
     def _strengths_of(self, name: str) -> tuple[float, float]:
-        from fnmatch import fnmatchcase
-
         for glob, strengths in self.per_layer.items():
             if fnmatchcase(name, glob):
                 return strengths.get("l1", 0.0), strengths.get("l2", 0.0)
@@ -188,7 +200,11 @@ class WeightPenalty(Callback):
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # After configure_model: layers built there are here now.
+        check_selection(
+            pl_module, self.types, self.names, self.exclude, types_given=self._types_given
+        )
         modules = select_modules(pl_module, self.types, self.names, self.exclude)
+        self._check_per_layer_matches(pl_module, [name for name, _ in modules])
         by_strength: dict[tuple[float, float], list[nn.Parameter]] = {}
         self.layers = {}
         for module_name, module in modules:

@@ -1,5 +1,6 @@
 """AdversarialTraining and RobustnessEvaluation: the attacks, decided when and where."""
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,15 @@ from lightning_recipes._contract import RecipeSummary
 from lightning_recipes._loss import loss_module
 from lightning_recipes._optional import new_figure
 from lightning_recipes._rng import preserved_rng
-from lightning_recipes._validate import flag, is_int, is_real, positive_int
+from lightning_recipes._validate import (
+    batch_key,
+    distinct_batch_keys,
+    finite_sequence,
+    flag,
+    is_int,
+    is_real,
+    positive_int,
+)
 from lightning_recipes.errors import config_error
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
 from lightning_recipes.robustness.evaluate import AttackName, correct_counts
@@ -24,22 +33,45 @@ __all__ = ["AdversarialTraining", "RobustnessEvaluation"]
 
 
 def _positive(name: str, value: Any) -> float:
-    if not is_real(value) or not value > 0:
-        raise config_error(name, value, "Pass a positive number, in input units.")
+    if not is_real(value) or not 0 < value < math.inf:
+        raise config_error(name, value, "Pass a positive, finite number, in input units.")
     return float(value)
 
 
 def _clip(value: Any) -> tuple[float, float] | None:
     if value is None:
         return None
-    if (
-        isinstance(value, str)
-        or not isinstance(value, Sequence)
-        or len(value) != 2
-        or not value[0] < value[1]
-    ):
-        raise config_error("clip", value, "Pass the valid input range [low, high], or None.")
-    return float(value[0]), float(value[1])
+    fix = "Pass the valid input range [low, high] (finite numbers, low < high), or None."
+    low_high = finite_sequence("clip", value, fix)
+    if len(low_high) != 2 or not low_high[0] < low_high[1]:
+        raise config_error("clip", value, fix)
+    return low_high[0], low_high[1]
+
+
+def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
+    keys = batch_key("input_key", input_key), batch_key("label_key", label_key)
+    distinct_batch_keys(input_key=keys[0], label_key=keys[1])
+    return keys
+
+
+def _batch_labels(batch: Any, key: int | str, owner: str) -> Tensor:
+    """The labels of ``batch`` at ``key``, or an error that says where to find them."""
+    try:
+        labels = batch[key]
+    except (KeyError, IndexError, TypeError) as err:
+        raise config_error(
+            "label_key",
+            key,
+            f"{owner}: the batch is a {type(batch).__name__} without it: pass the index "
+            "(tuple/list) or key (dict) of the labels.",
+        ) from err
+    if not isinstance(labels, Tensor):
+        raise config_error(
+            "label_key",
+            key,
+            f"{owner} needs a label tensor there, got {type(labels).__name__}.",
+        )
+    return labels
 
 
 def _loss_of(module: nn.Module) -> nn.Module:
@@ -101,9 +133,7 @@ class AdversarialTraining(Callback):
             raise config_error("norm", norm, "FGSM is an L-inf attack: use method='pgd' for l2.")
         if not is_real(ratio) or not 0 < ratio <= 1:
             raise config_error("ratio", ratio, "Pass the share of the batch to replace, in (0, 1].")
-        for name, key in (("input_key", input_key), ("label_key", label_key)):
-            if isinstance(key, bool) or not isinstance(key, int | str):
-                raise config_error(name, key, "Pass an index (tuple/list) or a key (dict).")
+        input_key, label_key = _keys(input_key, label_key)
         if not is_int(seed):
             raise config_error("seed", seed, "Pass an integer seed.")
         self.method = method
@@ -136,7 +166,7 @@ class AdversarialTraining(Callback):
         # pre-hook), after every callback's on_train_batch_start: it attacks the inputs
         # the model will really see (after augmentation), whatever the callback order.
         batch_inputs(batch, self.input_key, "AdversarialTraining")  # checked now
-        self._labels = batch[self.label_key]
+        self._labels = _batch_labels(batch, self.label_key, "AdversarialTraining")
         self._generator = torch.Generator().manual_seed(
             hash((self.seed, trainer.global_rank, trainer.global_step)) % 2**63
         )
@@ -256,9 +286,11 @@ class RobustnessEvaluation(Callback):
         label_key: int | str = 1,
     ) -> None:
         super().__init__()
-        if isinstance(epsilons, str) or not isinstance(epsilons, Sequence) or not epsilons:
-            raise config_error("epsilons", epsilons, "Pass a non-empty list of radii.")
-        eps = [_positive("epsilons", e) for e in epsilons]
+        fix = "Pass a non-empty list of distinct, positive, finite radii, e.g. [0.05, 0.1]."
+        eps = finite_sequence("epsilons", epsilons, fix)
+        if min(eps) <= 0 or len(set(eps)) != len(eps):
+            raise config_error("epsilons", epsilons, fix)
+        input_key, label_key = _keys(input_key, label_key)
         if attack not in ("fgsm", "pgd"):
             raise config_error("attack", attack, "Choose 'pgd' or 'fgsm'.")
         if norm not in ("linf", "l2"):
@@ -295,7 +327,7 @@ class RobustnessEvaluation(Callback):
         xs, ys, total = [], [], 0
         for batch in loader:
             xs.append(batch_inputs(batch, self.input_key, "RobustnessEvaluation"))
-            ys.append(batch[self.label_key])
+            ys.append(_batch_labels(batch, self.label_key, "RobustnessEvaluation"))
             total += len(ys[-1])
             if total >= self.num_samples:
                 break

@@ -186,12 +186,24 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         The overrides, in order.
 
     Raises:
-        RecipeConfigError: For an argument that is not an override.
+        RecipeConfigError: For a string instead of a list, or an argument that is not an
+            override.
 
     Examples:
         >>> parse_overrides(["--trainer.max_epochs=5", "--model.init_args.lr", "1e-3"])
         {'trainer.max_epochs': 5, 'model.init_args.lr': 0.001}
     """
+    if (
+        isinstance(overrides, str)
+        or not isinstance(overrides, Sequence)
+        or not all(isinstance(item, str) for item in overrides)
+    ):
+        raise config_error(
+            "overrides",
+            overrides,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'] "
+            "(a plain string would be read letter by letter).",
+        )
     parsed: dict[str, Any] = {}
     items = list(overrides)
     i = 0
