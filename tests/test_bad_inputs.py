@@ -265,13 +265,13 @@ def _setup_row(build: Callable[..., Any], argument: str, listed: str, **kwargs: 
 SETUP_FIXED = [
     # a name that matches nothing was ignored, or the message named `types`
     _setup_row(WeightPenalty, "names", "'backbone.0', 'head.0'", l2=1e-3, names=["head"]),
-    _setup_row(WeightPenalty, "types", "'Linear'", l2=1e-3, types=["Linear", "MyBlock"]),
+    _setup_row(WeightPenalty, "types", "'Linear'", l2=1e-3, types=["MyBlock"]),
     _setup_row(WeightPenalty, "exclude", "'head.0'", l2=1e-3, exclude=["heda.*"]),
     _setup_row(WeightPenalty, "per_layer", "'head.0'", l2=1e-3, per_layer={"heda.*": {"l2": 0.1}}),
     _setup_row(WeightInit, "names", "'backbone.0', 'head.0'", names=["backbone.9"]),
-    _setup_row(WeightInit, "types", "'Linear'", types=["Linear", "MyBlock"]),
+    _setup_row(WeightInit, "types", "'Linear'", types=["MyBlock"]),
     _setup_row(ActivationMonitor, "names", "'backbone.1'", names=["backbone.2"], plot=False),
-    _setup_row(ActivationMonitor, "types", "'ReLU'", types=["ReLU", "GELU"], plot=False),
+    _setup_row(ActivationMonitor, "types", "'ReLU'", types=["GELU"], plot=False),
     # a batch key that is not in the batch: an IndexError, or nothing at all
     _setup_row(AdversarialTraining, "label_key", "list", eps=0.1, label_key=5),
     _setup_row(RobustnessEvaluation, "label_key", "list", label_key=5, num_samples=8, **QUICK),

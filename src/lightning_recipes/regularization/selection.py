@@ -219,7 +219,7 @@ def check_selection(
     *,
     types_given: bool,
 ) -> None:
-    """Check that every given type, name glob and exclude glob matches a module of ``root``.
+    """Check that the given types, and every name and exclude glob, match modules of ``root``.
 
     A misspelt entry would otherwise select nothing and the recipe would silently skip
     the layers it meant. Run at setup, when the model is known.
@@ -245,14 +245,15 @@ def check_selection(
     """
     model = type(root).__name__
     modules = list(root.named_modules())
-    for name in types if types_given else ():
-        if not any(is_type(module, [name]) for _, module in modules):
-            present = {type(module).__name__ for _, module in modules}
-            raise config_error(
-                "types",
-                list(types),
-                f"{name!r} matches no layer of {model}; its layer classes are: {listing(present)}.",
-            )
+    # A list of types may be generic (["Linear", "Conv2d"] for many models): refused only
+    # when none of them occurs; a misspelt class name is refused at construction.
+    if types_given and not any(is_type(module, types) for _, module in modules):
+        present = {type(module).__name__ for _, module in modules}
+        raise config_error(
+            "types",
+            list(types),
+            f"No layer of {model} is of these types; its layer classes are: {listing(present)}.",
+        )
     candidates = [n for n, module in modules if is_type(module, types)]
     for argument, globs in (("names", names or ()), ("exclude", exclude)):
         for glob in globs:
