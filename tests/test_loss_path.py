@@ -375,3 +375,71 @@ def test_smoothing_log_probabilities_equals_smoothing_the_logits() -> None:
     )
     assert torch.allclose(from_logits, by_hand, atol=1e-6)
     assert uniform_target("binary_logits", z).unique().tolist() == [0.5]
+
+
+# ---------------------------------------------------------------- the path, without a Trainer
+
+
+def _path(weight: Tensor | None = None) -> tuple[nn.Module, LossPath]:
+    owner = nn.Linear(2, 3)
+    path = LossPath.attach(owner, object())
+    if weight is not None:
+        path.set_class_weights(None, weight, None)
+    return owner, path
+
+
+def test_only_training_mode_calls_on_the_labels_or_their_derivatives_are_edited() -> None:
+    weight = torch.tensor([1.0, 5.0, 0.2])
+    owner, path = _path(weight)
+    z, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    plain, weighted = F.cross_entropy(z, y), F.cross_entropy(z, y, weight=weight)
+    path.begin_batch((z, y), (0, 0))
+    try:
+        assert torch.equal(F.cross_entropy(z, y), weighted)
+        assert torch.equal(F.cross_entropy(z, y.view(-1).long()), weighted)  # derived
+        assert torch.equal(F.cross_entropy(z, y.clone().add(0)), plain)  # computed: not labels
+        assert torch.equal(F.cross_entropy(z, y[[0, 1, 2, 3]]), plain)  # indexed: not labels
+        owner.eval()  # an attack or a consistency pass in eval mode
+        assert torch.equal(F.cross_entropy(z, y), plain)
+        owner.train()
+        assert path.matched == 2
+    finally:
+        path.close()
+    assert torch.equal(F.cross_entropy(z, y), plain)  # the mode is gone
+
+
+def test_two_labels_keep_their_own_weights_and_share_the_mix() -> None:
+    owner = nn.Linear(2, 3)
+    first, second = object(), object()
+    path = LossPath.attach(owner, first, label_key=1)
+    LossPath.attach(owner, second, label_key=2)
+    w1, w2 = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([3.0, 2.0, 1.0])
+    path.set_class_weights(1, w1, None)
+    path.set_class_weights(2, w2, None)
+    z, y1, y2 = torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), torch.tensor([2, 2, 0, 1])
+    index = torch.tensor([1, 0, 3, 2])
+    expected = [
+        0.75 * F.cross_entropy(z, y, weight=w) + 0.25 * F.cross_entropy(z, y[index], weight=w)
+        for y, w in ((y1, w1), (y2, w2))
+    ]
+    path.begin_batch((z, y1, y2), (0, 0))
+    path.mix(index, 0.75)
+    try:
+        assert torch.allclose(F.cross_entropy(z, y1), expected[0])
+        assert torch.allclose(F.cross_entropy(z, y2), expected[1])
+    finally:
+        path.detach(first)
+        path.detach(second)
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_a_mixed_batch_refuses_targets_flattened_past_the_batch() -> None:
+    _, path = _path()
+    tokens = torch.randint(0, 3, (4, 5))  # a label per token
+    path.begin_batch((torch.randn(4, 5, 2), tokens), (0, 0))
+    path.mix(torch.tensor([1, 0, 3, 2]), 0.5)
+    try:
+        with pytest.raises(RecipeConfigError, match="one target per sample"):
+            F.cross_entropy(torch.randn(20, 3), tokens.view(-1))
+    finally:
+        path.close()

@@ -300,7 +300,7 @@ def _edit_call(
     if wanted is not None:
         given = bound.get(weight_arg)
         if given is None:
-            bound[weight_arg] = wanted.to(device=inputs.device, dtype=inputs.dtype)
+            bound[weight_arg] = wanted.to(device=inputs.device)  # as a weight buffer would be
         elif not installed(given):
             raise RecipeConfigError(
                 f"ClassWeighting: this {name} call already passes {weight_arg}=; the class "
