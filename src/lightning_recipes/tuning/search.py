@@ -386,7 +386,8 @@ def tune(
 
     The study lives in ``storage`` (default: ``sqlite:///<out_dir>/<study>/study.db``), so
     running ``tune`` again with the same study name continues it: finished trials are
-    kept (a grid study whose every point has run trains nothing more), a trial whose process died is marked FAILED once its heartbeat is older than
+    kept (a grid study whose every point has run trains nothing more), a trial whose
+    process died is marked FAILED once its heartbeat is older than
     ``grace_period`` (and its parameters are retried once), and ``n_trials`` counts the
     COMPLETE and PRUNED trials of the study, from every worker. Several processes (on
     several machines with a ``postgresql://`` URL) given the same storage and study name
