@@ -14,6 +14,7 @@ import yaml
 from lightning_recipes.cli import RecipesCLI, main
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.tuning import tune
+from lightning_recipes.tuning.trial import run_trial_subprocess
 
 optuna = pytest.importorskip("optuna")
 
@@ -236,6 +237,8 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
         "step",
     ),
     ({"overrides": ["--trainer.max_epochs"]}, "overrides"),
+    # One string is not a list of overrides (it used to be read character by character).
+    ({"overrides": "--trainer.max_epochs=1"}, "Invalid overrides='--trainer.max_epochs=1'"),
     ({"config": "missing.yaml"}, "config"),
 ]
 
@@ -329,3 +332,10 @@ def test_recipes_run_inside_every_trial(tmp_path: Path) -> None:
     best = yaml.safe_load((tmp_path / "recipes" / "best.yaml").read_text())
     classes = [c["class_path"] for c in best["trainer"]["callbacks"]]
     assert "lightning_recipes.LRFinder" in classes  # the recipes travel into best.yaml
+
+
+def test_trial_subprocess_args_must_be_a_list_not_one_string(tmp_path: Path) -> None:
+    config = tmp_path / "trial.yaml"
+    config.write_text(CONFIG.read_text())
+    with pytest.raises(RecipeConfigError, match=r"Invalid args='--trainer.max_epochs=1'"):
+        run_trial_subprocess(config, tmp_path / "out", args="--trainer.max_epochs=1")  # type: ignore[arg-type]

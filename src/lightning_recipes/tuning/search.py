@@ -296,6 +296,7 @@ def _check_args(
     cv: int | None,
     value: str,
     heartbeat_interval: int,
+    overrides: Sequence[str],
 ) -> None:
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise config_error("n_trials", n_trials, "Pass a positive number of trials.")
@@ -314,6 +315,16 @@ def _check_args(
         raise config_error("cv", cv, "Pass the number of folds (>= 2), or None.")
     if value not in ("best", "last"):
         raise choice_error("value", value, ("best", "last"))
+    if (
+        isinstance(overrides, str)
+        or not isinstance(overrides, Sequence)
+        or not all(isinstance(o, str) for o in overrides)
+    ):
+        raise config_error(
+            "overrides",
+            overrides,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'].",
+        )
     if (
         isinstance(heartbeat_interval, bool)
         or not isinstance(heartbeat_interval, int)
@@ -434,7 +445,17 @@ def tune(
             or an existing study with the other direction; all before any trial runs.
     """
     _check_args(
-        n_trials, sampler, monitor, mode, pruner, timeout, n_jobs, cv, value, heartbeat_interval
+        n_trials,
+        sampler,
+        monitor,
+        mode,
+        pruner,
+        timeout,
+        n_jobs,
+        cv,
+        value,
+        heartbeat_interval,
+        overrides,
     )
     mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
