@@ -1,5 +1,6 @@
 """EarlyStopping in a Trainer: Lightning's behaviour, best weights, resume, bad input."""
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import EarlyStopping, MissingMetricError, RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.errors import RecipeWarning
 from lightning_recipes.modules import MLP, Classifier
 from tests.ddp.cases import ShakeFrom
 
@@ -277,6 +279,20 @@ def test_checkpoint_restore_refuses_without_a_matching_checkpoint(
 def test_bad_arguments_raise_naming_them(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(RecipeConfigError, match=name):
         EarlyStopping(**{"monitor": "val_loss", **kwargs})
+
+
+def test_a_mode_that_contradicts_the_metric_name_is_warned_about() -> None:
+    # Lightning's default mode "min" on an accuracy stops when accuracy stops *falling*.
+    with pytest.warns(RecipeWarning, match=r"monitor='val_acc', mode='min'.*mode='max'"):
+        assert EarlyStopping("val_acc").mode == "min"  # the default stays Lightning's
+    with pytest.warns(RecipeWarning, match=r"monitor='val_loss', mode='max'.*mode='min'"):
+        EarlyStopping("val_loss", mode="max")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecipeWarning)
+        assert EarlyStopping("val_acc", mode="auto").mode == "max"
+        assert EarlyStopping("val_acc", mode="max").mode == "max"
+        assert EarlyStopping("val_loss").mode == "min"
+        assert EarlyStopping("train_metric").mode == "min"  # a name it cannot read: silent
 
 
 def test_the_mode_error_also_reads_like_lightnings() -> None:

@@ -12,7 +12,9 @@ from torch import Tensor, nn
 
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.ensembles import WeightAverage
+from lightning_recipes.ensembles.averaging import ema_decay_for, ema_horizon
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
+from lightning_recipes.modules import MLP, Classifier
 
 
 class BNNet(LightningModule):
@@ -198,6 +200,51 @@ def test_two_weight_averages_in_one_trainer_are_refused_at_setup(
 
     with pytest.raises(RecipeConfigError, match="another weight average"):
         _fit(make_trainer, [WeightAverage("swa"), EMAWeightAveraging()])
+
+
+def _short_run_val_acc(make_trainer: Callable[..., Trainer], callbacks: list[Callback]) -> float:
+    """Validation accuracy after a 3-epoch, 60-step fit (20 batches of 32 per epoch)."""
+    seed_everything(0)
+    model = Classifier(MLP(64, [64]), num_classes=10, lr=3e-3)
+    data = DigitsDataModule(batch_size=32)
+    trainer = make_trainer(max_epochs=3, limit_train_batches=20, num_sanity_val_steps=0,
+                           callbacks=callbacks)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    assert trainer.global_step == 60
+    return float(trainer.validate(model, datamodule=data, verbose=False)[0]["val_acc"])
+
+
+def test_the_default_ema_cannot_ruin_a_short_run_and_a_long_horizon_is_warned(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    plain = _short_run_val_acc(make_trainer, [])
+    default = WeightAverage()
+    averaged = _short_run_val_acc(make_trainer, [default])
+    assert default.decay is None
+    assert default.decay_used == pytest.approx(1 - 1 / 6)  # a horizon of 60 / 10 steps
+    assert "from the run's length" in str(default.run_summary().facts["decay"])
+    assert averaged > plain - 0.05
+    # An explicit decay is respected, and its horizon of 1000 steps over 60 is said.
+    fixed = WeightAverage(decay=0.999)
+    with pytest.warns(RecipeWarning, match=r"decay=0.999\).* 1000 optimizer steps.* 60 times"):
+        ruined = _short_run_val_acc(make_trainer, [fixed])
+    assert fixed.decay_used == 0.999
+    assert ruined < plain - 0.3  # mostly the starting weights: what the warning is about
+
+
+@pytest.mark.parametrize(
+    ("steps", "decay"), [(0, 0.5), (20, 0.5), (60, 1 - 1 / 6), (1_000, 0.99), (10**6, 0.999)]
+)
+def test_the_default_decay_spans_a_tenth_of_the_averaged_steps(steps: float, decay: float) -> None:
+    assert ema_decay_for(steps) == pytest.approx(decay)
+    assert ema_decay_for(steps) ** steps < 1e-4 or steps < 20  # the start is forgotten
+    assert ema_horizon(ema_decay_for(steps)) == pytest.approx(1 / (1 - decay))
+
+
+def test_the_decay_counts_the_steps_from_start_epoch(make_trainer: Callable[..., Trainer]) -> None:
+    late = WeightAverage("ema", start_epoch=2)
+    _fit(make_trainer, [late], max_epochs=4, limit_train_batches=10)
+    assert late.decay_used == pytest.approx(ema_decay_for(20))  # epochs 2 and 3
 
 
 BAD: list[tuple[dict[str, Any], str]] = [

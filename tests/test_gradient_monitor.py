@@ -106,6 +106,9 @@ def test_logs_pre_clip_norms_at_the_logging_cadence(make_trainer: Callable[..., 
         assert 0 < metrics["grad/max_abs"] <= metrics["grad/norm_total"]
         assert 0 <= metrics["grad/zero_fraction"] < 1
     assert [s for s, _ in monitor.history] == [0, 4, 8]
+    # Every optimizer step is seen, not only the logged ones.
+    facts = monitor.run_summary().facts
+    assert (facts["optimizer steps seen"], facts["logged steps"]) == (10, 3)
 
 
 @contextmanager

@@ -143,6 +143,10 @@ def test_find_lr_refuses_spawned_processes_up_front(tmp_path: Path) -> None:
 
 def test_attr_names_string_is_one_name() -> None:
     assert LRFinder(attr_names="lr").attr_names == ["lr"]
+    # The public writer too: "lr" is one name, not the names "l" and "r".
+    net = Classifier(MLP(64, hidden=(8,)), num_classes=10, lr=0.1)
+    assert set_module_lr(net, 0.02, "lr") == ["lr"]
+    assert (net.lr, net.hparams["lr"]) == (0.02, 0.02)
     assert LRFinder(attr_names=("lr", "learning_rate")).attr_names == ["lr", "learning_rate"]
 
 

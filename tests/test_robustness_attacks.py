@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from lightning_recipes import RecipeConfigError
-from lightning_recipes.robustness import fgsm, pgd
+from lightning_recipes.robustness import correct_counts, fgsm, pgd, robust_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,33 @@ def test_the_attack_runs_in_eval_mode(trained: Any) -> None:
     first = pgd(model, x, y, 0.1, steps=3, random_start=False)
     second = pgd(model, x, y, 0.1, steps=3, random_start=False)
     assert torch.equal(first, second)
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd"])
+def test_accuracy_under_attack_is_scored_in_eval_mode_and_leaves_the_model_alone(
+    trained: Any, name: str
+) -> None:
+    _, x, y = trained
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10)
+    )
+    model.train()  # as after trainer.test: dropout on, BatchNorm on batch statistics
+    model[3].eval()  # a submodule with its own mode keeps it
+    buffers = {k: b.clone() for k, b in model.named_buffers()}
+    settings: dict[str, Any] = {"steps": 2} if name == "pgd" else {}
+    results = []
+    for _ in range(2):
+        settings["generator"] = torch.Generator().manual_seed(0)
+        results.append(robust_accuracy(model, x, y, [0.0, 0.1], name, **settings))
+        assert [m.training for m in model] == [True, True, True, False, True]
+        for key, buffer in model.named_buffers():
+            assert torch.equal(buffer, buffers[key]), key
+    model.eval()
+    settings["generator"] = torch.Generator().manual_seed(0)
+    assert results == [robust_accuracy(model, x, y, [0.0, 0.1], name, **settings)] * 2
+    counts = correct_counts(model.train(), x, y, [0.0], name)
+    assert float(counts[0]) / len(y) == results[0][0.0]
 
 
 @pytest.mark.parametrize(

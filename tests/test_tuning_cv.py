@@ -254,8 +254,7 @@ def test_cross_validate_runs_a_fresh_module_per_fold_and_weights_classes_per_fol
     result = cross_validate(
         _config(imbalance={0: 0.1}, seed=0),
         k=3,
-        monitor="val_acc",
-        mode="max",
+        monitor="val_acc",  # mode "auto": max, read from the name
         callbacks_factory=callbacks,
         out_dir=tmp_path,
     )
@@ -275,6 +274,7 @@ def test_cross_validate_runs_a_fresh_module_per_fold_and_weights_classes_per_fol
     assert weightings[0].counts[0] < weightings[0].counts[1] / 5
     # Results: per fold and summarised.
     assert isinstance(result, CVResult)
+    assert result.mode == "max"
     assert [f.fold for f in result.folds] == [0, 1, 2]
     assert result.values == [f.metrics["val_acc"] for f in result.folds]
     assert result.mean == pytest.approx(np.mean(result.values))
@@ -403,6 +403,7 @@ BAD_CV: list[tuple[Callable[[], Any], str]] = [
     (lambda: cross_validate(_config(), k=3, kind="loo"), "kind"),  # type: ignore[arg-type]
     (lambda: cross_validate(_config(), k=3, monitor=""), "monitor"),
     (lambda: cross_validate(_config(), k=3, mode="avg"), "mode"),  # type: ignore[arg-type]
+    (lambda: cross_validate(_config(), k=3, monitor="val_score"), "mode"),  # up or down?
     (lambda: cross_validate(_config(), k=3, use="mean"), "use"),  # type: ignore[arg-type]
     (lambda: cross_validate(_config(), k=3, seed="0"), "seed"),  # type: ignore[arg-type]
     (lambda: cross_validate(_config(), k=3, overrides="--trainer.max_epochs=1"), "overrides"),
@@ -452,11 +453,13 @@ def test_cv_objective_refuses_bad_input() -> None:
         cv_objective(trial, _config(), k=2, reporter_factory=3)  # type: ignore[arg-type]
     with pytest.raises(RecipeConfigError, match="Invalid k="):
         cv_objective(trial, _config(), k=0)
+    with pytest.raises(RecipeConfigError, match=r"Invalid mode='auto'.*'val_score'"):
+        cv_objective(trial, _config(), k=2, monitor="val_score")
 
 
 def test_a_monitor_that_is_never_logged_names_the_logged_metrics(tmp_path: Path) -> None:
     with pytest.raises(MissingMetricError, match=r"val_f2.*val_acc"):
-        cross_validate(_config(), k=2, monitor="val_f2", out_dir=tmp_path)
+        cross_validate(_config(), k=2, monitor="val_f2", mode="max", out_dir=tmp_path)
     with pytest.raises(MissingMetricError, match="no validation ran"):
         cross_validate(_with(trainer__limit_val_batches=0), k=2, out_dir=tmp_path)
 

@@ -14,6 +14,7 @@ import yaml
 from lightning_recipes.cli import RecipesCLI, main
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.tuning import tune
+from lightning_recipes.tuning.trial import run_trial_subprocess
 
 optuna = pytest.importorskip("optuna")
 
@@ -96,23 +97,26 @@ def test_python_api_with_a_define_by_run_space_and_the_grid_sampler(tmp_path: Pa
     assert len(study.trials) == 2
     assert all(t.user_attrs["epochs"] == 2 for t in study.trials)
 
-    grid = tune(
-        CONFIG,
-        SMALL_SPACE
-        | {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "grid": [1e-3]}},
-        n_trials=5,
-        sampler="grid",
-        pruner="none",
-        out_dir=tmp_path,
-        overrides=FAST,
-        study_name="grid",
-        progress=False,
-        monitor="val_acc",
-        mode="max",
-    )
+    grid_args: dict[str, Any] = {
+        "n_trials": 5,
+        "sampler": "grid",
+        "pruner": "none",
+        "out_dir": tmp_path,
+        "overrides": FAST,
+        "study_name": "grid",
+        "progress": False,
+        "monitor": "val_acc",  # mode "auto": maximise, read from the name
+    }
+    grid_space = SMALL_SPACE | {
+        "model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "grid": [1e-3]}
+    }
+    grid = tune(CONFIG, grid_space, **grid_args)
     # 2 grid points: the study stops when the grid is exhausted.
     assert sorted(t.params["data.init_args.batch_size"] for t in grid.trials) == [32, 64]
     assert grid.direction.name == "MAXIMIZE"
+    # Run again: the grid is exhausted, so no duplicate trial trains.
+    again = tune(CONFIG, grid_space, **grid_args)
+    assert len(again.trials) == 2
 
 
 def test_pruned_trials_are_recorded_as_pruned_and_count_in_the_budget(
@@ -151,46 +155,46 @@ def test_pruned_trials_are_recorded_as_pruned_and_count_in_the_budget(
     assert len(again.trials) == 3
 
 
-def _states(db: Path) -> list[str]:
-    if not db.exists():
-        return []
-    try:
-        study = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}")
-        return [t.state.name for t in study.trials]
-    except Exception:  # the first process is still creating the tables
-        return []
-
-
 def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "lightning_recipes.cli", "tune", "-c", str(CONFIG)]
+    # Trial 1 holds at its first epoch (tests/tuning_barrier.py) until the test releases it:
+    # the kill always lands on a RUNNING trial after a COMPLETE one, however slow the machine.
+    reached, release = tmp_path / "trial1-reached", tmp_path / "trial1-release"
+    config = yaml.safe_load(CONFIG.read_text())
+    config["trainer"]["callbacks"].append(
+        {
+            "class_path": "tests.tuning_barrier.HoldTrial",
+            "init_args": {"trial": 1, "reached": str(reached), "release": str(release)},
+        }
+    )
+    config_path = tmp_path / "digits.yaml"  # the study is named after the file: "digits"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    cmd = [sys.executable, "-m", "lightning_recipes.cli", "tune", "-c", str(config_path)]
     cmd += ["--space", str(SPACE), "--n-trials", "3", "--pruner", "none", "--seed", "0"]
-    cmd += ["--out", str(tmp_path), "--no-progress", "--heartbeat", "1"]
-    cmd += ["--trainer.max_epochs=4", "--trainer.limit_val_batches=2"]
+    cmd += ["--out", str(tmp_path), "--no-progress", "--heartbeat", "1", *FAST]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     db = tmp_path / "digits" / "study.db"
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            states = _states(db)
-            if "COMPLETE" in states and states[-1:] == ["RUNNING"] and len(states) < 3:
-                break
-            assert proc.poll() is None, f"tune ended before it could be killed: {states}"
-            assert time.monotonic() < deadline, states
-            time.sleep(0.1)
+        while not reached.exists():  # no deadline of ours: pytest's timeout guards a hang
+            assert proc.poll() is None, "tune ended before trial 1 reached its first epoch"
+            time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait()
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     first = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
     killed = [t for t in first if t.state.name == "RUNNING"]
     finished = [t for t in first if t.state.name == "COMPLETE"]
-    assert len(killed) == 1  # the trial that was training when the process died
-    assert finished
-    time.sleep(2.5)  # past the grace period (2 heartbeats): the trial is stale
+    assert [t.number for t in killed] == [1]  # the trial that was training when it died
+    assert [t.number for t in finished] == [0]
+    # Past the grace period (2 heartbeats) the trial is stale. The process is dead, so its
+    # last heartbeat is in the past and the wait can only make it older, never too young.
+    time.sleep(2.5)
+    release.touch()
 
-    subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL, timeout=300)
+    subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL)
     trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == 3  # the budget counts what is done
@@ -210,6 +214,7 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
     ({"sampler": "bayes"}, "sampler"),
     ({"pruner": "asha"}, "pruner"),
     ({"mode": "minimum"}, "mode"),
+    ({"monitor": "val_score"}, "mode"),  # mode "auto" cannot tell up from down: refused
     ({"monitor": ""}, "monitor"),
     ({"timeout": -1}, "timeout"),
     ({"n_jobs": 0}, "n_jobs"),
@@ -232,6 +237,8 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
         "step",
     ),
     ({"overrides": ["--trainer.max_epochs"]}, "overrides"),
+    # One string is not a list of overrides (it used to be read character by character).
+    ({"overrides": "--trainer.max_epochs=1"}, "Invalid overrides='--trainer.max_epochs=1'"),
     ({"config": "missing.yaml"}, "config"),
 ]
 
@@ -266,6 +273,18 @@ def test_cli_reports_a_bad_space_as_a_usage_error(
     assert "step" in err
     with pytest.raises(SystemExit):
         main([*args, "-x"])  # a stray short option is an argparse error, not an override
+
+
+def test_cli_mode_defaults_to_auto_and_refuses_a_metric_it_cannot_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["tune", "-c", str(CONFIG), "--space", str(SPACE), "--n-trials", "1"]
+    args += ["--out", str(tmp_path), "--no-progress"]
+    assert main([*args, "--monitor", "val_score"]) == 2
+    err = capsys.readouterr().err
+    assert "lightning-recipes tune: error: Invalid mode='auto'" in err
+    assert "'val_score'" in err
+    assert not (tmp_path / "digits" / "study.db").exists()  # refused before any trial
 
 
 def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -> None:
@@ -313,3 +332,10 @@ def test_recipes_run_inside_every_trial(tmp_path: Path) -> None:
     best = yaml.safe_load((tmp_path / "recipes" / "best.yaml").read_text())
     classes = [c["class_path"] for c in best["trainer"]["callbacks"]]
     assert "lightning_recipes.LRFinder" in classes  # the recipes travel into best.yaml
+
+
+def test_trial_subprocess_args_must_be_a_list_not_one_string(tmp_path: Path) -> None:
+    config = tmp_path / "trial.yaml"
+    config.write_text(CONFIG.read_text())
+    with pytest.raises(RecipeConfigError, match=r"Invalid args='--trainer.max_epochs=1'"):
+        run_trial_subprocess(config, tmp_path / "out", args="--trainer.max_epochs=1")  # type: ignore[arg-type]

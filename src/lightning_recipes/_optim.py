@@ -157,15 +157,16 @@ def scale_learning_rate(
 
 
 def set_module_lr(
-    module: nn.Module, new_lr: float, names: Sequence[str] | None = None
+    module: nn.Module, new_lr: float, names: str | Sequence[str] | None = None
 ) -> list[str]:
     """Write ``new_lr`` to a module's learning-rate attribute and hyperparameter.
 
     Args:
         module: A LightningModule (or any module).
         new_lr: The learning rate.
-        names: Attribute names to set; by default those of ``("lr", "learning_rate")``
-            that the module has as an attribute or in ``module.hparams``.
+        names: Attribute names to set (a single string is one name); by default those of
+            ``("lr", "learning_rate")`` that the module has as an attribute or in
+            ``module.hparams``.
 
     Returns:
         The names written (attribute and/or ``hparams`` entry), e.g. ``["lr"]``.
@@ -182,7 +183,10 @@ def set_module_lr(
         (['lr'], 0.02, 0.02)
     """
     hparams = getattr(module, "hparams", None)
-    candidates = names if names is not None else ("lr", "learning_rate")
+    # One name given as a string is that name, not its characters ("lr" -> "l", "r").
+    candidates = (
+        ("lr", "learning_rate") if names is None else [names] if isinstance(names, str) else names
+    )
     written: list[str] = []
     for name in candidates:
         in_hparams = hparams is not None and name in hparams

@@ -130,7 +130,13 @@ def _tune(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--study-name", default=None, help="default: the config's file stem")
     parser.add_argument("--monitor", default="val_loss", help="metric to optimise")
-    parser.add_argument("--mode", choices=("min", "max"), default="min", help="min or max")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "min", "max"),
+        default="auto",
+        help="min or max; auto reads it from the --monitor name (loss, error -> min; acc, f1, "
+        "auroc -> max) and refuses a name it cannot place",
+    )
     parser.add_argument(
         "--pruner", choices=("median", "hyperband", "none"), default="median", help="pruner"
     )

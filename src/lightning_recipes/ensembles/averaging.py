@@ -16,11 +16,46 @@ from lightning_recipes._contract import RecipeSummary, weights_restored_at_end
 from lightning_recipes._validate import is_int, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
-__all__ = ["AverageKind", "WeightAverage"]
+__all__ = ["AverageKind", "WeightAverage", "ema_decay_for", "ema_horizon"]
 
 AverageKind = Literal["swa", "ema"]
 
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
+# The default EMA spans a tenth of the steps it averages, between 2 and 1000 steps.
+_HORIZON_FRACTION = 0.1
+_MIN_HORIZON, _MAX_HORIZON = 2.0, 1000.0
+
+
+def ema_horizon(decay: float) -> float:
+    """The number of steps an EMA with ``decay`` averages over: ``1 / (1 - decay)``.
+
+    Examples:
+        >>> round(ema_horizon(0.999)), round(ema_horizon(0.9))
+        (1000, 10)
+    """
+    return 1.0 / (1.0 - decay)
+
+
+def ema_decay_for(steps: float) -> float:
+    """The default EMA decay for a run that averages ``steps`` optimizer steps.
+
+    Its horizon ``1 / (1 - decay)`` is a tenth of ``steps``, at least 2 and at most 1000
+    steps (``decay=0.999``, for runs of 10,000 steps or more, or of unknown length). The
+    first weights then hold ``decay ** steps`` of the final average: under 1e-4, where a
+    fixed 0.999 over 60 steps leaves 94% of it on the starting weights.
+
+    Args:
+        steps: Optimizer steps the average will see (``inf`` when unknown).
+
+    Returns:
+        The decay, in [0.5, 0.999].
+
+    Examples:
+        >>> ema_decay_for(60), ema_decay_for(1_000), ema_decay_for(float("inf"))
+        (0.8333333333333334, 0.99, 0.999)
+    """
+    horizon = min(max(_HORIZON_FRACTION * steps, _MIN_HORIZON), _MAX_HORIZON)
+    return 1.0 - 1.0 / horizon
 
 
 class _EMAUpdate:
@@ -48,6 +83,13 @@ class WeightAverage(WeightAveraging):
       with ``decay`` after every optimizer step from ``start_epoch`` on. EMA averages the
       buffers (BatchNorm statistics) along; SWA, as torch's ``AveragedModel`` does, keeps
       the live model's buffers of its last update until they are recomputed at the end.
+    - The EMA's horizon is ``1 / (1 - decay)`` steps, and its first update is the starting
+      weights. By default (``decay=None``) the decay is chosen when training starts from the
+      number of steps the average will see (`ema_decay_for`: a horizon of a tenth of them,
+      2 to 1000 steps; ``decay_used`` holds it), so a short run is not averaged back to
+      its first weights: a fixed 0.999 over a 60-step run leaves 94% of the average on
+      them. An explicit ``decay`` is used as given, with a warning naming the numbers when
+      its horizon is longer than the steps the run will average.
     - Until the average has started, validation runs on the live weights (Lightning
       validates on a never-updated copy of the initial weights, #21724), checkpoints hold
       the live weights (Lightning writes that copy into ``state_dict``, so a "best"
@@ -70,36 +112,46 @@ class WeightAverage(WeightAveraging):
 
     Args:
         kind: ``"swa"`` or ``"ema"``.
-        decay: EMA decay in (0, 1) (ignored by SWA).
+        decay: EMA decay in (0, 1), or None (the default) to choose it from the run's
+            length (ignored by SWA).
         start_epoch: First (0-based) epoch whose weights enter the average.
         update_bn: Recompute BatchNorm statistics of the average at the end of training.
 
     Examples:
         >>> WeightAverage("ema", decay=0.99).kind
         'ema'
+        >>> WeightAverage().decay is None  # chosen from the run's length at fit start
+        True
     """
 
     def __init__(
         self,
         kind: AverageKind = "ema",
-        decay: float = 0.999,
+        decay: float | None = None,
         start_epoch: int = 0,
         update_bn: bool = True,
     ) -> None:
         if kind not in ("swa", "ema"):
             raise choice_error("kind", kind, ["swa", "ema"])
-        if not is_real(decay) or not math.isfinite(decay) or not 0 < decay < 1:
-            raise config_error("decay", decay, "Pass a number in (0, 1), e.g. 0.999.")
+        if decay is not None and (
+            not is_real(decay) or not math.isfinite(decay) or not 0 < decay < 1
+        ):
+            raise config_error(
+                "decay", decay, "Pass a number in (0, 1), e.g. 0.999, or None (from the run)."
+            )
         if not is_int(start_epoch) or start_epoch < 0:
             raise config_error("start_epoch", start_epoch, "Pass a non-negative epoch.")
         if not isinstance(update_bn, bool):
             raise config_error("update_bn", update_bn, "Pass True or False.")
         kwargs: dict[str, Any] = {}
+        # The decay is set when training starts (decay=None: from the run's length).
+        self._ema = _EMAUpdate(ema_decay_for(math.inf) if decay is None else float(decay))
         if kind == "ema":
-            kwargs["multi_avg_fn"] = _EMAUpdate(float(decay))
+            kwargs["multi_avg_fn"] = self._ema
         super().__init__(device=None, use_buffers=kind == "ema", **kwargs)
         self.kind: AverageKind = kind
-        self.decay = float(decay)
+        self.decay = None if decay is None else float(decay)
+        self.decay_used: float | None = None
         self.start_epoch = start_epoch
         self.update_bn = update_bn
         self._epoch = 0
@@ -144,6 +196,26 @@ class WeightAverage(WeightAveraging):
             self.kept_live_weights = False
             self.bn_updated = False
         super().setup(trainer, pl_module, stage)
+
+    @override
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Before the first update, once the training data is loaded (no second load).
+        if self.kind != "ema":
+            return
+        steps = _averaged_steps(trainer, self.start_epoch)
+        if self.decay is None:
+            self._ema.decay = ema_decay_for(steps)
+        elif ema_horizon(self.decay) > steps:
+            left = self.decay**steps
+            helpers.rank_zero_warn(
+                f"WeightAverage(decay={self.decay:g}) averages over about "
+                f"{ema_horizon(self.decay):.0f} optimizer steps (1 / (1 - decay)), but this "
+                f"run updates the average only {steps:.0f} times (from epoch "
+                f"{self.start_epoch}): {left:.0%} of the final average is still the weights "
+                f"it started from. Pass decay=None to choose it from the run's length (here "
+                f"{ema_decay_for(steps):.4g}), or a decay of at most {1 - 1 / steps:.4g}."
+            )
+        self.decay_used = self._ema.decay
 
     @override
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
@@ -267,7 +339,9 @@ class WeightAverage(WeightAveraging):
         """The kind of average, whether it started and what set the final weights."""
         facts: dict[str, Any] = {"kind": self.kind, "start epoch": self.start_epoch}
         if self.kind == "ema":
-            facts["decay"] = self.decay
+            facts["decay"] = self.decay_used if self.decay_used is not None else self.decay
+            if self.decay is None:
+                facts["decay"] = f"{facts['decay']} (from the run's length)"
         facts["BatchNorm statistics recomputed"] = self.bn_updated
         facts["final weights"] = (
             f"set by {', '.join(self.final_weights_by)}" if self.final_weights_by
@@ -291,3 +365,15 @@ class WeightAverage(WeightAveraging):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._latest_update_epoch = int(state_dict.get("latest_update_epoch", -1))
+
+
+def _averaged_steps(trainer: Trainer, start_epoch: int) -> float:
+    """The optimizer steps of this fit from ``start_epoch`` on (``inf`` when unbounded)."""
+    total = float(trainer.estimated_stepping_batches)
+    if not math.isfinite(total) or start_epoch == 0:
+        return total
+    batches = float(trainer.num_training_batches)
+    if not math.isfinite(batches):
+        return total
+    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+    return max(total - start_epoch * per_epoch, 0.0)

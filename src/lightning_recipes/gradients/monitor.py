@@ -380,6 +380,7 @@ class GradientMonitor(Callback):
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
     ) -> None:
+        self.steps += 1  # every optimizer step, also those with nothing to log or check
         optimizer_index = self._optimizer_index(trainer, optimizer)
         log_now = self._log_now(trainer, optimizer_index)
         if not (log_now or self.clipper is not None or self.guard.active):
@@ -398,7 +399,6 @@ class GradientMonitor(Callback):
             return
         group_index, param_index = self._indices(positions, grads[0].device)
         norms = step_norms(grads, self.norm_type, self._process_group)
-        self.steps += 1
         self.guard.check_(grads, norms, param_index, trainer.global_step, self._names)
         # Statistics before clipping: the logged norms are what the model produced.
         stats = (

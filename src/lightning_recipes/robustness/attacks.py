@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from lightning_recipes._validate import is_real, positive_int
 from lightning_recipes.errors import config_error
 
-__all__ = ["Norm", "fgsm", "pgd", "project"]
+__all__ = ["Norm", "eval_mode", "fgsm", "pgd", "project"]
 
 Norm = Literal["linf", "l2"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -35,16 +35,26 @@ def _check(eps: float, clip: tuple[float, float] | None) -> None:
 
 
 @contextmanager
-def _attacking(model: nn.Module) -> Iterator[None]:
-    """Eval mode and gradients on, outside inference mode; the mode is restored after."""
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode; restore every submodule's own mode after, also on errors.
+
+    A model left in train mode (e.g. after ``trainer.test``) would otherwise drop units at
+    random and update its BatchNorm statistics on every scoring forward pass.
+    """
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
+        yield
     finally:
         for module, training in modes:
             module.training = training
+
+
+@contextmanager
+def _attacking(model: nn.Module) -> Iterator[None]:
+    """Eval mode and gradients on, outside inference mode; the mode is restored after."""
+    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 def _grad(model: nn.Module, x: Tensor, delta: Tensor, y: Tensor, loss_fn: LossFn) -> Tensor:

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_recipes.errors import config_error
-from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
+from lightning_recipes.robustness.attacks import Norm, eval_mode, fgsm, pgd
 
 __all__ = ["AttackName", "attack", "correct_counts", "robust_accuracy"]
 
@@ -65,6 +65,10 @@ def correct_counts(
 ) -> Tensor:
     """Correct predictions on ``x`` under the attack at each epsilon (eps 0 is clean).
 
+    The attacks and the scoring run in eval mode, whatever mode the model is in (after
+    ``trainer.test`` it is back in train mode): no dropout, BatchNorm with its running
+    statistics, which it leaves as they were. Each submodule's mode is restored after.
+
     Args:
         model: The classifier.
         x: Inputs.
@@ -77,10 +81,11 @@ def correct_counts(
         ``(len(epsilons),)`` counts, on ``x``'s device (add them over batches and ranks).
     """
     counts = []
-    for eps in epsilons:
-        adv = x if eps == 0 else attack(name, model, x, y, eps, **settings)  # type: ignore[arg-type]
-        with torch.no_grad():
-            counts.append((model(adv).argmax(dim=-1) == y).sum())
+    with eval_mode(model):
+        for eps in epsilons:
+            adv = x if eps == 0 else attack(name, model, x, y, eps, **settings)  # type: ignore[arg-type]
+            with torch.no_grad():
+                counts.append((model(adv).argmax(dim=-1) == y).sum())
     return torch.stack(counts)
 
 
@@ -92,7 +97,10 @@ def robust_accuracy(
     name: AttackName = "pgd",
     **settings: object,
 ) -> dict[float, float]:
-    """Accuracy at each epsilon (``0.0`` is the clean accuracy).
+    """Accuracy at each epsilon (``0.0`` is the clean accuracy), in eval mode.
+
+    See `correct_counts`: the model is scored in eval mode, its buffers (BatchNorm
+    statistics) are left as they were and its modes are restored after.
 
     Args:
         model: The classifier.

@@ -13,13 +13,13 @@ from typing_extensions import override
 
 from lightning_recipes import _lightning as helpers
 from lightning_recipes._contract import RecipeSummary, planned_change_epochs, validated_weights
+from lightning_recipes._modes import name_direction, resolve_mode
 from lightning_recipes.errors import MissingMetricError, choice_error, config_error
 from lightning_recipes.stopping.rules import (
     DeltaMode,
     EarlyStoppingReason,
     StopRule,
     StopState,
-    infer_mode,
     judge,
 )
 
@@ -48,6 +48,9 @@ class EarlyStopping(LightningEarlyStopping):
     * ``start_from_epoch``: checks before this epoch are ignored (warm-up).
     * ``min_delta_mode="relative"``: ``min_delta`` is a fraction of the best value.
     * ``mode="auto"``: ``min`` for losses and errors, ``max`` for accuracy, F1, AUC...
+      (the same name rule as `tune` and `cross_validate`). The default stays Lightning's
+      ``"min"``; a mode that contradicts the metric's name (``EarlyStopping("val_acc")``,
+      which would stop when the accuracy stops *falling*) is warned about.
     * Under DDP the monitored value is averaged over ranks before any decision (with a
       warning if it differed, i.e. it was logged without ``sync_dist=True``), so
       ``best_score``, ``wait_count`` and the decision are identical on every rank.
@@ -141,7 +144,18 @@ class EarlyStopping(LightningEarlyStopping):
             raise config_error(
                 "check_on_train_epoch_end", check_on_train_epoch_end, "Pass True, False or None."
             )
-        resolved = infer_mode(monitor) if mode == "auto" else mode
+        resolved = resolve_mode(monitor, mode)
+        said = name_direction(monitor)
+        if mode != "auto" and said is not None and said != mode:
+            # Lightning's default mode is "min": EarlyStopping("val_acc") would stop as soon
+            # as the accuracy stops falling. Say so rather than stop at the wrong epoch.
+            helpers.rank_zero_warn(
+                f"EarlyStopping(monitor={monitor!r}, mode={mode!r}): the name reads as a "
+                f"metric to {'minimise' if said == 'min' else 'maximise'}, but mode={mode!r} "
+                f"treats the {'highest' if mode == 'max' else 'lowest'} value as the best. "
+                f"Pass mode={said!r} (or mode='auto') if that is not what you mean.",
+                stacklevel=3,
+            )
         rule = StopRule(
             mode=resolved,
             patience=patience,

@@ -6,12 +6,12 @@ and divergence thresholds, non-finite values) lives here and is tested without a
 """
 
 import math
-import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
+from lightning_recipes._modes import Mode, infer_mode
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [
@@ -26,49 +26,7 @@ __all__ = [
     "judge",
 ]
 
-Mode = Literal["min", "max"]
 DeltaMode = Literal["absolute", "relative"]
-
-_MIN_WORDS = frozenset(
-    {"loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "wer", "cer"}
-)
-_MAX_WORDS = frozenset(
-    {
-        "acc", "accuracy", "f1", "auc", "auroc", "ap", "map", "precision", "recall", "iou",
-        "dice", "r2", "mcc", "kappa", "bleu", "rouge", "top1", "top5", "fbeta", "jaccard",
-    }
-)  # fmt: skip
-
-
-def infer_mode(monitor: str) -> Mode:
-    """Whether a metric should fall (losses, errors) or rise (accuracy, F1, AUC...).
-
-    The name is split into words at any non-alphanumeric character (``val/macro_f1`` gives
-    ``val``, ``macro``, ``f1``); exactly one of the two word lists must match.
-
-    Args:
-        monitor: The metric's name.
-
-    Returns:
-        ``"min"`` or ``"max"``.
-
-    Raises:
-        RecipeConfigError: If the name matches neither list, or both.
-
-    Examples:
-        >>> infer_mode("val_loss"), infer_mode("val/acc"), infer_mode("val_macro_f1")
-        ('min', 'max', 'max')
-    """
-    words = set(re.split(r"[^0-9a-z]+", monitor.lower()))
-    lower, higher = bool(words & _MIN_WORDS), bool(words & _MAX_WORDS)
-    if lower != higher:
-        return "min" if lower else "max"
-    raise config_error(
-        "mode",
-        "auto",
-        f"Cannot tell from the name {monitor!r} whether it should fall or rise; pass "
-        "mode='min' (losses, errors) or mode='max' (accuracy, F1, AUC).",
-    )
 
 
 def improves(

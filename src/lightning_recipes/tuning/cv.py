@@ -34,6 +34,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
 
 from lightning_recipes._lightning import trainer_callbacks
+from lightning_recipes._modes import Mode, ModeChoice, resolve_mode
 from lightning_recipes._optional import require
 from lightning_recipes._tables import markdown_table
 from lightning_recipes.data.splits import FOLD_KINDS, FoldKind
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CVResult", "FoldResult", "cross_validate", "cv_objective"]
 
-Mode = Literal["min", "max"]
 Use = Literal["best", "last"]
 CallbacksFactory = Callable[[int], Sequence[Callback]]
 ReporterFactory = Callable[[int], Callback | None]
@@ -241,8 +241,7 @@ def _check_args(
         raise choice_error("kind", kind, FOLD_KINDS)
     if not isinstance(monitor, str) or not monitor:
         raise config_error("monitor", monitor, "Pass the name of a logged metric, e.g. 'val_loss'.")
-    if mode not in ("min", "max"):
-        raise choice_error("mode", mode, ("min", "max"))
+    resolve_mode(monitor, mode)
     if use not in ("best", "last"):
         raise choice_error("use", use, ("best", "last"))
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -395,7 +394,7 @@ def _run_folds(
     *,
     kind: FoldKind,
     monitor: str,
-    mode: Mode,
+    mode: ModeChoice,
     use: Use,
     seed: int | None,
     overrides: Sequence[str],
@@ -404,6 +403,7 @@ def _run_folds(
 ) -> Iterator[tuple[FoldResult, list[Callback]]]:
     """Train fold after fold; yield each fold's result and the extra callbacks it ran with."""
     _check_args(k, kind, monitor, mode, use, seed, overrides)
+    direction = resolve_mode(monitor, mode)
     if callbacks_factory is not None and not callable(callbacks_factory):
         raise config_error(
             "callbacks_factory", callbacks_factory, "Pass a function fold -> list of callbacks."
@@ -451,7 +451,7 @@ def _run_folds(
             extra = list(callbacks_factory(fold)) if callbacks_factory is not None else []
             _insert(trainer, [*extra, recorder])
             trainer.fit(cli.model, datamodule=datamodule)
-            index, value = _select(recorder, monitor, mode, use)
+            index, value = _select(recorder, monitor, direction, use)
             train_set = getattr(datamodule, "train_dataset", None)
             val_set = getattr(datamodule, "val_dataset", None)
             yield (
@@ -475,7 +475,7 @@ def cross_validate(
     *,
     kind: FoldKind = "stratified",
     monitor: str = "val_loss",
-    mode: Mode = "min",
+    mode: ModeChoice = "auto",
     use: Use = "best",
     seed: int | None = None,
     overrides: Sequence[str] = (),
@@ -499,7 +499,9 @@ def cross_validate(
         k: The number of folds, >= 2.
         kind: ``"stratified"``, ``"plain"`` or ``"grouped"`` (the datamodule's groups).
         monitor: The metric that scores a fold.
-        mode: ``"min"`` or ``"max"``: which value of ``monitor`` is best.
+        mode: ``"min"`` or ``"max"``: which value of ``monitor`` is best; ``"auto"`` reads
+            it from the name, as `EarlyStopping` does (loss, error -> min; accuracy, F1,
+            AUROC -> max) and refuses a name it cannot place.
         use: ``"best"`` scores a fold by its best epoch, ``"last"`` by its last.
         seed: Sets ``data.init_args.seed`` (folds, split, shuffle) and ``seed_everything``
             for every fold; None keeps the config's.
@@ -541,7 +543,7 @@ def cross_validate(
             out_dir=out_dir,
         )
     ]
-    return CVResult(monitor=monitor, mode=mode, kind=kind, folds=folds)
+    return CVResult(monitor=monitor, mode=resolve_mode(monitor, mode), kind=kind, folds=folds)
 
 
 def cv_objective(
@@ -549,7 +551,7 @@ def cv_objective(
     config: Mapping[str, Any] | str | Path,
     k: int = 5,
     monitor: str = "val_loss",
-    mode: Mode = "min",
+    mode: ModeChoice = "auto",
     reporter_factory: ReporterFactory | None = None,
     *,
     kind: FoldKind = "stratified",
@@ -576,7 +578,7 @@ def cv_objective(
         config: A LightningCLI YAML file or dict, with the trial's parameters applied.
         k: The number of folds, >= 2.
         monitor: The metric that scores a fold.
-        mode: ``"min"`` or ``"max"``.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (see `cross_validate`).
         reporter_factory: ``fold -> callback or None``, see above.
         kind: ``"stratified"``, ``"plain"`` or ``"grouped"``.
         use: ``"best"`` or ``"last"`` epoch of each fold, see `cross_validate`.

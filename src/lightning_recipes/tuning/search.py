@@ -25,6 +25,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
 from lightning_recipes._lightning import trainer_callbacks
+from lightning_recipes._modes import ModeChoice, resolve_mode
 from lightning_recipes._optional import require
 from lightning_recipes.errors import (
     MissingMetricError,
@@ -295,6 +296,7 @@ def _check_args(
     cv: int | None,
     value: str,
     heartbeat_interval: int,
+    overrides: Sequence[str],
 ) -> None:
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise config_error("n_trials", n_trials, "Pass a positive number of trials.")
@@ -302,10 +304,9 @@ def _check_args(
         raise choice_error("sampler", sampler, SAMPLERS)
     if pruner not in PRUNERS:
         raise choice_error("pruner", pruner, PRUNERS)
-    if mode not in ("min", "max"):
-        raise choice_error("mode", mode, ("min", "max"))
     if not isinstance(monitor, str) or not monitor:
         raise config_error("monitor", monitor, "Pass the name of a logged metric, e.g. 'val_loss'.")
+    resolve_mode(monitor, mode)
     if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
         raise config_error("timeout", timeout, "Pass a positive number of seconds, or None.")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
@@ -314,6 +315,16 @@ def _check_args(
         raise config_error("cv", cv, "Pass the number of folds (>= 2), or None.")
     if value not in ("best", "last"):
         raise choice_error("value", value, ("best", "last"))
+    if (
+        isinstance(overrides, str)
+        or not isinstance(overrides, Sequence)
+        or not all(isinstance(o, str) for o in overrides)
+    ):
+        raise config_error(
+            "overrides",
+            overrides,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'].",
+        )
     if (
         isinstance(heartbeat_interval, bool)
         or not isinstance(heartbeat_interval, int)
@@ -369,7 +380,7 @@ def tune(
     storage: str | None = None,
     study_name: str | None = None,
     monitor: str = "val_loss",
-    mode: Literal["min", "max"] = "min",
+    mode: ModeChoice = "auto",
     pruner: PrunerName = "median",
     seed: int | None = None,
     timeout: float | None = None,
@@ -386,7 +397,8 @@ def tune(
 
     The study lives in ``storage`` (default: ``sqlite:///<out_dir>/<study>/study.db``), so
     running ``tune`` again with the same study name continues it: finished trials are
-    kept, a trial whose process died is marked FAILED once its heartbeat is older than
+    kept (a grid study whose every point has run trains nothing more), a trial whose
+    process died is marked FAILED once its heartbeat is older than
     ``grace_period`` (and its parameters are retried once), and ``n_trials`` counts the
     COMPLETE and PRUNED trials of the study, from every worker. Several processes (on
     several machines with a ``postgresql://`` URL) given the same storage and study name
@@ -406,7 +418,9 @@ def tune(
         storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), or None.
         study_name: The study's name (default: the config file's stem).
         monitor: The metric the trials are judged by (logged in validation).
-        mode: ``"min"`` or ``"max"``.
+        mode: ``"min"``, ``"max"``, or ``"auto"``: read from ``monitor``'s name, as
+            `EarlyStopping` does (loss, error, NLL, MSE, MAE -> min; accuracy, F1, AUROC,
+            precision, recall -> max); a name it cannot place is refused: pass the mode.
         pruner: ``"median"``, ``"hyperband"`` or ``"none"``.
         seed: The sampler's seed (the trials' training seed is the config's
             ``seed_everything``).
@@ -431,8 +445,19 @@ def tune(
             or an existing study with the other direction; all before any trial runs.
     """
     _check_args(
-        n_trials, sampler, monitor, mode, pruner, timeout, n_jobs, cv, value, heartbeat_interval
+        n_trials,
+        sampler,
+        monitor,
+        mode,
+        pruner,
+        timeout,
+        n_jobs,
+        cv,
+        value,
+        heartbeat_interval,
+        overrides,
     )
+    mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     base = load_config(config, overrides)
     full = expand_config(base)
@@ -489,6 +514,10 @@ def tune(
     counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=counted))
     remaining = n_trials - done
+    if sampler == "grid" and study.sampler.is_exhausted(study):
+        # Every grid point has run (in this process or an earlier one): Optuna's grid
+        # sampler would train a random point again, a duplicate trial.
+        remaining = 0
     subprocess_mode = n_jobs > 1 or _multi_process(full)
 
     def objective(trial: Any) -> float:

@@ -183,7 +183,8 @@ def run_trial_subprocess(
         path of the trial's log.
 
     Raises:
-        RecipeConfigError: If ``config_path`` is not a file, or ``timeout`` is not positive.
+        RecipeConfigError: If ``config_path`` is not a file, ``timeout`` is not positive,
+            or ``args`` is not a list of strings.
         TrialSubprocessError: If the fit fails, runs past ``timeout``, or writes no result.
     """
     config_path = Path(config_path)
@@ -191,6 +192,16 @@ def run_trial_subprocess(
         raise config_error("config_path", str(config_path), "Pass the path of a YAML config.")
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise config_error("timeout", timeout, "Pass a number of seconds > 0, or None.")
+    if (
+        isinstance(args, str)
+        or not isinstance(args, Sequence)
+        or not all(isinstance(a, str) for a in args)
+    ):
+        raise config_error(
+            "args",
+            args,
+            "Pass a list of strings, e.g. ['--trainer.max_epochs=3'] (not one string).",
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / RESULT_FILE
