@@ -98,7 +98,7 @@ REGISTRY: list[Entry] = [
     Entry("lightning_recipes.MixUp", {"alpha": 0.4, "stop_at_epoch": 2}),
     Entry("lightning_recipes.SnapshotEnsemble", {"cycle_epochs": 1}, changes_training=False),
     # A delayed start: validation and checkpoints on the live weights first, then the average.
-    Entry("lightning_recipes.WeightAverage", {"kind": "ema", "decay": 0.9, "start_epoch": 1}),
+    Entry("lightning_recipes.WeightAverage", {"kind": "ema", "decay": 0.5, "start_epoch": 1}),
     Entry("lightning_recipes.AdversarialTraining", {"eps": 0.05, "ratio": 0.5, "clip": [0.0, 1.0]}),
     Entry(
         "lightning_recipes.RobustnessEvaluation",
