@@ -91,38 +91,30 @@ __all__ = [
 ]
 
 
-# Public name by submodule. Importing the package imports none of them (no torch), so
+# The public names of each submodule. Importing the package imports none of them (no torch), so
 # `lightning-recipes --help` answers at once; `__getattr__` imports a name when first used.
-_EXPORTS: dict[str, tuple[str, ...]] = {
-    "attribution": ("Attribution", "explain"),
-    "augmentation": ("CutMix", "ImageAugmentation", "LabelSmoothing", "MixUp"),
+_EXPORTS: dict[str, str] = {
+    "attribution": "Attribution explain",
+    "augmentation": "CutMix ImageAugmentation LabelSmoothing MixUp",
     "data": (
-        "ArrayDataModule",
-        "DigitsDataModule",
-        "LabeledTensorDataset",
-        "make_imbalanced",
-        "stratified_split",
+        "ArrayDataModule DigitsDataModule LabeledTensorDataset make_imbalanced stratified_split"
     ),
-    "ensembles": ("EnsembleModule", "SnapshotEnsemble", "WeightAverage"),
+    "ensembles": "EnsembleModule SnapshotEnsemble WeightAverage",
     "errors": (
-        "BatchMixingError",
-        "MissingExtraError",
-        "MissingMetricError",
-        "NonFiniteGradientError",
-        "RecipeConfigError",
-        "RecipeWarning",
+        "BatchMixingError MissingExtraError MissingMetricError NonFiniteGradientError "
+        "RecipeConfigError RecipeWarning"
     ),
-    "finetuning": ("Freezer",),
-    "gradients": ("BatchMixingCheck", "GradientMonitor", "check_gradients"),
-    "history": ("MetricHistory",),
-    "imbalance": ("ClassWeighting", "FocalLoss", "ImbalanceReport"),
-    "lr": ("LRFinder", "LRFinderResult", "find_lr"),
-    "modules": ("MLP", "Classifier", "SmallCNN"),
-    "regularization": ("ActivationMonitor", "WeightInit", "WeightPenalty", "no_decay_param_groups"),
-    "robustness": ("AdversarialTraining", "RobustnessEvaluation"),
-    "stopping": ("EarlyStopping",),
+    "finetuning": "Freezer",
+    "gradients": "BatchMixingCheck GradientMonitor check_gradients",
+    "history": "MetricHistory",
+    "imbalance": "ClassWeighting FocalLoss ImbalanceReport",
+    "lr": "LRFinder LRFinderResult find_lr",
+    "modules": "MLP Classifier SmallCNN",
+    "regularization": "ActivationMonitor WeightInit WeightPenalty no_decay_param_groups",
+    "robustness": "AdversarialTraining RobustnessEvaluation",
+    "stopping": "EarlyStopping",
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}
 
 
 def __getattr__(name: str) -> Any:
