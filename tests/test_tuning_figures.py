@@ -120,15 +120,17 @@ def test_no_text_is_cut_or_covers_another(figures: dict[str, Any], name: str) ->
     _assert_readable(figures[name])
 
 
-def test_a_study_of_one_trial_and_one_parameter_is_drawn_readably() -> None:
+def test_a_study_of_one_trial_is_drawn_readably() -> None:
     study = optuna.create_study(direction="maximize")
-    space = {"model.init_args.lr": F(1e-4, 1e-1, log=True)}
-    study.add_trial(optuna.trial.create_trial(params={"model.init_args.lr": 0.01},
-                                              distributions=space, value=0.9))  # fmt: skip
+    space = {"model.init_args.lr": F(1e-4, 1e-1, log=True), "batch_size": C([32, 64, 128])}
+    params = {"model.init_args.lr": 0.01, "batch_size": 64}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=0.9))
     drawn = draw_figures(study, "val_acc")
     assert drawn["importances"] == "not drawn: needs at least 2 completed trial(s)"
     for name in ("history", "parallel", "slice"):
         _assert_readable(drawn[name])
+    shown = {text for text, _ in _drawn_texts(drawn["parallel"])}
+    assert {"32", "64", "128", "0.01", "model.lr", "val_acc"} <= shown  # every choice has a place
 
 
 def test_slices_are_wrapped_into_a_grid(figures: dict[str, Any]) -> None:

@@ -86,6 +86,8 @@ class _Axis:
         self.log = bool(getattr(distribution, "log", False))
         self.integer = type(distribution).__name__ == "IntDistribution"
         present = [self.position(v) for v in values if v is not None] or [0.0]
+        if self.choices is not None:  # every choice has its place, sampled or not
+            present = [0.0, float(len(self.choices) - 1)]
         self.low, self.high = min(present), max(present)
 
     def position(self, value: Any) -> float:
