@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 if TYPE_CHECKING:  # imported on first use: see `__getattr__`
     from lightning_recipes.runner import RecipesCLI
 
@@ -59,6 +61,7 @@ def __getattr__(name: str) -> Any:
 class _KnownLogNoise(logging.Filter):
     """Drops the log records whose message matches `KNOWN_LOG_MESSAGES`."""
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         return KNOWN_LOG_MESSAGES.match(record.getMessage()) is None
 
@@ -87,6 +90,7 @@ def quiet_known_noise() -> Iterator[None]:
 class _HelpFormatter(argparse.HelpFormatter):
     """Says each default once: ``(default: X)``, unless the help already says it or it is unset."""
 
+    @override
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default

@@ -79,9 +79,15 @@ def short_name(key: str) -> str:
 
 
 class _Axis:
-    """Where one parameter's values go on a figure axis, and its tick labels."""
+    """Where one parameter's values go on a figure axis, and its tick labels.
 
-    def __init__(self, distribution: Any, values: list[Any]) -> None:  # None: plain numbers
+    Args:
+        distribution: The parameter's Optuna distribution; None for plain numbers (the
+            objective).
+        values: The values the trials took (None where a trial did not sample it).
+    """
+
+    def __init__(self, distribution: Any, values: list[Any]) -> None:
         self.choices: list[Any] | None = getattr(distribution, "choices", None)
         self.log = bool(getattr(distribution, "log", False))
         self.integer = type(distribution).__name__ == "IntDistribution"
