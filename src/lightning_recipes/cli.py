@@ -1,17 +1,104 @@
-"""The ``lightning-recipes`` command: ``demo``, ``tune`` and LightningCLI's fit/test/....
+"""The ``lightning-recipes`` console entry point: ``demo``, ``tune`` and LightningCLI's fit/....
 
-``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's subcommands.
+``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's subcommands (`RecipesCLI`,
+defined in `lightning_recipes.runner`). This module imports torch and Lightning only when a
+subcommand runs, so ``lightning-recipes --help`` answers at once.
+
+The commands quiet a few known third-party messages that every fit and every trial would
+print and that a person cannot act on (`KNOWN_WARNINGS`, `KNOWN_LOG_MESSAGES`), for the
+duration of the command only; the library itself never filters warnings or logs.
 """
 
 import argparse
+import contextlib
+import logging
+import re
 import sys
-from collections.abc import Sequence
-from typing import Any
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from lightning.pytorch import LightningDataModule, LightningModule
-from lightning.pytorch.cli import LightningCLI
+from typing_extensions import override
 
-__all__ = ["RecipesCLI", "console", "main"]
+if TYPE_CHECKING:  # imported on first use: see `__getattr__`
+    from lightning_recipes.runner import RecipesCLI
+
+__all__ = [
+    "KNOWN_LOG_MESSAGES",
+    "KNOWN_WARNINGS",
+    "RecipesCLI",
+    "console",
+    "main",
+    "quiet_known_noise",
+]
+
+# (category, message regex) of the third-party warnings the commands hide.
+KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    # torch deprecated LeafSpec, which Lightning's pytree helper still builds on every batch
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+)
+# Lightning's info lines the commands hide: advertisements, and restating the default.
+KNOWN_LOG_MESSAGES = re.compile(
+    r"💡 Tip: For seamless cloud (?:logging|uploads)"
+    r"|`Trainer\(limit_(?:train|val|test|predict)_batches=1\.0\)` was configured so 100% "
+)
+# Where Lightning's `rank_zero_info` logs.
+_LIGHTNING_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """`RecipesCLI`, still importable from here, without importing Lightning up front."""
+    if name == "RecipesCLI":
+        from lightning_recipes.runner import RecipesCLI
+
+        return RecipesCLI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _KnownLogNoise(logging.Filter):
+    """Drops the log records whose message matches `KNOWN_LOG_MESSAGES`."""
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        return KNOWN_LOG_MESSAGES.match(record.getMessage()) is None
+
+
+@contextlib.contextmanager
+def quiet_known_noise() -> Iterator[None]:
+    """Hide `KNOWN_WARNINGS` and `KNOWN_LOG_MESSAGES` inside the block, and only there.
+
+    Every other warning and log line shows as before; the warning filters and the loggers
+    are restored on exit.
+    """
+    noise = _KnownLogNoise()
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    with warnings.catch_warnings():
+        for category, message in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        for logger in loggers:
+            logger.addFilter(noise)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(noise)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Says each default once: ``(default: X)``, unless the help already says it or it is unset."""
+
+    @override
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default == "" or default == argparse.SUPPRESS
+        if unset or "default" in text.lower():
+            return text
+        return f"{text} (default: %(default)s)"
+
 
 OVERVIEW = """\
 lightning-recipes: PyTorch Lightning callbacks and modules for well-known training techniques.
@@ -32,27 +119,6 @@ accept any LightningModule, LightningDataModule and callback by class_path (Ligh
 """
 
 
-class RecipesCLI(LightningCLI):
-    """LightningCLI where the model and the datamodule are chosen by ``class_path``.
-
-    Any ``LightningModule`` and ``LightningDataModule`` can be configured from YAML, the
-    lightning-recipes ones included, and every callback through ``trainer.callbacks``.
-    The config is saved next to the logs (overwriting the one of a previous run in the
-    same folder).
-    """
-
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_kwargs={"overwrite": True},
-            args=list(args) if args is not None else None,
-            run=run,
-        )
-
-
 def _demo(argv: Sequence[str]) -> int:
     from lightning_recipes.demo import DEMO_RECIPES, parse_imbalance, run_demo
 
@@ -63,7 +129,7 @@ def _demo(argv: Sequence[str]) -> int:
             "test it, print a summary table and write a report folder: report.md, "
             "metrics.json, curves.png, confusion.png and the logs."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--name", default=None, help="run name (default: digits-<model>)")
     parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="backbone")
@@ -114,7 +180,7 @@ def _tune(argv: Sequence[str]) -> int:
             "Writes <out>/<study>/study.md, the figures and best.yaml. Any other "
             "--section.key=value argument overrides the config, as with `fit`."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("-c", "--config", required=True, help="LightningCLI YAML config")
     parser.add_argument("--space", required=True, help="search space YAML")
@@ -205,16 +271,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["demo"]:
-        return _demo(args[1:])
-    if args[:1] == ["tune"]:
-        return _tune(args[1:])
     if not args or args[0] in ("-h", "--help"):
         print(OVERVIEW)
         return 0 if args else 2
+    with quiet_known_noise():
+        if args[0] == "demo":
+            return _demo(args[1:])
+        if args[0] == "tune":
+            return _tune(args[1:])
+        return _lightning_cli(args, from_sys_argv=argv is None)
+
+
+def _lightning_cli(args: list[str], *, from_sys_argv: bool) -> int:
+    from lightning_recipes.runner import RecipesCLI, fit_summary
+
     # Hand LightningCLI None when reading sys.argv itself, so it does not warn about a
     # duplicate; DDP launches re-run sys.argv, so the children take this same path.
-    RecipesCLI(args=None if argv is None else args)
+    cli = RecipesCLI(args=None if from_sys_argv else args)
+    if cli.subcommand == "fit" and cli.trainer.is_global_zero:
+        summary = fit_summary(cli.trainer)
+        if summary:
+            print()
+            print(summary, end="")
     return 0
 
 

@@ -295,7 +295,7 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     import sys
 
-    from lightning_recipes.cli import RecipesCLI
+    from lightning_recipes.runner import RecipesCLI
 
     class _ParseOnly(RecipesCLI):
         def instantiate_classes(self) -> None:
