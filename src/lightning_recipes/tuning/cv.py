@@ -410,7 +410,7 @@ def _run_folds(
         )
     base = _load(config)
     _check_fold_support(base, kind)
-    from lightning_recipes.cli import RecipesCLI  # the CLI module imports the tuning lazily
+    from lightning_recipes.runner import RecipesCLI
 
     with tempfile.TemporaryDirectory(prefix="lr-cv-") as scratch:
         for fold in range(k):

@@ -267,7 +267,7 @@ def _bare_argv() -> Iterator[None]:
 
 def _fit_in_process(cfg_path: Path, monitor: str, reporter: bool) -> tuple[list[float], bool]:
     """Train one trial's config as ``fit -c`` would; return the epoch values and pruned."""
-    from lightning_recipes.cli import RecipesCLI
+    from lightning_recipes.runner import RecipesCLI
 
     with _bare_argv():
         cli = RecipesCLI(args=["--config", str(cfg_path)], run=False)
