@@ -32,6 +32,7 @@ from lightning_recipes import (
     EnsembleModule,
     FocalLoss,
     Freezer,
+    GradientMonitor,
     ImbalanceReport,
     MetricHistory,
     RobustnessEvaluation,
@@ -272,6 +273,7 @@ SETUP_FIXED = [
     _setup_row(WeightInit, "types", "'Linear'", types=["MyBlock"]),
     _setup_row(ActivationMonitor, "names", "'backbone.1'", names=["backbone.2"], plot=False),
     _setup_row(ActivationMonitor, "types", "'ReLU'", types=["GELU"], plot=False),
+    _setup_row(GradientMonitor, "groups", "backbone.0.weight", groups={"head": ["heda.*"]}),
     # a batch key that is not in the batch: an IndexError, or nothing at all
     _setup_row(AdversarialTraining, "label_key", "list", eps=0.1, label_key=5),
     _setup_row(RobustnessEvaluation, "label_key", "list", label_key=5, num_samples=8, **QUICK),

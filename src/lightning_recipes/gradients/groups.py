@@ -37,6 +37,8 @@ def parameter_groups(
         >>> parameter_groups(list(net.named_parameters()), {"last": ["2.*"]})
         (['other', 'last'], [0, 0, 1, 1])
     """
+    if isinstance(groups, Mapping):
+        _check_globs_match([n for n, _ in named_parameters], groups)
     names: list[str] = []
     index: dict[str, int] = {}
     assignment: list[int] = []
@@ -63,6 +65,20 @@ def parameter_groups(
             names.append(group)
         assignment.append(index[group])
     return names, assignment
+
+
+def _check_globs_match(names: list[str], groups: Mapping[str, Sequence[str]]) -> None:
+    """Refuse a glob that matches no parameter: a typo would silently empty its group."""
+    for group, globs in groups.items():
+        for glob in globs:
+            if not any(fnmatch.fnmatchcase(name, glob) for name in names):
+                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise config_error(
+                    "groups",
+                    {k: list(v) for k, v in groups.items()},
+                    f"{glob!r} (group {group!r}) matches no parameter; the parameters are: "
+                    f"{shown}.",
+                )
 
 
 def check_groups(groups: object) -> None:
