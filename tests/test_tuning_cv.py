@@ -458,8 +458,22 @@ def test_cv_objective_refuses_bad_input() -> None:
 
 
 def test_a_monitor_that_is_never_logged_names_the_logged_metrics(tmp_path: Path) -> None:
+    epochs: list[int] = []
+
+    class Epochs(Callback):
+        def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            epochs.append(trainer.current_epoch)
+
     with pytest.raises(MissingMetricError, match=r"val_f2.*val_acc"):
-        cross_validate(_config(), k=2, monitor="val_f2", mode="max", out_dir=tmp_path)
+        cross_validate(
+            _with(trainer__max_epochs=3),
+            k=2,
+            monitor="val_f2",
+            mode="max",
+            out_dir=tmp_path,
+            callbacks_factory=lambda fold: [Epochs()],
+        )
+    assert epochs == [0]  # at the first validation, not after the fold trained
     with pytest.raises(MissingMetricError, match="no validation ran"):
         cross_validate(_with(trainer__limit_val_batches=0), k=2, out_dir=tmp_path)
 

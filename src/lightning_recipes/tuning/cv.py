@@ -203,7 +203,8 @@ class _FoldRecorder(Callback):
     aggregates (which Lightning computes only then).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, monitor: str | None = None) -> None:
+        self.monitor = monitor
         self.records: list[dict[str, float]] = []
         self.epochs: list[int] = []
         self._epoch_of_last = -1
@@ -224,6 +225,9 @@ class _FoldRecorder(Callback):
         self.records.append(self._scalars(trainer))
         self.epochs.append(trainer.current_epoch)
         self._epoch_of_last = trainer.current_epoch
+        if self.monitor is not None and self.monitor not in self.records[-1]:
+            # At the first validation, not after the fold has trained to the end.
+            raise MissingMetricError(_not_logged(self.monitor, self.records))
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -366,6 +370,14 @@ def _build(cli_class: Any, args: list[str], fold: int) -> Any:
         sys.stderr.write(captured.getvalue())
 
 
+def _not_logged(monitor: str, records: list[dict[str, float]]) -> str:
+    logged = sorted({name for r in records for name in r})
+    return (
+        f"cross_validate: monitor={monitor!r} was not logged during validation; "
+        f"logged metrics: {logged}. Pass one of them as monitor."
+    )
+
+
 def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tuple[int, float]:
     """The index of the selected validation record and its monitored value."""
     if not recorder.records:
@@ -375,11 +387,7 @@ def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tupl
         )
     history = [r.get(monitor) for r in recorder.records]
     if any(v is None for v in history):
-        logged = sorted({name for r in recorder.records for name in r})
-        raise MissingMetricError(
-            f"cross_validate: monitor={monitor!r} was not logged during validation; "
-            f"logged metrics: {logged}. Pass one of them as monitor."
-        )
+        raise MissingMetricError(_not_logged(monitor, recorder.records))
     values = np.asarray(history, dtype=np.float64)
     if use == "last":
         return len(values) - 1, float(values[-1])
@@ -447,7 +455,7 @@ def _run_folds(
                     "one device per fold (trainer.devices=1), or run each fold as its own "
                     "`lightning-recipes fit` with data.init_args.fold=i.",
                 )
-            recorder = _FoldRecorder()
+            recorder = _FoldRecorder(monitor)
             extra = list(callbacks_factory(fold)) if callbacks_factory is not None else []
             _insert(trainer, [*extra, recorder])
             trainer.fit(cli.model, datamodule=datamodule)
