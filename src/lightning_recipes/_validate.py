@@ -159,6 +159,33 @@ def names_sequence(
     return tuple(value)
 
 
+def command_args(name: str, value: Any) -> list[str]:
+    """Check command-line arguments (``["--trainer.max_epochs=5"]``): a list of strings.
+
+    Unlike `names_sequence`, entries may repeat and be empty (``["--a", "1", "--b", "1"]``).
+
+    Raises:
+        RecipeConfigError: For one string (it would be read letter by letter), a
+            non-sequence, or a non-string entry.
+
+    Examples:
+        >>> command_args("overrides", ["--trainer.max_epochs=5"])
+        ['--trainer.max_epochs=5']
+    """
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(item, str) for item in value)
+    ):
+        raise config_error(
+            name,
+            value,
+            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'] "
+            "(a plain string would be read letter by letter).",
+        )
+    return list(value)
+
+
 def known_names(name: str, value: Sequence[str], valid: Collection[str], what: str) -> None:
     """Check that every name in ``value`` is one of ``valid``; the error lists them all.
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
+from lightning_recipes._validate import command_args
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [
@@ -193,17 +194,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         >>> parse_overrides(["--trainer.max_epochs=5", "--model.init_args.lr", "1e-3"])
         {'trainer.max_epochs': 5, 'model.init_args.lr': 0.001}
     """
-    if (
-        isinstance(overrides, str)
-        or not isinstance(overrides, Sequence)
-        or not all(isinstance(item, str) for item in overrides)
-    ):
-        raise config_error(
-            "overrides",
-            overrides,
-            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'] "
-            "(a plain string would be read letter by letter).",
-        )
+    command_args("overrides", overrides)
     parsed: dict[str, Any] = {}
     items = list(overrides)
     i = 0

@@ -27,6 +27,7 @@ from typing_extensions import override
 from lightning_recipes._lightning import trainer_callbacks
 from lightning_recipes._modes import ModeChoice, resolve_mode
 from lightning_recipes._optional import require
+from lightning_recipes._validate import command_args
 from lightning_recipes.errors import (
     MissingMetricError,
     RecipeConfigError,
@@ -315,16 +316,7 @@ def _check_args(
         raise config_error("cv", cv, "Pass the number of folds (>= 2), or None.")
     if value not in ("best", "last"):
         raise choice_error("value", value, ("best", "last"))
-    if (
-        isinstance(overrides, str)
-        or not isinstance(overrides, Sequence)
-        or not all(isinstance(o, str) for o in overrides)
-    ):
-        raise config_error(
-            "overrides",
-            overrides,
-            "Pass a list of '--section.key=value' strings, e.g. ['--trainer.max_epochs=5'].",
-        )
+    command_args("overrides", overrides)
     if (
         isinstance(heartbeat_interval, bool)
         or not isinstance(heartbeat_interval, int)

@@ -17,6 +17,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+from lightning_recipes._validate import command_args
 from lightning_recipes.errors import config_error
 from lightning_recipes.tuning.pruning import RESULT_FILE, TrialReporter
 
@@ -192,16 +193,7 @@ def run_trial_subprocess(
         raise config_error("config_path", str(config_path), "Pass the path of a YAML config.")
     if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
         raise config_error("timeout", timeout, "Pass a number of seconds > 0, or None.")
-    if (
-        isinstance(args, str)
-        or not isinstance(args, Sequence)
-        or not all(isinstance(a, str) for a in args)
-    ):
-        raise config_error(
-            "args",
-            args,
-            "Pass a list of strings, e.g. ['--trainer.max_epochs=3'] (not one string).",
-        )
+    command_args("args", args)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / RESULT_FILE
