@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes.augmentation import MixUp
+from lightning_recipes.augmentation.images import augment_images, build_image_transform
 from lightning_recipes.augmentation.mixing import cutmix_box
 
 
@@ -66,3 +67,24 @@ def test_every_epoch_and_batch_draws_anew_and_a_seed_repeats_the_run(
     assert all(torch.equal(a, b) for a, b in zip(seen, again, strict=True))
     other = _mixed_inputs(make_trainer, seed=4)
     assert not torch.equal(seen[0], other[0])
+
+
+@pytest.mark.parametrize(("flip", "dim"), [("horizontal_flip", -1), ("vertical_flip", -2)])
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_each_flip_happens_with_probability_half_of_p(flip: str, dim: int, p: float) -> None:
+    x = torch.rand(256, 1, 4, 4)
+    out = augment_images(build_image_transform(p=p, **{flip: True}), x, seed=0)
+    flipped = torch.all(out == x.flip(dim), dim=(1, 2, 3))
+    assert bool(torch.all(flipped | torch.all(out == x, dim=(1, 2, 3))))
+    expected = 256 * 0.5 * p  # binomial: standard deviation at most 8
+    assert abs(int(flipped.sum()) - expected) < 24
+
+
+def test_p_is_the_share_of_batches_augmented(make_trainer: Callable[..., Trainer]) -> None:
+    x = torch.arange(80, dtype=torch.float32).reshape(40, 2).repeat(1, 2)
+    loader = DataLoader(TensorDataset(x, torch.arange(40) % 3), batch_size=2)
+    model = _Flat()
+    make_trainer(callbacks=[MixUp(alpha=1.0, p=0.2, seed=0)]).fit(model, loader)
+    clean = [batch[0] for batch in loader]
+    mixed = sum(not torch.equal(a, b) for a, b in zip(model.seen, clean, strict=True))
+    assert 1 <= mixed <= 10, mixed  # 20 batches, p = 0.2: about 4 (binomial sd 1.8)

@@ -69,3 +69,38 @@ def test_swa_is_the_equal_weight_mean_of_the_epoch_end_weights(
     trainer.fit(model, _loader())
     ends = [record.weights[4], record.weights[9], record.weights[14]]  # 5 steps an epoch
     torch.testing.assert_close(model.net.weight.detach(), (ends[1] + ends[2]) / 2)
+
+
+class _WithNorm(_Tiny):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+
+
+class _BuffersAfterEachStep(Callback):
+    def __init__(self) -> None:
+        self.tracked: list[int] = []
+        self.means: list[Tensor] = []
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        norm = pl_module.net[1]
+        self.tracked.append(int(norm.num_batches_tracked))
+        self.means.append(norm.running_mean.clone())
+
+
+def test_ema_averages_the_buffers_float_and_integer_by_the_same_formula(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    decay = 0.75
+    record, model = _BuffersAfterEachStep(), _WithNorm()
+    average = WeightAverage("ema", decay=decay, update_bn=False)
+    make_trainer(callbacks=[record, average]).fit(model, _loader())
+    assert record.tracked == [1, 2, 3, 4, 5]
+    tracked, mean = record.tracked[0], record.means[0]
+    for count, current in zip(record.tracked[1:], record.means[1:], strict=True):
+        tracked = int(tracked * decay + count * (1 - decay))  # an integer buffer truncates
+        mean = decay * mean + (1 - decay) * current
+    assert int(model.net[1].num_batches_tracked) == tracked == 2
+    torch.testing.assert_close(model.net[1].running_mean, mean)

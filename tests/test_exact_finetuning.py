@@ -64,3 +64,34 @@ def test_rates_by_hand() -> None:
     expected = [1e-3 * (100 ** (i / 4)) for i in range(5)]
     assert all(abs(a - b) <= 1e-12 for a, b in zip(spread, expected, strict=True))
     assert spread_lrs(1e-3, 1e-1, 1) == [1e-1]
+
+
+class _WarmUp(Callback):
+    """The rate of the last optimizer group at each step, and the warm-up left after it."""
+
+    def __init__(self) -> None:
+        self.rates: list[float] = []
+        self.left: list[dict[int, int]] = []
+
+    def on_before_optimizer_step(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        self.rates.append(optimizer.param_groups[-1]["lr"])
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: object, batch: object, i: int
+    ) -> None:
+        freezer = next(c for c in trainer.callbacks if isinstance(c, Freezer))  # type: ignore[attr-defined]
+        self.left.append(dict(freezer.state_dict()["warmup"]))
+
+
+def test_a_warm_up_ramps_over_exactly_warmup_steps_steps(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    freezer, seen = Freezer(unfreeze={1: 3}, warmup_steps=3), _WarmUp()
+    loader = DataLoader(TensorDataset(torch.ones(10, 2)), batch_size=2)
+    make_trainer(max_epochs=2, callbacks=[freezer, seen]).fit(_Net(), loader)
+    unfrozen = seen.rates[5:]  # epoch 1: the three backbone groups join at step 5
+    assert unfrozen[:3] == [0.1 * 1 / 4, 0.1 * 2 / 4, 0.1 * 3 / 4]
+    assert unfrozen[3:] == [0.1, 0.1]
+    assert [len(left) for left in seen.left[5:]] == [3, 3, 0, 0, 0]  # 3 groups; none after 3

@@ -101,3 +101,13 @@ def test_adaptive_clipping_caps_each_unit_at_factor_times_its_weight_norm() -> N
     g = torch.tensor([[6.0, 8.0], [0.05, 0.0]])  # unit norms 10 and 0.05
     assert bool(adaptive_clip_([w], [g], clip_factor=0.1))
     torch.testing.assert_close(g, torch.tensor([[0.3, 0.4], [0.05, 0.0]]), atol=1e-6, rtol=0)
+
+
+def test_relative_vanishing_bound_is_the_median_times_the_factor() -> None:
+    tracker = AnomalyTracker(vanish=0.25, explode=None, mode="relative", patience=1,
+                             window=3, min_history=3)  # fmt: skip
+    for value in (4.0, 8.0, 6.0):  # median 6: the bound is 1.5
+        assert tracker.update({"g": value}) == []
+    assert tracker.update({"g": 1.5}) == []  # at the bound: inside; window [8, 6, 1.5]
+    found = tracker.update({"g": 1.25})
+    assert [(x.kind, x.bound) for x in found] == [("vanishing", 1.5)]

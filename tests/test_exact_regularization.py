@@ -27,6 +27,15 @@ def test_lsuv_variance_is_about_the_mean_and_matches_the_formula() -> None:
     assert float(layer.bias.detach()[0]) == 3.0  # only the weight is scaled
 
 
+def test_lsuv_leaves_a_layer_with_zero_output_variance_alone() -> None:
+    layer = nn.Linear(3, 2)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    result = lsuv_(lambda: layer(torch.randn(8, 3)), [("layer", layer)])
+    assert result == {"layer": 0.0}
+    assert bool(torch.all(layer.weight == 0))  # not divided by zero
+
+
 class _BatchNormDropoutNet(LightningModule):
     def __init__(self) -> None:
         super().__init__()

@@ -4,10 +4,8 @@ import math
 from collections.abc import Callable
 
 import pytest
-import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from lightning.pytorch import Callback, Trainer
+from torch import nn
 
 from lightning_recipes import EarlyStopping
 from lightning_recipes.stopping.rules import (
@@ -18,6 +16,7 @@ from lightning_recipes.stopping.rules import (
     initial_state,
     judge,
 )
+from tests.scripted import Scripted, one_batch
 
 
 def _judge(rule: StopRule, state: StopState, value: float) -> tuple[bool, bool, str]:
@@ -102,24 +101,6 @@ def test_non_finite_stops_unless_check_finite_is_off() -> None:
     assert EarlyStoppingReason.NOT_STOPPED.name == "NOT_STOPPED"
 
 
-class _Scripted(LightningModule):
-    """Logs the scripted value of each epoch as ``val_loss``."""
-
-    def __init__(self, values: list[float]) -> None:
-        super().__init__()
-        self.layer = nn.Linear(1, 1)
-        self.values = values
-
-    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
-        return self.layer(batch[0]).sum()
-
-    def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self.values[self.current_epoch])
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.0)
-
-
 class _PlansAChangeAt(Callback):
     """Another recipe's plan: the trainable set changes at the start of ``epoch``."""
 
@@ -133,16 +114,22 @@ class _PlansAChangeAt(Callback):
         return []
 
 
-@pytest.mark.parametrize(("wait", "stopped_at"), [(True, 3), (False, 2)])
+@pytest.mark.parametrize(
+    ("patience", "wait", "stopped_at", "deferred"),
+    [(2, True, 3, 0), (2, False, 2, 0), (1, True, 2, 1)],
+)
 def test_patience_counts_from_the_epoch_of_the_planned_change_itself(
-    make_trainer: Callable[..., Trainer], wait: bool, stopped_at: int
+    make_trainer: Callable[..., Trainer], patience: int, wait: bool, stopped_at: int, deferred: int
 ) -> None:
-    loader = DataLoader(TensorDataset(torch.zeros(2, 1)), batch_size=2)
-    stopping = EarlyStopping("val_loss", patience=2, wait_for_unfreezing=wait)
+    loader = one_batch()
+    stopping = EarlyStopping("val_loss", patience=patience, wait_for_unfreezing=wait)
     trainer = make_trainer(max_epochs=10, callbacks=[_PlansAChangeAt(2), stopping])
-    trainer.fit(_Scripted([1.0] * 10), loader, loader)
-    # epoch 0 is the best; the change at epoch 2 resets the wait at epoch 2's own check
-    # (wait 1), so patience 2 runs out at epoch 3; without waiting, at epoch 2.
+    trainer.fit(Scripted([1.0] * 10), loader, loader)
+    # Epoch 0 is the best. The change at epoch 2 resets the wait at epoch 2's own check
+    # (wait 1), so patience 2 runs out at epoch 3 (without waiting: at epoch 2). Patience 1
+    # runs out at epoch 1, before the change (deferred), and again at epoch 2, the last
+    # planned change itself, where the stop is no longer deferred.
     assert trainer.current_epoch == stopped_at + 1  # the epoch counter moves past the stop
     assert stopping.stopped_epoch == stopped_at
     assert stopping.patience_reset_at == (2 if wait else None)
+    assert stopping.deferred_stops == deferred

@@ -1,11 +1,17 @@
 """Exact behaviour of search spaces and pruning at their boundaries."""
 
+import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from lightning.pytorch import Trainer
 
 from lightning_recipes.tuning.config import apply_params
+from lightning_recipes.tuning.pruning import TrialReporter
 from lightning_recipes.tuning.space import load_space, resize_lists
+from tests.scripted import Scripted, one_batch
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -77,3 +83,15 @@ def test_list_items_fill_a_scalar_in_index_order_whatever_the_space_order() -> N
     values = resize_lists(config, params)
     assert list(values) == ["model.dropout.0", "model.dropout.1", "model.dropout.2"]
     assert apply_params(config, values)["model"]["dropout"] == [0.0, 0.1, 0.2]
+
+
+def test_the_reporters_best_value_skips_nan_and_keeps_the_lowest(
+    tmp_path: Path, make_trainer: Callable[..., Trainer]
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    trial = optuna.create_study(storage=storage, study_name="s").ask()
+    reporter = TrialReporter(storage, "s", trial._trial_id, prune=False)
+    loader = one_batch()
+    values = [math.nan, 0.5, 0.25, 0.375]
+    make_trainer(max_epochs=4, callbacks=[reporter]).fit(Scripted(values), loader, loader)
+    assert (reporter.best, reporter.best_epoch, reporter.last) == (0.25, 2, 0.375)
