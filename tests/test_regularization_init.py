@@ -31,7 +31,7 @@ def _gen() -> torch.Generator:
 
 
 def test_one_vocabulary_for_weight_init_and_the_builders() -> None:
-    assert typing.get_args(Scheme) == SCHEME_NAMES == (*SCHEMES, *SCHEME_ALIASES)
+    assert SCHEME_NAMES == (*SCHEMES, *SCHEME_ALIASES) == typing.get_args(Scheme)
     assert set(SCHEME_ALIASES.values()) <= set(SCHEMES)
     for name in SCHEME_NAMES:
         canonical = resolve_scheme(name)

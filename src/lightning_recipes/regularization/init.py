@@ -8,7 +8,7 @@ weights on every process.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -25,14 +25,17 @@ __all__ = [
     "resolve_scheme",
 ]
 
-SCHEMES: tuple[str, ...] = (
-    "kaiming_normal",
-    "kaiming_uniform",
-    "xavier_normal",
-    "xavier_uniform",
-    "orthogonal",
-    "lsuv",
-)
+CanonicalScheme = Literal[
+    "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal", "lsuv"
+]
+SchemeAlias = Literal[
+    "he", "he_normal", "he_uniform", "kaiming", "xavier", "glorot", "glorot_normal",
+    "glorot_uniform",
+]  # fmt: skip
+Scheme = Literal[CanonicalScheme, SchemeAlias]
+"""Every name a scheme is accepted by (`SCHEME_NAMES`), as a type for YAML configs."""
+
+SCHEMES: tuple[str, ...] = get_args(CanonicalScheme)
 """The initialisation schemes, by their canonical names."""
 
 SCHEME_ALIASES: dict[str, str] = {
@@ -45,28 +48,11 @@ SCHEME_ALIASES: dict[str, str] = {
     "glorot_normal": "xavier_normal",
     "glorot_uniform": "xavier_uniform",
 }
-"""Other names of the schemes (Keras' ``he_normal``, ``glorot_uniform``, ...) -> canonical."""
+"""Other names of the schemes (Keras' ``he_normal``, ``glorot_uniform``, ...) -> canonical;
+its keys are `SchemeAlias` (a test checks it)."""
 
-SCHEME_NAMES: tuple[str, ...] = (*SCHEMES, *SCHEME_ALIASES)
+SCHEME_NAMES: tuple[str, ...] = get_args(Scheme)
 """Every name a scheme is accepted by: the one vocabulary of `WeightInit` and `MLP`."""
-
-Scheme = Literal[
-    "kaiming_normal",
-    "kaiming_uniform",
-    "xavier_normal",
-    "xavier_uniform",
-    "orthogonal",
-    "lsuv",
-    "he",
-    "he_normal",
-    "he_uniform",
-    "kaiming",
-    "xavier",
-    "glorot",
-    "glorot_normal",
-    "glorot_uniform",
-]
-"""`SCHEME_NAMES` as a type (a test checks that the two agree)."""
 
 Nonlinearity = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear"]
 NONLINEARITIES: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear")
