@@ -6,6 +6,7 @@ a folder the snippet names, e.g. ``default_root_dir=tempfile.mkdtemp()``).
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,13 @@ def test_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     check_md_file(page, memory=True)
     written = sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*"))
     assert written == [], f"{page.name} wrote into the current folder: {written}"
+
+
+def test_the_augmentation_page_quotes_the_benchmarks_epochs() -> None:
+    script = (ROOT / "benchmarks" / "augmentation.py").read_text()
+    [epochs] = re.findall(r"^EPOCHS = (\d+)$", script, flags=re.MULTILINE)
+    page = (ROOT / "docs" / "recipes" / "augmentation.md").read_text()
+    benchmark = " ".join(page.split("## Benchmark", 1)[1].split())
+    quoted = re.findall(r"(\d+) epochs", benchmark)
+    assert quoted, "the benchmark section names its number of epochs"
+    assert set(quoted) == {epochs}, f"the page says {quoted} epochs, the benchmark runs {epochs}"
