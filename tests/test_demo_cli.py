@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lightning_recipes import RecipeConfigError
@@ -223,3 +224,16 @@ def test_the_robustness_example_config_trains(tmp_path: Path) -> None:
     assert by_name["AdversarialTraining"].batches == 16
     assert by_name["WeightAverage"].final_weights_by == ["EarlyStopping"]
     assert 0.0 in by_name["RobustnessEvaluation"].results["val_epoch3"]
+    # The checkpoint the config's header suggests for `test --ckpt_path` holds the best
+    # weights: those EarlyStopping restored (the module's final weights), not the last epoch's.
+    header = CONFIG.with_name("digits_robust.yaml").read_text()
+    best = Path(cli.trainer.checkpoint_callback.best_model_path)  # type: ignore[union-attr]
+    assert best.name == "best.ckpt"
+    assert f"checkpoints/{best.name}" in header
+    checkpoint = torch.load(best, weights_only=True)
+    saved = checkpoint["state_dict"]
+    final = cli.model.state_dict()
+    assert saved.keys() == final.keys()
+    for key, value in final.items():
+        torch.testing.assert_close(saved[key], value.cpu(), rtol=0, atol=0, msg=key)
+    assert checkpoint["epoch"] == by_name["EarlyStopping"].best_epoch
