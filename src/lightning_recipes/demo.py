@@ -246,7 +246,7 @@ def _recipe_callbacks(
     if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
         from lightning_recipes.ensembles import WeightAverage
 
-        callbacks.append(WeightAverage("ema", decay=0.99, start_epoch=max_epochs // 2))
+        callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2)  # decay from the run's length)
     if "snapshot-ensemble" in chosen:
         from lightning_recipes.ensembles import SnapshotEnsemble
 
