@@ -246,7 +246,8 @@ def _recipe_callbacks(
     if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
         from lightning_recipes.ensembles import WeightAverage
 
-        callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2)  # decay from the run's length)
+        # The decay follows the run's length (a fixed 0.999 would ruin a short demo).
+        callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2))
     if "snapshot-ensemble" in chosen:
         from lightning_recipes.ensembles import SnapshotEnsemble
 
