@@ -45,11 +45,15 @@ def run_ddp(
     env = {k: v for k, v in os.environ.items() if k not in _DDP_ENV}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", DDP_TEST_DEVICES=str(devices))
     cmd = [sys.executable, str(WORKER), case, str(out), json.dumps(params)]
+    # The ranks run in a folder of their own, not in ``out``: a Trainer's default_root_dir
+    # equal to the current folder counts as unset (nothing is written there unasked).
+    cwd = out / "cwd"
+    cwd.mkdir(exist_ok=True)
     # A new session, so that a hung run can be killed with every rank it started.
     proc = subprocess.Popen(
         cmd,
         env=env,
-        cwd=out,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
