@@ -204,7 +204,7 @@ def known_names(name: str, value: Sequence[str], valid: Collection[str], what: s
         >>> known_names("names", ["Head"], ["fc", "head"], "modules")
         Traceback (most recent call last):
         ...
-        lightning_recipes.errors.RecipeConfigError: Invalid names=['Head']. ...'head'?)...$
+        lightning_recipes.errors.RecipeConfigError: Invalid names=['Head']. ...'head'?)...
     """
     for item in value:
         if item not in valid:
