@@ -146,11 +146,11 @@ class Mnist1dDataModule(BundledDataModule):
         >>> dm = Mnist1dDataModule(num_samples=500, layout="signal")
         >>> dm.setup("fit")
         >>> dm.input_shape, len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)
-        ((1, 40), 360, 40, 100)
+        ((1, 40), 361, 39, 100)
         >>> few = Mnist1dDataModule(num_samples=500, classes=[5, 6, 7], shots_per_class=4)
         >>> few.setup("fit")
-        >>> few.num_classes, few.train_dataset.targets.tolist()
-        (3, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+        >>> few.num_classes, few.train_dataset.targets.bincount().tolist()
+        (3, [4, 4, 4])
     """
 
     num_features = MNIST1D_LENGTH

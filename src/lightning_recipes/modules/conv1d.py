@@ -36,10 +36,10 @@ class Mnist1dCNN(Backbone):
     ``Conv1d(in_channels, c, 5, stride 2, padding 1) -> ReLU -> Conv1d(c, c, 3, stride 2,
     padding 1) -> ReLU -> Conv1d(c, c, 3, stride 2, padding 1) -> ReLU -> Flatten``: on the
     40-long MNIST-1D signals that is ``25 x 5 = 125`` features, and the `Classifier`'s
-    linear head (125 -> 10) completes the paper's network (5,210 parameters; about 94 %
-    test accuracy, see ``benchmarks/results/mnist1d_baselines.md``). It accepts flat
-    ``(N, length)`` inputs as well as channels-first ``(N, in_channels, length)`` ones, so
-    either layout of `Mnist1dDataModule` works.
+    linear head (125 -> 10) completes the paper's network: 5,210 parameters, 92 % test
+    accuracy here and 94 % in the paper (``benchmarks/results/mnist1d_baselines.md``). It
+    accepts flat ``(N, length)`` inputs as well as channels-first
+    ``(N, in_channels, length)`` ones, so either layout of `Mnist1dDataModule` works.
 
     Args:
         length: Length of the input signals (40 for MNIST-1D).
