@@ -115,7 +115,8 @@ class Mnist1dDataModule(BundledDataModule):
     ``classes=[5, 6, 7, 8, 9]``; ``shots_per_class=k`` then keeps only ``k`` training
     signals of each class (chosen with ``seed``). The splits are those of the ten-class
     module with the same ``seed`` restricted to the served classes, so no signal that
-    validates or tests one module trains the other; validation and test keep every
+    validates or tests one module trains the other (``num_folds`` folds, though, are cut
+    within the served classes); validation and test keep every
     signal of the served classes (they measure, they are not trained on).
 
     Args:
