@@ -10,10 +10,10 @@ import pytest
 import lightning_recipes
 from lightning_recipes import MissingExtraError, RecipeConfigError
 from lightning_recipes._optional import new_figure, require
-from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.data import DigitsDataModule, Mnist1dDataModule
 from lightning_recipes.errors import config_error
 
-OPTIONAL = ("matplotlib", "sklearn", "captum", "imblearn", "optuna", "kornia")
+OPTIONAL = ("matplotlib", "sklearn", "captum", "imblearn", "optuna", "kornia", "mnist1d")
 
 
 def test_import_works_without_any_optional_package() -> None:
@@ -60,6 +60,7 @@ def _image_augmentation() -> object:
     [
         ("matplotlib", "plots", lambda: new_figure("The LR curve")),
         ("sklearn", "data", lambda: DigitsDataModule().setup()),
+        ("mnist1d", "data", lambda: Mnist1dDataModule(num_samples=120, data_seed=9).setup()),
         ("kornia", "augment", lambda: _image_augmentation()),
     ],
 )

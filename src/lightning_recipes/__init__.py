@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
         ArrayDataModule,
         DigitsDataModule,
         LabeledTensorDataset,
+        Mnist1dDataModule,
         make_imbalanced,
         stratified_split,
     )
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
     from lightning_recipes.history import MetricHistory
     from lightning_recipes.imbalance import ClassWeighting, FocalLoss, ImbalanceReport
     from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
-    from lightning_recipes.modules import MLP, Classifier, SmallCNN
+    from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN, SmallCNN
     from lightning_recipes.regularization import (
         ActivationMonitor,
         WeightInit,
@@ -76,6 +77,8 @@ __all__ = [
     "LRFinderResult",
     "LabeledTensorDataset",
     "MetricHistory",
+    "Mnist1dCNN",
+    "Mnist1dDataModule",
     "MissingExtraError",
     "MissingMetricError",
     "NonFiniteGradientError",
@@ -97,7 +100,8 @@ _EXPORTS: dict[str, str] = {
     "attribution": "Attribution explain",
     "augmentation": "CutMix ImageAugmentation LabelSmoothing MixUp",
     "data": (
-        "ArrayDataModule DigitsDataModule LabeledTensorDataset make_imbalanced stratified_split"
+        "ArrayDataModule DigitsDataModule LabeledTensorDataset Mnist1dDataModule make_imbalanced "
+        "stratified_split"
     ),
     "ensembles": "EnsembleModule SnapshotEnsemble WeightAverage",
     "errors": (
@@ -109,7 +113,7 @@ _EXPORTS: dict[str, str] = {
     "history": "MetricHistory",
     "imbalance": "ClassWeighting FocalLoss ImbalanceReport",
     "lr": "LRFinder LRFinderResult find_lr",
-    "modules": "MLP Classifier SmallCNN",
+    "modules": "MLP Classifier Mnist1dCNN SmallCNN",
     "regularization": "ActivationMonitor WeightInit WeightPenalty no_decay_param_groups",
     "robustness": "AdversarialTraining RobustnessEvaluation",
     "stopping": "EarlyStopping",

@@ -7,23 +7,15 @@ import numpy.typing as npt
 from typing_extensions import override
 
 from lightning_recipes._optional import require
-from lightning_recipes.data.arrays import LabeledDataModule
-from lightning_recipes.data.datasets import LabeledTensorDataset
-from lightning_recipes.data.preprocessing import Scaler, make_scaler
-from lightning_recipes.data.splits import (
-    FoldKind,
-    check_class_fractions,
-    check_fold_args,
-    fold_split,
-    make_imbalanced,
-    stratified_split,
-)
+from lightning_recipes.data.bundled import BundledDataModule, Splits
+from lightning_recipes.data.preprocessing import Scaler
+from lightning_recipes.data.splits import FoldKind, stratified_split
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["DigitsDataModule"]
 
 
-class DigitsDataModule(LabeledDataModule):
+class DigitsDataModule(BundledDataModule):
     """The 1,797 8x8 handwritten digits that ship with scikit-learn, ready to train on.
 
     Pixels are scaled to [0, 1]. The data is split once, stratified by class, into
@@ -78,18 +70,18 @@ class DigitsDataModule(LabeledDataModule):
         fold_kind: FoldKind = "stratified",
         scaler: Scaler | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
-        check_fold_args(num_folds, fold, fold_kind)
-        if fold_kind == "grouped":
-            raise config_error(
-                "fold_kind",
-                fold_kind,
-                'The digits have no groups: use "stratified" or "plain" (or an '
-                "ArrayDataModule with groups=...).",
-            )
-        make_scaler(scaler)  # validate the name now
-        if layout not in ("flat", "image"):
-            raise choice_error("layout", layout, ("flat", "image"))
+        super().__init__(
+            batch_size=batch_size,
+            layout=layout,
+            layouts=("flat", "image"),
+            imbalance=imbalance,
+            num_workers=num_workers,
+            seed=seed,
+            num_folds=num_folds,
+            fold=fold,
+            fold_kind=fold_kind,
+            scaler=scaler,
+        )
         for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 < fraction < 1.0:
                 raise config_error(name, fraction, "Pass a fraction strictly between 0 and 1.")
@@ -99,15 +91,8 @@ class DigitsDataModule(LabeledDataModule):
                 val_fraction + test_fraction,
                 "Leave some data for training: the two fractions must sum to less than 1.",
             )
-        imbalance = check_class_fractions("imbalance", imbalance or {}, self.num_classes)
-        self.layout = layout
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.imbalance = dict(imbalance or {})
-        self.num_folds = num_folds
-        self.fold = fold
-        self.fold_kind = fold_kind
-        self.scaler = scaler
         self.save_hyperparameters()
 
     @property
@@ -122,38 +107,15 @@ class DigitsDataModule(LabeledDataModule):
         features = (features / 16.0).astype(np.float32).reshape(-1, *self.input_shape)
         return features, labels.astype(np.int64)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load and split the digits (idempotent; the same split on every rank).
-
-        Args:
-            stage: The Trainer stage; all splits are built whatever it is.
-        """
-        if self.train_dataset is not None:
-            return
+    @override
+    def _load_split(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], Splits]:
         features, labels = self._load()
-        full = LabeledTensorDataset(features, labels)
         train_idx, val_idx, test_idx = stratified_split(
             labels,
             (1.0 - self.val_fraction - self.test_fraction, self.val_fraction, self.test_fraction),
             seed=self.seed,
         )
-        if self.num_folds is not None:
-            pool = np.sort(np.concatenate([train_idx, val_idx]))
-            in_train, in_val = fold_split(
-                labels[pool], self.num_folds, self.fold, kind=self.fold_kind, seed=self.seed
-            )
-            train_idx, val_idx = pool[in_train], pool[in_val]
-        if self.imbalance:
-            train_idx = train_idx[
-                make_imbalanced(
-                    labels[train_idx], self.imbalance, seed=self.seed, argument="imbalance"
-                )
-            ]
-        self.train_dataset = full.subset(train_idx)
-        self.val_dataset = full.subset(val_idx)
-        self.test_dataset = full.subset(test_idx)
-        self.predict_dataset = self.test_dataset
-        self._scale_splits(self.scaler)
+        return features, labels, (train_idx, val_idx, test_idx)
 
 
 TABULAR: dict[str, tuple[int, int]] = {"wine": (3, 13), "breast_cancer": (2, 30)}
