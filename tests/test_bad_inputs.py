@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import (
+    MLP,
     ActivationMonitor,
     AdversarialTraining,
     ArrayDataModule,
@@ -36,6 +37,7 @@ from lightning_recipes import (
     ImbalanceReport,
     MetricHistory,
     RobustnessEvaluation,
+    SmallCNN,
     WeightInit,
     WeightPenalty,
     make_imbalanced,
@@ -80,6 +82,10 @@ def _history_series(name: str) -> Any:
 
 
 FIXED = [
+    # layer widths: a bare int or a float width was a raw TypeError from torch
+    _row(lambda **kw: MLP(64, **kw), "hidden", hidden=64),
+    _row(lambda **kw: MLP(64, **kw), "hidden", hidden=[64.5]),
+    _row(SmallCNN, "channels", channels=16),
     # a list of class names / globs: case, duplicates, empty
     _row(ActivationMonitor, "types", types=["linear"]),
     _row(ActivationMonitor, "types", types=["ReLU", "ReLU"]),

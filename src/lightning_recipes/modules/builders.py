@@ -7,10 +7,11 @@ DeepLift require.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from torch import nn
 
+from lightning_recipes._validate import is_int
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.regularization.init import (
     SCHEME_NAMES,
@@ -74,8 +75,12 @@ def _check_init(init: str) -> None:
         )
 
 
-def _check_widths(name: str, widths: Sequence[int]) -> None:
-    if any(int(w) < 1 for w in widths):
+def _check_widths(name: str, widths: Any) -> None:
+    """Refuse widths that are not a list of positive integers (a bare 64 included)."""
+    if isinstance(widths, str) or not isinstance(widths, Sequence):
+        example = f"[{widths!r}]" if is_int(widths) else "[64, 32]"
+        raise config_error(name, widths, f"Pass a list of layer widths, e.g. {name}={example}.")
+    if not all(is_int(w) and w >= 1 for w in widths):
         raise config_error(name, tuple(widths), "Every width must be a positive integer.")
 
 
@@ -155,6 +160,7 @@ class MLP(Backbone):
         batch_norm: bool = False,
         init: Init = "auto",
     ) -> None:
+        _check_widths("hidden", hidden)
         if len(hidden) == 0:
             raise config_error("hidden", tuple(hidden), "Pass at least one hidden width.")
         drops = [dropout] * len(hidden) if isinstance(dropout, int | float) else list(dropout)
@@ -220,6 +226,7 @@ class SmallCNN(Backbone):
         _check_common(activation, dropout, init)
         _check_widths("in_channels", (in_channels,))
         _check_widths("image_size", (image_size,))
+        _check_widths("channels", channels)
         if len(channels) == 0:
             raise config_error("channels", tuple(channels), "Pass at least one stage width.")
         _check_widths("channels", channels)
