@@ -1,6 +1,14 @@
-"""Shared fixtures: quiet single-process Trainers and the DDP harness."""
+"""Shared fixtures: quiet single-process Trainers, the DDP harness, and a clean checkout.
 
-from collections.abc import Callable
+Tests write only under ``tmp_path``. The checkout is compared before and after the
+whole run (``git status --porcelain`` plus each listed file's content, files git ignores
+left out): a test that creates or changes a file in it fails the run.
+"""
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +16,89 @@ import pytest
 from lightning.pytorch import Trainer
 
 from tests.ddp.harness import run_ddp
+
+ROOT = Path(__file__).resolve().parents[1]
+_BEFORE = pytest.StashKey[dict[str, str] | None]()
+_REPORTED = pytest.StashKey[bool]()
+
+
+def checkout_state(root: Path = ROOT) -> dict[str, str] | None:
+    """Each new or changed file of the checkout -> its status and a hash of its content.
+
+    None when ``root`` is not a git work tree (an unpacked sdist) or git is missing.
+    """
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return None
+    listing = subprocess.run(
+        [git, "status", "--porcelain", "-z", "--untracked-files=all"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    state: dict[str, str] = {}
+    entries = iter(listing.split("\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        status, path = entry[:2], entry[3:]
+        if "R" in status or "C" in status:
+            next(entries, None)  # a rename or copy lists its source path next
+        file = root / path
+        digest = hashlib.sha256(file.read_bytes()).hexdigest() if file.is_file() else "-"
+        state[path] = f"{status} {digest}"
+    return state
+
+
+def checkout_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The paths whose status or content differ between two `checkout_state` results."""
+    return sorted(
+        path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
+    )
+
+
+def _littered(config: pytest.Config) -> list[str]:
+    before = config.stash.get(_BEFORE, None)
+    after = checkout_state()
+    if before is None or after is None:
+        return []
+    return checkout_changes(before, after)
+
+
+def _message(paths: list[str]) -> str:
+    return (
+        "The tests created or changed these files in the checkout (tests must write only "
+        "under tmp_path; or were they edited during the run?): " + ", ".join(paths)
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record the checkout's state before any test (doctests included) runs."""
+    session.config.stash[_BEFORE] = checkout_state()
+    session.config.stash[_REPORTED] = False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_checkout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail (as an error at teardown of the last test) if the tests wrote into the checkout."""
+    yield
+    littered = _littered(request.config)
+    if littered:
+        request.config.stash[_REPORTED] = True
+        pytest.fail(_message(littered), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Check once more at the very end (doctests, or a run with no test under tests/)."""
+    if session.config.stash.get(_REPORTED, False):
+        return
+    littered = _littered(session.config)
+    if littered:
+        session.config.stash[_REPORTED] = True
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {_message(littered)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

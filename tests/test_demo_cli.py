@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from lightning_recipes import RecipeConfigError
@@ -16,7 +17,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits.
 
 def test_run_demo_writes_the_report(tmp_path: Path) -> None:
     result = run_demo(max_epochs=2, out_dir=tmp_path, progress=False, imbalance={3: 0.2})
-    assert result.run_dir == tmp_path / "digits-mlp"
+    assert result.run_dir == tmp_path / "digits-mlp" / "version_0"
     for name in ("report.md", "metrics.json", "curves.png", "confusion.png"):
         assert (result.run_dir / name).is_file(), name
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
@@ -38,7 +39,27 @@ def test_demo_command_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFix
     assert "val_acc" in out
     assert "test_acc" in out
     assert "report.md" in out
-    assert (tmp_path / "digits-cnn" / "report.md").is_file()
+    assert (tmp_path / "digits-cnn" / "version_0" / "report.md").is_file()
+    assert f"Run folder: {tmp_path / 'digits-cnn' / 'version_0'}" in out
+
+
+def test_each_demo_run_gets_its_own_folder(tmp_path: Path) -> None:
+    def files(folder: Path) -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    first = run_demo(max_epochs=1, out_dir=tmp_path, progress=False, limit_batches=2)
+    before = files(first.run_dir)
+    second = run_demo(max_epochs=1, out_dir=tmp_path, progress=False, limit_batches=2)
+    assert [first.run_dir.name, second.run_dir.name] == ["version_0", "version_1"]
+    assert files(first.run_dir) == before  # the second run changed nothing of the first
+    for run in (first, second):  # each has its own report, logs and checkpoint
+        assert (run.run_dir / "report.md").is_file()
+        assert len(list(run.run_dir.rglob("*.ckpt"))) == 1
+        assert any(run.run_dir.rglob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (tmp_path / "digits-mlp").iterdir()) == [
+        "version_0",
+        "version_1",
+    ]
 
 
 def test_top_level_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,3 +224,16 @@ def test_the_robustness_example_config_trains(tmp_path: Path) -> None:
     assert by_name["AdversarialTraining"].batches == 16
     assert by_name["WeightAverage"].final_weights_by == ["EarlyStopping"]
     assert 0.0 in by_name["RobustnessEvaluation"].results["val_epoch3"]
+    # The checkpoint the config's header suggests for `test --ckpt_path` holds the best
+    # weights: those EarlyStopping restored (the module's final weights), not the last epoch's.
+    header = CONFIG.with_name("digits_robust.yaml").read_text()
+    best = Path(cli.trainer.checkpoint_callback.best_model_path)  # type: ignore[union-attr]
+    assert best.name == "best.ckpt"
+    assert f"checkpoints/{best.name}" in header
+    checkpoint = torch.load(best, weights_only=True)
+    saved = checkpoint["state_dict"]
+    final = cli.model.state_dict()
+    assert saved.keys() == final.keys()
+    for key, value in final.items():
+        torch.testing.assert_close(saved[key], value.cpu(), rtol=0, atol=0, msg=key)
+    assert checkpoint["epoch"] == by_name["EarlyStopping"].best_epoch

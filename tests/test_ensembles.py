@@ -1,5 +1,6 @@
 """SnapshotEnsemble and EnsembleModule with a real Trainer; resume; bad inputs."""
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from lightning_recipes.ensembles import (
     average_probabilities,
     snapshot_schedule,
 )
-from lightning_recipes.errors import RecipeConfigError
+from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 
 MAX_EPOCHS = 6
 CYCLE = 2
@@ -145,6 +146,32 @@ def test_two_instances_keep_separate_state_and_setup_refuses_a_run_too_short(
         trainer.fit(SnapNet(), datamodule=DigitsDataModule(batch_size=64))
     with pytest.raises(RecipeConfigError, match="no snapshot"):
         SnapshotEnsemble(2).ensemble(SnapNet())
+
+
+class ConstantRateNet(SnapNet):
+    """The same network with a constant learning rate: no cycles to take snapshots of."""
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+
+@pytest.mark.parametrize("net", [ConstantRateNet, SnapNet])
+def test_a_constant_learning_rate_is_warned_about_once(
+    make_trainer: Callable[..., Trainer], net: type[SnapNet]
+) -> None:
+    snap = SnapshotEnsemble(cycle_epochs=CYCLE)
+    trainer = make_trainer(max_epochs=3 * CYCLE, limit_train_batches=3, callbacks=[snap])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(net(), datamodule=DigitsDataModule(batch_size=64))
+    ours = [str(w.message) for w in caught if issubclass(w.category, RecipeWarning)]
+    assert snap.snapshot_epochs == [1, 3, 5]
+    if net is SnapNet:  # the cyclic schedule: nothing to say
+        assert ours == []
+        return
+    assert len(ours) == 1, ours  # once, not at every cycle
+    assert "stayed at 0.1 through the whole cycle (epochs 0-1)" in ours[0]
+    assert "snapshot_schedule" in ours[0]
 
 
 def test_max_snapshots_keeps_the_latest() -> None:

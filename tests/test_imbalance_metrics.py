@@ -81,6 +81,22 @@ def test_report_is_written_at_test_end(
     assert (report.path.parent / "figures" / "imbalance" / "recall.png").exists()
 
 
+def test_report_without_a_run_dir_stays_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no logger and no default_root_dir: nothing in the cwd
+    report = ImbalanceReport(num_classes=10)
+    trainer = Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[report],
+        limit_test_batches=2, enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.test(Classifier(MLP(64, [8]), num_classes=10), DigitsDataModule(), verbose=False)
+    assert report.report is not None
+    assert "geo" in report.report
+    assert report.path is None
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(RecipeConfigError, match="num_classes"):
         GeometricMeanRecall(num_classes=1)

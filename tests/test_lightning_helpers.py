@@ -41,6 +41,21 @@ def test_run_dir_matches_trainer_log_dir(tmp_path: Path) -> None:
     assert helpers.figure_dir(trainer) == tmp_path / "figures"
 
 
+def test_without_logger_or_default_root_dir_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    trainer = Trainer(logger=False, accelerator="cpu")  # Lightning falls back to the cwd
+    assert helpers.run_dir(trainer) is None
+    assert helpers.figure_dir(trainer) is None
+    assert helpers.log_figure(trainer, _figure(), "lr/curve") is None
+    assert list(tmp_path.iterdir()) == []
+    # A folder the user names is used, even a relative one inside the current folder.
+    named = Trainer(logger=False, accelerator="cpu", default_root_dir="out")
+    assert helpers.log_figure(named, _figure(), "lr/curve") == Path("out/figures/lr/curve.png")
+    assert (tmp_path / "out" / "figures" / "lr" / "curve.png").is_file()
+
+
 def test_single_process_collectives_are_identities() -> None:
     trainer = Trainer(accelerator="cpu", devices=1, logger=False)
     value = torch.tensor([1.0, 2.0])

@@ -443,3 +443,30 @@ def test_a_mixed_batch_refuses_targets_flattened_past_the_batch() -> None:
             F.cross_entropy(torch.randn(20, 3), tokens.view(-1))
     finally:
         path.close()
+
+
+def test_the_mode_is_active_in_the_training_step_only() -> None:
+    stack: dict[str, list[int]] = {}
+
+    def record(where: str) -> None:
+        stack.setdefault(where, []).append(torch._C._len_torch_function_stack())
+
+    class Probe(Callback):
+        def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
+            record("backward")
+
+        def on_before_optimizer_step(self, *args: Any) -> None:
+            record("optimizer step")
+
+        def on_validation_batch_start(self, *args: Any) -> None:
+            record("validation")
+
+    class Recording(Net):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            record("training_step")
+            return super().training_step(batch, batch_idx)
+
+    Trainer(callbacks=[ClassWeighting(), MixUp(), Probe()], **FIT).fit(Recording(), digits())
+    assert set(stack["training_step"]) == {1}
+    assert set(stack["backward"]) == set(stack["optimizer step"]) == {0}
+    assert set(stack["validation"]) == {0}

@@ -180,7 +180,8 @@ def test_build_optimizer_names() -> None:
         (lambda: Classifier(MLP(4), num_classes=3, weight_decay=-1.0), "weight_decay"),
         (lambda: Classifier(nn.Sequential(nn.Linear(4, 5)), num_classes=3), "in_features"),
         (lambda: Classifier(MLP(4), num_classes=3, loss_fn=print), "loss_fn"),  # type: ignore[arg-type]
-        (lambda: init_weights(nn.Linear(2, 2), "orthogonal", "relu"), "init"),  # type: ignore[arg-type]
+        (lambda: init_weights(nn.Linear(2, 2), "lecun", "relu"), "init"),  # type: ignore[arg-type]
+        (lambda: MLP(64, init="lsuv"), "init"),  # needs data: WeightInit("lsuv")
     ],
 )
 def test_bad_arguments_raise_recipe_config_error(build: object, argument: str) -> None:

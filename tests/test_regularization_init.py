@@ -1,6 +1,7 @@
 """WeightInit: the schemes, LSUV, and the callback (once, never on resume, no RNG trace)."""
 
 import math
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,16 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 from lightning_recipes.errors import RecipeConfigError
-from lightning_recipes.regularization import WeightInit, init_modules_, lsuv_
+from lightning_recipes.modules import MLP
+from lightning_recipes.regularization import (
+    SCHEME_ALIASES,
+    SCHEME_NAMES,
+    SCHEMES,
+    WeightInit,
+    init_modules_,
+    lsuv_,
+)
+from lightning_recipes.regularization.init import Scheme, resolve_scheme
 from tests.registry import CrashError, UserNet, assert_same, fit, state_of
 
 # ----------------------------------------------------------------------------- math
@@ -18,6 +28,29 @@ from tests.registry import CrashError, UserNet, assert_same, fit, state_of
 
 def _gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def test_one_vocabulary_for_weight_init_and_the_builders() -> None:
+    assert SCHEME_NAMES == (*SCHEMES, *SCHEME_ALIASES) == typing.get_args(Scheme)
+    assert set(SCHEME_ALIASES.values()) <= set(SCHEMES)
+    for name in SCHEME_NAMES:
+        canonical = resolve_scheme(name)
+        assert WeightInit(name).scheme == canonical  # "he" was refused here, taken by MLP
+        if canonical == "lsuv":
+            continue  # needs data: MLP refuses it and names WeightInit("lsuv")
+        built = []
+        for scheme in (name, canonical):
+            torch.manual_seed(0)
+            built.append(MLP(6, hidden=(5,), activation="tanh", init=scheme)[0].weight)  # type: ignore[arg-type]
+        torch.testing.assert_close(built[0], built[1], rtol=0, atol=0)
+        # The builder and the pure function draw the same weights for a name.
+        torch.manual_seed(0)
+        layer = nn.Linear(6, 5)  # draws as the MLP's layer does, then the same init
+        init_modules_([layer], name, "tanh")  # type: ignore[arg-type]
+        torch.testing.assert_close(built[0], layer.weight, rtol=0, atol=0)
+    for refused in (lambda: WeightInit("lecun"), lambda: MLP(4, init="lecun")):  # type: ignore[arg-type]
+        with pytest.raises(RecipeConfigError, match="'he', 'he_normal'"):
+            refused()
 
 
 def test_scheme_statistics() -> None:
@@ -137,7 +170,7 @@ def test_refuses_a_model_without_chosen_layers(tmp_path: Path) -> None:
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"scheme": "he"}, "scheme"),
+    ({"scheme": "lecun"}, "scheme"),
     ({"scheme": None}, "scheme"),
     ({"nonlinearity": "gelu"}, "nonlinearity"),
     ({"bias": "ones"}, "bias"),

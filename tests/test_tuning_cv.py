@@ -553,3 +553,20 @@ def test_the_folds_checkpoints_make_a_k_fold_ensemble(tmp_path: Path) -> None:
     torch.testing.assert_close(ensemble.eval()(x), torch.stack(probabilities).mean(0))
     with pytest.raises(RecipeConfigError, match="out_dir"):
         _ = cross_validate(_config(), k=2).checkpoints
+
+
+def test_cross_validate_without_out_dir_writes_nothing_into_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = _config()
+    config["trainer"]["logger"] = True  # a TensorBoard logger and a checkpoint, too
+    config["trainer"]["enable_checkpointing"] = True
+    result = cross_validate(config, k=2)
+    assert len(result.folds) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    # A folder the config names is the user's choice, and is kept.
+    config["trainer"]["default_root_dir"] = str(tmp_path / "mine")
+    cross_validate(config, k=2)
+    assert len(list((tmp_path / "mine").rglob("config.yaml"))) == 2  # one per fold
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]

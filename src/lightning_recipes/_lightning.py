@@ -227,12 +227,20 @@ def missing_metric_message(monitor: str, trainer: Trainer, *, recipe: str) -> st
     )
 
 
-def run_dir(trainer: Trainer) -> Path:
-    """The folder where this run's files belong.
+def run_dir(trainer: Trainer) -> Path | None:
+    """The folder where this run's files belong, or None when the user named none.
 
-    The first logger's log dir (e.g. ``lightning_logs/version_3``) when it has one, its
-    ``save_dir`` otherwise, and the Trainer's ``default_root_dir`` without loggers: the
-    same folder as ``trainer.log_dir``. Unlike ``trainer.log_dir``, this makes no
+    The rule that every recipe's files follow (figures, reports, attributions):
+
+    - with a logger, the first logger's log dir (e.g. ``lightning_logs/version_3``) when
+      it has one, its ``save_dir`` otherwise: the same folder as ``trainer.log_dir``;
+    - without a logger, the Trainer's ``default_root_dir`` when the user set it;
+    - without a logger and without ``default_root_dir`` (Lightning then falls back to
+      the current folder), None: nothing is written, so the current folder is never
+      littered unasked. Pass ``default_root_dir`` (or a logger) to keep the files.
+
+    A ``default_root_dir`` equal to the current folder counts as unset, since Lightning
+    gives no way to tell the two apart. Unlike ``trainer.log_dir``, this makes no
     collective call (``trainer.log_dir`` broadcasts from rank 0, so calling it from
     rank-zero-only code deadlocks a DDP run); it is safe anywhere, and only rank zero
     should write there.
@@ -241,14 +249,17 @@ def run_dir(trainer: Trainer) -> Path:
         trainer: The Trainer.
 
     Returns:
-        The folder (not necessarily created yet).
+        The folder (not necessarily created yet), or None when nothing should be written.
     """
     if trainer.loggers:
         logger = trainer.loggers[0]
         folder = getattr(logger, "log_dir", None) or logger.save_dir
         if folder is not None:
             return Path(folder)
-    return Path(trainer.default_root_dir)
+    root = trainer.default_root_dir
+    if "://" not in root and Path(root).resolve() == Path.cwd().resolve():
+        return None  # Lightning's default: the current folder, which nobody asked for
+    return Path(root)
 
 
 def checkpoint_saves_every_epoch(checkpoint: Any) -> bool:
@@ -294,16 +305,18 @@ def rewrap_ddp(trainer: Trainer) -> bool:
     return True
 
 
-def figure_dir(trainer: Trainer) -> Path:
+def figure_dir(trainer: Trainer) -> Path | None:
     """The folder where recipes save their PNG figures: ``<run dir>/figures``.
 
     Args:
         trainer: The Trainer.
 
     Returns:
-        The folder (not necessarily created yet).
+        The folder (not necessarily created yet), or None when `run_dir` is None (no
+        logger and no ``default_root_dir``: figures are not saved).
     """
-    return run_dir(trainer) / "figures"
+    folder = run_dir(trainer)
+    return None if folder is None else folder / "figures"
 
 
 def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None) -> Path | None:
@@ -313,7 +326,9 @@ def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None
     collective call is made, so it may be called from rank-zero-only code. The PNG goes
     to ``<run dir>/figures/<name>.png`` (with ``_step<step>`` appended when a step is
     given, so a figure drawn at several epochs keeps every version). Every
-    ``TensorBoardLogger`` also receives it via ``add_figure``.
+    ``TensorBoardLogger`` also receives it via ``add_figure``. Without a logger and
+    without ``default_root_dir`` there is no run dir (see `run_dir`): the PNG is not
+    saved and ``None`` is returned, rather than writing into the current folder.
 
     Args:
         trainer: The Trainer whose loggers receive the figure.
@@ -322,17 +337,20 @@ def log_figure(trainer: Trainer, figure: Any, name: str, step: int | None = None
         step: The global step to attach to the figure, if any.
 
     Returns:
-        The PNG's path on rank zero, ``None`` on other ranks.
+        The PNG's path on rank zero, ``None`` on other ranks or when it was not saved.
     """
     if trainer.global_rank != 0:
         return None
-    filename = f"{name}_step{step}.png" if step is not None else f"{name}.png"
-    path = figure_dir(trainer) / filename
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(name, figure, global_step=step, close=False)
+    folder = figure_dir(trainer)
+    if folder is None:
+        return None
+    filename = f"{name}_step{step}.png" if step is not None else f"{name}.png"
+    path = folder / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     return path
 
 

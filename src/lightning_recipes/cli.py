@@ -142,7 +142,9 @@ def _demo(argv: Sequence[str]) -> int:
         help="shrink classes of the training split, e.g. 3:0.1,8:0.1 keeps 10%% of 3s and 8s",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--out", default="runs", help="folder holding the runs")
+    parser.add_argument(
+        "--out", default="runs", help="folder holding the runs: <out>/<name>/version_<n>/"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
         "--recipes",
@@ -164,6 +166,7 @@ def _demo(argv: Sequence[str]) -> int:
     )
     print()
     print(result.report.summary())
+    print(f"Run folder: {result.run_dir} (each run gets a new version_<n>).")
     print(f"Report written to {result.files['report']} ({result.seconds:.1f} s).")
     for kind, path in sorted(result.files.items()):
         print(f"  {kind:<10} {path}")

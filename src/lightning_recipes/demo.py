@@ -20,7 +20,7 @@ from lightning_recipes.history import MetricHistory
 from lightning_recipes.modules import MLP, Classifier, SmallCNN
 from lightning_recipes.report import RunReport, write_report
 
-__all__ = ["DemoResult", "parse_imbalance", "run_demo"]
+__all__ = ["DemoResult", "new_version_dir", "parse_imbalance", "run_demo"]
 
 
 @dataclass
@@ -28,7 +28,8 @@ class DemoResult:
     """What `run_demo` produced.
 
     Attributes:
-        run_dir: The folder holding the report, metrics, figures and logs.
+        run_dir: This run's own folder (``<out_dir>/<name>/version_<n>``) holding the
+            report, metrics, figures and logs.
         report: The measured figures.
         files: The report files written, by kind.
         seconds: Wall-clock time of the whole run.
@@ -67,6 +68,41 @@ def parse_imbalance(text: str) -> dict[int, float]:
                 "Write class:fraction pairs separated by commas, e.g. 3:0.1,8:0.1.",
             ) from err
     return result
+
+
+def new_version_dir(folder: Path) -> Path:
+    """Create and return ``folder/version_<n>``, one past the highest version already there.
+
+    Lightning's logger convention: every run gets its own folder, so a second run never
+    mixes its logs, checkpoints or report with the first one's.
+
+    Args:
+        folder: The folder holding the versions (created if needed).
+
+    Returns:
+        The new, empty version folder.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> [new_version_dir(root).name for _ in range(2)]
+        ['version_0', 'version_1']
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [
+        int(entry.name.removeprefix("version_"))
+        for entry in folder.iterdir()
+        if entry.name.startswith("version_") and entry.name.removeprefix("version_").isdigit()
+    ]
+    version = max(taken, default=-1) + 1
+    while True:
+        candidate = folder / f"version_{version}"
+        try:
+            candidate.mkdir()  # fails if a concurrent run took it: try the next one
+        except FileExistsError:
+            version += 1
+            continue
+        return candidate
 
 
 def _logger(run_dir: Path) -> Logger:
@@ -210,7 +246,8 @@ def _recipe_callbacks(
     if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
         from lightning_recipes.ensembles import WeightAverage
 
-        callbacks.append(WeightAverage("ema", decay=0.99, start_epoch=max_epochs // 2))
+        # The decay follows the run's length (a fixed 0.999 would ruin a short demo).
+        callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2))
     if "snapshot-ensemble" in chosen:
         from lightning_recipes.ensembles import SnapshotEnsemble
 
@@ -260,8 +297,11 @@ def run_demo(
 ) -> DemoResult:
     """Train a `Classifier` on the bundled digits, test it, and write the run report.
 
-    Writes ``<out_dir>/<name>/report.md``, ``metrics.json``, ``curves.png``,
-    ``confusion.png``, the logger's files under ``logs/`` and the checkpoint.
+    Every run gets its own folder, ``<out_dir>/<name>/version_<n>`` (Lightning's
+    convention: one past the highest version there, so a rerun never overwrites or mixes
+    with an earlier run), holding ``report.md``, ``metrics.json``, ``curves.png``,
+    ``confusion.png``, the logger's files and the checkpoint under ``logs/``. The folder
+    is `DemoResult.run_dir` (the command prints it).
 
     Args:
         name: Run name; defaults to ``digits-<model>``.
@@ -271,7 +311,7 @@ def run_demo(
         lr: Learning rate (AdamW, one-cycle schedule).
         imbalance: ``{class_id: fraction}`` kept of those classes in the training split.
         seed: Seed of the split, the initialisation and the shuffle.
-        out_dir: Folder holding the runs.
+        out_dir: Folder holding the runs (``<out_dir>/<name>/version_<n>``).
         progress: Show Lightning's progress bar.
         limit_batches: Batches per epoch for every loop (int) or a fraction; for quick tests.
         recipes: Recipes to add, from `DEMO_RECIPES`: ``"class-weighting"``,
@@ -302,7 +342,7 @@ def run_demo(
         raise choice_error("recipes", unknown[0], DEMO_RECIPES)
     started = time.perf_counter()
     run_name = name or f"digits-{model}"
-    run_dir = Path(out_dir) / run_name
+    run_dir = new_version_dir(Path(out_dir) / run_name)
     seed_everything(seed, verbose=False)
     layout: Literal["flat", "image"] = "flat" if model == "mlp" else "image"
     data = DigitsDataModule(batch_size=batch_size, layout=layout, imbalance=imbalance, seed=seed)

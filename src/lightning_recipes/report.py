@@ -164,19 +164,34 @@ def write_report(report: RunReport, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
+def _inline(value: Any) -> Any:
+    """A value safe inside one Markdown table cell or list item: no ``|``, no line break."""
+    if isinstance(value, str):
+        return " ".join(value.split()).replace("|", "\\|")
+    return value
+
+
 def _fact_lines(name: str, value: Any) -> list[str]:
-    """One fact as Markdown: a table for a list of records or a mapping of records."""
+    """One fact as Markdown: a table for a list of records or a mapping of records.
+
+    A table is a block of its own, with blank lines around its caption: right after a
+    list item, a caption line would otherwise be swallowed into that item.
+    """
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         headers = list(dict.fromkeys(k for row in value for k in row))
-        rows = [[row.get(h) for h in headers] for row in value]
-        return [f"{name}:", "", markdown_table(headers, rows), ""]
+        rows = [[_inline(row.get(h)) for h in headers] for row in value]
+        table = markdown_table([_inline(h) for h in headers], rows)
+        return ["", f"{_inline(name)}:", "", table.rstrip("\n"), ""]
     if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
         headers = list(dict.fromkeys(k for row in value.values() for k in row))
-        rows = [[key, *(row.get(h) for h in headers)] for key, row in value.items()]
-        return [f"{name}:", "", markdown_table(["", *headers], rows), ""]
+        rows = [
+            [_inline(key), *(_inline(row.get(h)) for h in headers)] for key, row in value.items()
+        ]
+        table = markdown_table(["", *(_inline(h) for h in headers)], rows)
+        return ["", f"{_inline(name)}:", "", table.rstrip("\n"), ""]
     if isinstance(value, list | tuple):
         value = ", ".join(_cell(v) for v in value)
-    return [f"- {name}: {_cell(value)}"]
+    return [f"- {_inline(name)}: {_inline(_cell(value))}"]
 
 
 def recipe_section(summary: RecipeSummary, out_dir: Path) -> list[str]:
@@ -193,9 +208,8 @@ def recipe_section(summary: RecipeSummary, out_dir: Path) -> list[str]:
     for name, value in summary.facts.items():
         lines += _fact_lines(name, value)
     lines.append("")
-    lines += [f"> {note}" for note in summary.notes]
-    if summary.notes:
-        lines.append("")
+    for note in summary.notes:  # one quote each: adjacent "> " lines would merge into one
+        lines += [f"> {_inline(note)}", ""]
     for caption, path in summary.figures.items():
         try:
             link = Path(path).resolve().relative_to(out_dir.resolve()).as_posix()

@@ -92,7 +92,9 @@ class Attribution(Callback):
     attributions, targets, completeness gaps); for tabular inputs ``importance.csv``
     (mean |attribution| per feature, overall and per class) and the bar chart
     ``attribution/importance``; for image inputs the heatmaps ``attribution/heatmaps``
-    (figures as PNG and to TensorBoard). The mean completeness gap (for methods that have
+    (figures as PNG and to TensorBoard). The run dir is the logger's log dir, else the
+    Trainer's ``default_root_dir``; with neither no file is written (the results stay in
+    ``results``), never into the current folder. The mean completeness gap (for methods that have
     one) is logged as ``attribution/completeness_gap`` and warned about above
     ``max_completeness_gap``. Needs the ``attribution`` extra (captum).
 
@@ -407,18 +409,20 @@ class Attribution(Callback):
     # ------------------------------------------------------------ outputs
 
     def _write(self, trainer: Trainer, result: Explanation, sample: Tensor, when: str) -> None:
-        folder = helpers.run_dir(trainer) / "attribution" / when
-        folder.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "inputs": sample,
-                "attributions": result.attributions,
-                "target": result.target,
-                "completeness_gap": result.completeness_gap,
-                "method": result.method,
-            },
-            folder / "attributions.pt",
-        )
+        root = helpers.run_dir(trainer)  # None: no logger, no default_root_dir, no files
+        folder = None if root is None else root / "attribution" / when
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(
+                {
+                    "inputs": sample,
+                    "attributions": result.attributions,
+                    "target": result.target,
+                    "completeness_gap": result.completeness_gap,
+                    "method": result.method,
+                },
+                folder / "attributions.pt",
+            )
         if result.completeness_gap is not None:
             gap = float(result.completeness_gap.mean())
             for logger in trainer.loggers:
@@ -431,7 +435,8 @@ class Attribution(Callback):
                 )
         plots = self.plot and _can_import("matplotlib")
         if sample.ndim == 2:
-            self._write_table(folder, result)
+            if folder is not None:
+                self._write_table(folder, result)
             if plots:
                 path = helpers.log_figure(
                     trainer, self._importance_figure(result), f"attribution/{when}/importance"

@@ -48,6 +48,10 @@ class SnapshotEnsemble(Callback):
       loads the files. The folder must be visible to every rank that calls `ensemble`
       (a shared filesystem across nodes). A file of the same name left by an earlier run
       is overwritten (with a warning at the start of training).
+    - Checks the schedule: the snapshots are distinct minima only if the learning rate
+      anneals within each cycle and restarts. The callback reads the optimizers' rates
+      before every training step (plain Python numbers, no device sync); if a whole cycle
+      ran at one constant rate, it warns once, with the rate and the epochs.
     - Resumable: a resumed run ends with the same snapshots. With ``save_dir`` the files
       written before the checkpoint are kept, not re-written; a file the checkpoint
       names that is gone (deleted by ``max_snapshots`` after an older checkpoint was
@@ -111,6 +115,11 @@ class SnapshotEnsemble(Callback):
         self.snapshots: list[StateDict] = []
         self.snapshot_epochs: list[int] = []
         self.snapshot_paths: list[str] = []
+        # (lowest, highest) rate of each (optimizer, group) seen since the cycle began,
+        # and the first epoch of the cycle when it was watched from its start.
+        self._rates: dict[tuple[int, int], tuple[float, float]] = {}
+        self._cycle_watched_from: int | None = None
+        self._warned_constant_lr = False
 
     @property
     @override
@@ -203,8 +212,55 @@ class SnapshotEnsemble(Callback):
             )
 
     @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch % self.cycle_epochs == 0:  # a cycle begins: watch it all
+            self._rates = {}
+            self._cycle_watched_from = trainer.current_epoch
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._cycle_watched_from is None or self._warned_constant_lr:
+            return
+        for i, optimizer in enumerate(trainer.optimizers):
+            for j, group in enumerate(optimizer.param_groups):
+                rate = group.get("lr")
+                if isinstance(rate, Tensor):  # a tensor rate: read it only where it is free
+                    if rate.device.type != "cpu" or rate.numel() != 1:
+                        continue
+                    rate = rate.item()
+                if not isinstance(rate, int | float):
+                    continue
+                low, high = self._rates.get((i, j), (float(rate), float(rate)))
+                self._rates[(i, j)] = (min(low, rate), max(high, rate))
+
+    def _warn_if_the_rate_was_constant(self, epoch: int) -> None:
+        """At a cycle's end: warn once if the whole cycle ran at one constant rate."""
+        first = epoch + 1 - self.cycle_epochs
+        watched, self._cycle_watched_from = self._cycle_watched_from, None
+        if self._warned_constant_lr or watched != first or not self._rates:
+            return
+        if any(high - low > 1e-6 * abs(high) for low, high in self._rates.values()):
+            return
+        self._warned_constant_lr = True
+        rates = ", ".join(f"{high:.4g}" for _, high in sorted(set(self._rates.values())))
+        span = f"epochs {first}-{epoch}" if epoch > first else f"epoch {epoch}"
+        helpers.rank_zero_warn(
+            f"SnapshotEnsemble(cycle_epochs={self.cycle_epochs}): the learning rate stayed "
+            f"at {rates} through the whole cycle ({span}). Snapshot "
+            "ensembles need a cyclic schedule that anneals the rate within each cycle and "
+            "restarts it, or the snapshots are points of one trajectory rather than distinct "
+            "minima: use snapshot_schedule(optimizer, cycle_epochs="
+            f"{self.cycle_epochs}) in configure_optimizers, or Classifier(scheduler="
+            f"'cosine_restarts', scheduler_options={{'cycle_epochs': {self.cycle_epochs}}})."
+        )
+
+    @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
+        if (epoch + 1) % self.cycle_epochs == 0 and self._cycle_watched_from is not None:
+            self._warn_if_the_rate_was_constant(epoch)
         if not self.is_cycle_end(epoch) or epoch in self.snapshot_epochs:
             return
         self.snapshot_epochs.append(epoch)

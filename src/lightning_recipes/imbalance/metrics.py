@@ -253,7 +253,9 @@ class ImbalanceReport(Callback):
     them, else ``pl_module(inputs)``), sums it over ranks, and on rank zero writes
     ``<run dir>/imbalance_report.txt`` with ``classification_report_imbalanced``
     (precision, recall, specificity, F1, geometric mean, index of balanced accuracy per
-    class) and the figure ``imbalance/recall`` (PNG and TensorBoard). Needs the
+    class) and the figure ``imbalance/recall`` (PNG and TensorBoard). The run dir is the
+    logger's log dir, else the Trainer's ``default_root_dir``; with neither, nothing is
+    written (the text stays in ``report``), never into the current folder. Needs the
     ``imbalanced`` extra (and ``plots`` for the figure).
 
     The labels of a test batch are never guessed: they are ``batch[label_key]``, the
@@ -273,7 +275,8 @@ class ImbalanceReport(Callback):
     Attributes:
         confusion: The last test's confusion matrix (numpy), None before.
         report: The last report's text, None before.
-        path: Where the report was written (rank zero), None before.
+        path: Where the report was written (rank zero), None before or when there is
+            no run dir.
     """
 
     def __init__(
@@ -358,9 +361,10 @@ class ImbalanceReport(Callback):
         if trainer.global_rank != 0:
             return
         folder = helpers.run_dir(trainer)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "imbalance_report.txt"
-        self.path.write_text(self.report)
+        if folder is not None:  # no logger and no default_root_dir: keep it in memory only
+            folder.mkdir(parents=True, exist_ok=True)
+            self.path = folder / "imbalance_report.txt"
+            self.path.write_text(self.report)
         if self.plot:
             helpers.log_figure(trainer, self._figure(), "imbalance/recall")
 

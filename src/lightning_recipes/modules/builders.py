@@ -12,11 +12,19 @@ from typing import Literal
 from torch import nn
 
 from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.regularization.init import (
+    SCHEME_NAMES,
+    Nonlinearity,
+    Scheme,
+    init_modules_,
+    resolve_scheme,
+)
 
 __all__ = ["MLP", "Activation", "Backbone", "Init", "SmallCNN", "init_weights"]
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
-Init = Literal["auto", "he", "xavier", "torch"]
+Init = Literal["auto", "torch"] | Scheme
+"""``"auto"``, ``"torch"`` or a scheme of `WeightInit`'s vocabulary (`SCHEME_NAMES`)."""
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -24,7 +32,13 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
 }
-_INITS = ("auto", "he", "xavier", "torch")
+_INITS = ("auto", "torch", *SCHEME_NAMES)
+_GAINS: dict[str, Nonlinearity] = {
+    "relu": "relu",
+    "gelu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+}  # the nonlinearity whose gain each activation uses
 
 
 class Backbone(nn.Sequential):
@@ -45,8 +59,19 @@ def _check_common(activation: str, dropout: float, init: str) -> None:
         raise choice_error("activation", activation, _ACTIVATIONS)
     if not 0.0 <= dropout < 1.0:
         raise config_error("dropout", dropout, "Pass a drop probability in [0, 1).")
+    _check_init(init)
+
+
+def _check_init(init: str) -> None:
     if init not in _INITS:
         raise choice_error("init", init, _INITS)
+    if init == "lsuv":
+        raise config_error(
+            "init",
+            init,
+            "LSUV scales each layer on a data batch, which a builder does not have: build "
+            "with init='orthogonal' and add WeightInit('lsuv') to the Trainer's callbacks.",
+        )
 
 
 def _check_widths(name: str, widths: Sequence[int]) -> None:
@@ -57,9 +82,12 @@ def _check_widths(name: str, widths: Sequence[int]) -> None:
 def init_weights(module: nn.Module, init: Init, activation: Activation) -> nn.Module:
     """Initialise every Linear and Conv weight in place; biases start at zero.
 
-    ``"he"`` (Kaiming normal, fan-in) suits ReLU and GELU, ``"xavier"`` (Glorot uniform,
-    with the activation's gain) suits tanh and sigmoid, ``"auto"`` picks between them from
-    ``activation``, ``"torch"`` keeps PyTorch's default initialisation.
+    ``init`` takes the same vocabulary as `WeightInit` (`SCHEME_NAMES`: canonical names
+    and aliases, e.g. ``"he"`` = ``"kaiming_normal"``, ``"xavier"`` = ``"xavier_uniform"``),
+    with the activation's gain (GELU counts as ReLU); ``"auto"`` picks He for ReLU and
+    GELU, Xavier for tanh and sigmoid; ``"torch"`` keeps PyTorch's default
+    initialisation. ``"lsuv"`` needs a data batch, so it is refused here: build with
+    ``"orthogonal"`` and add ``WeightInit("lsuv")`` to the Trainer.
 
     Args:
         module: The model to initialise.
@@ -69,28 +97,31 @@ def init_weights(module: nn.Module, init: Init, activation: Activation) -> nn.Mo
     Returns:
         ``module``, for chaining.
 
+    Raises:
+        RecipeConfigError: For an unknown ``init`` or ``activation``, or ``"lsuv"``.
+
     Examples:
         >>> from torch import nn
         >>> layer = init_weights(nn.Linear(4, 2), "he", "relu")
         >>> layer.bias.detach().abs().sum().item()
         0.0
     """
-    if init not in _INITS:
-        raise choice_error("init", init, _INITS)
+    _check_init(init)
     if activation not in _ACTIVATIONS:
         raise choice_error("activation", activation, _ACTIVATIONS)
     if init == "torch":
         return module
-    scheme = init if init != "auto" else ("he" if activation in ("relu", "gelu") else "xavier")
-    for layer in module.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            if scheme == "he":
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            else:
-                gain = nn.init.calculate_gain("tanh" if activation == "tanh" else "sigmoid")
-                nn.init.xavier_uniform_(layer.weight, gain=gain)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+    nonlinearity = _GAINS[activation]
+    if init == "auto":
+        scheme: Scheme = "kaiming_normal" if nonlinearity == "relu" else "xavier_uniform"
+    else:
+        scheme = resolve_scheme(init)
+    layers = [
+        layer
+        for layer in module.modules()
+        if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+    ]
+    init_modules_(layers, scheme, nonlinearity)
     return module
 
 
@@ -104,7 +135,9 @@ class MLP(Backbone):
         dropout: Drop probability after each activation (0 disables it), or one probability
             per hidden layer (a search space can then tune each layer's dropout).
         batch_norm: Insert ``BatchNorm1d`` between each Linear and its activation.
-        init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
+        init: Weight initialisation: ``"auto"``, ``"torch"`` or a scheme of
+            `WeightInit`'s vocabulary (``"he"``, ``"xavier"``, ``"orthogonal"``, ...;
+            see `init_weights`).
 
     Examples:
         >>> import torch
@@ -162,7 +195,9 @@ class SmallCNN(Backbone):
         activation: ``"relu"``, ``"tanh"``, ``"sigmoid"`` or ``"gelu"``.
         dropout: Drop probability before the head (0 disables it).
         batch_norm: Insert ``BatchNorm2d`` after each convolution.
-        init: Weight initialisation: ``"auto"``, ``"he"``, ``"xavier"`` or ``"torch"``.
+        init: Weight initialisation: ``"auto"``, ``"torch"`` or a scheme of
+            `WeightInit`'s vocabulary (``"he"``, ``"xavier"``, ``"orthogonal"``, ...;
+            see `init_weights`).
         image_size: Side of the (square) input images, to decide how often to pool.
 
     Examples:

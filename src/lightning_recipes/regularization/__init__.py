@@ -12,7 +12,13 @@
 from lightning_recipes.regularization.activation_monitor import ActivationMonitor
 from lightning_recipes.regularization.activations import activation_stats, summarize
 from lightning_recipes.regularization.groups import no_decay_param_groups
-from lightning_recipes.regularization.init import SCHEMES, init_modules_, lsuv_
+from lightning_recipes.regularization.init import (
+    SCHEME_ALIASES,
+    SCHEME_NAMES,
+    SCHEMES,
+    init_modules_,
+    lsuv_,
+)
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
 from lightning_recipes.regularization.selection import (
     DEFAULT_TYPES,
@@ -28,6 +34,8 @@ __all__ = [
     "DEFAULT_TYPES",
     "NORM_TYPES",
     "SCHEMES",
+    "SCHEME_ALIASES",
+    "SCHEME_NAMES",
     "WeightInit",
     "WeightPenalty",
     "activation_stats",

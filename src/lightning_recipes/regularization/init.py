@@ -8,26 +8,76 @@ weights on every process.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["NONLINEARITIES", "SCHEMES", "Nonlinearity", "Scheme", "init_modules_", "lsuv_"]
+__all__ = [
+    "NONLINEARITIES",
+    "SCHEMES",
+    "SCHEME_ALIASES",
+    "SCHEME_NAMES",
+    "Nonlinearity",
+    "Scheme",
+    "init_modules_",
+    "lsuv_",
+    "resolve_scheme",
+]
 
-Scheme = Literal[
+CanonicalScheme = Literal[
     "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "orthogonal", "lsuv"
 ]
-SCHEMES: tuple[str, ...] = (
-    "kaiming_normal",
-    "kaiming_uniform",
-    "xavier_normal",
-    "xavier_uniform",
-    "orthogonal",
-    "lsuv",
-)
+SchemeAlias = Literal[
+    "he", "he_normal", "he_uniform", "kaiming", "xavier", "glorot", "glorot_normal",
+    "glorot_uniform",
+]  # fmt: skip
+Scheme = Literal[CanonicalScheme, SchemeAlias]
+"""Every name a scheme is accepted by (`SCHEME_NAMES`), as a type for YAML configs."""
+
+SCHEMES: tuple[str, ...] = get_args(CanonicalScheme)
+"""The initialisation schemes, by their canonical names."""
+
+SCHEME_ALIASES: dict[str, str] = {
+    "he": "kaiming_normal",
+    "he_normal": "kaiming_normal",
+    "he_uniform": "kaiming_uniform",
+    "kaiming": "kaiming_normal",
+    "xavier": "xavier_uniform",
+    "glorot": "xavier_uniform",
+    "glorot_normal": "xavier_normal",
+    "glorot_uniform": "xavier_uniform",
+}
+"""Other names of the schemes (Keras' ``he_normal``, ``glorot_uniform``, ...) -> canonical;
+its keys are `SchemeAlias` (a test checks it)."""
+
+SCHEME_NAMES: tuple[str, ...] = get_args(Scheme)
+"""Every name a scheme is accepted by: the one vocabulary of `WeightInit` and `MLP`."""
+
 Nonlinearity = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear"]
 NONLINEARITIES: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "selu", "linear")
+
+
+def resolve_scheme(name: str) -> Scheme:
+    """The canonical name of a scheme given by any of `SCHEME_NAMES`.
+
+    Args:
+        name: A canonical name or an alias.
+
+    Returns:
+        One of `SCHEMES`.
+
+    Raises:
+        ValueError: If ``name`` is not one of `SCHEME_NAMES` (callers that take it as an
+            argument check it first and raise ``RecipeConfigError``).
+
+    Examples:
+        >>> resolve_scheme("he"), resolve_scheme("glorot_normal"), resolve_scheme("lsuv")
+        ('kaiming_normal', 'xavier_normal', 'lsuv')
+    """
+    if not isinstance(name, str) or name not in SCHEME_NAMES:
+        raise ValueError(f"Unknown scheme {name!r}; choose one of {', '.join(SCHEME_NAMES)}.")
+    return cast(Scheme, SCHEME_ALIASES.get(name, name))
 
 
 def init_modules_(
@@ -44,7 +94,7 @@ def init_modules_(
 
     Args:
         modules: Modules with a ``weight`` of 2 or more dimensions (others are skipped).
-        scheme: One of `SCHEMES`.
+        scheme: One of `SCHEME_NAMES` (a canonical name or an alias such as ``"he"``).
         nonlinearity: The activation after the layers (sets the gain of Kaiming, Xavier
             and orthogonal).
         bias: ``"zeros"`` sets every bias to 0; ``"keep"`` leaves it.
@@ -61,6 +111,7 @@ def init_modules_(
         >>> bool(torch.allclose(layer.weight @ layer.weight.T, torch.eye(32), atol=1e-5))
         True
     """
+    scheme = resolve_scheme(scheme)
     gain = nn.init.calculate_gain(nonlinearity) if nonlinearity != "linear" else 1.0
     count = 0
     with torch.no_grad():
@@ -79,10 +130,8 @@ def init_modules_(
                 nn.init.xavier_uniform_(weight, gain=gain, generator=generator)
             elif scheme == "orthogonal":
                 nn.init.orthogonal_(weight, gain=gain, generator=generator)
-            elif scheme == "lsuv":
+            else:  # "lsuv"
                 nn.init.orthogonal_(weight, gain=1.0, generator=generator)
-            else:
-                raise ValueError(f"Unknown scheme {scheme!r}")
             bias_tensor = getattr(module, "bias", None)
             if bias == "zeros" and isinstance(bias_tensor, Tensor):
                 bias_tensor.zero_()

@@ -15,11 +15,12 @@ from lightning_recipes._validate import is_int, is_real, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.regularization.init import (
     NONLINEARITIES,
-    SCHEMES,
+    SCHEME_NAMES,
     Nonlinearity,
     Scheme,
     init_modules_,
     lsuv_,
+    resolve_scheme,
 )
 from lightning_recipes.regularization.selection import (
     DEFAULT_TYPES,
@@ -54,7 +55,9 @@ class WeightInit(Callback):
     Args:
         scheme: ``"kaiming_normal"``/``"kaiming_uniform"`` (He; Keras' ``he_normal``),
             ``"xavier_normal"``/``"xavier_uniform"`` (Glorot), ``"orthogonal"`` or
-            ``"lsuv"``.
+            ``"lsuv"``; or an alias of `SCHEME_ALIASES` (``"he"``, ``"xavier"``,
+            ``"glorot_uniform"``, ...), the same vocabulary as `MLP`'s ``init``. Stored
+            as the canonical name.
         nonlinearity: The activation that follows the layers (sets the gain).
         types: Class names of the layers to initialise.
         names: Globs on module names (None: every chosen type).
@@ -65,8 +68,8 @@ class WeightInit(Callback):
         lsuv_max_iter: LSUV's passes per layer at most.
 
     Examples:
-        >>> WeightInit("lsuv").scheme
-        'lsuv'
+        >>> WeightInit("lsuv").scheme, WeightInit("he").scheme
+        ('lsuv', 'kaiming_normal')
     """
 
     def __init__(
@@ -81,8 +84,8 @@ class WeightInit(Callback):
         lsuv_tol: float = 0.1,
         lsuv_max_iter: int = 10,
     ) -> None:
-        if scheme not in SCHEMES:
-            raise choice_error("scheme", scheme, SCHEMES)
+        if scheme not in SCHEME_NAMES:
+            raise choice_error("scheme", scheme, SCHEME_NAMES)
         if nonlinearity not in NONLINEARITIES:
             raise choice_error("nonlinearity", nonlinearity, NONLINEARITIES)
         if bias not in ("zeros", "keep"):
@@ -91,7 +94,7 @@ class WeightInit(Callback):
             raise config_error("seed", seed, "Pass a non-negative integer seed.")
         if not is_real(lsuv_tol) or not 0 < lsuv_tol < 1:
             raise config_error("lsuv_tol", lsuv_tol, "Pass a tolerance in (0, 1), e.g. 0.1.")
-        self.scheme: Scheme = scheme
+        self.scheme: Scheme = resolve_scheme(scheme)
         self.nonlinearity: Nonlinearity = nonlinearity
         self.types = check_types("types", types) if types is not None else DEFAULT_TYPES
         self.names = check_globs("names", names)

@@ -426,11 +426,12 @@ def _run_folds(
             fold_dir = Path(scratch) / f"fold_{fold}"
             if out_dir is not None:
                 fold_dir = Path(out_dir) / f"fold_{fold}"
-                fold_config.setdefault("trainer", {})
-                fold_config["trainer"] = {
-                    **(fold_config["trainer"] or {}),
-                    "default_root_dir": str(fold_dir.resolve()),
-                }
+            trainer_config = dict(fold_config.get("trainer") or {})
+            if out_dir is not None or trainer_config.get("default_root_dir") is None:
+                # Without out_dir and without the config's own folder, the fold runs in the
+                # scratch folder: Lightning's default (the current folder) is never written.
+                trainer_config["default_root_dir"] = str(fold_dir.resolve())
+            fold_config["trainer"] = trainer_config
             fold_dir.mkdir(parents=True, exist_ok=True)
             config_path = fold_dir / "config.yaml"
             config_path.write_text(yaml.safe_dump(fold_config, sort_keys=False))
@@ -518,7 +519,10 @@ def cross_validate(
         callbacks_factory: ``fold -> callbacks`` added to that fold's Trainer (fresh
             instances per fold), for callbacks built in Python.
         out_dir: Each fold's ``trainer.default_root_dir`` becomes ``out_dir/fold_<i>``
-            (holding the fold's ``config.yaml``); None keeps the config's.
+            (holding the fold's ``config.yaml``). None keeps the config's
+            ``default_root_dir`` if it sets one; otherwise each fold runs in a temporary
+            folder deleted at the end, so nothing (logs, checkpoints, ``config.yaml``) is
+            kept and nothing is written into the current folder.
 
     Returns:
         The `CVResult`: per fold values and metrics, ``mean``/``std``, ``table()``.
