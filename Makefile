@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test lint typecheck docs docs-serve pytest bench clean peers-env
+.PHONY: install demo test lint typecheck docs docs-serve pytest bench clean peers-env bench-peers
 
 install: $(STAMP)
 
@@ -40,7 +40,7 @@ test: lint typecheck docs pytest
 
 # the figure scripts last: they draw from the results the others write
 bench: $(STAMP)
-	@for script in $$(ls benchmarks/[!_]*.py | grep -v figure) benchmarks/*figure*.py; do \
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_) benchmarks/*figure*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Benchmark-only peers (timm, torchattacks) in their own venv, never in the library's: both pull
@@ -63,6 +63,11 @@ $(PEERS_STAMP): pyproject.toml constraints.txt
 	$(PEERS_PIP) -c $(PEERS_VENV)/constraints.txt -e ".[data]" timm==$(TIMM_VERSION) tqdm scipy
 	$(PEERS_PIP) --no-deps torchattacks==3.5.1
 	touch $(PEERS_STAMP)
+
+# ours beside timm and torchattacks (benchmarks/results/peers_*.md), in the peers' venv
+bench-peers: $(PEERS_STAMP)
+	@for script in benchmarks/peers_mixing.py benchmarks/peers_robustness.py; do \
+		echo "== $$script"; nice -n 10 $(PEERS_VENV)/bin/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache

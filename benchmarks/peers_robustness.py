@@ -267,7 +267,7 @@ def main() -> None:
                 f"{name} (attack)",
                 mean_std([p["ours"] for p in per]),
                 mean_std([p["theirs"] for p in per]),
-                f"max |x_ours - x_peer| {max(p['diff'] for p in per):.1e}",
+                f"max abs difference {max(p['diff'] for p in per):.1e}",
                 f"{mean_std([p['ratio'] for p in per], 2)}x (attack call)",
                 "—",
             ]
