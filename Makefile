@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test lint typecheck docs docs-serve pytest bench clean
+.PHONY: install demo test lint typecheck docs docs-serve pytest bench clean peers-env bench-peers
 
 install: $(STAMP)
 
@@ -40,8 +40,34 @@ test: lint typecheck docs pytest
 
 # the figure scripts last: they draw from the results the others write
 bench: $(STAMP)
-	@for script in $$(ls benchmarks/[!_]*.py | grep -v figure) benchmarks/*figure*.py; do \
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_) benchmarks/*figure*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# Benchmark-only peers (timm, torchattacks) in their own venv, never in the library's: both pull
+# torchvision, and PyPI's torchvision does not load beside the CPU torch 2.13.0
+# ("operator torchvision::nms does not exist"), which breaks `import lightning`. This venv takes a
+# matching pair instead (torch 2.14.1 + torchvision 0.29.1, from local disk on x86_64 / Python 3.11;
+# a CUDA build, about 5.5 GB) and this package, editable, with the versions of constraints.txt but
+# torch's. torchattacks goes in with --no-deps: its pin on an old `requests` stays out of the way.
+PEERS_VENV := benchmarks/.peers-venv
+TIMM_VERSION := 1.0.31
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_PIP := $(PEERS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check
+
+peers-env: $(PEERS_STAMP)
+
+$(PEERS_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PIP) torch==2.14.1 torchvision==0.29.1
+	grep -v '^torch==' constraints.txt > $(PEERS_VENV)/constraints.txt
+	$(PEERS_PIP) -c $(PEERS_VENV)/constraints.txt -e ".[data]" timm==$(TIMM_VERSION) tqdm scipy
+	$(PEERS_PIP) --no-deps torchattacks==3.5.1
+	touch $(PEERS_STAMP)
+
+# ours beside timm and torchattacks (benchmarks/results/peers_*.md), in the peers' venv
+bench-peers: $(PEERS_STAMP)
+	@for script in benchmarks/peers_mixing.py benchmarks/peers_robustness.py; do \
+		echo "== $$script"; nice -n 10 $(PEERS_VENV)/bin/python $$script || exit 1; done
+
 clean:
-	rm -rf $(VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache

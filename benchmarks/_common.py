@@ -37,8 +37,18 @@ def machine() -> str:
     )
 
 
-def publish(name: str, title: str, headers: list[str], rows: list[list[Any]], notes: str) -> Path:
-    """Print the table and write it, with how to reproduce it, to results/<name>.md."""
+def publish(
+    name: str,
+    title: str,
+    headers: list[str],
+    rows: list[list[Any]],
+    notes: str,
+    command: str | None = None,
+) -> Path:
+    """Print the table and write it, with how to reproduce it, to results/<name>.md.
+
+    ``command`` replaces the default reproduce line (a script run in another venv).
+    """
     print(format_table(headers, rows))
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.md"
@@ -46,7 +56,11 @@ def publish(name: str, title: str, headers: list[str], rows: list[list[Any]], no
     path.write_text(
         f"# {title}\n\n{markdown_table(headers, rows)}\n{notes.strip()}\n\n"
         f"Measured {stamp} on {machine()}.\n"
-        f"Reproduce: `.venv/bin/python benchmarks/{name}.py` (or `make bench`).\n"
+        + (
+            f"Reproduce: `{command}`.\n"
+            if command
+            else f"Reproduce: `.venv/bin/python benchmarks/{name}.py` (or `make bench`).\n"
+        )
     )
     print(f"written to {path}")
     return path

@@ -385,3 +385,52 @@ BAD: list[tuple[type, dict[str, Any], str]] = [
 def test_bad_inputs_name_the_argument(cls: type, kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=rf"\b{argument}\b"):
         cls(**kwargs)
+
+
+def _loss_mode_active() -> bool:
+    from torch.overrides import _get_current_function_mode_stack
+
+    from lightning_recipes._loss_path import _LossMode
+
+    return any(isinstance(mode, _LossMode) for mode in _get_current_function_mode_stack())
+
+
+@pytest.mark.parametrize("weighting_first", [False, True])
+def test_augmentations_run_outside_the_loss_mode_and_the_step_inside(
+    monkeypatch: pytest.MonkeyPatch, weighting_first: bool
+) -> None:
+    # The mode costs each torch call a trip through Python: the batch's augmentations
+    # (MixUp's lerp, CutMix's paste, the image transforms) run before it is entered.
+    from lightning_recipes.augmentation import callbacks as module
+
+    during_mix: list[bool] = []
+    real_mixup = module.mixup
+
+    def recording_mixup(inputs: Tensor, index: Tensor, lam: float) -> Tensor:
+        during_mix.append(_loss_mode_active())
+        return real_mixup(inputs, index, lam)
+
+    monkeypatch.setattr(module, "mixup", recording_mixup)
+    during_step: list[bool] = []
+
+    class Recorder(ImageNet):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            during_step.append(_loss_mode_active())
+            return super().training_step(batch, batch_idx)
+
+    seed_everything(0)
+    callbacks: list[Callback] = [MixUp(0.4, seed=1), ClassWeighting()]
+    trainer = Trainer(callbacks=callbacks[::-1] if weighting_first else callbacks, **FIT)
+    trainer.fit(Recorder(), digits())
+    assert during_mix == [False] * 6
+    assert during_step == [True] * 6
+    assert not _loss_mode_active()
+
+
+def test_label_smoothing_builds_no_generator(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any) -> None:
+        raise AssertionError("LabelSmoothing draws nothing: no generator per batch")
+
+    monkeypatch.setattr(LabelSmoothing, "generator", refuse)
+    _, model = run([LabelSmoothing(0.1)])
+    assert len(model.seen) == 6

@@ -497,8 +497,15 @@ class LossPath:
 
     # ------------------------------------------------------------ one batch
 
-    def begin_batch(self, batch: Any, token: tuple[int, int]) -> bool:
+    def begin_batch(self, batch: Any, token: tuple[int, int], *, enter: bool = True) -> bool:
         """Start the training batch ``token``: find its labels, enter the mode.
+
+        Args:
+            batch: The training batch.
+            token: What identifies it (epoch, batch index).
+            enter: Enter the mode now; False leaves that to `enter_step`, so that work done
+                on the batch before the training step (the augmentations) does not pay the
+                mode's cost on each torch call.
 
         Returns:
             False if the batch was already started (by another recipe).
@@ -518,10 +525,16 @@ class LossPath:
             labels = batch_labels(batch, key, owner=" / ".join(owners))
             self.track(labels, key)
             self.batch_size = int(labels.shape[0]) if labels.dim() else -1
-        self.mode = _LossMode(self)
-        self.mode.__enter__()  # type: ignore[no-untyped-call]
         self.open = True
+        if enter:
+            self.enter_step()
         return True
+
+    def enter_step(self) -> None:
+        """Enter the mode for the training step of the open batch (idempotent)."""
+        if self.open and self.mode is None:
+            self.mode = _LossMode(self)
+            self.mode.__enter__()  # type: ignore[no-untyped-call]
 
     def mix(self, index: Tensor, lam: float) -> None:
         """The batch's inputs were mixed with partners ``index`` at weight ``lam``."""

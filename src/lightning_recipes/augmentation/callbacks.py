@@ -37,6 +37,9 @@ __all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp", "check_imag
 
 InputKey = int | str
 
+# Handed to `augment` of the stages that draw nothing (`draws` False), never drawn from.
+_NO_DRAWS = np.random.default_rng(0)
+
 
 def _check_probability(name: str, value: Any) -> float:
     if not is_real(value) or not 0.0 < value <= 1.0:
@@ -118,6 +121,8 @@ class BatchAugmentation(LossRecipe):
     uses_loss: ClassVar[bool] = True
     per_batch: ClassVar[bool] = True
     """Whether ``p`` is drawn once per batch (else the subclass applies it per sample)."""
+    draws: ClassVar[bool] = True
+    """Whether `augment` draws from its generator (False: the batch's one is not built)."""
 
     def __init__(
         self,
@@ -229,18 +234,26 @@ class BatchAugmentation(LossRecipe):
             return  # another augmentation callback already ran the pipeline
         stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchAugmentation)]
         stages.sort(key=lambda c: (c.priority, type(c).__name__, c.state_key))
+        paths = []
         for stage in stages:
             stage._token = token
-            LossRecipe.on_train_batch_start(stage, trainer, pl_module, batch, batch_idx)
+            if stage.loss_path is not None:
+                # The mode is entered after the augmentations, so that their torch calls
+                # skip it (left again if another loss recipe, ClassWeighting, entered it).
+                stage.loss_path.begin_batch(batch, token, enter=False)
+                stage.loss_path.leave_step()
+                paths.append(stage.loss_path)
         for stage in stages:
             stage.batches_seen += 1
             if not stage.active(trainer.current_epoch):
                 continue
-            rng = stage.generator(trainer, batch_idx)
+            rng = stage.generator(trainer, batch_idx) if stage.draws else _NO_DRAWS
             if stage.per_batch and stage.p < 1.0 and rng.random() >= stage.p:
                 continue
             stage.augment(batch, rng)
             stage.batches_augmented += 1
+        for path in paths:
+            path.enter_step()
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Augment ``batch`` in place (subclasses)."""
@@ -463,6 +476,7 @@ class LabelSmoothing(BatchAugmentation):
 
     priority = 20
     recipe = "Label smoothing"
+    draws = False  # p is 1 and smoothing draws nothing
 
     def __init__(
         self,
