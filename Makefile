@@ -40,6 +40,7 @@ test: lint typecheck docs pytest
 
 # the figure scripts last: they draw from the results the others write
 bench: $(STAMP)
+	$(PIP) -e ".[bench]"  # the peers the benchmarks compare against
 	@for script in $$(ls benchmarks/[!_]*.py | grep -v figure) benchmarks/*figure*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
