@@ -13,6 +13,8 @@ Variants, interleaved in one process with their order rotated each repetition:
 * ``tune``: ``tune(...)`` as a user calls it (SQLite storage, ``study.md``, ``best.yaml``
   and the PNG figures);
 * ``tune, no figures``: ``tune(..., figures=False)`` (``study.md`` and ``best.yaml`` only);
+* ``tune, memory, no figures``: also ``storage="memory"``, the study in this process's
+  memory as in the hand loop (no SQLite file: nothing to resume or share);
 * ``plain``: the hand loop, in-memory storage (what Optuna's example does);
 * ``plain, SQLite``: the hand loop on an SQLite file like ``tune``'s.
 
@@ -67,7 +69,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "short": {"max_epochs": 3, "limit_train_batches": 5, "limit_val_batches": 2},
     "long": {"max_epochs": 20, "limit_train_batches": 1.0, "limit_val_batches": 1.0},
 }
-VARIANTS = ("tune", "tune, no figures", "plain", "plain, SQLite")
+VARIANTS = ("tune", "tune, no figures", "tune, memory, no figures", "plain", "plain, SQLite")
 LONG_VARIANTS = ("tune", "plain")  # a long study takes minutes: the two that matter
 
 
@@ -148,7 +150,7 @@ def plain_study(workload: str, seed: int, out: Path, sqlite: bool) -> Any:
     return study
 
 
-def tune_study(workload: str, seed: int, out: Path, figures: bool) -> Any:
+def tune_study(workload: str, seed: int, out: Path, figures: bool, memory: bool) -> Any:
     """The same search with `tune`."""
     return tune(
         config(workload),
@@ -164,6 +166,7 @@ def tune_study(workload: str, seed: int, out: Path, figures: bool) -> Any:
         study_name="tune",
         progress=False,
         figures=figures,
+        storage="memory" if memory else None,
     )
 
 
@@ -173,7 +176,9 @@ def run(variant: str, workload: str, seed: int) -> tuple[float, Any]:
         out = Path(tmp)
         started = time.perf_counter()
         if variant.startswith("tune"):
-            study = tune_study(workload, seed, out, figures=variant == "tune")
+            study = tune_study(
+                workload, seed, out, figures=variant == "tune", memory="memory" in variant
+            )
         else:
             study = plain_study(workload, seed, out, sqlite=variant.endswith("SQLite"))
         seconds = time.perf_counter() - started

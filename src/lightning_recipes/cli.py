@@ -195,7 +195,7 @@ def _tune(argv: Sequence[str]) -> int:
         "--storage",
         default=None,
         help="Optuna RDB URL, e.g. postgresql://user:pass@host/db (default: "
-        "sqlite:///<out>/<study>/study.db)",
+        "sqlite:///<out>/<study>/study.db), or 'memory' (this process only, no resume)",
     )
     parser.add_argument("--study-name", default=None, help="default: the config's file stem")
     parser.add_argument("--monitor", default="val_loss", help="metric to optimise")

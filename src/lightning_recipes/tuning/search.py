@@ -60,6 +60,8 @@ __all__ = [
 SamplerName = Literal["grid", "random", "tpe", "gp"]
 PrunerName = Literal["median", "hyperband", "none"]
 SAMPLERS = ("grid", "random", "tpe", "gp")
+MEMORY = "memory"
+"""The ``storage`` of a study kept in this process's memory (no file, no resume)."""
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 _PARALLEL = ("ddp", "fsdp", "deepspeed")
 _LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
@@ -440,7 +442,11 @@ def tune(
             ``(trial) -> {config key: value}``.
         n_trials: The study's budget of COMPLETE + PRUNED trials.
         sampler: ``"grid"``, ``"random"``, ``"tpe"`` (multivariate, grouped) or ``"gp"``.
-        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), or None.
+        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), None for the
+            default SQLite file, or ``"memory"``: the study lives in this process only, as
+            in a hand-written Optuna loop (nothing to resume or share, no live dashboard;
+            refused with ``n_jobs > 1``, ``cv`` or a multi-process Trainer). The report,
+            ``best.yaml`` and the returned study are the same.
         study_name: The study's name (default: the config file's stem).
         monitor: The metric the trials are judged by (logged in validation).
         mode: ``"min"``, ``"max"``, or ``"auto"``: read from ``monitor``'s name, as
@@ -512,8 +518,20 @@ def tune(
         raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
-    url = storage or default_storage(out_dir, name)
-    rdb = _storage(optuna, url, heartbeat_interval, grace_period)
+    if storage == MEMORY:
+        if n_jobs > 1 or cv is not None or _multi_process(full):
+            raise config_error(
+                "storage",
+                storage,
+                "An in-memory study lives in this process only: it cannot serve trials run "
+                "in subprocesses (n_jobs > 1, several devices or processes) or folds (cv). "
+                "Pass an sqlite:/// or postgresql:// URL.",
+            )
+        url = f"memory://{name}"  # the key under which the reporters find the study
+        rdb = optuna.storages.InMemoryStorage()
+    else:
+        url = storage or default_storage(out_dir, name)
+        rdb = _storage(optuna, url, heartbeat_interval, grace_period)
     direction = "minimize" if mode == "min" else "maximize"
     study = optuna.create_study(
         storage=rdb,
