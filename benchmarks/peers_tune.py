@@ -20,7 +20,7 @@ Variants, interleaved in one process with their order rotated each repetition:
 
 Two workloads: ``short`` (trials of well under a second: 5 batches of 100 per epoch, 3
 epochs) and ``long`` (trials of about 10 s on this machine: the full 3,600 training signals,
-20 epochs, when not pruned). Each study's wall time is the whole call (study creation,
+60 epochs, when not pruned). Each study's wall time is the whole call (study creation,
 trials, report).
 Before the timed repetitions each variant runs once untimed, so imports (matplotlib,
 Optuna's plotting) are paid outside the timing, as in a session running several studies.
@@ -67,7 +67,7 @@ SPACE: dict[str, Any] = {
 }
 WORKLOADS: dict[str, dict[str, Any]] = {
     "short": {"max_epochs": 3, "limit_train_batches": 5, "limit_val_batches": 2},
-    "long": {"max_epochs": 20, "limit_train_batches": 1.0, "limit_val_batches": 1.0},
+    "long": {"max_epochs": 60, "limit_train_batches": 1.0, "limit_val_batches": 1.0},
 }
 VARIANTS = ("tune", "tune, no figures", "tune, memory, no figures", "plain", "plain, SQLite")
 LONG_VARIANTS = ("tune", "plain")  # a long study takes minutes: the two that matter
@@ -183,7 +183,8 @@ def run(variant: str, workload: str, seed: int) -> tuple[float, Any]:
             study = plain_study(workload, seed, out, sqlite=variant.endswith("SQLite"))
         seconds = time.perf_counter() - started
         trials = [(t.state.name, t.value, dict(t.params)) for t in study.trials]
-        return seconds, (trials, study.best_trial.number)
+        complete = [t.duration.total_seconds() for t in study.trials if t.state.name == "COMPLETE"]
+        return seconds, (trials, study.best_trial.number, statistics.mean(complete))
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
@@ -193,7 +194,7 @@ def mean_std(values: list[float], digits: int = 2) -> str:
 
 def same_trials(a: Any, b: Any) -> tuple[bool, float]:
     """Whether two studies ran the same trials (params, states, best), and the largest |dv|."""
-    (ta, best_a), (tb, best_b) = a, b
+    (ta, best_a, _), (tb, best_b, _) = a, b
     same = best_a == best_b and len(ta) == len(tb)
     gap = 0.0
     for (state_a, value_a, params_a), (state_b, value_b, params_b) in zip(ta, tb, strict=False):
@@ -237,8 +238,10 @@ def compare_tune(workload: str, reps: int) -> tuple[list[list[Any]], list[str]]:
             f"{workload}, `{variant}` vs `plain`: same parameters, states and best trial in "
             f"{agree} of {reps} studies; largest difference of a trial's value {gap:.2g}"
         )
-    pruned = [sum(s == "PRUNED" for s, _, _ in t) for t, _ in studies["plain"]]
+    pruned = [sum(s == "PRUNED" for s, _, _ in t) for t, _, _ in studies["plain"]]
     notes.append(f"{workload}: pruned trials per study (plain): {pruned}")
+    seconds = [f"{s:.2f}" for _, _, s in studies["plain"]]
+    notes.append(f"{workload}: mean seconds of a complete trial, per study (plain): {seconds}")
     return rows, notes
 
 
@@ -262,8 +265,9 @@ def main() -> None:
         rows += got
         notes += said
     text = "\n".join(f"- {n}" for n in notes)
+    name = "peers_tune" if workloads == list(WORKLOADS) else "_".join(["peers_tune", *workloads])
     publish(
-        "peers_tune",
+        name,
         "`tune` vs a plain Optuna loop with optuna-integration's pruning callback",
         ["workload", "variant", "wall s per study", "ratio to plain", "extra s per trial"],
         rows,
