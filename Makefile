@@ -40,7 +40,8 @@ test: lint typecheck docs pytest
 
 # the figure scripts last: they draw from the results the others write
 bench: $(STAMP)
-	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_) benchmarks/*figure*.py; do \
+	$(PIP) -e ".[bench]"  # the peers the benchmarks compare against (those that fit this venv)
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_mixing -e peers_robustness) benchmarks/*figure*.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # Benchmark-only peers (timm, torchattacks) in their own venv, never in the library's: both pull

@@ -195,7 +195,7 @@ def _tune(argv: Sequence[str]) -> int:
         "--storage",
         default=None,
         help="Optuna RDB URL, e.g. postgresql://user:pass@host/db (default: "
-        "sqlite:///<out>/<study>/study.db)",
+        "sqlite:///<out>/<study>/study.db), or 'memory' (this process only, no resume)",
     )
     parser.add_argument("--study-name", default=None, help="default: the config's file stem")
     parser.add_argument("--monitor", default="val_loss", help="metric to optimise")
@@ -219,6 +219,11 @@ def _tune(argv: Sequence[str]) -> int:
     parser.add_argument("--heartbeat", type=int, default=10, help="trial heartbeat, seconds")
     parser.add_argument("--out", default="runs", help="folder holding <study>/")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="skip the PNG figures of the report (they cost a few seconds per study)",
+    )
     args, overrides = parser.parse_known_args(list(argv))
     stray = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
     if stray:
@@ -260,6 +265,7 @@ def _run_tune(tune: Any, args: argparse.Namespace, overrides: list[str]) -> Any:
         progress=not args.no_progress,
         overrides=overrides,
         value=args.value,
+        figures=not args.no_figures,
         heartbeat_interval=args.heartbeat,
     )
 

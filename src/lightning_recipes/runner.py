@@ -8,13 +8,13 @@ not import torch.
 
 import re
 from argparse import Action
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from typing_extensions import override
 
 from lightning_recipes._contract import RecipeSummary, run_summaries
@@ -46,14 +46,28 @@ class RecipesCLI(LightningCLI):
     same folder).
     """
 
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+    def __init__(
+        self,
+        args: Sequence[str] | Mapping[str, Any] | None = None,
+        run: bool = True,
+        save_config: bool = True,
+    ) -> None:
+        """Parse ``args`` (or the command line) and build the classes.
+
+        Args:
+            args: The arguments, as on the command line, or a config dict; None reads
+                ``sys.argv``.
+            run: Run the subcommand (``fit``...) given in the arguments.
+            save_config: Save the config next to the logs (``config.yaml``).
+        """
         super().__init__(
+            save_config_callback=SaveConfigCallback if save_config else None,
             model_class=LightningModule,
             datamodule_class=LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_kwargs={"overwrite": True},
-            args=list(args) if args is not None else None,
+            args=dict(args) if isinstance(args, Mapping) else None if args is None else list(args),
             run=run,
         )
 

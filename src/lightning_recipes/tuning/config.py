@@ -20,6 +20,7 @@ from lightning_recipes._validate import command_args
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [
+    "ConfigParser",
     "apply_params",
     "config_keys",
     "expand_config",
@@ -269,7 +270,109 @@ def load_config(
     return apply_params(config, parse_overrides(overrides))
 
 
-def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
+class ConfigParser:
+    """`RecipesCLI`'s parser, built once and reused for every config of a study.
+
+    Building LightningCLI's parser (introspecting the Trainer, the model and data classes)
+    costs about as much as a short trial; a study parses its config, the two ends of the
+    search space and every trial's config. One `ConfigParser` builds the parser at its
+    first use and reuses it: `expand` fills in the defaults, `cli` builds a trial's model,
+    datamodule and Trainer exactly as ``lightning-recipes fit -c`` would.
+    """
+
+    def __init__(self) -> None:
+        self.parser: Any = None
+
+    def _cli(
+        self,
+        args: list[str] | dict[str, Any],
+        *,
+        instantiate: bool,
+        save_config: bool,
+        dumped: Mapping[str, Any] | None = None,
+    ) -> Any:
+        import sys
+
+        from lightning_recipes.runner import RecipesCLI
+
+        owner = self
+
+        class _Reusing(RecipesCLI):
+            def __init__(self) -> None:
+                super().__init__(args=args, run=False, save_config=save_config)
+
+            def setup_parser(self, *parser_args: Any) -> None:
+                if owner.parser is None:
+                    super().setup_parser(*parser_args)
+                    owner.parser = self.parser
+                else:
+                    self.parser = owner.parser
+
+            def before_instantiate_classes(self) -> None:
+                if dumped is not None:  # LightningCLI's _dump_config keeps one it finds
+                    self.config_dump = copy.deepcopy(dict(dumped))
+
+            def instantiate_classes(self) -> None:
+                if instantiate:
+                    super().instantiate_classes()
+
+            def _set_seed(self) -> None:  # parsing alone must not reseed the caller's RNG
+                if instantiate:
+                    super()._set_seed()
+
+        saved, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when args and argv are set
+        try:
+            return _Reusing()
+        finally:
+            sys.argv = saved
+
+    def expand(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """``config`` with every default filled in; see `expand_config`."""
+        args = ["--config", yaml.safe_dump(dict(config), sort_keys=False)]
+        try:
+            cli = self._cli(args, instantiate=False, save_config=False)
+        except SystemExit as err:
+            raise RecipeConfigError(
+                "LightningCLI rejected the config (its message is printed above); fix the YAML "
+                "or the overrides."
+            ) from err
+        dumped = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
+        full = yaml.safe_load(dumped)
+        full.pop("config", None)
+        if not isinstance(full, dict):  # pragma: no cover - the parser always dumps a mapping
+            raise RecipeConfigError("LightningCLI returned no config.")
+        return full
+
+    def cli(
+        self,
+        config: str | Path | Mapping[str, Any],
+        *,
+        save_config: bool = True,
+        dumped: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A `RecipesCLI` (``run=False``) built from ``config``, as ``fit -c`` would build it.
+
+        Args:
+            config: The path of a YAML config, or the config as a dict (parsed without a
+                round trip through YAML text).
+            save_config: Save ``config.yaml`` next to the logs, as ``fit`` does.
+            dumped: ``config`` with every default filled in (as `expand` returns it), when
+                the caller has it: LightningCLI dumps the parsed config once more to store
+                the model's and the datamodule's hyperparameters (for
+                ``load_from_checkpoint``), which costs as much as the parse itself.
+
+        Returns:
+            The CLI, with its ``model``, ``datamodule`` and ``trainer`` built.
+        """
+        args: list[str] | dict[str, Any] = (
+            copy.deepcopy(dict(config))
+            if isinstance(config, Mapping)
+            else ["--config", str(config)]
+        )
+        return self._cli(args, instantiate=True, save_config=save_config, dumped=dumped)
+
+
+def expand_config(config: Mapping[str, Any], parser: ConfigParser | None = None) -> dict[str, Any]:
     """Parse ``config`` with `RecipesCLI`'s parser and return it with every default filled in.
 
     Nothing is instantiated: this only checks the config (unknown keys and wrong types fail
@@ -277,6 +380,7 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Args:
         config: A config dict.
+        parser: A `ConfigParser` to reuse (a new one by default).
 
     Returns:
         The complete config as a dict.
@@ -284,31 +388,4 @@ def expand_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         RecipeConfigError: If LightningCLI rejects the config.
     """
-    import sys
-
-    from lightning_recipes.runner import RecipesCLI
-
-    class _ParseOnly(RecipesCLI):
-        def instantiate_classes(self) -> None:
-            pass
-
-        def _set_seed(self) -> None:  # parsing must not reseed the caller's RNG
-            pass
-
-    args = ["--config", yaml.safe_dump(dict(config), sort_keys=False)]
-    saved, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when args and argv are both set
-    try:
-        cli = _ParseOnly(args=args, run=False)
-    except SystemExit as err:
-        raise RecipeConfigError(
-            "LightningCLI rejected the config (its message is printed above); fix the YAML "
-            "or the overrides."
-        ) from err
-    finally:
-        sys.argv = saved
-    dumped = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
-    full = yaml.safe_load(dumped)
-    full.pop("config", None)
-    if not isinstance(full, dict):  # pragma: no cover - the parser always dumps a mapping
-        raise RecipeConfigError("LightningCLI returned no config.")
-    return full
+    return (parser or ConfigParser()).expand(config)

@@ -326,8 +326,12 @@ def write_results(
     storage_url: str,
     monitor: str,
     sampler: str,
+    figures: bool = True,
 ) -> dict[str, Path]:
     """Write ``study.md``, the figures and ``best.yaml`` into ``out``.
+
+    Called again on a stored study (``optuna.load_study``) with ``figures=True``, it draws
+    the figures of a study that `tune` ran with ``figures=False``.
 
     Args:
         study: The ``optuna.Study``.
@@ -336,6 +340,7 @@ def write_results(
         storage_url: The storage URL (shown with its password hidden).
         monitor: The metric the trials were judged by.
         sampler: The sampler's name.
+        figures: Draw the figures as PNG (a few seconds); False lists how to draw them.
 
     Returns:
         Kind -> path of each file written.
@@ -399,7 +404,14 @@ def write_results(
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    drawn = _figures(study, out, monitor)
+    if figures:
+        drawn = _figures(study, out, monitor)
+    else:
+        later = (
+            "not drawn: the study ran with figures=False (--no-figures); "
+            "`lightning_recipes.tuning.write_results` on the stored study draws them"
+        )
+        drawn = dict.fromkeys(FIGURES, later)
     lines += ["## Figures", ""]
     for key, (_, title) in FIGURES.items():
         if drawn[key].endswith(".png"):

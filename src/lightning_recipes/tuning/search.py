@@ -11,12 +11,13 @@ with ``value="last"``. A pruned trial is recorded as PRUNED.
 
 import contextlib
 import copy
+import gc
 import logging
 import math
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from lightning_recipes.errors import (
     config_error,
 )
 from lightning_recipes.tuning.config import (
+    ConfigParser,
     apply_params,
     config_keys,
     expand_config,
@@ -43,6 +45,7 @@ from lightning_recipes.tuning.config import (
 )
 from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
+from lightning_recipes.tuning.storage import share_storage, write_ahead_log
 
 __all__ = [
     "PRUNERS",
@@ -57,8 +60,11 @@ __all__ = [
 SamplerName = Literal["grid", "random", "tpe", "gp"]
 PrunerName = Literal["median", "hyperband", "none"]
 SAMPLERS = ("grid", "random", "tpe", "gp")
+MEMORY = "memory"
+"""The ``storage`` of a study kept in this process's memory (no file, no resume)."""
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 _PARALLEL = ("ddp", "fsdp", "deepspeed")
+_LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
 
 
 class _ValueRecorder(Callback):
@@ -255,23 +261,20 @@ def _multi_process(config: Mapping[str, Any]) -> bool:
     return many or (isinstance(nodes, int) and nodes > 1)
 
 
-@contextlib.contextmanager
-def _bare_argv() -> Iterator[None]:
-    """Hide the command line from LightningCLI, which warns when it is given ``args`` too."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        yield
-    finally:
-        sys.argv = saved
+def _fit_in_process(
+    run_cfg: Mapping[str, Any],
+    monitor: str,
+    reporter: bool,
+    parser: ConfigParser,
+    dumped: Mapping[str, Any],
+) -> tuple[list[float], bool]:
+    """Train one trial's config as ``fit -c trial.yaml`` would; return the epoch values, pruned.
 
-
-def _fit_in_process(cfg_path: Path, monitor: str, reporter: bool) -> tuple[list[float], bool]:
-    """Train one trial's config as ``fit -c`` would; return the epoch values and pruned."""
-    from lightning_recipes.runner import RecipesCLI
-
-    with _bare_argv():
-        cli = RecipesCLI(args=["--config", str(cfg_path)], run=False)
+    The study's parser is reused, and ``dumped`` (the expanded config with the trial's
+    values) stands for LightningCLI's dump of the model and data sections; ``trial.yaml``
+    is the trial's config (no ``config.yaml``).
+    """
+    cli = parser.cli(run_cfg, save_config=False, dumped=dumped)
     recorder = _ValueRecorder(monitor)
     callbacks = trainer_callbacks(cli.trainer)
     callbacks.append(recorder)
@@ -284,6 +287,37 @@ def _fit_in_process(cfg_path: Path, monitor: str, reporter: bool) -> tuple[list[
 
         pruned = any(isinstance(c, TrialReporter) and c.pruned for c in callbacks)
     return recorder.values, pruned
+
+
+def _dumped_sections(full: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The model and data sections of a trial's config as LightningCLI dumps it.
+
+    ``full`` is the study's expanded config (every default filled in); setting the sampled
+    values there is what parsing and dumping the trial's config would give, at no cost.
+    """
+    sections = copy.deepcopy({k: v for k, v in full.items() if k in ("model", "data")})
+
+    def section(key: str) -> str:
+        return key.removeprefix(_LENGTH).split(".", 1)[0]
+
+    sampled = {k: v for k, v in params.items() if section(k) in sections}
+    return apply_params(sections, resize_lists(sections, sampled))
+
+
+def _free_memory(study: Any, trial: Any) -> None:
+    """After each trial: free the accelerator memory its cycles hold, and only then.
+
+    Lightning's objects form reference cycles (Trainer <-> callbacks), which Python's
+    collector frees soon enough for host memory. A full ``gc.collect()`` after every trial
+    (Optuna's ``gc_after_trial``) costs about half a second with Lightning loaded, as much
+    as a short trial; it is worth it only where a cycle holds device memory that the next
+    trial needs.
+    """
+    del study, trial
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _check_args(
@@ -339,7 +373,7 @@ def _probe_params(space: SearchSpace, high: bool) -> dict[str, Any]:
     return fixed
 
 
-def _check_values(space: SearchSpace, base: Mapping[str, Any]) -> None:
+def _check_values(space: SearchSpace, base: Mapping[str, Any], parser: ConfigParser) -> None:
     """Parse the config with both ends of every range, so wrong types fail before trial 0."""
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     for high in (False, True):
@@ -347,7 +381,7 @@ def _check_values(space: SearchSpace, base: Mapping[str, Any]) -> None:
         cfg = copy.deepcopy(dict(base))
         values = resize_lists(cfg, params)
         try:
-            expand_config(apply_params(cfg, values))
+            expand_config(apply_params(cfg, values), parser)
         except RecipeConfigError as err:
             raise config_error(
                 "space",
@@ -384,6 +418,7 @@ def tune(
     value: Literal["best", "last"] = "best",
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
+    figures: bool = True,
 ) -> Any:
     """Search hyperparameters of a LightningCLI config with Optuna and write the results.
 
@@ -407,7 +442,11 @@ def tune(
             ``(trial) -> {config key: value}``.
         n_trials: The study's budget of COMPLETE + PRUNED trials.
         sampler: ``"grid"``, ``"random"``, ``"tpe"`` (multivariate, grouped) or ``"gp"``.
-        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), or None.
+        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), None for the
+            default SQLite file, or ``"memory"``: the study lives in this process only, as
+            in a hand-written Optuna loop (nothing to resume or share, no live dashboard;
+            refused with ``n_jobs > 1``, ``cv`` or a multi-process Trainer). The report,
+            ``best.yaml`` and the returned study are the same.
         study_name: The study's name (default: the config file's stem).
         monitor: The metric the trials are judged by (logged in validation).
         mode: ``"min"``, ``"max"``, or ``"auto"``: read from ``monitor``'s name, as
@@ -427,6 +466,9 @@ def tune(
         heartbeat_interval: Seconds between a running trial's heartbeats.
         grace_period: Seconds without a heartbeat after which a trial counts as dead
             (default: twice ``heartbeat_interval``).
+        figures: Draw the figures (PNG) when the study stops. Drawing them costs a few
+            seconds, as much as a dozen short trials; with False, ``study.md`` says how to
+            draw them later (`write_results` on the stored study).
 
     Returns:
         The ``optuna.Study``.
@@ -452,7 +494,8 @@ def tune(
     mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     base = load_config(config, overrides)
-    full = expand_config(base)
+    parser = ConfigParser()  # built once: every parse below and every trial reuses it
+    full = expand_config(base, parser)
     keys = config_keys(full)
 
     space_fn: SpaceFunction | None = None
@@ -465,7 +508,7 @@ def tune(
         parsed = load_space(space)
     if parsed is not None:
         parsed.check(full, keys)
-        _check_values(parsed, base)
+        _check_values(parsed, base, parser)
     sampler_obj = make_sampler(sampler, seed=seed, space=parsed)
     max_epochs = (full.get("trainer") or {}).get("max_epochs")
     pruner_obj = make_pruner(pruner, max_epochs=max_epochs if isinstance(max_epochs, int) else None)
@@ -475,8 +518,20 @@ def tune(
         raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
     out = Path(out_dir) / name
     out.mkdir(parents=True, exist_ok=True)
-    url = storage or default_storage(out_dir, name)
-    rdb = _storage(optuna, url, heartbeat_interval, grace_period)
+    if storage == MEMORY:
+        if n_jobs > 1 or cv is not None or _multi_process(full):
+            raise config_error(
+                "storage",
+                storage,
+                "An in-memory study lives in this process only: it cannot serve trials run "
+                "in subprocesses (n_jobs > 1, several devices or processes) or folds (cv). "
+                "Pass an sqlite:/// or postgresql:// URL.",
+            )
+        url = f"memory://{name}"  # the key under which the reporters find the study
+        rdb = optuna.storages.InMemoryStorage()
+    else:
+        url = storage or default_storage(out_dir, name)
+        rdb = _storage(optuna, url, heartbeat_interval, grace_period)
     direction = "minimize" if mode == "min" else "maximize"
     study = optuna.create_study(
         storage=rdb,
@@ -524,6 +579,7 @@ def tune(
         trial.set_user_attr("config_params", params)
         cfg = copy.deepcopy(base)
         cfg = apply_params(cfg, resize_lists(cfg, params))
+        dumped = _dumped_sections(full, params)
         trial_dir = (out / f"trial_{trial.number:04d}").resolve()
         trial_dir.mkdir(parents=True, exist_ok=True)
         trial.set_user_attr("trial_dir", str(trial_dir))
@@ -566,7 +622,8 @@ def tune(
                     f"{trial_dir}."
                 )
             return float(told)
-        values, pruned = _fit_in_process(cfg_path, monitor, use_reporter)
+        with share_storage(url, rdb):  # the trial's reporter writes through the study's storage
+            values, pruned = _fit_in_process(run_cfg, monitor, use_reporter, parser, dumped)
         trial.set_user_attr("epochs", len(values))
         if pruned:
             raise optuna.TrialPruned(f"pruned after {len(values)} epoch(s)")
@@ -581,7 +638,8 @@ def tune(
         return min(finite) if mode == "min" else max(finite)
 
     callbacks: list[Callable[[Any, Any], None]] = [
-        optuna.study.MaxTrialsCallback(n_trials, states=counted)
+        optuna.study.MaxTrialsCallback(n_trials, states=counted),
+        _free_memory,
     ]
     bar = _ProgressBar(n_trials, done, mode) if progress else None
     if bar is not None:
@@ -595,14 +653,16 @@ def tune(
                     timeout=timeout,
                     n_jobs=n_jobs,
                     callbacks=callbacks,
-                    gc_after_trial=True,
+                    gc_after_trial=False,  # a full collection costs ~0.5 s: see _free_memory
                 )
     finally:
         if bar is not None:
             bar.close()
         from lightning_recipes.tuning.results import write_results
 
-        write_results(study, out, base, storage_url=url, monitor=monitor, sampler=sampler)
+        write_results(
+            study, out, base, storage_url=url, monitor=monitor, sampler=sampler, figures=figures
+        )
     return study
 
 
@@ -622,7 +682,7 @@ def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int |
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # open_storage serialises the creation of the tables: processes opening an empty
         # PostgreSQL database at once otherwise collide (measured by tests/test_tuning_postgres).
-        return open_storage(
+        rdb = open_storage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
@@ -631,6 +691,9 @@ def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int |
                 max_retry=1
             ),
         )
+    if url.startswith("sqlite"):
+        write_ahead_log(rdb)
+    return rdb
 
 
 class _Quiet:
