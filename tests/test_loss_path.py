@@ -470,3 +470,33 @@ def test_the_mode_is_active_in_the_training_step_only() -> None:
     assert set(stack["training_step"]) == {1}
     assert set(stack["backward"]) == set(stack["optimizer step"]) == {0}
     assert set(stack["validation"]) == {0}
+
+
+def test_weights_held_by_the_loss_object_skip_the_mode_once_checked_each_epoch() -> None:
+    """ClassWeighting alone on ``self.loss_fn`` costs nothing per step after a checked step."""
+    depth: dict[str, list[int]] = {}
+
+    def recording(style: str) -> Net:
+        class Recording(Net):
+            def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+                depth.setdefault(style, []).append(torch._C._len_torch_function_stack())
+                return super().training_step(batch, batch_idx)
+
+        return Recording(style)
+
+    fit = {**FIT, "limit_train_batches": 3, "limit_val_batches": 0}
+    weights = []
+    for style in ("loss_fn", "F.cross_entropy"):
+        seed_everything(0)
+        model = recording(style)
+        Trainer(callbacks=[ClassWeighting()], **fit).fit(model, digits())
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert depth["loss_fn"] == [1, 0, 0, 1, 0, 0]  # checked at each epoch's first step
+    assert depth["F.cross_entropy"] == [1] * 6  # the call needs the mode's weight= every step
+    assert torch.equal(weights[0], weights[1])
+    seed_everything(0)
+    mixed = recording("mixup")
+    mixed.style = "loss_fn"
+    mixed.loss_fn = nn.CrossEntropyLoss()
+    Trainer(callbacks=[ClassWeighting(), MixUp()], **fit).fit(mixed, digits())
+    assert depth["mixup"] == [1] * 6  # a mixed batch always goes through the mode

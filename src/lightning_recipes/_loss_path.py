@@ -426,6 +426,13 @@ class LossPath:
         self.matched = 0
         self.seen: set[str] = set()
         self._entered: list[int] = []
+        # Class weights alone, in a loss object that holds them: after a step in which the
+        # mode saw every matched call pass that object's weight buffer, the steps of the
+        # epoch skip the mode (it costs ~1-10 us per torch call of the step); the first
+        # step of every epoch checks again.
+        self.buffer_only = False
+        self.skipped = False
+        self._needs_mode = False
 
     # ------------------------------------------------------------ recipes
 
@@ -520,6 +527,9 @@ class LossPath:
         self.edit = LossEdit()
         self.matched = 0
         self.seen = set()
+        self.skipped = self._needs_mode = False
+        if token[1] == 0:
+            self.buffer_only = False  # check again at the start of every epoch
         for key in dict.fromkeys(key for _, key in self.users.values()):
             owners = sorted({name for name, k in self.users.values() if k == key})
             labels = batch_labels(batch, key, owner=" / ".join(owners))
@@ -533,6 +543,10 @@ class LossPath:
     def enter_step(self) -> None:
         """Enter the mode for the training step of the open batch (idempotent)."""
         if self.open and self.mode is None:
+            if self.buffer_only and not self.edit.mixes and not self.edit.smoothing:
+                self.skipped = True  # the weight buffer does the work; checked this epoch
+                return
+            self.skipped = False
             self.mode = _LossMode(self)
             self.mode.__enter__()  # type: ignore[no-untyped-call]
 
@@ -565,10 +579,14 @@ class LossPath:
         """End the batch; raise if an edit was due, a loss was produced, and none matched."""
         if self.token != token or not self.open:
             return
-        due = self._due()
+        due, skipped = self._due(), self.skipped
         self.close()
+        if skipped:
+            return
         if due and produced_loss and not self.matched:
             raise RecipeConfigError(self.no_match_message())
+        if self.matched and self.installed:
+            self.buffer_only = not self._needs_mode
 
     def _names(self) -> list[str]:
         return sorted({name for name, _ in self.users.values()}) or ["The loss recipes"]
@@ -626,6 +644,9 @@ class LossPath:
             return func(*args, **kwargs)
         self.matched += 1
         bound = _bind(func, args, kwargs)
+        given = bound.get("pos_weight" if kind == "binary_logits" else "weight")
+        if edit.mixes or edit.smoothing or given is None or not self._installed(given):
+            self._needs_mode = True  # this call is weighted or mixed by the mode itself
         return _edit_call(func, kind, bound, edit, self._installed, self.batch_size)
 
     def _installed(self, weight: Tensor) -> bool:
