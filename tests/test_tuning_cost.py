@@ -23,21 +23,15 @@ from lightning_recipes.tuning.config import ConfigParser, apply_params, load_con
 from lightning_recipes.tuning.search import _dumped_sections, _free_memory
 from lightning_recipes.tuning.space import load_space, resize_lists
 from lightning_recipes.tuning.storage import share_storage
+from tests.test_tuning_search import CONFIG, SMALL_SPACE, SPACE
 
 optuna = pytest.importorskip("optuna")
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "examples" / "configs" / "digits.yaml"
-SPACE = ROOT / "examples" / "configs" / "digits_space.yaml"
 FAST = [
     "--trainer.max_epochs=1",
     "--trainer.limit_train_batches=2",
     "--trainer.limit_val_batches=1",
 ]
-SMALL_SPACE = {
-    "model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
-    "data.init_args.batch_size": {"type": "categorical", "choices": [32, 64]},
-}
 
 
 def test_no_figures_writes_the_report_and_best_yaml_and_the_figures_can_be_drawn_later(
