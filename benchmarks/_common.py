@@ -105,3 +105,57 @@ def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     """Whether two state dicts are equal bit for bit, tensor by tensor."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def paired_verdict(ours: list[float], peer: list[float], higher_is_better: bool = True) -> str:
+    """``level``, ``ahead`` or ``behind``: the paired mean difference against twice its SEM.
+
+    A difference within two standard errors of the mean (about a 95% interval over seeds) is
+    called level, so a zero effect is never called a win.
+    """
+    diffs = [a - b for a, b in zip(ours, peer, strict=True)]
+    mean = statistics.mean(diffs)
+    sem = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
+    if abs(mean) <= 2 * sem or mean == 0:
+        return "level"
+    return "ahead" if (mean > 0) == higher_is_better else "behind"
+
+
+def publish_peers(name: str, rows: list[dict[str, Any]], command: str | None = None) -> Path:
+    """Write the machine-readable summary of one ``peers_*`` benchmark to results/<name>.json.
+
+    Each row is one comparison, per-seed values paired by position::
+
+        {"recipe": "MixUp(0.4)", "peer": "timm Mixup + SoftTargetCrossEntropy",
+         "metric": "test accuracy", "higher_is_better": True,
+         "ours": [...], "theirs": [...],          # one value per seed
+         "time_ratio": [...] or None,             # ours / peer fit time per seed
+         "note": "adversarial examples identical"}
+
+    ``benchmarks/peers_report.py`` builds ``results/peers.md``'s summary table and the recipe
+    pages' figures from these files.
+    """
+    import json
+
+    RESULTS.mkdir(exist_ok=True)
+    for row in rows:
+        if row.get("theirs") is not None:
+            row.setdefault(
+                "verdict",
+                paired_verdict(row["ours"], row["theirs"], row.get("higher_is_better", True)),
+            )
+    path = RESULTS / f"{name}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "script": f"benchmarks/{name}.py",
+                "command": command or f".venv/bin/python benchmarks/{name}.py",
+                "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+                "machine": machine(),
+                "rows": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    return path
