@@ -98,7 +98,8 @@ def test_help_says_each_default_once(command: str, capsys: pytest.CaptureFixture
     assert not any("(default: None)" in h for h in helps.values())
     if command == "demo":
         assert "(default: 15)" in helps["--epochs"]
-        assert helps["--name"].endswith("run name (default: digits-<model>)")
+        assert helps["--name"].endswith("run name (default: <data>-<model>)")
+        assert "(default: digits)" in helps["--data"]
     if command == "fit":  # jsonargparse's default stays, the docstring's "Default: ``1``." goes
         assert helps["--trainer.num_nodes"].endswith(
             "Number of GPU nodes for distributed training. (type: int, default: 1)"

@@ -1,15 +1,18 @@
 """The demo and the console entry point, end to end with tiny settings."""
 
+import functools
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from lightning_recipes import RecipeConfigError
+from lightning_recipes import RecipeConfigError, demo
 from lightning_recipes.cli import RecipesCLI, main
-from lightning_recipes.demo import parse_imbalance, run_demo
+from lightning_recipes.data import Mnist1dDataModule
+from lightning_recipes.demo import DEMO_RECIPES, parse_imbalance, run_demo
 from lightning_recipes.modules import MLP, Classifier
 
 CONFIG = Path(__file__).resolve().parents[1] / "examples" / "configs" / "digits.yaml"
@@ -119,6 +122,73 @@ def test_demo_rejects_bad_arguments(tmp_path: Path) -> None:
         run_demo(model="resnet", out_dir=tmp_path)  # type: ignore[arg-type]
     with pytest.raises(RecipeConfigError, match="Invalid max_epochs=0"):
         run_demo(max_epochs=0, out_dir=tmp_path)
+    with pytest.raises(RecipeConfigError, match=r"Invalid data='mnist'.*'digits', 'mnist1d'"):
+        run_demo(data="mnist", out_dir=tmp_path)  # type: ignore[arg-type]
+    assert not any(tmp_path.iterdir())  # refused before any folder is made
+
+
+def test_demo_command_refuses_an_unknown_data_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["demo", "--data", "cifar10", "--out", str(tmp_path)])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err  # Python 3.12.8+ quotes the choices
+    choices = r"--data: invalid choice: 'cifar10' \(choose from '?digits'?, '?mnist1d"
+    assert re.search(choices, error)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def small_mnist1d(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's MNIST-1D at 500 signals (361 training, 39 validation, 100 test): fast."""
+    monkeypatch.setattr(
+        demo, "Mnist1dDataModule", functools.partial(Mnist1dDataModule, num_samples=500)
+    )
+
+
+@pytest.mark.usefixtures("small_mnist1d")
+def test_demo_command_trains_on_mnist1d(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--data", "mnist1d", "--model", "cnn", "--epochs", "2", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path), "--recipes", "mixup,label-smoothing"]) == 0
+    out = capsys.readouterr().out
+    assert f"Run folder: {tmp_path / 'mnist1d-cnn' / 'version_0'}" in out
+    saved = json.loads((tmp_path / "mnist1d-cnn" / "version_0" / "metrics.json").read_text())
+    assert saved["config"]["data"] == "mnist1d"
+    assert saved["config"]["train/val/test samples"] == "361/39/100"
+    assert saved["config"]["parameters"] == 5210  # the paper's CNN with its linear head
+    report = (tmp_path / "mnist1d-cnn" / "version_0" / "report.md").read_text()
+    assert "# MNIST-1D demo: mnist1d-cnn" in report
+
+
+@pytest.mark.usefixtures("small_mnist1d")
+def test_demo_runs_every_recipe_on_mnist1d(tmp_path: Path) -> None:
+    result = run_demo(
+        data="mnist1d",
+        model="cnn",
+        max_epochs=3,
+        out_dir=tmp_path,
+        progress=False,
+        limit_batches=2,
+        imbalance={3: 0.3},
+        recipes=DEMO_RECIPES,
+    )
+    summaries = {s.recipe: s for s in result.report.recipes}
+    assert len(summaries) == len(DEMO_RECIPES)
+    assert result.run_dir == tmp_path / "mnist1d-cnn" / "version_0"
+    # The attacks are in standard deviations, not clipped to [0, 1] (the signals are not).
+    accuracy = summaries["Robustness evaluation"].facts["accuracy at eps"]["test"]
+    assert set(accuracy) == {"0", "0.02", "0.05", "0.1"}
+    assert accuracy["0"] >= accuracy["0.1"]
+    assert summaries["Adversarial training"].facts["batches attacked"] > 0
+    # The image recipes saw each signal as a 1 x 40 image, and changed it.
+    assert summaries["Image augmentation"].facts["batches augmented"] > 0
+    assert summaries["CutMix"].facts["batches augmented"] > 0
+    # Attribution ranked the 40 time steps.
+    table = next(result.run_dir.rglob("importance.csv")).read_text().splitlines()
+    assert len(table) == 41
+    assert table[1].startswith("t0,")
+    assert 0 < result.report.test_metrics["test_acc"] <= 1
 
 
 def test_demo_runs_the_recipes_together(tmp_path: Path) -> None:

@@ -104,7 +104,8 @@ OVERVIEW = """\
 lightning-recipes: PyTorch Lightning callbacks and modules for well-known training techniques.
 
 Commands:
-  demo       train a classifier on the bundled digits and write a report (runs/<name>/)
+  demo       train a classifier on the bundled digits (or --data mnist1d) and write a
+             report (runs/<name>/)
   fit        train from a YAML config (LightningCLI), e.g.
              lightning-recipes fit -c examples/configs/digits.yaml
   validate   validate a model from a config and a checkpoint
@@ -120,19 +121,32 @@ accept any LightningModule, LightningDataModule and callback by class_path (Ligh
 
 
 def _demo(argv: Sequence[str]) -> int:
-    from lightning_recipes.demo import DEMO_RECIPES, parse_imbalance, run_demo
+    from lightning_recipes.demo import DEMO_DATA, DEMO_RECIPES, parse_imbalance, run_demo
 
     parser = argparse.ArgumentParser(
         prog="lightning-recipes demo",
         description=(
             "Train a classifier on scikit-learn's bundled handwritten digits (no download), "
+            "or with --data mnist1d on MNIST-1D's 1-D signals (generated, no download), "
             "test it, print a summary table and write a report folder: report.md, "
             "metrics.json, curves.png, confusion.png and the logs."
         ),
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--name", default=None, help="run name (default: digits-<model>)")
-    parser.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="backbone")
+    parser.add_argument("--name", default=None, help="run name (default: <data>-<model>)")
+    parser.add_argument(
+        "--data",
+        choices=DEMO_DATA,
+        default="digits",
+        help="digits: 8x8 images, 1,797 samples; mnist1d: 40-long signals, 5,000 samples "
+        "(the mnist1d package, extra data), where the recipes have more room to act",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("mlp", "cnn"),
+        default="mlp",
+        help="backbone (cnn: SmallCNN on digits, the MNIST-1D paper's CNN on mnist1d)",
+    )
     parser.add_argument("--epochs", type=int, default=15, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
@@ -155,6 +169,7 @@ def _demo(argv: Sequence[str]) -> int:
     result = run_demo(
         name=args.name,
         model=args.model,
+        data=args.data,
         max_epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

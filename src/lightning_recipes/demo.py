@@ -1,4 +1,4 @@
-"""The demo: train a Classifier on the bundled digits and write a report."""
+"""The demo: train a Classifier on the bundled digits or MNIST-1D and write a report."""
 
 import time
 from collections.abc import Sequence
@@ -14,13 +14,14 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from lightning_recipes._contract import run_summaries
 from lightning_recipes._lightning import trainer_callbacks
 from lightning_recipes._optional import require
-from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.data import DigitsDataModule, Mnist1dDataModule
+from lightning_recipes.data.bundled import BundledDataModule
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.history import MetricHistory
-from lightning_recipes.modules import MLP, Classifier, SmallCNN
+from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN, SmallCNN
 from lightning_recipes.report import RunReport, write_report
 
-__all__ = ["DemoResult", "new_version_dir", "parse_imbalance", "run_demo"]
+__all__ = ["DEMO_DATA", "DemoResult", "new_version_dir", "parse_imbalance", "run_demo"]
 
 
 @dataclass
@@ -134,13 +135,22 @@ DEMO_RECIPES = (
 """Recipes the demo can add, in the order their callbacks run."""
 
 
+DEMO_DATA = ("digits", "mnist1d")
+"""Data sets the demo trains on: scikit-learn's 8x8 digits, or MNIST-1D's 40-long signals."""
+
+DemoData = Literal["digits", "mnist1d"]
+
+MNIST1D_SHAPE = (1, 1, 40)
+"""An MNIST-1D signal seen as a ``(C, H, W)`` image by the image recipes (a 1 x 40 strip)."""
+
+
 PRETRAIN_EPOCHS = 10
 """Epochs of the source task that gives ``freeze`` a pretrained backbone."""
 
 
 def _pretrain(
     backbone: torch.nn.Module,
-    data: DigitsDataModule,
+    data: BundledDataModule,
     epochs: int,
     progress: bool,
     weighted: bool,
@@ -173,10 +183,21 @@ def _pretrain(
 
 
 def _recipe_callbacks(
-    recipes: Sequence[str], max_epochs: int, layout: Literal["flat", "image"] = "flat"
+    recipes: Sequence[str],
+    max_epochs: int,
+    layout: Literal["flat", "image"] = "flat",
+    data: DemoData = "digits",
 ) -> list[Callback]:
-    """The demo's callbacks for the chosen recipes, in a working order."""
+    """The demo's callbacks for the chosen recipes, in a working order.
+
+    On MNIST-1D (always the flat layout, ``(N, 40)``) the image recipes see each signal as
+    a 1 x 40 image: CutMix pastes a segment of another signal, the augmentation shifts and
+    stretches along time (no rotation, shear or flip: a reversed or tilted signal is another
+    signal); the signals are standardised, not in [0, 1], so the attacks have no valid range
+    to clip to and their radii are in standard deviations.
+    """
     chosen = set(recipes)
+    signals = data == "mnist1d"
     callbacks: list[Callback] = []
     if "class-weighting" in chosen:  # before the LR finder: it sweeps the weighted loss
         from lightning_recipes.imbalance import ClassWeighting
@@ -212,12 +233,14 @@ def _recipe_callbacks(
         from lightning_recipes.regularization import ActivationMonitor
 
         callbacks.append(ActivationMonitor())
-    flat = (1, 8, 8) if layout == "flat" else None
+    flat = MNIST1D_SHAPE if signals else (1, 8, 8) if layout == "flat" else None
     if "image-augmentation" in chosen:  # images first; no flip: a mirrored digit is another
         from lightning_recipes.augmentation import ImageAugmentation
 
         callbacks.append(
-            ImageAugmentation(rotation=10, scale=(0.9, 1.1), shear=10, image_shape=flat)
+            ImageAugmentation(translate=(0.1, 0.0), scale=(0.9, 1.1), image_shape=flat)
+            if signals
+            else ImageAugmentation(rotation=10, scale=(0.9, 1.1), shear=10, image_shape=flat)
         )
     if "mixup" in chosen:
         from lightning_recipes.augmentation import MixUp
@@ -231,17 +254,19 @@ def _recipe_callbacks(
         from lightning_recipes.augmentation import LabelSmoothing
 
         callbacks.append(LabelSmoothing(0.1))
+    # Digits are in [0, 1]; MNIST-1D signals are standardised: radii in standard deviations.
+    clip = None if signals else (0.0, 1.0)
     if "adversarial" in chosen:  # after augmentation: it attacks what the model sees
         from lightning_recipes.robustness import AdversarialTraining
 
-        callbacks.append(AdversarialTraining(eps=0.1, method="fgsm", ratio=0.5, clip=(0.0, 1.0)))
+        eps = 0.05 if signals else 0.1
+        callbacks.append(AdversarialTraining(eps=eps, method="fgsm", ratio=0.5, clip=clip))
     if "robustness" in chosen:  # at the last validation and at test
         from lightning_recipes.robustness import RobustnessEvaluation
 
+        epsilons = (0.02, 0.05, 0.1) if signals else (0.05, 0.1, 0.2)
         callbacks.append(
-            RobustnessEvaluation(
-                epsilons=(0.05, 0.1, 0.2), clip=(0.0, 1.0), every_n_epochs=max_epochs
-            )
+            RobustnessEvaluation(epsilons=epsilons, clip=clip, every_n_epochs=max_epochs)
         )
     if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
         from lightning_recipes.ensembles import WeightAverage
@@ -255,7 +280,8 @@ def _recipe_callbacks(
     if "attribution" in chosen:
         from lightning_recipes.attribution import Attribution
 
-        callbacks.append(Attribution(at_fit_end=False))
+        names = [f"t{i}" for i in range(MNIST1D_SHAPE[-1])] if signals else None
+        callbacks.append(Attribution(at_fit_end=False, feature_names=names))
     return callbacks
 
 
@@ -265,7 +291,7 @@ def snapshot_cycle(max_epochs: int) -> int:
 
 
 def _test_snapshot_ensemble(
-    trainer: Trainer, classifier: Classifier, data: DigitsDataModule, limit: int | float
+    trainer: Trainer, classifier: Classifier, data: BundledDataModule, limit: int | float
 ) -> dict[str, float]:
     """Test accuracy and NLL of the snapshots' averaged probabilities (empty if none)."""
     from lightning_recipes.ensembles import SnapshotEnsemble
@@ -285,6 +311,7 @@ def run_demo(
     *,
     name: str | None = None,
     model: Literal["mlp", "cnn"] = "mlp",
+    data: DemoData = "digits",
     max_epochs: int = 15,
     batch_size: int = 64,
     lr: float = 3e-3,
@@ -295,7 +322,7 @@ def run_demo(
     limit_batches: int | float = 1.0,
     recipes: Sequence[str] = (),
 ) -> DemoResult:
-    """Train a `Classifier` on the bundled digits, test it, and write the run report.
+    """Train a `Classifier` on the bundled digits or MNIST-1D, test it, write the run report.
 
     Every run gets its own folder, ``<out_dir>/<name>/version_<n>`` (Lightning's
     convention: one past the highest version there, so a rerun never overwrites or mixes
@@ -304,8 +331,18 @@ def run_demo(
     is `DemoResult.run_dir` (the command prints it).
 
     Args:
-        name: Run name; defaults to ``digits-<model>``.
-        model: ``"mlp"`` (flat features) or ``"cnn"`` (1x8x8 images).
+        name: Run name; defaults to ``<data>-<model>``.
+        model: ``"mlp"`` (flat features) or ``"cnn"``: on the digits `SmallCNN` on 1x8x8
+            images, on MNIST-1D the paper's `Mnist1dCNN` (5,210 parameters with the head).
+        data: ``"digits"`` (scikit-learn's 8x8 digits: 1,797 images, bundled) or
+            ``"mnist1d"`` (`Mnist1dDataModule`: the paper's 4,000 training signals, 10 % of
+            them for validation, and 1,000 test signals of length 40, generated by the
+            ``mnist1d`` package, extra ``data``; a harder task on which the recipes have room
+            to act). MNIST-1D batches are flat, ``(N, 40)``: the image recipes see a signal
+            as a 1 x 40 image (augmentation shifts and stretches it along time, CutMix
+            pastes a segment), the attacks use radii 0.02/0.05/0.1 (training: 0.05) in
+            standard deviations with no clipping, and attribution ranks the time steps
+            ``t0`` .. ``t39``.
         max_epochs: Training epochs.
         batch_size: Batch size.
         lr: Learning rate (AdamW, one-cycle schedule).
@@ -335,20 +372,32 @@ def run_demo(
     """
     if model not in ("mlp", "cnn"):
         raise choice_error("model", model, ("mlp", "cnn"))
+    if data not in DEMO_DATA:
+        raise choice_error("data", data, DEMO_DATA)
     if max_epochs < 1:
         raise config_error("max_epochs", max_epochs, "Train for at least one epoch.")
     unknown = [r for r in recipes if r not in DEMO_RECIPES]
     if unknown:
         raise choice_error("recipes", unknown[0], DEMO_RECIPES)
     started = time.perf_counter()
-    run_name = name or f"digits-{model}"
+    run_name = name or f"{data}-{model}"
     run_dir = new_version_dir(Path(out_dir) / run_name)
     seed_everything(seed, verbose=False)
-    layout: Literal["flat", "image"] = "flat" if model == "mlp" else "image"
-    data = DigitsDataModule(batch_size=batch_size, layout=layout, imbalance=imbalance, seed=seed)
-    backbone = MLP(64, hidden=(128, 64), dropout=0.1) if model == "mlp" else SmallCNN(dropout=0.1)
+    layout: Literal["flat", "image"] = "flat" if model == "mlp" or data == "mnist1d" else "image"
+    datamodule: BundledDataModule
+    backbone: torch.nn.Module
+    if data == "mnist1d":
+        datamodule = Mnist1dDataModule(batch_size=batch_size, imbalance=imbalance, seed=seed)
+        backbone = MLP(40, hidden=(128, 64), dropout=0.1) if model == "mlp" else Mnist1dCNN()
+    else:
+        datamodule = DigitsDataModule(
+            batch_size=batch_size, layout=layout, imbalance=imbalance, seed=seed
+        )
+        backbone = (
+            MLP(64, hidden=(128, 64), dropout=0.1) if model == "mlp" else SmallCNN(dropout=0.1)
+        )
     if "freeze" in recipes:
-        _pretrain(backbone, data, PRETRAIN_EPOCHS, progress, "class-weighting" in recipes)
+        _pretrain(backbone, datamodule, PRETRAIN_EPOCHS, progress, "class-weighting" in recipes)
     snapshots = "snapshot-ensemble" in recipes
     classifier = Classifier(
         backbone,
@@ -364,7 +413,7 @@ def run_demo(
         devices=1,
         default_root_dir=run_dir,
         logger=_logger(run_dir),
-        callbacks=[history, *_recipe_callbacks(recipes, max_epochs, layout)],
+        callbacks=[history, *_recipe_callbacks(recipes, max_epochs, layout, data)],
         enable_progress_bar=progress,
         enable_model_summary=progress,
         log_every_n_steps=5,
@@ -373,16 +422,17 @@ def run_demo(
         limit_test_batches=limit_batches,
         limit_predict_batches=limit_batches,
     )
-    trainer.fit(classifier, datamodule=data)
-    tested = trainer.test(classifier, datamodule=data, verbose=False)
-    ensemble_metrics = _test_snapshot_ensemble(trainer, classifier, data, limit_batches)
-    predictions = trainer.predict(classifier, datamodule=data)
+    trainer.fit(classifier, datamodule=datamodule)
+    tested = trainer.test(classifier, datamodule=datamodule, verbose=False)
+    ensemble_metrics = _test_snapshot_ensemble(trainer, classifier, datamodule, limit_batches)
+    predictions = trainer.predict(classifier, datamodule=datamodule)
     assert predictions is not None
-    assert data.test_dataset is not None
+    assert datamodule.test_dataset is not None
     predicted = torch.cat([p for p in predictions if isinstance(p, torch.Tensor)]).argmax(dim=-1)
-    targets = data.test_dataset.targets[: predicted.shape[0]]
+    targets = datamodule.test_dataset.targets[: predicted.shape[0]]
     confusion = multiclass_confusion_matrix(predicted, targets, num_classes=10)
     config: dict[str, Any] = {
+        "data": data,
         "model": model,
         "max_epochs": max_epochs,
         "batch_size": batch_size,
@@ -400,12 +450,12 @@ def run_demo(
         "pretraining": f"{PRETRAIN_EPOCHS} epochs on the training split, separate head"
         if "freeze" in recipes
         else "none",
-        "train/val/test samples": f"{len(data.train_dataset or [])}/"
-        f"{len(data.val_dataset or [])}/{len(data.test_dataset)}",
+        "train/val/test samples": f"{len(datamodule.train_dataset or [])}/"
+        f"{len(datamodule.val_dataset or [])}/{len(datamodule.test_dataset)}",
         "parameters": sum(p.numel() for p in classifier.parameters()),
     }
     report = RunReport(
-        title=f"Digits demo: {run_name}",
+        title=f"{'MNIST-1D' if data == 'mnist1d' else 'Digits'} demo: {run_name}",
         history=history.records,
         test_metrics={**{k: float(v) for k, v in tested[0].items()}, **ensemble_metrics},
         confusion=confusion,
