@@ -383,19 +383,19 @@ def _build(
         sys.stderr.write(captured.getvalue())
 
 
-def _next_dump(cli: Any, fold: int) -> dict[str, Any] | None:
-    """LightningCLI's dump of fold 0's config, for fold ``fold``; None if it has none.
+def _next_dump(first: Mapping[str, Any] | None, fold: int) -> dict[str, Any] | None:
+    """LightningCLI's dump of the first fold's config, made the dump of fold ``fold``.
 
     LightningCLI dumps the parsed config to store the model's and the datamodule's
     hyperparameters, which costs about as much as parsing it. The folds' configs differ
     only in ``data.init_args.fold`` (the fold arguments come last, after any override), so
     the first fold's dump with that one value changed is what the dump of fold ``fold``
-    would give.
+    would give. None (LightningCLI dumps it itself) when there is no first dump or it does
+    not have that shape.
     """
-    first = getattr(cli, "config_dump", None)
-    if not isinstance(first, dict):
+    if not isinstance(first, Mapping):
         return None
-    dumped = copy.deepcopy(first)
+    dumped = copy.deepcopy(dict(first))
     init_args = (dumped.get("data") or {}).get("init_args")
     if not isinstance(init_args, dict) or init_args.get("fold") != 0:
         return None
@@ -452,7 +452,7 @@ def _run_folds(
     base = _load(config)
     _check_fold_support(base, kind)
     parser = ConfigParser()  # built at the first fold, reused by the others
-    first: Any = None
+    first_dump: Any = None  # fold 0's dump of its config (a dict), not its run
     with tempfile.TemporaryDirectory(prefix="lr-cv-") as scratch:
         for fold in range(k):
             fold_config = _fold_config(base, k, fold, kind, seed)
@@ -481,9 +481,10 @@ def _run_folds(
                 ["-c", str(config_path), *overrides, *fold_args],
                 fold,
                 save_config=keep,
-                dumped=None if first is None else _next_dump(first, fold),
+                dumped=_next_dump(first_dump, fold) if fold else None,
             )
-            first = first or cli
+            if fold == 0:
+                first_dump = copy.deepcopy(getattr(cli, "config_dump", None))
             datamodule, trainer = cli.datamodule, cli.trainer
             if (
                 getattr(datamodule, "num_folds", None) != k
