@@ -62,6 +62,7 @@ from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN
 SEEDS = (0, 1, 2, 3, 4)
 EPOCHS = 15  # the fixed budget of every fit: 15 epochs of 36 batches (540 Adam steps)
 GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+FAR = 0.1  # a suggestion more than 10x from the grid's best rate is called off
 START_LR = 1e-3  # the module's rate before a finder runs (Classifier's default)
 FINDERS = ("ours", "lightning")
 NAMES = {
@@ -272,6 +273,27 @@ def section(
         f"{sum(x['same_fit'] for x in ours)} of {n} and {sum(x['same_fit'] for x in peer)} "
         f"of {n}.",
     ]
+    for finder in FINDERS:
+        r = runs[finder]
+        near = sum(best_lr / 3 <= x["lr"] <= best_lr * 3 for x in r)
+        far = [
+            (seed, x)
+            for seed, x in zip(seeds, r, strict=True)
+            if not FAR <= x["lr"] / best_lr <= 1 / FAR
+        ]
+        line = (
+            f"- {NAMES[finder]}: rate within a factor 3 of the grid's best in {near} of {n} "
+            f"seeds; more than 10x off in {len(far)}"
+        )
+        if far:
+            line += (
+                " ("
+                + "; ".join(
+                    f"seed {seed}: {x['lr']:.2g}, accuracy {x['acc']:.3f}" for seed, x in far
+                )
+                + ")"
+            )
+        prose.append(line + ".")
     notes = [x["note"] for x in ours if x["note"]]
     if notes:
         prose.append(f"- Ours kept the start rate {START_LR:g} in {len(notes)} run(s): {notes[0]}")
@@ -285,6 +307,9 @@ def section(
         "theirs": [x["acc"] for x in peer],
         "time_ratio": cpu,
         "wall_ratio": wall,
+        "lr_ours": [x["lr"] for x in ours],
+        "lr_theirs": [x["lr"] for x in peer],
+        "grid": {f"{lr:g}": grid[lr] for lr in grid},
         "note": (
             "time_ratio: CPU time of the range test, ours / Lightning's; "
             f"LRs ours {lr_cell([x['lr'] for x in ours])}, "
