@@ -54,6 +54,7 @@ from lightning_recipes.tuning import cross_validate
 K = 5
 SEEDS = (0, 1, 2, 3, 4)
 EPOCHS = 10
+TINY = 0  # "epochs" of the fixed-cost measurement: two training and two validation batches
 LR = 1e-2
 BATCH = 100
 VARIANTS = ("cross_validate", "hand (epoch-seeded)", "hand (shuffle=True)")
@@ -62,7 +63,15 @@ COMMAND = "nice -n 10 .venv/bin/python benchmarks/peers_cv.py"
 
 
 def trainer_args(epochs: int) -> dict[str, Any]:
-    """The Trainer arguments of every fold, both sides."""
+    """The Trainer arguments of every fold, both sides; ``TINY`` epochs: two batches each way.
+
+    Not one: LightningCLI parses ``limit_train_batches: 1`` as the float 1.0, which
+    Lightning reads as 100 % of the batches.
+    """
+    if epochs == TINY:
+        return quiet_args(
+            num_sanity_val_steps=0, max_epochs=1, limit_train_batches=2, limit_val_batches=2
+        )
     return quiet_args(num_sanity_val_steps=0, max_epochs=epochs)
 
 
@@ -151,6 +160,16 @@ def same_folds(seed: int) -> bool:
     return True
 
 
+def fixed_costs(reps: int) -> tuple[list[float], list[float]]:
+    """CPU seconds per fold of each side when a fold trains two batches: the fixed costs."""
+    costs: dict[str, list[float]] = {"cross_validate": [], PEER: []}
+    for rep in range(reps):
+        order = list(costs) if rep % 2 == 0 else list(costs)[::-1]
+        for variant in order:
+            costs[variant].append(run(variant, seed=rep, epochs=TINY)["cpu"] / K)
+    return costs["cross_validate"], costs[PEER]
+
+
 def ratio(values: list[float]) -> str:
     """``mean ± std`` of per-seed time ratios."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -162,6 +181,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 epoch per fold")
     parser.add_argument("--seeds", type=int, default=len(SEEDS))
     parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--fixed-reps", type=int, default=6, help="repetitions, fixed costs")
+    parser.add_argument(
+        "--fixed-only", action="store_true", help="measure the fixed costs only, print them"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -172,6 +195,14 @@ def main() -> None:
 
     for variant in VARIANTS:  # untimed: imports and first-use costs
         run(variant, seed=100, epochs=1)
+    fixed_ours, fixed_hand = fixed_costs(2 if args.quick else args.fixed_reps)
+    fixed = (
+        f"{statistics.mean(fixed_ours):.3f} ± {statistics.stdev(fixed_ours):.3f} s against "
+        f"{statistics.mean(fixed_hand):.3f} ± {statistics.stdev(fixed_hand):.3f} s"
+    )
+    print(f"fixed CPU s per fold, cross_validate vs hand: {fixed}", flush=True)
+    if args.fixed_only:
+        return
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for i, seed in enumerate(seeds):
         order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
@@ -243,6 +274,8 @@ def main() -> None:
         if cpu_mean <= 1.05
         else f"**behind**: {100 * (cpu_mean - 1):.0f} % more CPU time"
     )
+    extra = statistics.mean(fixed_ours) - statistics.mean(fixed_hand)
+    fold_cpu = statistics.mean(r["cpu"] for r in runs[PEER]) / K
     notes = f"""
 MNIST-1D, the paper's 4,000 training signals (generator seed 42) in {K} stratified folds of
 800 (validation) and 3,200 (training); `Classifier(Mnist1dCNN())`, Adam {LR:g}, batch {BATCH},
@@ -260,9 +293,13 @@ cross-validation, then mean ± std of those over the seeds.
   plain `shuffle=True` loader the folds see other batches; the mean differs by
   {mean_std(shuffle_diff, sign=True)} (paired): {shuffle_verdict}.
 - **Cost**: `cross_validate` / the hand loop, per seed: {ratio(walls[PEER])} wall,
-  {ratio(cpus[PEER])} CPU, {cost_words}; about {statistics.mean(overhead):+.3f} s of CPU
-  per fold (building each fold's run from the config through LightningCLI and writing the
-  fold's `config.yaml`).
+  {ratio(cpus[PEER])} CPU: {cost_words}; per fold {mean_std(overhead, sign=True)} s of CPU
+  (paired), against {fold_cpu:.2f} s for a fold of the hand loop.
+- **Fixed costs**, measured apart (folds of two training and two validation batches,
+  {len(fixed_ours)} cross-validations each, interleaved): CPU per fold {fixed}, so
+  `cross_validate` adds about {extra:.3f} s a fold (building each fold's run from its
+  config through LightningCLI, with one parser per cross-validation), {100 * extra / fold_cpu:.1f} %
+  of a fold here.
 """
     if args.quick:
         from lightning_recipes._tables import format_table
