@@ -17,8 +17,8 @@ from lightning_recipes._tables import format_table, markdown_table
 RESULTS = Path(__file__).with_name("results")
 
 
-def quiet_trainer(**kwargs: Any) -> Trainer:
-    """A CPU Trainer without progress bar, logger or checkpoints."""
+def quiet_args(**kwargs: Any) -> dict[str, Any]:
+    """The arguments of `quiet_trainer` (e.g. for a LightningCLI config's ``trainer``)."""
     defaults: dict[str, Any] = {
         "accelerator": "cpu",
         "devices": 1,
@@ -28,7 +28,12 @@ def quiet_trainer(**kwargs: Any) -> Trainer:
         "logger": False,
     }
     defaults.update(kwargs)
-    return Trainer(**defaults)
+    return defaults
+
+
+def quiet_trainer(**kwargs: Any) -> Trainer:
+    """A CPU Trainer without progress bar, logger or checkpoints."""
+    return Trainer(**quiet_args(**kwargs))
 
 
 def machine() -> str:

@@ -570,3 +570,53 @@ def test_cross_validate_without_out_dir_writes_nothing_into_the_current_folder(
     cross_validate(config, k=2)
     assert len(list((tmp_path / "mine").rglob("config.yaml"))) == 2  # one per fold
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_folds_share_one_parser_and_build_what_a_fresh_cli_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One LightningCLI parser and one config dump serve every fold, with no change to a run.
+
+    Each fold's module and datamodule get the hyperparameters (what ``load_from_checkpoint``
+    rebuilds from) and the initial weights that a CLI built from scratch for that fold
+    gives them; the config is saved next to the logs only where the files are kept.
+    """
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+    from lightning_recipes.runner import RecipesCLI
+
+    counts = {"parser": 0, "saved": 0}
+    setup_parser, save = LightningCLI.setup_parser, SaveConfigCallback.setup
+
+    def counting_parser(self: Any, *args: Any) -> None:
+        counts["parser"] += 1
+        setup_parser(self, *args)
+
+    def counting_save(self: Any, *args: Any, **kwargs: Any) -> None:
+        counts["saved"] += 1
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(LightningCLI, "setup_parser", counting_parser)
+    monkeypatch.setattr(SaveConfigCallback, "setup", counting_save)
+    log: list[dict[str, Any]] = []
+    cross_validate(
+        _config(seed=3),
+        k=3,
+        callbacks_factory=lambda fold: [_Probe(fold, log)],
+        out_dir=tmp_path,
+    )
+    assert counts == {"parser": 1, "saved": 3}
+    for fold, entry in enumerate(log):
+        fresh = RecipesCLI(
+            args=["-c", str(tmp_path / f"fold_{fold}" / "config.yaml")],
+            run=False,
+            save_config=False,
+        )
+        assert dict(entry["module"].hparams) == dict(fresh.model.hparams)
+        assert dict(entry["datamodule"].hparams) == dict(fresh.datamodule.hparams)
+        assert entry["datamodule"].hparams["fold"] == fold
+        start = [p.detach() for p in fresh.model.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(entry["start"], start, strict=True))
+    counts.update(parser=0, saved=0)
+    cross_validate(_config(), k=2)  # a scratch folder, deleted at the end: nothing to save
+    assert counts == {"parser": 1, "saved": 0}

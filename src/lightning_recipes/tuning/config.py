@@ -371,6 +371,29 @@ class ConfigParser:
         )
         return self._cli(args, instantiate=True, save_config=save_config, dumped=dumped)
 
+    def cli_args(
+        self,
+        args: Sequence[str],
+        *,
+        save_config: bool = True,
+        dumped: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A `RecipesCLI` (``run=False``) built from command-line arguments.
+
+        The same as `cli`, for a ``-c config.yaml`` followed by ``--section.key=value``
+        overrides, as on the command line.
+
+        Args:
+            args: The arguments, e.g. ``["-c", "fold.yaml", "--trainer.max_epochs=5"]``.
+            save_config: Save ``config.yaml`` next to the logs, as ``fit`` does.
+            dumped: The parsed config as LightningCLI dumps it, when the caller has it
+                (see `cli`).
+
+        Returns:
+            The CLI, with its ``model``, ``datamodule`` and ``trainer`` built.
+        """
+        return self._cli(list(args), instantiate=True, save_config=save_config, dumped=dumped)
+
 
 def expand_config(config: Mapping[str, Any], parser: ConfigParser | None = None) -> dict[str, Any]:
     """Parse ``config`` with `RecipesCLI`'s parser and return it with every default filled in.

@@ -44,6 +44,7 @@ from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
+from lightning_recipes.tuning.config import ConfigParser
 
 if TYPE_CHECKING:
     import optuna
@@ -344,13 +345,25 @@ def _insert(trainer: Trainer, callbacks: Sequence[Callback]) -> None:
     trainer.callbacks = existing[:at] + list(callbacks) + existing[at:]  # type: ignore[attr-defined]
 
 
-def _build(cli_class: Any, args: list[str], fold: int) -> Any:
-    """Build a fold's run with the CLI, turning its exits and errors into ours."""
+def _build(
+    parser: ConfigParser,
+    args: list[str],
+    fold: int,
+    *,
+    save_config: bool,
+    dumped: Mapping[str, Any] | None,
+) -> Any:
+    """Build a fold's run with the CLI, turning its exits and errors into ours.
+
+    Every fold reuses ``parser`` (LightningCLI's parser is built once per
+    cross-validation), and ``dumped``, when given, stands for LightningCLI's own dump of
+    the parsed config (see `_next_dump`).
+    """
     captured = io.StringIO()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stderr(captured):
             warnings.filterwarnings("ignore", message=".*args parameter is intended to run")
-            return cli_class(args=args, run=False)
+            return parser.cli_args(args, save_config=save_config, dumped=dumped)
     except SystemExit as err:  # jsonargparse exits on a bad key or value
         lines = [line for line in captured.getvalue().splitlines() if line.strip()]
         starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
@@ -368,6 +381,26 @@ def _build(cli_class: Any, args: list[str], fold: int) -> Any:
         ) from err
     finally:
         sys.stderr.write(captured.getvalue())
+
+
+def _next_dump(first: Mapping[str, Any] | None, fold: int) -> dict[str, Any] | None:
+    """LightningCLI's dump of the first fold's config, made the dump of fold ``fold``.
+
+    LightningCLI dumps the parsed config to store the model's and the datamodule's
+    hyperparameters, which costs about as much as parsing it. The folds' configs differ
+    only in ``data.init_args.fold`` (the fold arguments come last, after any override), so
+    the first fold's dump with that one value changed is what the dump of fold ``fold``
+    would give. None (LightningCLI dumps it itself) when there is no first dump or it does
+    not have that shape.
+    """
+    if not isinstance(first, Mapping):
+        return None
+    dumped = copy.deepcopy(dict(first))
+    init_args = (dumped.get("data") or {}).get("init_args")
+    if not isinstance(init_args, dict) or init_args.get("fold") != 0:
+        return None
+    init_args["fold"] = fold
+    return dumped
 
 
 def _not_logged(monitor: str, records: list[dict[str, float]]) -> str:
@@ -418,8 +451,8 @@ def _run_folds(
         )
     base = _load(config)
     _check_fold_support(base, kind)
-    from lightning_recipes.runner import RecipesCLI
-
+    parser = ConfigParser()  # built at the first fold, reused by the others
+    first_dump: Any = None  # fold 0's dump of its config (a dict), not its run
     with tempfile.TemporaryDirectory(prefix="lr-cv-") as scratch:
         for fold in range(k):
             fold_config = _fold_config(base, k, fold, kind, seed)
@@ -427,9 +460,11 @@ def _run_folds(
             if out_dir is not None:
                 fold_dir = Path(out_dir) / f"fold_{fold}"
             trainer_config = dict(fold_config.get("trainer") or {})
-            if out_dir is not None or trainer_config.get("default_root_dir") is None:
-                # Without out_dir and without the config's own folder, the fold runs in the
-                # scratch folder: Lightning's default (the current folder) is never written.
+            # Files are kept with out_dir or the config's own folder; otherwise the fold
+            # runs in the scratch folder (Lightning's default, the current folder, is never
+            # written) and LightningCLI's config.yaml, deleted at the end, is not saved.
+            keep = out_dir is not None or trainer_config.get("default_root_dir") is not None
+            if out_dir is not None or not keep:
                 trainer_config["default_root_dir"] = str(fold_dir.resolve())
             fold_config["trainer"] = trainer_config
             fold_dir.mkdir(parents=True, exist_ok=True)
@@ -441,7 +476,15 @@ def _run_folds(
                 f"--data.init_args.fold={fold}",
                 f"--data.init_args.fold_kind={kind}",
             ]
-            cli = _build(RecipesCLI, ["-c", str(config_path), *overrides, *fold_args], fold)
+            cli = _build(
+                parser,
+                ["-c", str(config_path), *overrides, *fold_args],
+                fold,
+                save_config=keep,
+                dumped=_next_dump(first_dump, fold) if fold else None,
+            )
+            if fold == 0:
+                first_dump = copy.deepcopy(getattr(cli, "config_dump", None))
             datamodule, trainer = cli.datamodule, cli.trainer
             if (
                 getattr(datamodule, "num_folds", None) != k
