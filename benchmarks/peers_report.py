@@ -79,7 +79,8 @@ def load(results: Path, name: str) -> dict[str, Any] | None:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data.get("rows"), list) else None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return data if isinstance(rows, list) and rows else None
 
 
 def names(results: Path) -> list[str]:
@@ -240,7 +241,7 @@ def build(results: Path = RESULTS, img: Path = IMG, out: Path | None = None) -> 
     written = [out]
     for name in names(results):
         data = load(results, name)
-        if data is not None and data["rows"]:
+        if data is not None:
             written.append(draw(name, data, img / f"{name}.png"))
     return written
 
