@@ -436,6 +436,7 @@ def summary_rows(
                 higher_is_better=False,
                 time_ratio=[a / b for a, b in zip(per_round[ours], per_round[theirs], strict=True)],
                 note="paired by round (configurations interleaved), not by seed",
+                figure="peers_gradients",
             )
         )
     res, kinds = stop["results"], stop["kinds"]
@@ -458,6 +459,7 @@ def summary_rows(
                     higher_is_better=higher,
                     note=note,
                     baseline={"name": kinds[0], "values": [x[index] for x in res[kinds[0]]]},
+                    figure="peers_early_stopping",
                 )
             )
     return rows

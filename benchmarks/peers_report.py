@@ -12,7 +12,8 @@ hand:
 - then each pair's section, taken from its ``results/<name>.md`` and linked to it;
 - one figure per pair, ``docs/recipes/img/peers_<name>.png``: each comparison's per-seed
   values, ours beside the peer's, and a panel of the per-seed time ratios where the pair
-  has them.
+  has them (a row with a ``figure`` key goes to ``img/<figure>.png`` instead, so that a
+  script covering two recipe pages draws one figure for each).
 
 ``make bench`` runs it last. Run alone:
 ``.venv/bin/python benchmarks/peers_report.py [--results DIR] [--img DIR] [--out FILE]``.
@@ -164,7 +165,8 @@ def report(results: Path) -> str:
         "cannot live in the library's venv (timm, torchattacks) run in "
         "`benchmarks/.peers-venv` (`make peers-env`), both sides of every ratio in one "
         "process. Each pair's figure (per-seed values, ours beside the peer's, and the time "
-        "ratios): `docs/recipes/img/<name>.png`.\n\n"
+        "ratios): `docs/recipes/img/<name>.png`, or one per recipe page where a pair spans "
+        "two.\n\n"
         f"{markdown_table(HEADERS, rows)}\n" + "\n".join(sections)
     )
 
@@ -173,14 +175,13 @@ def short(text: str, width: int = 34) -> str:
     return "\n".join(textwrap.wrap(text, width)) or text
 
 
-def draw(name: str, data: dict[str, Any], path: Path) -> Path:
+def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
     """One figure: per-seed values of each comparison, ours beside the peer's, and the ratios."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = data["rows"]
     timed: dict[str, list[float]] = {}
     for row in rows:
         if row.get("time_ratio"):
@@ -241,8 +242,13 @@ def build(results: Path = RESULTS, img: Path = IMG, out: Path | None = None) -> 
     written = [out]
     for name in names(results):
         data = load(results, name)
-        if data is not None:
-            written.append(draw(name, data, img / f"{name}.png"))
+        if data is None:
+            continue
+        figures: dict[str, list[dict[str, Any]]] = {}
+        for row in data["rows"]:  # a row's "figure" key sends it to its own page's figure
+            figures.setdefault(row.get("figure") or name, []).append(row)
+        for stem, rows in figures.items():
+            written.append(draw(name, rows, img / f"{stem}.png"))
     return written
 
 

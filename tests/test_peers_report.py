@@ -85,6 +85,7 @@ def test_builds_peers_md_and_figures(peers_report: ModuleType, tmp_path: Path) -
                     "theirs": None,
                     "time_ratio": None,
                     "note": "the peer fails: IndexError",
+                    "figure": "peers_cutmix",  # its own page's figure
                 },
                 {
                     "recipe": "MixUp(0.4)",
@@ -125,7 +126,7 @@ def test_builds_peers_md_and_figures(peers_report: ModuleType, tmp_path: Path) -
     assert text.index("## MixUp, CutMix") < text.index("## WeightAverage")  # the order
 
     figures = {p.name for p in written if p.suffix == ".png"}
-    assert figures == {"peers_averaging.png", "peers_mixing.png"}
+    assert figures == {"peers_averaging.png", "peers_mixing.png", "peers_cutmix.png"}
     width, height = png_size(img / "peers_averaging.png")
     assert 800 <= width <= 2000
     assert 300 <= height <= 1500
