@@ -90,6 +90,20 @@ def names(results: Path) -> list[str]:
     return list(PAIRS) + [n for n in found if n not in PAIRS]
 
 
+def verdict_of(row: dict[str, Any]) -> str | None:
+    """The row's verdict: ``paired_verdict`` on its per-seed values, as of this rule.
+
+    A level/ahead/behind stored by an older run is recomputed (the rule may have changed
+    since); any other word a script chose is kept. None without a peer value.
+    """
+    stored, theirs = row.get("verdict"), row.get("theirs")
+    if not theirs:
+        return None
+    if stored and stored not in ("level", "ahead", "behind"):
+        return str(stored)
+    return paired_verdict(row["ours"], theirs, row.get("higher_is_better", True))
+
+
 def time_text(row: dict[str, Any]) -> str:
     wall, cpu = row.get("time_ratio"), row.get("time_ratio_cpu")
     if not wall:
@@ -106,7 +120,7 @@ def summary_line(row: dict[str, Any]) -> list[str]:
         note = row.get("note") or "no peer value"
         return [row["recipe"], row["peer"], metric, mean_std(ours), "—", "—", note, "—"]
     diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
-    verdict = row.get("verdict") or paired_verdict(ours, theirs, higher)
+    verdict = verdict_of(row)
     note = row.get("note")
     return [
         row["recipe"],
@@ -199,9 +213,7 @@ def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
             for s, a, b in zip(seeds, ours, theirs, strict=True):
                 ax.plot([s, s], [a, b], color="0.7", lw=1, zorder=0)
         ax.plot(seeds, ours, "o", color="tab:blue", ms=5, label="ours")
-        verdict = row.get("verdict")
-        if theirs and not verdict:
-            verdict = paired_verdict(ours, theirs, row.get("higher_is_better", True))
+        verdict = verdict_of(row)
         title = short(f"{row['recipe']} vs {row['peer']}", 44)
         ax.set_title(title + (f"\n({verdict})" if verdict else "\n(no peer value)"), fontsize=9)
         direction = "" if row.get("higher_is_better", True) else " (lower is better)"

@@ -140,3 +140,21 @@ def test_no_results_at_all(peers_report: ModuleType, tmp_path: Path) -> None:
     assert written == [results / "peers.md"]
     text = written[0].read_text()
     assert text.count("not run (`peers_") == len(peers_report.PAIRS)
+
+
+def test_float_rounding_is_level(peers_report: ModuleType) -> None:
+    # Two implementations of the same sums: a few ulps apart on every seed alike, std ~0.
+    ours = [0.3410001, 0.3520001, 0.3330001]
+    row = {
+        "recipe": "ours",
+        "peer": "theirs",
+        "metric": "test NLL",
+        "higher_is_better": False,
+        "ours": ours,
+        "theirs": [0.341, 0.352, 0.333],
+        "verdict": "ahead",  # as an older rule stored it
+    }
+    assert peers_report.verdict_of(row) == "level"
+    assert peers_report.verdict_of({**row, "theirs": [0.351, 0.362, 0.343]}) == "ahead"
+    assert peers_report.verdict_of({**row, "verdict": "identical"}) == "identical"
+    assert peers_report.verdict_of({**row, "theirs": None}) is None
