@@ -70,6 +70,7 @@ HEADERS = [
     "ours - peer (paired)",
     "verdict",
     "time ours / peer",
+    "note",
 ]
 
 
@@ -116,12 +117,11 @@ def summary_line(row: dict[str, Any]) -> list[str]:
     ours, theirs = row["ours"], row.get("theirs")
     higher = row.get("higher_is_better", True)
     metric = row["metric"] + ("" if higher else " (lower is better)")
+    note = row.get("note") or ""
     if not theirs:
-        note = row.get("note") or "no peer value"
-        return [row["recipe"], row["peer"], metric, mean_std(ours), "—", "—", note, "—"]
+        cells = [row["recipe"], row["peer"], metric, mean_std(ours), "—", "—", "no peer value"]
+        return [*cells, "—", note]
     diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
-    verdict = verdict_of(row)
-    note = row.get("note")
     return [
         row["recipe"],
         row["peer"],
@@ -129,8 +129,9 @@ def summary_line(row: dict[str, Any]) -> list[str]:
         mean_std(ours),
         mean_std(theirs),
         mean_std(diffs, sign=True),
-        f"**{verdict}**" + (f" ({note})" if note else ""),
+        f"**{verdict_of(row)}**",
         time_text(row),
+        note,
     ]
 
 
@@ -161,7 +162,7 @@ def report(results: Path) -> str:
         data = load(results, name)
         if data is None:
             recipe, peer = PAIRS.get(name, (name, ""))
-            rows.append([recipe, peer, "—", "—", "—", "—", f"not run (`{name}.py`)", "—"])
+            rows.append([recipe, peer, "—", "—", "—", "—", f"not run (`{name}.py`)", "—", ""])
         else:
             rows += [summary_line(row) for row in data["rows"]]
         if data is not None or (results / f"{name}.md").exists():
@@ -218,7 +219,7 @@ def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
         ax.set_title(title + (f"\n({verdict})" if verdict else "\n(no peer value)"), fontsize=9)
         direction = "" if row.get("higher_is_better", True) else " (lower is better)"
         ax.set_ylabel(short(row["metric"] + direction, 30), fontsize=9)
-        ax.set_xlabel("seed (paired run)", fontsize=9)
+        ax.set_xlabel("paired run (one seed each)", fontsize=9)
         ax.set_xticks(list(seeds))
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, loc="best")

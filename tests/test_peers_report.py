@@ -113,7 +113,7 @@ def test_builds_peers_md_and_figures(peers_report: ModuleType, tmp_path: Path) -
     assert "**ahead**" in table
     assert "1.25 ± 0.07x wall, 1.15 ± 0.07x CPU" in table
     assert "test NLL (lower is better) | 0.310 ± 0.010 | 0.410 ± 0.010 | -0.100 ± 0.000" in table
-    assert "**level** (weights identical)" in table
+    assert "| **level** | 1.00 ± 0.02x | weights identical |" in table
     assert "the peer fails: IndexError" in table
     for missing in ("peers_tune", "peers_transfer", "peers_cv"):
         assert f"not run (`{missing}.py`)" in table
