@@ -220,7 +220,7 @@ def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
         direction = "" if row.get("higher_is_better", True) else " (lower is better)"
         ax.set_ylabel(short(row["metric"] + direction, 30), fontsize=9)
         ax.set_xlabel("paired run (one seed each)", fontsize=9)
-        ax.set_xticks(list(seeds))
+        ax.set_xticks(list(seeds)[:: max(1, len(ours) // 10)])
         ax.tick_params(labelsize=8)
         ax.legend(fontsize=8, loc="best")
     if timed:
@@ -239,8 +239,10 @@ def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
         ax.tick_params(axis="x", labelsize=8)
     for ax in flat[panels:]:
         ax.axis("off")
-    recipe, peer = PAIRS.get(name, (name, ""))
-    fig.suptitle(short(f"{recipe} beside {peer}".replace("`", ""), 110), fontsize=11)
+    recipes = dict.fromkeys(row["recipe"].split("(")[0].strip() for row in rows)
+    peers = dict.fromkeys(row["peer"].split(",")[0].split("(")[0].strip() for row in rows)
+    title = f"{', '.join(recipes)} beside {', '.join(peers)}".replace("`", "")
+    fig.suptitle(short(title, 110), fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
