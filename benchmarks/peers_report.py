@@ -197,10 +197,14 @@ def draw(name: str, rows: list[dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with_time = [row for row in rows if row.get("time_ratio")]
+    unique = len({row["recipe"] for row in with_time}) == len(
+        {(row["recipe"], row["peer"]) for row in with_time}
+    )  # the recipe alone names each ratio: a shorter label
     timed: dict[str, list[float]] = {}
-    for row in rows:
-        if row.get("time_ratio"):
-            timed.setdefault(f"{row['recipe']} / {row['peer']}", row["time_ratio"])
+    for row in with_time:
+        label = row["recipe"] if unique else f"{row['recipe']} / {row['peer']}"
+        timed.setdefault(label, row["time_ratio"])
     panels = len(rows) + (1 if timed else 0)
     cols = min(3, panels)
     lines = -(-panels // cols)
