@@ -142,7 +142,9 @@ def section(results: Path, name: str, data: dict[str, Any] | None) -> str:
     head = f"## {recipe}" + (f" vs {peer}" if peer else "")
     links = f"Script `benchmarks/{name}.py`, results [{name}.md]({name}.md)"
     if data is None:
-        links += f"; **not run** by the last `make bench` (no `{name}.json`)"
+        links += (
+            f"; no `{name}.json`, so not in the summary above: this section is from an earlier run"
+        )
     else:
         links += f"; measured {data.get('measured', '?')}: `{data.get('command', '?')}`"
     if not md.exists():
