@@ -38,12 +38,6 @@ pytest: $(STAMP)
 
 test: lint typecheck docs pytest
 
-# the figure scripts last: they draw from the results the others write
-bench: $(STAMP)
-	$(PIP) -e ".[bench]"  # the peers the benchmarks compare against (those that fit this venv)
-	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_mixing -e peers_robustness) benchmarks/*figure*.py; do \
-		echo "== $$script"; $(BIN)/python $$script || exit 1; done
-
 # Benchmark-only peers (timm, torchattacks) in their own venv, never in the library's: both pull
 # torchvision, and PyPI's torchvision does not load beside the CPU torch 2.13.0
 # ("operator torchvision::nms does not exist"), which breaks `import lightning`. This venv takes a
@@ -65,10 +59,26 @@ $(PEERS_STAMP): pyproject.toml constraints.txt
 	$(PEERS_PIP) --no-deps torchattacks==3.5.1
 	touch $(PEERS_STAMP)
 
-# ours beside timm and torchattacks (benchmarks/results/peers_*.md), in the peers' venv
-bench-peers: $(PEERS_STAMP)
-	@for script in benchmarks/peers_mixing.py benchmarks/peers_robustness.py; do \
+# ours beside timm and torchattacks (benchmarks/results/peers_*.md), in the peers' venv; then
+# peers.md and the figures again from every peers_* result there is
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	@for script in $(PEERS_VENV_SCRIPTS); do \
 		echo "== $$script"; nice -n 10 $(PEERS_VENV)/bin/python $$script || exit 1; done
+	$(BIN)/python benchmarks/peers_report.py
+
+# Every benchmark, in one run: those of this venv (the peers that fit it come with the `bench`
+# extra), then the peers_* scripts that need timm or torchattacks in the peers' venv, then the
+# figure scripts (they draw from the results the others write), and last peers_report.py, which
+# builds benchmarks/results/peers.md and docs/recipes/img/peers_*.png from every peers_* result.
+PEERS_VENV_SCRIPTS := benchmarks/peers_mixing.py benchmarks/peers_robustness.py
+bench: $(STAMP) $(PEERS_STAMP)
+	$(PIP) -e ".[bench]"
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_report $(patsubst benchmarks/%.py,-e %,$(PEERS_VENV_SCRIPTS))); do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in $(PEERS_VENV_SCRIPTS); do \
+		echo "== $$script (peers' venv)"; $(PEERS_VENV)/bin/python $$script || exit 1; done
+	@for script in benchmarks/*figure*.py benchmarks/peers_report.py; do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache

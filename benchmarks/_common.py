@@ -116,12 +116,15 @@ def paired_verdict(ours: list[float], peer: list[float], higher_is_better: bool 
     """``level``, ``ahead`` or ``behind``: the paired mean difference against twice its SEM.
 
     A difference within two standard errors of the mean (about a 95% interval over seeds) is
-    called level, so a zero effect is never called a win.
+    called level, so a zero effect is never called a win; so is one below 1e-5 of the values'
+    size (float rounding: two implementations of the same sums can differ by a few ulps on
+    every seed alike, a std of almost 0 that would otherwise make 1e-6 "ahead").
     """
     diffs = [a - b for a, b in zip(ours, peer, strict=True)]
     mean = statistics.mean(diffs)
     sem = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
-    if abs(mean) <= 2 * sem or mean == 0:
+    rounding = 1e-5 * max(abs(v) for v in [*ours, *peer])
+    if abs(mean) <= max(2 * sem, rounding):
         return "level"
     return "ahead" if (mean > 0) == higher_is_better else "behind"
 

@@ -31,6 +31,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, seed_everything
@@ -41,12 +42,15 @@ from _common import (
     accuracy_nll,
     identical,
     mean_std,
+    paired_verdict,
     publish,
+    publish_peers,
     quiet_trainer,
     state_copy,
     test_log_probs,
     timed_fit,
 )
+from _peers import paired, peer_row, ratio_text, ratios
 
 from lightning_recipes.data import Mnist1dDataModule
 from lightning_recipes.ensembles import WeightAverage
@@ -151,8 +155,109 @@ def main() -> None:
         "from ours by its own epoch counting (see the anchors: it averages from epoch "
         "start - 2 and the last epoch never enters). No BatchNorm in this CNN, so neither "
         "callback's BatchNorm handling acts here.\n\n"
+        f"{findings(results, names, same_weights, max(max_diff))}\n\n"
         "Command: `cd <repo> && PYTHONPATH=src nice -n 10 .venv/bin/python "
         f"benchmarks/peers_averaging.py --seeds {args.seeds} --epochs {args.epochs}`.",
+    )
+    publish_peers(
+        "peers_averaging",
+        summary_rows(results, names, same_weights, max(max_diff)),
+        command=f"PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/peers_averaging.py "
+        f"--seeds {args.seeds} --epochs {args.epochs}",
+    )
+
+
+Results = dict[str, list[tuple[float, float, float]]]
+
+
+def column(results: Results, name: str, index: int) -> list[float]:
+    return [x[index] for x in results[name]]
+
+
+def summary_rows(
+    results: Results, names: list[str], same: list[bool], max_diff: float
+) -> list[dict[str, Any]]:
+    """`publish_peers` rows: SWA and EMA against Lightning's, accuracy and NLL per seed."""
+    none, ours_swa, their_swa, ours_ema, their_ema, default_ema = names
+    rows = []
+    for recipe, ours, peer, theirs, note in (
+        ('WeightAverage("swa")', ours_swa, "Lightning StochasticWeightAveraging", their_swa, ""),
+        (
+            'WeightAverage("ema")',
+            ours_ema,
+            "Lightning EMAWeightAveraging, same decay",
+            their_ema,
+            f"final weights identical on {sum(same)} of {len(same)} seeds "
+            f"(largest difference {max_diff:.1e})",
+        ),
+        (
+            'WeightAverage("ema")',
+            ours_ema,
+            "Lightning EMAWeightAveraging(), its default decay 0.999",
+            default_ema,
+            "",
+        ),
+    ):
+        time = ratios(column(results, ours, 2), column(results, theirs, 2))
+        for metric, index, higher in (("test accuracy", 0, True), ("test NLL", 1, False)):
+            rows.append(
+                peer_row(
+                    recipe,
+                    peer,
+                    metric,
+                    column(results, ours, index),
+                    column(results, theirs, index),
+                    higher_is_better=higher,
+                    time_ratio=time,
+                    note=note,
+                    baseline={"name": none, "values": column(results, none, index)},
+                )
+            )
+    return rows
+
+
+def findings(results: Results, names: list[str], same: list[bool], max_diff: float) -> str:
+    """What the run says, with its numbers: level or not, the effect, the defaults, time."""
+    none, ours_swa, their_swa, ours_ema, their_ema, default_ema = names
+
+    def col(name: str, index: int) -> list[float]:
+        return column(results, name, index)
+
+    def over_none(name: str) -> str:
+        return ratio_text(ratios(col(name, 2), col(none, 2)), 3)
+
+    effect = {
+        name: (
+            mean_std([a - b for a, b in zip(col(name, 1), col(none, 1), strict=True)], True),
+            paired_verdict(col(name, 1), col(none, 1), higher_is_better=False),
+        )
+        for name in (ours_swa, ours_ema)
+    }
+    appears = all(v == "ahead" for _, v in effect.values())
+    return "\n".join(
+        [
+            "What it says:",
+            "",
+            f"- **SWA beside Lightning's**: test accuracy "
+            f"{paired(col(ours_swa, 0), col(their_swa, 0))}, NLL "
+            f"{paired(col(ours_swa, 1), col(their_swa, 1), False)} (ours - Lightning's, "
+            "paired; level means within two standard errors over the seeds).",
+            f"- **EMA beside Lightning's at the same decay**: accuracy "
+            f"{paired(col(ours_ema, 0), col(their_ema, 0))}, NLL "
+            f"{paired(col(ours_ema, 1), col(their_ema, 1), False)}; final weights identical "
+            f"on {sum(same)} of {len(same)} seeds (largest difference {max_diff:.1e}).",
+            f"- **The literature's effect** (NLL against no averaging, paired): SWA "
+            f"{effect[ours_swa][0]} ({effect[ours_swa][1]}), EMA {effect[ours_ema][0]} "
+            f"({effect[ours_ema][1]}): "
+            + ("it appears." if appears else "it does not clear the seed noise on every row."),
+            f"- **Defaults**: Lightning's `EMAWeightAveraging()` (decay 0.999) against ours "
+            f"(decay from the run's length): accuracy "
+            f"{paired(col(ours_ema, 0), col(default_ema, 0))}, NLL "
+            f"{paired(col(ours_ema, 1), col(default_ema, 1), False)}.",
+            f"- **Time** (fit over none's, per seed): SWA ours {over_none(ours_swa)}, "
+            f"Lightning's {over_none(their_swa)}; EMA ours {over_none(ours_ema)}, Lightning's "
+            f"{over_none(their_ema)} (same decay), {over_none(default_ema)} (0.999).",
+        ]
     )
 
 

@@ -51,11 +51,13 @@ from _common import (
     identical,
     mean_std,
     publish,
+    publish_peers,
     quiet_trainer,
     state_copy,
     test_log_probs,
     timed_fit,
 )
+from _peers import paired, peer_row, ratio_text, ratios
 
 from lightning_recipes import ClassWeighting
 from lightning_recipes._tables import markdown_table
@@ -174,6 +176,8 @@ def main() -> None:
     names = list(VARIANTS)
     fit(args.ratios[0], 0, 5, VARIANTS[names[0]])  # warm-up: imports, data generation
     tables, equal_notes, all_rows = [], [], []
+    summary: list[dict[str, Any]] = []
+    said: list[str] = []
     for ratio in args.ratios:
         results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
         equal = 0
@@ -191,6 +195,8 @@ def main() -> None:
             # The network's weights: the hand-weighted loss also holds its `weight` buffer.
             a, b = (net_state(states[n]) for n in names[1:3])
             equal += identical(a, b)
+        summary += summary_rows(ratio, results, names, equal, args.seeds)
+        said.append(findings(ratio, results, names))
         base = results[names[0]]
         pairs = {n: list(zip(results[n], base, strict=True)) for n in names}
         rows = [
@@ -229,10 +235,67 @@ def main() -> None:
         "the variants interleaved in one process with their order rotated every seed. "
         "G-mean is the geometric mean of the ten per-class recalls (0 when a class is "
         f"never predicted). {'; '.join(equal_notes)}.\n\n"
+        "What it says (ours - peer, paired; level means within two standard errors over "
+        "the seeds):\n\n" + "\n".join(said) + "\n\n"
         "Command: `cd <repo> && PYTHONPATH=src nice -n 10 .venv/bin/python "
         f"benchmarks/peers_imbalance.py --seeds {args.seeds} --steps {args.steps} "
         f"--ratios {' '.join(f'{r:g}' for r in args.ratios)}`.",
     )
+    publish_peers(
+        "peers_imbalance",
+        summary,
+        command="PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/peers_imbalance.py "
+        f"--seeds {args.seeds} --steps {args.steps} "
+        f"--ratios {' '.join(f'{r:g}' for r in args.ratios)}",
+    )
+
+
+Results = dict[str, list[tuple[float, float, float]]]
+
+
+def summary_rows(
+    ratio: float, results: Results, names: list[str], equal: int, seeds: int
+) -> list[dict[str, Any]]:
+    """`publish_peers` rows at one imbalance ratio: balanced accuracy per seed."""
+    rows = []
+    for ours, theirs in ((names[1], names[2]), (names[3], names[4]), (names[5], names[6])):
+        note = f"identical network weights on {equal} of {seeds} seeds" if ours == names[1] else ""
+        rows.append(
+            peer_row(
+                f"{ours.removeprefix('ours ')} (r = {ratio:g})",
+                theirs,
+                "balanced accuracy",
+                [x[0] for x in results[ours]],
+                [x[0] for x in results[theirs]],
+                time_ratio=ratios([x[2] for x in results[ours]], [x[2] for x in results[theirs]]),
+                note=note,
+                baseline={"name": names[0], "values": [x[0] for x in results[names[0]]]},
+                g_mean={
+                    "ours": [x[1] for x in results[ours]],
+                    "theirs": [x[1] for x in results[theirs]],
+                },
+            )
+        )
+    return rows
+
+
+def findings(ratio: float, results: Results, names: list[str]) -> str:
+    """One bullet per imbalance ratio: each remedy beside its peer, and against no remedy."""
+
+    def col(name: str, index: int) -> list[float]:
+        return [x[index] for x in results[name]]
+
+    ce = names[0]
+    parts = []
+    for ours, theirs in ((names[1], names[2]), (names[3], names[4]), (names[5], names[6])):
+        parts.append(
+            f"{ours.removeprefix('ours ')} vs {theirs}: balanced accuracy "
+            f"{paired(col(ours, 0), col(theirs, 0))}, G-mean "
+            f"{paired(col(ours, 1), col(theirs, 1))}; "
+            f"against cross-entropy {paired(col(ours, 0), col(ce, 0))}; fit time "
+            f"{ratio_text(ratios(col(ours, 2), col(theirs, 2)))} the peer's."
+        )
+    return f"- **r = {ratio:g}**:\n" + "\n".join(f"  - {part}" for part in parts)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ from torch import nn
 from typing_extensions import override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import publish, quiet_trainer
+from _common import publish, publish_peers, quiet_trainer
+from _peers import paired, peer_row, ratio_text
 
 from lightning_recipes.augmentation import CutMix, LabelSmoothing, MixUp
 from lightning_recipes.data import Mnist1dDataModule
@@ -280,6 +281,72 @@ def main() -> None:
             "make peers-env && nice -n 10 benchmarks/.peers-venv/bin/python "
             f"benchmarks/peers_mixing.py --epochs {args.epochs} --seeds {args.seeds}"
         ),
+    )
+    publish_summary(args.name, results, args.epochs, args.seeds)
+
+
+def publish_summary(
+    name: str, results: dict[str, list[dict[str, Any]]], epochs: int, seeds: int
+) -> None:
+    """`publish_peers` rows (accuracy and time ratios per seed) and the findings section."""
+
+    def col(variant: str, key: str) -> list[float]:
+        return [r[key] for r in results.get(variant, []) if key in r]
+
+    rows, said = [], []
+    none = col("none", "acc")
+    for recipe, ours, peer in PAIRS:
+        if not col(ours, "acc"):
+            continue
+        label = {"MixUp": f"MixUp({ALPHA})", "CutMix": f"CutMix({CUTMIX_ALPHA})"}.get(
+            recipe, f"LabelSmoothing({SMOOTHING})"
+        )
+        errors = [r["error"] for r in results.get(peer, []) if "error" in r]
+        theirs = None if errors or not col(peer, "acc") else col(peer, "acc")
+        wall = cpu = None
+        if theirs is not None:
+            wall = [a / b for a, b in zip(col(ours, "seconds"), col(peer, "seconds"), strict=True)]
+            cpu = [a / b for a, b in zip(col(ours, "cpu"), col(peer, "cpu"), strict=True)]
+        rows.append(
+            peer_row(
+                label,
+                peer,
+                "test accuracy",
+                col(ours, "acc"),
+                theirs,
+                time_ratio=wall,
+                time_ratio_cpu=cpu,
+                note=f"the peer fails: {errors[0]}" if errors else "",
+                baseline={"name": "none", "values": none} if len(none) == seeds else None,
+            )
+        )
+        text = f"- **{label} beside {peer}**: "
+        if theirs is None:
+            text += f"the peer fails ({errors[0] if errors else 'not run'})"
+        else:
+            text += (
+                f"test accuracy {paired(col(ours, 'acc'), theirs)} (ours - peer, paired); fit "
+                f"time {ratio_text(wall or [])} wall, {ratio_text(cpu or [])} CPU"
+            )
+            if recipe == "MixUp":
+                mean = statistics.mean(cpu or [])
+                text += f" (target at most 1.05x: {'met' if mean <= 1.05 else '**not met**'})"
+        if len(none) == seeds:
+            text += f"; against no augmentation {paired(col(ours, 'acc'), none)}"
+            if theirs is not None:
+                text += f" (the peer's {paired(theirs, none)})"
+        said.append(text + ".")
+    publish_peers(
+        name,
+        rows,
+        command="make peers-env && nice -n 10 benchmarks/.peers-venv/bin/python "
+        f"benchmarks/peers_mixing.py --epochs {epochs} --seeds {seeds}",
+    )
+    path = Path(__file__).with_name("results") / f"{name}.md"
+    path.write_text(
+        path.read_text()
+        + "\n## What it says\n\nPaired over seeds; level means within two standard errors "
+        "of the mean difference.\n\n" + "\n".join(said) + "\n"
     )
 
 

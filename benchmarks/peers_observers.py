@@ -63,10 +63,12 @@ from _common import (
     identical,
     mean_std,
     publish,
+    publish_peers,
     quiet_trainer,
     state_copy,
     test_log_probs,
 )
+from _peers import paired, peer_row, ratio_text
 
 from lightning_recipes import ActivationMonitor, EarlyStopping, GradientMonitor
 from lightning_recipes._tables import markdown_table
@@ -227,7 +229,7 @@ def fit_once(
     return steps, direct, statistics.fmean(after[:WINDOW])
 
 
-def overhead(rounds: int) -> tuple[list[list[Any]], str]:
+def overhead(rounds: int) -> tuple[list[list[Any]], str, dict[str, list[float]]]:
     data = Mnist1dDataModule(batch_size=100, val_fraction=0.0, seed=0)
     names = [c[0] for c in CONFIGS]
     steps: dict[str, list[list[float]]] = {n: [] for n in names}
@@ -267,10 +269,20 @@ def overhead(rounds: int) -> tuple[list[list[Any]], str]:
         ]
         for n in names
     ]
-    return rows, markdown_table(COST_HEADERS, rows)
+    # Per round, the step time with each observer: the bare step plus its direct cost.
+    per_round = {
+        n: [
+            base + d + (a - after_base if n in uses_log else 0.0)
+            for d, a in zip(direct[n], after[n], strict=True)
+        ]
+        for n in names
+    }
+    return rows, markdown_table(COST_HEADERS, rows), per_round
 
 
-def stopping(seeds: int, epochs: int, shots: int) -> tuple[list[list[Any]], str, str]:
+def stopping(
+    seeds: int, epochs: int, shots: int
+) -> tuple[list[list[Any]], str, str, dict[str, Any]]:
     kinds = ("no stopping", "Lightning EarlyStopping", "ours", "ours, restore_best_weights=True")
 
     def make(kind: str) -> list[Callback]:
@@ -336,7 +348,8 @@ def stopping(seeds: int, epochs: int, shots: int) -> tuple[list[list[Any]], str,
         ],
         rows,
     )
-    return rows, table, facts
+    raw = {"results": res, "kinds": kinds, "same_epoch": same_epoch, "same_weights": same_weights}
+    return rows, table, facts, raw
 
 
 def main() -> None:
@@ -351,9 +364,9 @@ def main() -> None:
         args.rounds, args.seeds, args.epochs = 3, 2, 15
     torch.set_num_threads(1)
     started = time.perf_counter()
-    rows, _ = overhead(args.rounds)
+    rows, _, per_round = overhead(args.rounds)
     overhead_seconds = time.perf_counter() - started
-    _, stop_table, facts = stopping(args.seeds, args.epochs, args.shots)
+    _, stop_table, facts, stop_raw = stopping(args.seeds, args.epochs, args.shots)
     print(stop_table)
     print(facts)
     publish(
@@ -383,9 +396,108 @@ def main() -> None:
         f"epochs, `monitor='val_loss'`, patience 10, seeds {tuple(range(args.seeds))} "
         "(split, initialisation and shuffle), mean ± std over seeds, Δ paired against no "
         f"stopping; tested on the held-out test signals.\n\n{stop_table}\n{facts}\n\n"
+        f"{findings(per_round, stop_raw)}\n\n"
         "Command: `cd <repo> && PYTHONPATH=src nice -n 10 .venv/bin/python "
         f"benchmarks/peers_observers.py --rounds {args.rounds} --seeds {args.seeds} "
         f"--epochs {args.epochs} --shots {args.shots}`.",
+    )
+    publish_peers(
+        "peers_observers",
+        summary_rows(per_round, stop_raw, args.seeds),
+        command="PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/peers_observers.py "
+        f"--rounds {args.rounds} --seeds {args.seeds} --epochs {args.epochs} "
+        f"--shots {args.shots}",
+    )
+
+
+def ms(values: list[float]) -> list[float]:
+    return [1000 * v for v in values]
+
+
+def summary_rows(
+    per_round: dict[str, list[float]], stop: dict[str, Any], seeds: int
+) -> list[dict[str, Any]]:
+    """`publish_peers` rows: step time per round (part 1), test accuracy per seed (part 2)."""
+    bare, recipe50, monitor50, recipe1, monitor1, activations = (c[0] for c in CONFIGS)
+    rows = []
+    for ours, theirs, peer in (
+        (monitor50, recipe50, "Lightning `grad_norm` recipe, written every 50 steps"),
+        (monitor1, recipe1, "Lightning `grad_norm` recipe, written every step"),
+        (activations, bare, "a bare step (no observer; target at most 1.03x)"),
+        (monitor50, bare, "a bare step (no observer; target at most 1.03x)"),
+    ):
+        rows.append(
+            peer_row(
+                ours,
+                peer,
+                "step time, ms (bare step + the observer's direct cost)",
+                ms(per_round[ours]),
+                ms(per_round[theirs]),
+                higher_is_better=False,
+                time_ratio=[a / b for a, b in zip(per_round[ours], per_round[theirs], strict=True)],
+                note="paired by round (configurations interleaved), not by seed",
+                figure="peers_gradients",
+            )
+        )
+    res, kinds = stop["results"], stop["kinds"]
+    same = (
+        f"same stop epoch on {stop['same_epoch']} of {seeds} seeds, same final weights on "
+        f"{stop['same_weights']} of {seeds}"
+    )
+    for ours, note in (
+        (kinds[2], same),
+        (kinds[3], "ours hands back the lowest-val_loss weights; Lightning's has no such option"),
+    ):
+        for metric, index, higher in (("test accuracy", 0, True), ("test loss", 1, False)):
+            rows.append(
+                peer_row(
+                    f"EarlyStopping ({ours})",
+                    "Lightning EarlyStopping, same arguments",
+                    metric,
+                    [x[index] for x in res[ours]],
+                    [x[index] for x in res[kinds[1]]],
+                    higher_is_better=higher,
+                    note=note,
+                    baseline={"name": kinds[0], "values": [x[index] for x in res[kinds[0]]]},
+                    figure="peers_early_stopping",
+                )
+            )
+    return rows
+
+
+def findings(per_round: dict[str, list[float]], stop: dict[str, Any]) -> str:
+    """What the run says, with its numbers."""
+    bare, recipe50, monitor50, recipe1, monitor1, activations = (c[0] for c in CONFIGS)
+
+    def over(name: str, base: str = bare) -> str:
+        values = [a / b for a, b in zip(per_round[name], per_round[base], strict=True)]
+        return ratio_text(values, 3)
+
+    res, kinds = stop["results"], stop["kinds"]
+
+    def col(kind: str, index: int) -> list[float]:
+        return [x[index] for x in res[kind]]
+
+    return "\n".join(
+        [
+            "What it says (step time with the observer over the bare step's, per round, "
+            "mean ± std; paired differences ours - peer, level within two standard errors):",
+            "",
+            f"- **Targets (at most 1.03x a bare step)**: GradientMonitor (every 50 steps) "
+            f"{over(monitor50)}, ActivationMonitor {over(activations)}.",
+            f"- **Beside Lightning's `grad_norm` recipe**: written every 50 steps, the recipe "
+            f"{over(recipe50)} against GradientMonitor's {over(monitor50)}; every step, "
+            f"{over(recipe1)} against {over(monitor1)} (ours / the recipe's step: "
+            f"{over(monitor1, recipe1)}).",
+            f"- **EarlyStopping beside Lightning's**, same arguments: test accuracy "
+            f"{paired(col(kinds[2], 0), col(kinds[1], 0))}; same stop epoch on "
+            f"{stop['same_epoch']} of {len(res[kinds[1]])} seeds, same final weights on "
+            f"{stop['same_weights']}.",
+            f"- **`restore_best_weights=True`** against Lightning's: test accuracy "
+            f"{paired(col(kinds[3], 0), col(kinds[1], 0))}, test loss "
+            f"{paired(col(kinds[3], 1), col(kinds[1], 1), False)}: the weights of the lowest "
+            "validation loss, which are not always the most accurate.",
+        ]
     )
 
 

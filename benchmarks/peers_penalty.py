@@ -31,6 +31,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, seed_everything
@@ -41,11 +42,13 @@ from _common import (
     identical,
     mean_std,
     publish,
+    publish_peers,
     quiet_trainer,
     state_copy,
     test_log_probs,
     timed_fit,
 )
+from _peers import paired, peer_row, ratio_text, ratios
 
 from lightning_recipes import WeightPenalty
 from lightning_recipes.data import Mnist1dDataModule
@@ -166,9 +169,85 @@ def main() -> None:
         "shrinks the weights by `lr·wd` outside Adam's scaling, a different regulariser "
         "(no L2 penalty equals it), so its row is a separate choice, not a peer of "
         "WeightPenalty; its decay is not tuned here.\n\n"
+        f"{findings(results, names)}\n\n"
         "Command: `cd <repo> && PYTHONPATH=src nice -n 10 .venv/bin/python "
         f"benchmarks/peers_penalty.py --seeds {args.seeds} --epochs {args.epochs} "
         f"--shots {args.shots} --wd {args.wd:g} --adamw-wd {args.adamw_wd:g}`.",
+    )
+    publish_peers(
+        "peers_penalty",
+        summary_rows(results, names, equal, len(seeds)),
+        command="PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/peers_penalty.py "
+        f"--seeds {args.seeds} --epochs {args.epochs} --shots {args.shots} --wd {args.wd:g} "
+        f"--adamw-wd {args.adamw_wd:g}",
+    )
+
+
+Results = dict[str, list[tuple[float, float, float]]]
+
+
+def summary_rows(
+    results: Results, names: list[str], equal: dict[tuple[str, str], int], seeds: int
+) -> list[dict[str, Any]]:
+    """`publish_peers` rows: WeightPenalty against the optimizer's own decay, per seed."""
+    sgd_wd, sgd_pen, sgd_default, adam_wd, adam_pen = (names[i] for i in (1, 2, 3, 5, 6))
+    rows = []
+    for recipe, ours, theirs in (
+        ("WeightPenalty(l2, biases=True) + SGD", sgd_pen, sgd_wd),
+        ("WeightPenalty(l2, biases=True) + Adam", adam_pen, adam_wd),
+        ("WeightPenalty(l2) + SGD (weights only, the default)", sgd_default, sgd_wd),
+    ):
+        same = equal.get((theirs, ours))
+        note = "" if same is None else f"final weights identical on {same} of {seeds} seeds"
+        time = ratios([x[2] for x in results[ours]], [x[2] for x in results[theirs]])
+        for metric, index, higher in (("test accuracy", 0, True), ("test NLL", 1, False)):
+            rows.append(
+                peer_row(
+                    recipe,
+                    theirs.split(" (")[0],
+                    metric,
+                    [x[index] for x in results[ours]],
+                    [x[index] for x in results[theirs]],
+                    higher_is_better=higher,
+                    time_ratio=time,
+                    note=note,
+                )
+            )
+    return rows
+
+
+def findings(results: Results, names: list[str]) -> str:
+    """What the run says, with its numbers."""
+    sgd, sgd_wd, sgd_pen, sgd_default, adam, adam_wd, adam_pen, adamw = names
+
+    def col(name: str, index: int) -> list[float]:
+        return [x[index] for x in results[name]]
+
+    def over(name: str, base: str) -> str:
+        return ratio_text(ratios(col(name, 2), col(base, 2)), 3)
+
+    return "\n".join(
+        [
+            "What it says:",
+            "",
+            f"- **WeightPenalty(biases=True) beside `weight_decay`** (ours - peer, paired): "
+            f"SGD accuracy {paired(col(sgd_pen, 0), col(sgd_wd, 0))}, NLL "
+            f"{paired(col(sgd_pen, 1), col(sgd_wd, 1), False)}; Adam accuracy "
+            f"{paired(col(adam_pen, 0), col(adam_wd, 0))}, NLL "
+            f"{paired(col(adam_pen, 1), col(adam_wd, 1), False)}.",
+            f"- **What L2 does here** (SGD `weight_decay` against no decay): accuracy "
+            f"{paired(col(sgd_wd, 0), col(sgd, 0))}, NLL "
+            f"{paired(col(sgd_wd, 1), col(sgd, 1), False)}.",
+            f"- **The default (weights only) against decaying every parameter** (SGD): accuracy "
+            f"{paired(col(sgd_default, 0), col(sgd_wd, 0))}, NLL "
+            f"{paired(col(sgd_default, 1), col(sgd_wd, 1), False)}.",
+            f"- **AdamW** (decoupled, untuned) against Adam's coupled L2: accuracy "
+            f"{paired(col(adamw, 0), col(adam_wd, 0))}; a different regulariser, not a peer.",
+            f"- **Time** (fit over the same optimizer without decay, per seed): SGD "
+            f"`weight_decay` {over(sgd_wd, sgd)}, WeightPenalty {over(sgd_pen, sgd)} "
+            f"(weights only {over(sgd_default, sgd)}); Adam `weight_decay` "
+            f"{over(adam_wd, adam)}, WeightPenalty {over(adam_pen, adam)}.",
+        ]
     )
 
 

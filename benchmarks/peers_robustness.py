@@ -50,7 +50,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from typing_extensions import override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import publish, quiet_trainer
+from _common import publish, publish_peers, quiet_trainer
+from _peers import paired, peer_row, ratio_text
 
 from lightning_recipes.data import generate_mnist1d
 from lightning_recipes.modules import Mnist1dCNN
@@ -329,6 +330,81 @@ def main() -> None:
             "make peers-env && nice -n 10 benchmarks/.peers-venv/bin/python "
             f"benchmarks/peers_robustness.py --epochs {args.epochs} --seeds {args.seeds}"
         ),
+    )
+    publish_summary(args.name, results, attacks, args.epochs, args.seeds)
+
+
+def publish_summary(
+    name: str,
+    results: dict[str, list[dict[str, Any]]],
+    attacks: list[dict[str, Any]],
+    epochs: int,
+    seeds: int,
+) -> None:
+    """`publish_peers` rows (per seed) and the findings section appended to results/<name>.md."""
+    rows, said = [], []
+    for attack in attacks[0]:
+        per = [a[attack] for a in attacks]
+        largest = max(p["diff"] for p in per)
+        acc_ours, acc_theirs = [p["ours"] for p in per], [p["theirs"] for p in per]
+        rows.append(
+            peer_row(
+                "fgsm" if attack == "FGSM" else f"pgd (steps={ATTACK_STEPS}, no random start)",
+                f"torchattacks {attack}",
+                f"test accuracy under {attack}, eps {EPS}",
+                acc_ours,
+                acc_theirs,
+                time_ratio=[p["ratio"] for p in per],
+                note=f"adversarial examples: max abs difference {largest:.1e}",
+            )
+        )
+        said.append(
+            f"- **{attack} beside torchattacks'**: adversarial examples differ by at most "
+            f"{largest:.1e}; robust accuracy {paired(acc_ours, acc_theirs)}; "
+            f"one attack call {ratio_text([p['ratio'] for p in per])} torchattacks' time."
+        )
+    ours, peer, standard = "ours AdversarialTraining", "torchattacks loop", "standard"
+
+    def col(method: str, key: str) -> list[float]:
+        return [r[key] for r in results[method]]
+
+    wall = [a / b for a, b in zip(col(ours, "seconds"), col(peer, "seconds"), strict=True)]
+    cpu = [a / b for a, b in zip(col(ours, "cpu"), col(peer, "cpu"), strict=True)]
+    for key, metric in (("clean", "clean test accuracy"), ("pgd", f"PGD-{EVAL_STEPS} accuracy")):
+        rows.append(
+            peer_row(
+                f"AdversarialTraining({EPS}, pgd, steps={TRAIN_STEPS})",
+                "a training_step calling torchattacks PGD",
+                metric,
+                col(ours, key),
+                col(peer, key),
+                time_ratio=wall,
+                time_ratio_cpu=cpu,
+                baseline={"name": standard, "values": col(standard, key)},
+            )
+        )
+    said.append(
+        f"- **AdversarialTraining beside the torchattacks loop** (ours - peer, paired): clean "
+        f"accuracy {paired(col(ours, 'clean'), col(peer, 'clean'))}, PGD-{EVAL_STEPS} accuracy "
+        f"{paired(col(ours, 'pgd'), col(peer, 'pgd'))}; fit time {ratio_text(wall)} wall, "
+        f"{ratio_text(cpu)} CPU."
+    )
+    said.append(
+        f"- **The literature's effect** (ours against standard training, paired): PGD-"
+        f"{EVAL_STEPS} accuracy {paired(col(ours, 'pgd'), col(standard, 'pgd'))}, clean accuracy "
+        f"{paired(col(ours, 'clean'), col(standard, 'clean'))}."
+    )
+    publish_peers(
+        name,
+        rows,
+        command="make peers-env && nice -n 10 benchmarks/.peers-venv/bin/python "
+        f"benchmarks/peers_robustness.py --epochs {epochs} --seeds {seeds}",
+    )
+    path = Path(__file__).with_name("results") / f"{name}.md"
+    path.write_text(
+        path.read_text()
+        + "\n## What it says\n\nPaired over seeds; level means within two standard errors "
+        "of the mean difference.\n\n" + "\n".join(said) + "\n"
     )
 
 

@@ -49,7 +49,8 @@ from optuna_integration import PyTorchLightningPruningCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import publish
+from _common import publish, publish_peers
+from _peers import paired, peer_row, ratio_text
 
 from lightning_recipes.data import Mnist1dDataModule
 from lightning_recipes.modules import Classifier, Mnist1dCNN
@@ -71,6 +72,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
 }
 VARIANTS = ("tune", "tune, no figures", "tune, memory, no figures", "plain", "plain, SQLite")
 LONG_VARIANTS = ("tune", "plain")  # a long study takes minutes: the two that matter
+RAW: dict[str, tuple[dict[str, list[float]], dict[str, list[Any]]]] = {}  # per workload
 
 
 def trainer_args(workload: str) -> dict[str, Any]:
@@ -242,6 +244,7 @@ def compare_tune(workload: str, reps: int) -> tuple[list[list[Any]], list[str]]:
     notes.append(f"{workload}: pruned trials per study (plain): {pruned}")
     seconds = [f"{s:.2f}" for _, _, s in studies["plain"]]
     notes.append(f"{workload}: mean seconds of a complete trial, per study (plain): {seconds}")
+    RAW[workload] = (walls, studies)
     return rows, notes
 
 
@@ -272,6 +275,76 @@ def main() -> None:
         ["workload", "variant", "wall s per study", "ratio to plain", "extra s per trial"],
         rows,
         text,
+    )
+    publish_summary(name, workloads)
+
+
+def publish_summary(name: str, workloads: list[str]) -> None:
+    """`publish_peers` rows (per study) and the findings section appended to the results."""
+    comparisons = {
+        "short": (
+            ("tune (defaults: SQLite, figures)", "tune", "plain"),
+            ('tune(storage="memory", figures=False)', "tune, memory, no figures", "plain"),
+            ("tune(figures=False)", "tune, no figures", "plain, SQLite"),
+        ),
+        "long": (("tune (defaults: SQLite, figures)", "tune", "plain"),),
+    }
+    targets = {"short": 1.2, "long": 1.02}
+    rows, said = [], []
+    for workload in workloads:
+        walls, studies = RAW[workload]
+        for label, ours, peer in comparisons.get(workload, ()):
+            if ours not in walls or peer not in walls:
+                continue
+            best = {
+                v: [trials[number][1] for trials, number, _ in studies[v]] for v in (ours, peer)
+            }
+            ratio = [a / b for a, b in zip(walls[ours], walls[peer], strict=True)]
+            same = sum(
+                same_trials(a, b)[0] for a, b in zip(studies[ours], studies[peer], strict=True)
+            )
+            seconds = statistics.mean(s for _, _, s in studies["plain"])
+            rows.append(
+                peer_row(
+                    f"{label}, {TRIALS} trials of ~{seconds:.2g} s",
+                    "plain Optuna loop + PyTorchLightningPruningCallback"
+                    + (", SQLite" if "SQLite" in peer else ", in memory"),
+                    "best val_loss of the study",
+                    best[ours],
+                    best[peer],
+                    higher_is_better=False,
+                    time_ratio=ratio,
+                    note=f"same trials in {same} of {len(ratio)} studies",
+                )
+            )
+            target = ""
+            if peer == "plain":  # the issue's targets are against the in-memory loop
+                met = statistics.mean(ratio) <= targets[workload]
+                target = (
+                    f" (target at most {targets[workload]:g}x: "
+                    f"{'met' if met else '**not met**'} on the mean)"
+                )
+            said.append(
+                f"- **{workload} trials (~{seconds:.2g} s), {label} against the plain loop "
+                f"({'on SQLite' if 'SQLite' in peer else 'in memory'})**: wall time "
+                f"{ratio_text(ratio)}{target}; same trials in {same} of {len(ratio)} studies; "
+                f"best value {paired(best[ours], best[peer], False)}."
+            )
+    publish_peers(
+        name,
+        rows,
+        command="nice -n 10 .venv/bin/python benchmarks/peers_tune.py --workloads "
+        + " ".join(workloads)
+        + "".join(
+            f" --{'reps' if w == 'short' else 'long-reps'} {len(RAW[w][0]['plain'])}"
+            for w in workloads
+        ),
+    )
+    path = Path(__file__).with_name("results") / f"{name}.md"
+    path.write_text(
+        path.read_text()
+        + "\n## What it says\n\nPer study, the variants interleaved; level means within two "
+        "standard errors of the mean difference.\n\n" + "\n".join(said) + "\n"
     )
 
 
