@@ -38,8 +38,9 @@ def quiet_trainer(**kwargs: Any) -> Trainer:
 
 def machine() -> str:
     """One line describing where the figures were measured."""
+    threads = torch.get_num_threads()
     return (
-        f"{platform.machine()}, {torch.get_num_threads()} torch threads, Python "
+        f"{platform.machine()}, {threads} torch thread{'' if threads == 1 else 's'}, Python "
         f"{sys.version.split()[0]}, torch {torch.__version__}, lightning {lightning.__version__}"
     )
 
