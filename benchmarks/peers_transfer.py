@@ -118,6 +118,19 @@ def candidates() -> list[Variant]:
     return [freezer_variant("", **kwargs) for kwargs in grid]
 
 
+def label(name: str) -> str:
+    """``Freezer() (default)`` when the candidate ``name`` acts as `Freezer`'s defaults here."""
+    found = next((c for c in candidates() if c.name == name), None)
+    if found is None or found.freezer is None:
+        return name
+    mine, default = Freezer(**found.freezer), Freezer()
+    same = mine.unfreeze_epochs(3) == default.unfreeze_epochs(3) and all(
+        getattr(mine, a) == getattr(default, a)
+        for a in ("lr_decay", "warmup_steps", "every_n_epochs", "train_bn")
+    )
+    return f"Freezer() (default, here {name})" if same else name
+
+
 def peers() -> list[Variant]:
     return [
         Variant(SCRATCH, pretrained=False),
@@ -335,7 +348,7 @@ def write(
             theirs = [x[1] for x in report[peer][shots]]
             peer_rows.append(
                 {
-                    "recipe": f"{winner}, {shots} per class",
+                    "recipe": f"{label(winner)}, {shots} per class",
                     "peer": peer,
                     "metric": "test accuracy",
                     "higher_is_better": True,
@@ -456,7 +469,12 @@ def prose(args: argparse.Namespace, report: Results, selected: str, winner: str)
         if same
         else "test accuracies that differ from the hand-written linear probe's."
     )
-    return f"Selected on validation: `{winner}`. {verdict}{probe_line}{old}\n\n" + "\n".join(lines)
+    return (
+        f"Selected on validation: `{winner}`"
+        + (", which is `Freezer()`'s default on this backbone" if label(winner) != winner else "")
+        + f". {verdict}{probe_line}{old}\n\n"
+        + "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":
