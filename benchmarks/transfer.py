@@ -69,7 +69,7 @@ def run(method: str, shots: int, seed: int, pretrained: dict[str, torch.Tensor])
         model.backbone.load_state_dict(pretrained)
     callbacks: list[Callback] = []
     if method == "frozen backbone + head":
-        callbacks.append(Freezer())
+        callbacks.append(Freezer(unfreeze=None))
     elif method == "gradual unfreeze":
         callbacks.append(Freezer(unfreeze="gradual", every_n_epochs=5, lr_decay=0.5))
     data = few_shot(shots, seed)
@@ -97,7 +97,7 @@ def epoch_seconds(frozen: bool) -> float:
     y = np.tile(y, 4)
     model = Classifier(MLP(64, [512] * 8), num_classes=10)
     timer = EpochTimer()
-    callbacks: list[Callback] = [timer] + ([Freezer()] if frozen else [])
+    callbacks: list[Callback] = [timer] + ([Freezer(unfreeze=None)] if frozen else [])
     quiet_trainer(max_epochs=3, callbacks=callbacks, num_sanity_val_steps=0).fit(
         model, ArrayDataModule(train=(x, y), val_fraction=0.0, batch_size=64)
     )

@@ -159,6 +159,7 @@ GUARDS = [
     _row(Freezer, "groups", groups=[]),
     _row(Freezer, "unfreeze", unfreeze="Gradual"),
     _row(Freezer, "unfreeze", unfreeze={-1: 1}),
+    _row(Freezer, "unfreeze", unfreeze=-1),
     _row(Freezer, "backbone_regex", backbone_regex="("),
     _row(ImbalanceReport, "class_names", num_classes=3, class_names="abc"),
     _row(ImbalanceReport, "class_names", num_classes=3, class_names=["a", "b"]),

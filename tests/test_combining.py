@@ -81,7 +81,7 @@ def test_a_frozen_backbone_raises_no_gradient_alarm(tmp_path: Path) -> None:
     monitor = GradientMonitor(log_every_n_steps=1, patience=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit([Freezer(), monitor], tmp_path, trainer_kwargs={"max_epochs": 2})
+        fit([Freezer(unfreeze=None), monitor], tmp_path, trainer_kwargs={"max_epochs": 2})
     assert not [w for w in caught if issubclass(w.category, RecipeWarning)]
     assert monitor.frozen_groups
 

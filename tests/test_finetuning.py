@@ -133,7 +133,10 @@ def test_frozen_backbone_gets_no_gradient_and_does_not_change(make_trainer: Make
     model = mlp_classifier()
     before = copy.deepcopy(model.backbone.state_dict())
     head_before = model.head.weight.detach().clone()
-    trainer = make_trainer(limit_train_batches=3, limit_val_batches=0, callbacks=[Freezer()])
+    freezer = Freezer(unfreeze=None)
+    trainer = make_trainer(
+        max_epochs=2, limit_train_batches=3, limit_val_batches=0, callbacks=[freezer]
+    )
     trainer.fit(model, DigitsDataModule())
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -151,7 +154,7 @@ def test_frozen_batch_norm_keeps_its_statistics_unless_train_bn(
     assert norms
     before = [n.running_mean.clone() for n in norms]
     trainer = make_trainer(
-        max_epochs=2, limit_train_batches=3, callbacks=[Freezer(train_bn=train_bn)]
+        max_epochs=2, limit_train_batches=3, callbacks=[Freezer(unfreeze=None, train_bn=train_bn)]
     )
     trainer.fit(model, DigitsDataModule(layout="image"))
     unchanged = all(torch.equal(n.running_mean, b) for n, b in zip(norms, before, strict=True))
@@ -207,6 +210,41 @@ def test_schedulers_follow_the_new_groups_and_warm_up_ramps(make_trainer: MakeTr
     assert [round(s[1] / 0.00125, 4) for s in epoch1] == [0.25, 0.5, 0.75, 1.0]
 
 
+class BackboneMoved(Callback):
+    """Whether the backbone's weights differ from ``before`` at the end of each epoch."""
+
+    def __init__(self, before: dict[str, torch.Tensor]) -> None:
+        self.before = before
+        self.moved: dict[int, bool] = {}
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        state = pl_module.backbone.state_dict()  # type: ignore[union-attr,operator]
+        self.moved[trainer.current_epoch] = any(
+            not torch.equal(state[k], v) for k, v in self.before.items()
+        )
+
+
+def test_the_default_trains_the_head_for_one_epoch_then_everything(
+    make_trainer: MakeTrainer,
+) -> None:
+    """The default chosen by benchmarks/peers_transfer.py: head alone, then full fine-tuning."""
+    model = mlp_classifier(lr=0.01)
+    record, freezer = Record(), Freezer()
+    moved = BackboneMoved(copy.deepcopy(model.backbone.state_dict()))
+    trainer = make_trainer(
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        callbacks=[freezer, record, moved],
+    )
+    trainer.fit(model, DigitsDataModule())
+    assert record.trainable == {0: [False, False], 1: [True, True], 2: [True, True]}
+    assert moved.moved == {0: False, 1: True, 2: True}
+    # No discriminative decay and no warm-up: every group at the head's rate at every step.
+    assert all(lrs == pytest.approx([0.01, 0.01, 0.01]) for lrs in record.step_lrs)
+    assert freezer.unfrozen_at == {"0": 1, "2": 1}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -214,6 +252,9 @@ def test_schedulers_follow_the_new_groups_and_warm_up_ramps(make_trainer: MakeTr
         ({"lr_decay": 1.5}, "lr_decay"),
         ({"unfreeze": {1: 2, 3: 1}}, "backwards"),
         ({"unfreeze": "sometimes"}, "unfreeze"),
+        ({"unfreeze": -1}, "unfreeze"),
+        ({"unfreeze": True}, "unfreeze"),
+        ({"unfreeze": 1.5}, "unfreeze"),
         ({"every_n_epochs": 0}, "every_n_epochs"),
         ({"warmup_steps": -1}, "warmup_steps"),
     ],
@@ -416,7 +457,7 @@ def test_model_train_calls_do_not_unfreeze_batch_norm(make_trainer: MakeTrainer,
     seed_everything(0)
     model = UserNet() if who == "callback" else TrainAfterValidation()
     record = RecordNorms(model)
-    callbacks: list[Callback] = [Freezer(backbone=BLOCKS), record]
+    callbacks: list[Callback] = [Freezer(backbone=BLOCKS, unfreeze=None), record]
     if who == "callback":
         callbacks.insert(1, CallsTrain())  # after the Freezer's own epoch-start hook
     trainer = make_trainer(max_epochs=2, limit_train_batches=4, limit_val_batches=1,
@@ -503,7 +544,9 @@ def test_checkpoint_keyed_by_class_name_still_resumes(
         ({"unfreeze": {1: 2, 3: 1}}, "unfreeze"),
         ({"unfreeze": {}}, "unfreeze"),
         ({"unfreeze": {1: 1.5}}, "unfreeze"),
-        ({"unfreeze": 3}, "unfreeze"),
+        ({"unfreeze": 3.0}, "unfreeze"),  # an epoch is an integer (3 is valid)
+        ({"unfreeze": -3}, "unfreeze"),
+        ({"unfreeze": False}, "unfreeze"),
         ({"lr_decay": 0}, "lr_decay"),
         ({"lr_decay": 2}, "lr_decay"),
         ({"lr_decay": True}, "lr_decay"),
@@ -597,7 +640,10 @@ def test_two_freezers_on_one_backbone_are_refused(make_trainer: MakeTrainer) -> 
 
 
 def test_unfreeze_epochs_is_a_pure_plan() -> None:
-    assert Freezer().unfreeze_epochs(2) == [None, None]
+    assert Freezer(unfreeze=None).unfreeze_epochs(2) == [None, None]
+    assert Freezer().unfreeze_epochs(3) == [1, 1, 1]  # the default: everything at epoch 1
+    assert Freezer(unfreeze=0).unfreeze_epochs(2) == [0, 0]
+    assert Freezer(unfreeze=4).unfreeze_epochs(2) == [4, 4]
     assert Freezer(unfreeze={1: 1, 3: 3}).unfreeze_epochs(4) == [None, 3, 3, 1]
     assert Freezer(unfreeze="gradual", every_n_epochs=2).unfreeze_epochs(3) == [6, 4, 2]
     freezer = Freezer(unfreeze={0: 1, 2: 5})

@@ -2,6 +2,7 @@
 
 import itertools
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -34,7 +35,8 @@ from lightning_recipes.finetuning.groups import (
 
 __all__ = ["Freezer", "unfrozen_at"]
 
-Schedule = Mapping[int, int] | Literal["gradual"] | None
+Schedule = Mapping[int, int] | Literal["gradual"] | int | None
+_EVERY_GROUP = sys.maxsize  # the group count of `unfreeze=epoch`: capped at the total
 BackboneSpec = str | Sequence[str] | Callable[[LightningModule], nn.Module]
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
@@ -74,6 +76,15 @@ class Freezer(Callback):
     batch nor updated) unless ``train_bn=True``, in every epoch. The head, and every
     parameter outside the backbone, always trains.
 
+    By default (``unfreeze=1``) the new head trains alone on the frozen backbone for one
+    epoch, then the whole backbone trains at the head's rate. That default was chosen by
+    measurement (``benchmarks/peers_transfer.py``: MNIST-1D, 5, 20 and 100 examples per
+    class): the best of 16 schedules, discriminative rates and warm-ups on validation, on
+    average. It does not beat full fine-tuning: on test it is level at 5 and 100 per class
+    and 0.01 below at 20, and no configuration beat full fine-tuning at every size. With 5
+    examples per class a frozen backbone (``unfreeze=None``, the previous default) did
+    better than full fine-tuning (+0.07), with 100 per class far worse (-0.19).
+
     Each backbone group gets its own optimizer param group, found by parameter identity,
     with the learning rate of the param group it came from times ``lr_decay**k`` for the
     k-th group from the top (k = 1 next to the head). The param groups exist from the
@@ -110,8 +121,9 @@ class Freezer(Callback):
             nn.Module``.
         groups: How to split a backbone named by one module (see `layer_groups`). The
             other forms make one group per module and refuse any other value.
-        unfreeze: ``None`` (never), ``{epoch: groups unfrozen from the top}``, or
-            ``"gradual"`` (one more group every ``every_n_epochs``).
+        unfreeze: An epoch (default 1: the whole backbone from that epoch on), ``None``
+            (never: a frozen feature extractor), ``{epoch: groups unfrozen from the
+            top}``, or ``"gradual"`` (one more group every ``every_n_epochs``).
         every_n_epochs: The pace of ``"gradual"`` (refused with another ``unfreeze``).
         lr_decay: Discriminative factor in (0, 1] (1: every group at the head's rate).
         warmup_steps: Optimizer steps over which a newly unfrozen group's rate ramps up.
@@ -145,7 +157,7 @@ class Freezer(Callback):
         self,
         backbone: BackboneSpec | None = None,
         groups: GroupSpec = "auto",
-        unfreeze: Schedule = None,
+        unfreeze: Schedule = 1,
         every_n_epochs: int = 1,
         lr_decay: float = 1.0,
         warmup_steps: int = 0,
@@ -288,9 +300,17 @@ class Freezer(Callback):
     def _check_schedule(unfreeze: Schedule) -> dict[int, int] | str | None:
         if unfreeze is None or unfreeze == "gradual":
             return unfreeze
+        if is_int(unfreeze):
+            if unfreeze < 0:
+                raise config_error(
+                    "unfreeze", unfreeze, "Pass the epoch (>= 0) that unfreezes the backbone."
+                )
+            return {int(unfreeze): _EVERY_GROUP}
         if isinstance(unfreeze, str) or not isinstance(unfreeze, Mapping):
             raise config_error(
-                "unfreeze", unfreeze, "Pass None, 'gradual' or {epoch: groups unfrozen}."
+                "unfreeze",
+                unfreeze,
+                "Pass an epoch, None, 'gradual' or {epoch: groups unfrozen}.",
             )
         if not unfreeze:
             raise config_error(
@@ -354,6 +374,8 @@ class Freezer(Callback):
         Examples:
             >>> Freezer(unfreeze={1: 1, 3: 3}).unfreeze_epochs(4)
             [None, 3, 3, 1]
+            >>> Freezer().unfreeze_epochs(3), Freezer(unfreeze=None).unfreeze_epochs(3)
+            ([1, 1, 1], [None, None, None])
             >>> Freezer(unfreeze="gradual", every_n_epochs=2).unfreeze_epochs(3)
             [6, 4, 2]
         """
