@@ -130,7 +130,9 @@ def paired_verdict(ours: list[float], peer: list[float], higher_is_better: bool 
     return "ahead" if (mean > 0) == higher_is_better else "behind"
 
 
-def publish_peers(name: str, rows: list[dict[str, Any]], command: str | None = None) -> Path:
+def publish_peers(
+    name: str, rows: list[dict[str, Any]], command: str | None = None, own_figure: bool = False
+) -> Path:
     """Write the machine-readable summary of one ``peers_*`` benchmark to results/<name>.json.
 
     Each row is one comparison, per-seed values paired by position::
@@ -142,7 +144,8 @@ def publish_peers(name: str, rows: list[dict[str, Any]], command: str | None = N
          "note": "adversarial examples identical"}
 
     ``benchmarks/peers_report.py`` builds ``results/peers.md``'s summary table and the recipe
-    pages' figures from these files.
+    pages' figures from these files (not the figure of a script that draws its own:
+    ``own_figure``).
     """
     import json
 
@@ -158,6 +161,7 @@ def publish_peers(name: str, rows: list[dict[str, Any]], command: str | None = N
         json.dumps(
             {
                 "script": f"benchmarks/{name}.py",
+                "own_figure": own_figure,
                 "command": command or f".venv/bin/python benchmarks/{name}.py",
                 "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                 "machine": machine(),

@@ -263,8 +263,8 @@ def build(results: Path = RESULTS, img: Path = IMG, out: Path | None = None) -> 
     written = [out]
     for name in names(results):
         data = load(results, name)
-        if data is None:
-            continue
+        if data is None or data.get("own_figure"):
+            continue  # a script that draws its page's figure itself (peers_transfer: vs shots)
         figures: dict[str, list[dict[str, Any]]] = {}
         for row in data["rows"]:  # a row's "figure" key sends it to its own page's figure
             figures.setdefault(row.get("figure") or name, []).append(row)

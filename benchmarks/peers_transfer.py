@@ -290,6 +290,62 @@ def main() -> None:
     write(**{**raw, "args": args})
 
 
+def draw_figure(args: argparse.Namespace, report: Results, variants: list[str]) -> Path:
+    """The page's figure: test accuracy against examples per class, and the paired gain.
+
+    The gain is over full fine-tuning; the peers' report draws per-seed panels, but here the
+    number of examples per class is the story.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shots = list(args.shots)
+    fig, (acc_ax, gain_ax) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = plt.get_cmap("tab10").colors
+    for i, name in enumerate(variants):
+        accs = [[x[1] for x in report[name][k]] for k in shots]
+        means = [statistics.mean(a) for a in accs]
+        sds = [statistics.stdev(a) for a in accs]
+        ours = name.startswith("ours")
+        style = {
+            "lw": 2.5 if "selected" in name else 1.2,
+            "ls": "-" if ours else "--",
+            "color": colors[i % len(colors)],
+        }
+        short = name.replace(" (selected)", ": Freezer(), the default").replace(
+            " (backbone frozen by hand)", ""
+        )
+        acc_ax.errorbar(shots, means, yerr=sds, marker="o", capsize=3, label=short, **style)
+        if name != FULL:
+            gains = [diffs(report, name, k, 1) for k in shots]
+            gain_ax.errorbar(
+                shots,
+                [statistics.mean(g) for g in gains],
+                yerr=[statistics.stdev(g) / len(g) ** 0.5 * 2 for g in gains],
+                marker="o",
+                capsize=3,
+                **style,
+            )
+    for ax in (acc_ax, gain_ax):
+        ax.set_xscale("log")
+        ax.set_xticks(shots, [str(k) for k in shots])
+        ax.set_xlabel("training examples per class (target digits 5-9)")
+    acc_ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    gain_ax.axhline(0, color="grey", lw=1)
+    gain_ax.set_ylabel("accuracy - full fine-tune (paired, ± 2 SEM)")
+    acc_ax.set_title("MNIST-1D transfer: pretrained on digits 0-4")
+    gain_ax.set_title("gain over full fine-tuning")
+    fig.legend(loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.18, 1, 1))
+    path = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "img" / "peers_transfer.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"written to {path}")
+    return path
+
+
 def load_raw() -> dict[str, Any]:
     """The per-fit numbers of the last full run, as `write` takes them."""
     raw: dict[str, Any] = json.loads(RAW.read_text())
@@ -364,7 +420,8 @@ def write(
         f"--seeds {args.seeds} --select-seeds {args.select_seeds} --epochs {args.epochs} "
         f"--batch {args.batch} --lr {args.lr:g} --shots {' '.join(map(str, args.shots))}"
     )
-    publish_peers("peers_transfer", peer_rows, command=command)
+    publish_peers("peers_transfer", peer_rows, command=command, own_figure=True)
+    draw_figure(args, report, variants)
     summary = prose(args, report, selected, winner)
     publish(
         "peers_transfer",
