@@ -41,7 +41,7 @@ _DOCSTRING_DEFAULT = re.compile(r"\s*\bDefaults?(?::| to)\s*(?:``[^`]*``|[^\s.]+
 # ``Fabric.clip_gradients``), and the Trainer's annotation comes back as that cached object,
 # float first (python/cpython#86483). LightningCLI therefore turns ``limit_train_batches: 1``
 # (one batch) into ``1.0``, which Lightning reads as every batch (the 1 vs 1.0 footgun:
-# Lightning-AI/pytorch-lightning#11950). The same cause, for val_check_interval, is
+# Lightning-AI/pytorch-lightning#11950). The same cause, reported for val_check_interval:
 # https://github.com/Lightning-AI/pytorch-lightning/issues/21259 ("importing lightning
 # changes the order of type annotations"). `RecipesCLI` re-declares every Trainer argument
 # whose annotation reads float before int with the same members, int first.
@@ -142,13 +142,20 @@ class RecipesCLI(LightningCLI):
 
     @override
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """LightningCLI's Trainer, model and data arguments, with ints kept ints.
+        """LightningCLI's Trainer, model and data arguments, with an int kept an int.
 
-        Plain LightningCLI reads ``limit_train_batches: 1`` as ``1.0`` (every batch, see
-        the note above `_int_before_float`); here ``1`` is one batch and ``1.0`` all of
-        them, as in ``Trainer(limit_train_batches=...)``. The same holds for every Trainer
-        argument annotated with both int and float (``limit_val_batches``,
-        ``limit_test_batches``, ``limit_predict_batches``, ``gradient_clip_val`` today).
+        Plain LightningCLI reads ``limit_train_batches: 1`` (or
+        ``--trainer.limit_train_batches=1``) as ``1.0``, which the Trainer takes as every
+        batch: a typing cache puts float before int in the annotation that jsonargparse
+        reads (https://github.com/Lightning-AI/pytorch-lightning/issues/21259). Here ``1``
+        stays one batch and ``1.0`` every batch, as in ``Trainer(limit_train_batches=...)``,
+        for every Trainer argument annotated with both int and float (the four
+        ``limit_*_batches`` and ``gradient_clip_val`` with Lightning 2.6). Each keeps
+        Lightning's default and help; ``--help`` and the saved config list them last among
+        the Trainer's arguments.
+
+        Args:
+            parser: The parser (the main one, or a subcommand's) to add the arguments to.
         """
         super().add_core_arguments_to_parser(parser)
         if isinstance(self.trainer_class, type):
