@@ -6,11 +6,14 @@ imports this module only when a subcommand needs it, so ``lightning-recipes --he
 not import torch.
 """
 
+import inspect
 import re
+import types
 from argparse import Action
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
+import docstring_parser
 from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -26,6 +29,67 @@ __all__ = ["RecipesCLI", "fit_summary", "recipes_text"]
 # "(type: ..., default: null)" to the same line: two defaults, which may even disagree.
 # The value jsonargparse shows is the one the config and the command line control.
 _DOCSTRING_DEFAULT = re.compile(r"\s*\bDefaults?(?::| to)\s*(?:``[^`]*``|[^\s.]+)\.")
+
+
+# jsonargparse tries the members of a Union in their order, and ``float`` accepts an int, so
+# whichever of int and float comes first decides what ``1`` becomes (jsonargparse's maintainer
+# on one parsing for every source, command line or YAML: omni-us/jsonargparse#35; the order
+# is respected since omni-us/jsonargparse#177). Lightning writes the Trainer's
+# ``limit_{train,val,test,predict}_batches: Optional[Union[int, float]]``, int first, but
+# typing caches ``Optional[X]`` by X's equality, which ignores the order of a Union's members:
+# ``lightning.fabric``, imported first, writes ``Optional[Union[float, int]]`` (for
+# ``Fabric.clip_gradients``), and the Trainer's annotation comes back as that cached object,
+# float first (python/cpython#86483). LightningCLI therefore turns ``limit_train_batches: 1``
+# (one batch) into ``1.0``, which Lightning reads as every batch (the 1 vs 1.0 footgun:
+# Lightning-AI/pytorch-lightning#11950). The same cause, reported for val_check_interval:
+# https://github.com/Lightning-AI/pytorch-lightning/issues/21259 ("importing lightning
+# changes the order of type annotations"). `RecipesCLI` re-declares every Trainer argument
+# whose annotation reads float before int with the same members, int first.
+
+
+def _int_before_float(annotation: Any) -> Any | None:
+    """``annotation`` with ``int`` tried before ``float``; None if it already is, or lacks one.
+
+    The new Union is built from its flat tuple of members, a cache key that keeps their
+    order (a nested ``Optional[Union[...]]`` would be looked up by equality again).
+    """
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return None
+    members = list(get_args(annotation))
+    if int not in members or float not in members or members.index(int) < members.index(float):
+        return None
+    members.remove(int)
+    members.insert(members.index(float), int)
+    return Union[tuple(members)]  # noqa: UP007 - a runtime tuple of members
+
+
+def _keep_ints_ints(
+    parser: LightningArgumentParser, trainer_class: type[Trainer], nested_key: str
+) -> None:
+    """Re-declare the ``trainer_class`` arguments that jsonargparse would read float-first.
+
+    Each keeps its default and its help; only the order of its Union changes, so ``1``
+    stays the int 1 (one batch) and ``1.0`` the float 1.0 (every batch), from the command
+    line, a YAML file or a config dict alike.
+    """
+    signature = inspect.signature(trainer_class.__init__, eval_str=True)
+    docs = {
+        p.arg_name: p.description
+        for p in docstring_parser.parse(trainer_class.__init__.__doc__ or "").params
+    }
+    group = parser.groups[nested_key] if parser.groups and nested_key in parser.groups else parser
+    for name, parameter in signature.parameters.items():
+        fixed = _int_before_float(parameter.annotation)
+        if fixed is None:
+            continue
+        key = f"{nested_key}.{name}"
+        default = parser.get_default(key)
+        # argparse's documented way to override an argument with the same option string.
+        saved, group.conflict_handler = group.conflict_handler, "resolve"
+        try:
+            group.add_argument(f"--{key}", type=fixed, default=default, help=docs.get(name))
+        finally:
+            group.conflict_handler = saved
 
 
 class _HelpFormatter(DefaultHelpFormatter):
@@ -75,6 +139,27 @@ class RecipesCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         kwargs.setdefault("formatter_class", _HelpFormatter)
         return super().init_parser(**kwargs)
+
+    @override
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """LightningCLI's Trainer, model and data arguments, with an int kept an int.
+
+        Plain LightningCLI reads ``limit_train_batches: 1`` (or
+        ``--trainer.limit_train_batches=1``) as ``1.0``, which the Trainer takes as every
+        batch: a typing cache puts float before int in the annotation that jsonargparse
+        reads (https://github.com/Lightning-AI/pytorch-lightning/issues/21259). Here ``1``
+        stays one batch and ``1.0`` every batch, as in ``Trainer(limit_train_batches=...)``,
+        for every Trainer argument annotated with both int and float (the four
+        ``limit_*_batches`` and ``gradient_clip_val`` with Lightning 2.6). Each keeps
+        Lightning's default and help; ``--help`` and the saved config list them last among
+        the Trainer's arguments.
+
+        Args:
+            parser: The parser (the main one, or a subcommand's) to add the arguments to.
+        """
+        super().add_core_arguments_to_parser(parser)
+        if isinstance(self.trainer_class, type):
+            _keep_ints_ints(parser, self.trainer_class, "trainer")
 
 
 def _fact_text(name: str, value: Any, indent: str) -> list[str]:
