@@ -64,6 +64,9 @@ MEMORY = "memory"
 """The ``storage`` of a study kept in this process's memory (no file, no resume)."""
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 _PARALLEL = ("ddp", "fsdp", "deepspeed")
+# libyaml's emitter writes the same text as PyYAML's SafeDumper, 5x faster (a trial's config
+# is written at every trial); PyYAML built without libyaml has only the Python one.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
 
 
@@ -270,11 +273,16 @@ def _fit_in_process(
 ) -> tuple[list[float], bool]:
     """Train one trial's config as ``fit -c trial.yaml`` would; return the epoch values, pruned.
 
-    The study's parser is reused, and ``dumped`` (the expanded config with the trial's
-    values) stands for LightningCLI's dump of the model and data sections; ``trial.yaml``
-    is the trial's config (no ``config.yaml``).
+    The study's parser is reused, and so is its parse of the first trial's config where
+    this trial's differs from it in scalar values only (see `ConfigParser`); ``dumped``
+    (the expanded config with the trial's values) stands for LightningCLI's dump of the
+    model and data sections; ``trial.yaml`` is the trial's config (no ``config.yaml``).
     """
-    cli = parser.cli(run_cfg, save_config=False, dumped=dumped)
+    trusted = ["trainer.default_root_dir"]  # set by trial_config: the trial's folder
+    if reporter:  # the reporter trial_config appended: the trial's id and folder
+        last = len(run_cfg["trainer"]["callbacks"]) - 1
+        trusted += [f"trainer.callbacks.{last}.init_args.{k}" for k in ("trial_id", "result_dir")]
+    cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
     recorder = _ValueRecorder(monitor)
     callbacks = trainer_callbacks(cli.trainer)
     callbacks.append(recorder)
@@ -381,7 +389,7 @@ def _check_values(space: SearchSpace, base: Mapping[str, Any], parser: ConfigPar
         cfg = copy.deepcopy(dict(base))
         values = resize_lists(cfg, params)
         try:
-            expand_config(apply_params(cfg, values), parser)
+            parser.check(apply_params(cfg, values))
         except RecipeConfigError as err:
             raise config_error(
                 "space",
@@ -566,6 +574,7 @@ def tune(
         # sampler would train a random point again, a duplicate trial.
         remaining = 0
     subprocess_mode = n_jobs > 1 or _multi_process(full)
+    lent = getattr(study, "_storage", rdb)  # private, but Optuna has no public accessor
 
     def objective(trial: Any) -> float:
         if space_fn is not None:
@@ -606,7 +615,7 @@ def tune(
         use_reporter = subprocess_mode or pruner != "none"
         run_cfg = trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
         cfg_path = trial_dir / "trial.yaml"
-        cfg_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
+        cfg_path.write_text(yaml.dump(run_cfg, Dumper=_YAML_DUMPER, sort_keys=False))
         if subprocess_mode:
             from lightning_recipes.tuning.trial import (  # type: ignore[import-not-found,unused-ignore]
                 run_trial_subprocess,
@@ -622,7 +631,10 @@ def tune(
                     f"{trial_dir}."
                 )
             return float(told)
-        with share_storage(url, rdb):  # the trial's reporter writes through the study's storage
+        # The trial's reporter writes through the study's own storage: for an RDB, Optuna's
+        # cache in front of it (a study holds one; a storage lent bare would give the
+        # reporter a cold cache, which reads every trial back at each report).
+        with share_storage(url, lent):
             values, pruned = _fit_in_process(run_cfg, monitor, use_reporter, parser, dumped)
         trial.set_user_attr("epochs", len(values))
         if pruned:
