@@ -277,6 +277,24 @@ def test_a_trial_built_from_the_reused_parse_is_the_trial_a_full_parse_builds(
     assert parser.parsed == parsed + sum(not reused for _, reused in trials)
 
 
+def test_a_value_the_parser_turns_into_another_is_parsed_at_every_trial(tmp_path: Path) -> None:
+    # jsonargparse reads the string "32" as the int 32 for Trainer(precision=...): setting
+    # the string in a reused parse would build another Trainer than `fit -c` builds.
+    base = load_config(CONFIG, FAST)
+    parser = ConfigParser()
+    for precision in ("32-true", "32"):  # both accepted when the study checks its space
+        parser.check(apply_params(base, {"trainer.precision": precision}))
+    first = _trial_cfg(base, {"trainer.precision": "32-true"}, tmp_path / "t0", 0)
+    parser.cli(first, save_config=False, reuse=True, trusted=TRUSTED)
+    for number, precision in enumerate(["32", "32", "32-true"], start=1):
+        cfg = _trial_cfg(base, {"trainer.precision": precision}, tmp_path / f"t{number}", number)
+        before = parser.parsed
+        cli = parser.cli(cfg, save_config=False, reuse=True, trusted=TRUSTED)
+        assert (parser.parsed == before) is (precision == "32-true")
+        assert cli.config.trainer.precision == (32 if precision == "32" else "32-true")
+        _same_build(cli, ConfigParser().cli(cfg, save_config=False))
+
+
 def test_what_one_trial_does_to_its_objects_never_reaches_the_next(tmp_path: Path) -> None:
     base = load_config(CONFIG, FAST)
     parser = ConfigParser()
@@ -303,13 +321,11 @@ def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
 ) -> None:
     reused: list[bool] = []
     original = ConfigParser._reused
-
-    def spy(self: ConfigParser, *args: Any) -> Any:
-        namespace = original(self, *args)
-        reused.append(namespace is not None)
-        return namespace
-
-    monkeypatch.setattr(ConfigParser, "_reused", spy)
+    monkeypatch.setattr(
+        ConfigParser,
+        "_reused",
+        lambda self, *args: reused.append((ns := original(self, *args)) is not None) or ns,
+    )
     study = tune(
         CONFIG,
         {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}},

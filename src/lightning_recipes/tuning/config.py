@@ -368,14 +368,8 @@ class _Accepted:
         return span is not None and span[0] <= value <= span[1]
 
 
-def _namespace_set(namespace: Any, path: str, reference: Any, value: Any) -> bool:
-    """Set ``path`` of a parsed config to ``value`` if the parser kept ``reference`` as is there.
-
-    Returns:
-        Whether it was set: False (nothing changed) where the path is missing or the parser
-        turned the reference value into something else (a ``Path``, an enum, a float from
-        an int): only a full parse adapts a value like that.
-    """
+def _parent(namespace: Any, path: str) -> tuple[Any, str] | None:
+    """The section of a parsed config holding ``path``'s value, and its key; None if absent."""
     from jsonargparse import Namespace
 
     parts = path.split(".")
@@ -386,14 +380,36 @@ def _namespace_set(namespace: Any, path: str, reference: Any, value: Any) -> boo
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return False
-    last = parts[-1]
-    if not isinstance(node, Namespace | dict) or last not in node:
+            return None
+    if not isinstance(node, Namespace | dict) or parts[-1] not in node:
+        return None
+    return node, parts[-1]
+
+
+def _kept(namespace: Any, path: str, value: Any) -> bool:
+    """Whether the parser kept ``value`` as is at ``path``.
+
+    False where the path is missing or the parser turned the value into something else (a
+    ``Path``, an enum, a float from an int, a number from a string such as ``"1e-3"``):
+    only a full parse adapts a value like that.
+    """
+    found = _parent(namespace, path)
+    if found is None:
         return False
-    current = node[last]
-    if type(current) is not type(reference) or current != reference:
+    current = found[0][found[1]]
+    return type(current) is type(value) and bool(current == value)
+
+
+def _namespace_set(namespace: Any, path: str, reference: Any, value: Any) -> bool:
+    """Set ``path`` of a parsed config to ``value`` if the parser kept ``reference`` as is there.
+
+    Returns:
+        Whether it was set (see `_kept`; nothing changes otherwise).
+    """
+    found = _parent(namespace, path)
+    if found is None or not _kept(namespace, path, reference):
         return False
-    node[last] = value
+    found[0][found[1]] = value
     return True
 
 
@@ -415,10 +431,10 @@ class ConfigParser:
     would produce, without parsing again. A value takes that path only where the parser
     kept the first trial's value as is (a path string it turned into a ``Path``, an enum, a
     float given as an int all parse again), and only a value the parser has accepted at
-    that place before in a full parse (the ends of the search ranges are parsed when the
-    study starts): the same value, or a number between two accepted numbers of its type
-    (jsonargparse's number constraints are ranges). Anything else (another ``class_path``,
-    a list of another length, a new categorical value) parses in full, as before.
+    that place before in a full parse, and kept as is (the ends of the search ranges are
+    parsed when the study starts): the same value, or a number between two accepted numbers
+    of its type (jsonargparse's number constraints are ranges). Anything else (another
+    ``class_path``, a list of another length, a new categorical value) parses in full.
     """
 
     def __init__(self) -> None:
@@ -428,10 +444,11 @@ class ConfigParser:
         self.parsed = 0
         """How many configs were parsed in full (the others reused a parse)."""
 
-    def _accept(self, config: Mapping[str, Any]) -> None:
-        """Record every scalar value of a config the parser has just accepted."""
+    def _accept(self, config: Mapping[str, Any], namespace: Any) -> None:
+        """Record each scalar value of ``config`` that its parse (``namespace``) kept as is."""
         for leaf, value in _leaves(config):
-            self._accepted.setdefault(leaf, _Accepted()).add(value)
+            if _kept(namespace, leaf[0], value):
+                self._accepted.setdefault(leaf, _Accepted()).add(value)
 
     def _reused(self, config: Mapping[str, Any], trusted: Collection[str]) -> Any:
         """The parse of ``config`` from the template's, or None where it must be parsed."""
@@ -505,15 +522,7 @@ class ConfigParser:
 
     def expand(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """``config`` with every default filled in; see `expand_config`."""
-        args = ["--config", yaml.safe_dump(dict(config), sort_keys=False)]
-        try:
-            cli = self._cli(args, instantiate=False, save_config=False)
-        except SystemExit as err:
-            raise RecipeConfigError(
-                "LightningCLI rejected the config (its message is printed above); fix the YAML "
-                "or the overrides."
-            ) from err
-        self._accept(config)
+        cli = self._parse(config, ["--config", yaml.safe_dump(dict(config), sort_keys=False)])
         dumped = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
         full = yaml.safe_load(dumped)
         full.pop("config", None)
@@ -530,14 +539,19 @@ class ConfigParser:
         Raises:
             RecipeConfigError: If LightningCLI rejects the config.
         """
+        self._parse(config, copy.deepcopy(dict(config)))
+
+    def _parse(self, config: Mapping[str, Any], args: list[str] | dict[str, Any]) -> Any:
+        """Parse ``args`` (``config`` as arguments) without building; record its values."""
         try:
-            self._cli(copy.deepcopy(dict(config)), instantiate=False, save_config=False)
+            cli = self._cli(args, instantiate=False, save_config=False)
         except SystemExit as err:
             raise RecipeConfigError(
                 "LightningCLI rejected the config (its message is printed above); fix the YAML "
                 "or the overrides."
             ) from err
-        self._accept(config)
+        self._accept(config, cli.config)
+        return cli
 
     def cli(
         self,
@@ -580,7 +594,7 @@ class ConfigParser:
             args, instantiate=True, save_config=save_config, dumped=dumped, namespace=namespace
         )
         if namespace is None and isinstance(config, Mapping):
-            self._accept(config)
+            self._accept(config, cli.parsed_config)
             if reuse and self._template is None:
                 self._template = (copy.deepcopy(dict(config)), cli.parsed_config)
         return cli
