@@ -340,11 +340,38 @@ def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
         overrides=FAST,
         figures=False,
     )
-    assert reused == [False, True, True]  # the first trial's parse served the other two
+    assert reused == [True, True, True]  # the check of the space's low end served them all
     for trial in study.trials:
         path = Path(trial.user_attrs["trial_dir"]) / "trial.yaml"
         cli = RecipesCLI(args=["fit", "-c", str(path)])
         assert float(cli.trainer.callback_metrics["val_loss"]) == trial.value
+
+
+def test_a_conditional_space_parses_once_per_shape_of_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reused: list[bool] = []
+    original = ConfigParser._reused
+    monkeypatch.setattr(
+        ConfigParser,
+        "_reused",
+        lambda self, *args: reused.append((ns := original(self, *args)) is not None) or ns,
+    )
+    study = tune(
+        CONFIG,
+        SPACE,  # depth 2 or 3: two shapes of config (the checks parse depth 3)
+        n_trials=5,
+        sampler="random",
+        pruner="none",
+        seed=0,
+        out_dir=tmp_path,
+        progress=False,
+        overrides=FAST,
+        figures=False,
+    )
+    depths = [t.params["depth"] for t in study.trials]
+    assert set(depths) == {2, 3}
+    assert reused.count(False) == 1  # the first trial of depth 2; every other reused a parse
 
 
 def test_tune_runs_the_trials_of_a_plain_optuna_loop(

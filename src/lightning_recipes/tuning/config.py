@@ -348,6 +348,19 @@ def leaf_changes(
     return None
 
 
+def _skeleton(node: Any) -> Any:
+    """What `leaf_changes` compares besides values: keys, list lengths, classes, leaf types."""
+    if isinstance(node, Mapping):
+        return (
+            "{",
+            node.get("class_path") if isinstance(node.get("class_path"), str) else None,
+            tuple(sorted((str(k), _skeleton(v)) for k, v in node.items() if k != "class_path")),
+        )
+    if isinstance(node, list):
+        return ("[", tuple(_skeleton(v) for v in node))
+    return type(node).__name__ if type(node) in _SCALARS else ("?", id(node))
+
+
 class _Accepted:
     """The values LightningCLI's parser accepted at one leaf: each seen, and the numbers' span."""
 
@@ -368,22 +381,25 @@ class _Accepted:
         return span is not None and span[0] <= value <= span[1]
 
 
-def _parent(namespace: Any, path: str) -> tuple[Any, str] | None:
-    """The section of a parsed config holding ``path``'s value, and its key; None if absent."""
+def _parent(namespace: Any, path: str) -> tuple[Any, str | int] | None:
+    """The section or list of a parsed config holding ``path``'s value, and its key or index.
+
+    None where the path is absent.
+    """
     from jsonargparse import Namespace
 
-    parts = path.split(".")
     node = namespace
-    for part in parts[:-1]:
+    key: str | int | None = None
+    for part in path.split("."):
+        if key is not None:
+            node = node[key]
         if isinstance(node, Namespace | dict) and part in node:
-            node = node[part]
+            key = part
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
+            key = int(part)
         else:
             return None
-    if not isinstance(node, Namespace | dict) or parts[-1] not in node:
-        return None
-    return node, parts[-1]
+    return (node, key) if key is not None else None
 
 
 def _kept(namespace: Any, path: str, value: Any) -> bool:
@@ -425,11 +441,11 @@ class ConfigParser:
     Parsing a trial's config costs more than building its objects (jsonargparse checks and
     adapts every value of the config, ~25 ms of CPU on the MNIST-1D CNN's config against
     ~7 ms to build the objects). With ``reuse=True``, `cli` parses the first trial's config
-    in full and keeps the result; a later trial whose config differs from it only in
-    scalar values (numbers, strings, booleans, None: the sampled parameters, the trial's
-    folder) gets a copy of that parsed config with those values set, the values the parser
-    would produce, without parsing again. A value takes that path only where the parser
-    kept the first trial's value as is (a path string it turned into a ``Path``, an enum, a
+    of each shape (keys, list lengths, classes) in full and keeps the result; a later trial
+    whose config differs from it only in scalar values (numbers, strings, booleans, None:
+    the sampled parameters, the trial's folder) gets a copy of that parsed config with its
+    values set, without parsing again. A value takes that path only where the parser kept
+    the kept config's value as is (a path string it turned into a ``Path``, an enum, a
     float given as an int all parse again), and only a value the parser has accepted at
     that place before in a full parse, and kept as is (the ends of the search ranges are
     parsed when the study starts): the same value, or a number between two accepted numbers
@@ -440,7 +456,8 @@ class ConfigParser:
     def __init__(self) -> None:
         self.parser: Any = None
         self._accepted: dict[Leaf, _Accepted] = {}
-        self._template: tuple[dict[str, Any], Any] | None = None  # (config, its parse)
+        # One parse kept per shape of config (see `_skeleton`): (config, its parse).
+        self._templates: dict[Any, tuple[dict[str, Any], Any]] = {}
         self.parsed = 0
         """How many configs were parsed in full (the others reused a parse)."""
 
@@ -452,9 +469,10 @@ class ConfigParser:
 
     def _reused(self, config: Mapping[str, Any], trusted: Collection[str]) -> Any:
         """The parse of ``config`` from the template's, or None where it must be parsed."""
-        if self._template is None:
+        template = self._templates.get(_skeleton(config))
+        if template is None:
             return None
-        reference, namespace = self._template
+        reference, namespace = template
         changes = leaf_changes(reference, config)
         if changes is None:
             return None
@@ -524,22 +542,33 @@ class ConfigParser:
         """``config`` with every default filled in; see `expand_config`."""
         cli = self._parse(config, ["--config", yaml.safe_dump(dict(config), sort_keys=False)])
         dumped = cli.parser.dump(cli.config, skip_none=False, skip_validation=True)
-        full = yaml.safe_load(dumped)
+        full = yaml.load(dumped, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         full.pop("config", None)
         if not isinstance(full, dict):  # pragma: no cover - the parser always dumps a mapping
             raise RecipeConfigError("LightningCLI returned no config.")
         return full
 
-    def check(self, config: Mapping[str, Any]) -> None:
+    def check(self, config: Mapping[str, Any], *, template: bool = False) -> None:
         """Parse ``config`` as a trial's config is parsed (a dict), building nothing.
 
         Cheaper than `expand` (no dump); the values it accepts count as accepted for
         ``cli(..., reuse=True)``.
 
+        Args:
+            config: The config.
+            template: Keep this parse for ``cli(..., reuse=True)`` (if none of this shape
+                is kept yet): ``config`` has the shape of the trials' configs.
+
         Raises:
             RecipeConfigError: If LightningCLI rejects the config.
         """
-        self._parse(config, copy.deepcopy(dict(config)))
+        cli = self._parse(config, copy.deepcopy(dict(config)))
+        if template:
+            self._keep(config, cli.parsed_config)
+
+    def _keep(self, config: Mapping[str, Any], namespace: Any) -> None:
+        """Keep ``namespace`` (the parse of ``config``) for configs of its shape, if none is."""
+        self._templates.setdefault(_skeleton(config), (copy.deepcopy(dict(config)), namespace))
 
     def _parse(self, config: Mapping[str, Any], args: list[str] | dict[str, Any]) -> Any:
         """Parse ``args`` (``config`` as arguments) without building; record its values."""
@@ -572,9 +601,10 @@ class ConfigParser:
                 the caller has it: LightningCLI dumps the parsed config once more to store
                 the model's and the datamodule's hyperparameters (for
                 ``load_from_checkpoint``), which costs as much as the parse itself.
-            reuse: For a config dict: reuse the parse of the first config built with
-                ``reuse=True`` where this one differs from it in scalar values only (see
-                the class's description); the first is parsed in full and kept.
+            reuse: For a config dict: reuse the parse of the first config of the same
+                shape (keys, list lengths, classes) built with ``reuse=True`` or checked
+                with ``template=True``, where this one differs from it in scalar values only
+                (see the class's description); the first of a shape is parsed and kept.
             trusted: Dotted paths whose new values need no earlier acceptance (the caller
                 sets them, always of the type the template holds there: a trial's folder,
                 its id).
@@ -595,8 +625,8 @@ class ConfigParser:
         )
         if namespace is None and isinstance(config, Mapping):
             self._accept(config, cli.parsed_config)
-            if reuse and self._template is None:
-                self._template = (copy.deepcopy(dict(config)), cli.parsed_config)
+            if reuse:
+                self._keep(config, cli.parsed_config)
         return cli
 
 
