@@ -316,30 +316,40 @@ def test_what_one_trial_does_to_its_objects_never_reaches_the_next(tmp_path: Pat
     assert second.config.trainer.callbacks[2].init_args.pruner_args == {}
 
 
-def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reused: list[bool] = []
+@pytest.fixture
+def reused(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each in-process trial reused a kept parse (True) or parsed its config."""
+    seen: list[bool] = []
     original = ConfigParser._reused
     monkeypatch.setattr(
         ConfigParser,
         "_reused",
-        lambda self, *args: reused.append((ns := original(self, *args)) is not None) or ns,
+        lambda self, *args: seen.append((ns := original(self, *args)) is not None) or ns,
     )
-    study = tune(
+    return seen
+
+
+def _small_study(tmp_path: Path, space: Any, n_trials: int, **extra: Any) -> Any:
+    return tune(
         CONFIG,
-        {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}},
-        n_trials=3,
+        space,
+        n_trials=n_trials,
         sampler="random",
         pruner="none",
         seed=0,
-        value="last",
         out_dir=tmp_path,
-        study_name="s",
         progress=False,
         overrides=FAST,
         figures=False,
+        **extra,
     )
+
+
+def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
+    tmp_path: Path, reused: list[bool]
+) -> None:
+    lr = {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    study = _small_study(tmp_path, lr, 3, value="last")
     assert reused == [True, True, True]  # the check of the space's low end served them all
     for trial in study.trials:
         path = Path(trial.user_attrs["trial_dir"]) / "trial.yaml"
@@ -348,27 +358,9 @@ def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
 
 
 def test_a_conditional_space_parses_once_per_shape_of_config(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, reused: list[bool]
 ) -> None:
-    reused: list[bool] = []
-    original = ConfigParser._reused
-    monkeypatch.setattr(
-        ConfigParser,
-        "_reused",
-        lambda self, *args: reused.append((ns := original(self, *args)) is not None) or ns,
-    )
-    study = tune(
-        CONFIG,
-        SPACE,  # depth 2 or 3: two shapes of config (the checks parse depth 3)
-        n_trials=5,
-        sampler="random",
-        pruner="none",
-        seed=0,
-        out_dir=tmp_path,
-        progress=False,
-        overrides=FAST,
-        figures=False,
-    )
+    study = _small_study(tmp_path, SPACE, 5)  # depth 2 or 3: two shapes (the checks parse 3)
     depths = [t.params["depth"] for t in study.trials]
     assert set(depths) == {2, 3}
     assert reused.count(False) == 1  # the first trial of depth 2; every other reused a parse
