@@ -207,3 +207,211 @@ def test_an_in_memory_study_refuses_trials_outside_this_process(
 ) -> None:
     with pytest.raises(RecipeConfigError, match="in-memory"):
         tune(CONFIG, SMALL_SPACE, n_trials=2, storage="memory", out_dir=tmp_path, **extra)
+
+
+# ---------------------------------------------------------------- a parse reused between trials
+
+
+def _trial_cfg(base: dict[str, Any], params: dict[str, Any], folder: Path, trial_id: int) -> Any:
+    """A trial's config as `tune` builds it: the values, its folder and its reporter."""
+    from lightning_recipes.tuning.search import _reporter_entry, trial_config
+
+    cfg = apply_params(base, resize_lists(base, params))
+    reporter = _reporter_entry(
+        "sqlite:///unused.db", "s", trial_id, "val_loss", "min", "median", {}, folder
+    )
+    return trial_config(cfg, folder, callbacks=[reporter])
+
+
+TRUSTED = [
+    "trainer.default_root_dir",
+    "trainer.callbacks.2.init_args.trial_id",
+    "trainer.callbacks.2.init_args.result_dir",
+]
+
+
+def _same_build(reused: Any, full: Any) -> None:
+    """Two CLIs built the same objects from the same parsed config."""
+    assert reused.config == full.config
+    assert repr(reused.model) == repr(full.model)
+    assert dict(reused.model.hparams) == dict(full.model.hparams)
+    assert dict(reused.datamodule.hparams) == dict(full.datamodule.hparams)
+    for name in ("max_epochs", "limit_train_batches", "default_root_dir"):
+        assert getattr(reused.trainer, name) == getattr(full.trainer, name), name
+    kinds = [type(c).__name__ for c in reused.trainer.callbacks]
+    assert kinds == [type(c).__name__ for c in full.trainer.callbacks]
+    ours = [c for c in reused.trainer.callbacks if type(c).__name__ == "TrialReporter"]
+    theirs = [c for c in full.trainer.callbacks if type(c).__name__ == "TrialReporter"]
+    assert [vars(c) for c in ours] == [vars(c) for c in theirs]
+
+
+def test_a_trial_built_from_the_reused_parse_is_the_trial_a_full_parse_builds(
+    tmp_path: Path,
+) -> None:
+    base = load_config(CONFIG, FAST)
+    parser = ConfigParser()
+    parser.expand(base)
+    parser.check(apply_params(base, {"model.init_args.lr": 1e-3, "data.init_args.batch_size": 32}))
+    parser.check(apply_params(base, {"model.init_args.lr": 3e-2, "data.init_args.batch_size": 64}))
+    first = _trial_cfg(base, {"model.init_args.lr": 0.01}, tmp_path / "t0", 0)
+    parser.cli(first, save_config=False, reuse=True, trusted=TRUSTED)
+    parsed = parser.parsed
+    fresh = ConfigParser()
+    trials = [
+        ({"model.init_args.lr": 0.0123, "data.init_args.batch_size": 64}, True),
+        ({"model.init_args.lr": 0.001, "data.init_args.batch_size": 32}, True),  # an end
+        ({"model.init_args.lr": 0.05}, False),  # outside the accepted range: parsed
+        ({"data.init_args.batch_size": 48}, True),  # between two accepted ints
+        ({"data.init_args.batch_size": 16}, False),  # below every accepted one: parsed
+        ({"model.init_args.optimizer": "sgd"}, False),  # a new string: parsed
+        ({"model.init_args.backbone.init_args.hidden": [32, 16, 8]}, False),  # a longer list
+        ({"model.init_args.backbone.class_path": "lightning_recipes.modules.builders.MLP"}, False),
+        ({"model.init_args.lr": 0.02, "model.init_args.backbone.init_args.hidden.1": 64}, True),
+    ]
+    for number, (params, reused) in enumerate(trials, start=1):
+        cfg = _trial_cfg(base, params, tmp_path / f"t{number}", number)
+        before = parser.parsed
+        cli = parser.cli(cfg, save_config=False, reuse=True, trusted=TRUSTED)
+        assert (parser.parsed == before) is reused, params
+        _same_build(cli, fresh.cli(cfg, save_config=False))
+    assert parser.parsed == parsed + sum(not reused for _, reused in trials)
+
+
+def test_a_value_the_parser_turns_into_another_is_parsed_at_every_trial(tmp_path: Path) -> None:
+    # jsonargparse reads the string "32" as the int 32 for Trainer(precision=...): setting
+    # the string in a reused parse would build another Trainer than `fit -c` builds.
+    base = load_config(CONFIG, FAST)
+    parser = ConfigParser()
+    for precision in ("32-true", "32"):  # both accepted when the study checks its space
+        parser.check(apply_params(base, {"trainer.precision": precision}))
+    first = _trial_cfg(base, {"trainer.precision": "32-true"}, tmp_path / "t0", 0)
+    parser.cli(first, save_config=False, reuse=True, trusted=TRUSTED)
+    for number, precision in enumerate(["32", "32", "32-true"], start=1):
+        cfg = _trial_cfg(base, {"trainer.precision": precision}, tmp_path / f"t{number}", number)
+        before = parser.parsed
+        cli = parser.cli(cfg, save_config=False, reuse=True, trusted=TRUSTED)
+        assert (parser.parsed == before) is (precision == "32-true")
+        assert cli.config.trainer.precision == (32 if precision == "32" else "32-true")
+        _same_build(cli, ConfigParser().cli(cfg, save_config=False))
+
+
+def test_what_one_trial_does_to_its_objects_never_reaches_the_next(tmp_path: Path) -> None:
+    base = load_config(CONFIG, FAST)
+    parser = ConfigParser()
+    parser.check(apply_params(base, {"model.init_args.lr": 1e-3}))
+    parser.check(apply_params(base, {"model.init_args.lr": 3e-2}))
+    first = parser.cli(
+        _trial_cfg(base, {}, tmp_path / "t0", 0), save_config=False, reuse=True, trusted=TRUSTED
+    )
+    # Everything mutable that a trial's code could change in place.
+    first.config.model.init_args.backbone.init_args.hidden.append(7)
+    first.config.trainer.callbacks[2].init_args.pruner_args["n_startup_trials"] = 99
+    first.model.hparams["lr"] = 1.0
+    first.model.backbone.hidden.append(7) if hasattr(first.model.backbone, "hidden") else None
+    second_cfg = _trial_cfg(base, {"model.init_args.lr": 0.02}, tmp_path / "t1", 1)
+    second = parser.cli(second_cfg, save_config=False, reuse=True, trusted=TRUSTED)
+    assert parser.parsed == 3  # two checks, the first trial: the second reused the parse
+    _same_build(second, ConfigParser().cli(second_cfg, save_config=False))
+    assert second.config.model.init_args.backbone.init_args.hidden == [128, 64]
+    assert second.config.trainer.callbacks[2].init_args.pruner_args == {}
+
+
+@pytest.fixture
+def reused(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each in-process trial reused a kept parse (True) or parsed its config."""
+    seen: list[bool] = []
+    original = ConfigParser._reused
+    monkeypatch.setattr(
+        ConfigParser,
+        "_reused",
+        lambda self, *args: seen.append((ns := original(self, *args)) is not None) or ns,
+    )
+    return seen
+
+
+def _small_study(tmp_path: Path, space: Any, n_trials: int, **extra: Any) -> Any:
+    return tune(
+        CONFIG,
+        space,
+        n_trials=n_trials,
+        sampler="random",
+        pruner="none",
+        seed=0,
+        out_dir=tmp_path,
+        progress=False,
+        overrides=FAST,
+        figures=False,
+        **extra,
+    )
+
+
+def test_every_trial_trains_what_fit_c_its_trial_yaml_trains(
+    tmp_path: Path, reused: list[bool]
+) -> None:
+    lr = {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    study = _small_study(tmp_path, lr, 3, value="last")
+    assert reused == [True, True, True]  # the check of the space's low end served them all
+    for trial in study.trials:
+        path = Path(trial.user_attrs["trial_dir"]) / "trial.yaml"
+        cli = RecipesCLI(args=["fit", "-c", str(path)])
+        assert float(cli.trainer.callback_metrics["val_loss"]) == trial.value
+
+
+def test_a_conditional_space_parses_once_per_shape_of_config(
+    tmp_path: Path, reused: list[bool]
+) -> None:
+    study = _small_study(tmp_path, SPACE, 5)  # depth 2 or 3: two shapes (the checks parse 3)
+    depths = [t.params["depth"] for t in study.trials]
+    assert set(depths) == {2, 3}
+    assert reused.count(False) == 1  # the first trial of depth 2; every other reused a parse
+
+
+def test_tune_runs_the_trials_of_a_plain_optuna_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("optuna_integration")
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.setitem(sys.modules, "peers_tune", None)
+    del sys.modules["peers_tune"]
+    import peers_tune
+
+    monkeypatch.setattr(peers_tune, "TRIALS", 6)
+    for memory in (True, False):
+        ours = peers_tune.tune_study("short", 3, tmp_path / str(memory), False, memory)
+        plain = peers_tune.plain_study("short", 3, tmp_path, sqlite=False)
+        assert [(t.state, t.params, t.value) for t in ours.trials] == [
+            (t.state, t.params, t.value) for t in plain.trials
+        ]
+    assert {t.state.name for t in plain.trials} == {"COMPLETE", "PRUNED"}
+
+
+def test_trials_of_a_multi_process_trainer_still_run_in_subprocesses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning_recipes.tuning import trial as trial_module
+
+    ran: list[dict[str, Any]] = []
+
+    def fake(config_path: Path, out_dir: Path, timeout: Any = None) -> dict[str, Any]:
+        ran.append(yaml.safe_load(Path(config_path).read_text()))
+        return {"value": 0.5, "pruned": False}
+
+    monkeypatch.setattr(trial_module, "run_trial_subprocess", fake)
+    monkeypatch.setattr(ConfigParser, "cli", lambda *a, **k: pytest.fail("fitted in process"))
+    study = tune(
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=2,
+        sampler="random",
+        pruner="none",
+        out_dir=tmp_path,
+        progress=False,
+        overrides=[*FAST, "--trainer.strategy=ddp", "--trainer.devices=2"],
+        figures=False,
+    )
+    assert [t.value for t in study.trials] == [0.5, 0.5]
+    assert [c["trainer"]["strategy"] for c in ran] == ["ddp", "ddp"]
+    reporters = [c["trainer"]["callbacks"][-1]["init_args"]["trial_id"] for c in ran]
+    assert reporters == [t._trial_id for t in study.trials]

@@ -64,6 +64,9 @@ MEMORY = "memory"
 """The ``storage`` of a study kept in this process's memory (no file, no resume)."""
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 _PARALLEL = ("ddp", "fsdp", "deepspeed")
+# libyaml's emitter writes the same text as PyYAML's SafeDumper, 5x faster (a trial's config
+# is written at every trial); PyYAML built without libyaml has only the Python one.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
 
 
@@ -270,11 +273,16 @@ def _fit_in_process(
 ) -> tuple[list[float], bool]:
     """Train one trial's config as ``fit -c trial.yaml`` would; return the epoch values, pruned.
 
-    The study's parser is reused, and ``dumped`` (the expanded config with the trial's
-    values) stands for LightningCLI's dump of the model and data sections; ``trial.yaml``
-    is the trial's config (no ``config.yaml``).
+    The study's parser is reused, and so is its parse of the first trial's config where
+    this trial's differs from it in scalar values only (see `ConfigParser`); ``dumped``
+    (the expanded config with the trial's values) stands for LightningCLI's dump of the
+    model and data sections; ``trial.yaml`` is the trial's config (no ``config.yaml``).
     """
-    cli = parser.cli(run_cfg, save_config=False, dumped=dumped)
+    trusted = ["trainer.default_root_dir"]  # set by trial_config: the trial's folder
+    if reporter:  # the reporter trial_config appended: the trial's id and folder
+        last = len(run_cfg["trainer"]["callbacks"]) - 1
+        trusted += [f"trainer.callbacks.{last}.init_args.{k}" for k in ("trial_id", "result_dir")]
+    cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
     recorder = _ValueRecorder(monitor)
     callbacks = trainer_callbacks(cli.trainer)
     callbacks.append(recorder)
@@ -373,15 +381,28 @@ def _probe_params(space: SearchSpace, high: bool) -> dict[str, Any]:
     return fixed
 
 
-def _check_values(space: SearchSpace, base: Mapping[str, Any], parser: ConfigParser) -> None:
-    """Parse the config with both ends of every range, so wrong types fail before trial 0."""
+def _check_values(
+    space: SearchSpace,
+    base: Mapping[str, Any],
+    parser: ConfigParser,
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """Parse the config with both ends of every range, so wrong types fail before trial 0.
+
+    With ``shape`` (config -> the config a trial trains), the configs are parsed in that
+    shape and the first parse is kept for the trials to reuse.
+    """
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     for high in (False, True):
         params = space.sample(optuna.trial.FixedTrial(_probe_params(space, high)))
         cfg = copy.deepcopy(dict(base))
         values = resize_lists(cfg, params)
+        probe = apply_params(cfg, values)
         try:
-            expand_config(apply_params(cfg, values), parser)
+            if shape is None:
+                parser.check(probe)
+            else:
+                parser.check(shape(probe), template=not high)
         except RecipeConfigError as err:
             raise config_error(
                 "space",
@@ -506,17 +527,35 @@ def tune(
         space_fn = space
     else:
         parsed = load_space(space)
-    if parsed is not None:
-        parsed.check(full, keys)
-        _check_values(parsed, base, parser)
-    sampler_obj = make_sampler(sampler, seed=seed, space=parsed)
-    max_epochs = (full.get("trainer") or {}).get("max_epochs")
-    pruner_obj = make_pruner(pruner, max_epochs=max_epochs if isinstance(max_epochs, int) else None)
-
     name = study_name or _default_name(config)
     if not re.fullmatch(r"[\w.-]+", name):
         raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
     out = Path(out_dir) / name
+    url = f"memory://{name}" if storage == MEMORY else storage or default_storage(out_dir, name)
+    # (for memory: the key under which the reporters find the study)
+    max_epochs = (full.get("trainer") or {}).get("max_epochs")
+    epochs = max_epochs if isinstance(max_epochs, int) else None
+    subprocess_mode = n_jobs > 1 or _multi_process(full)
+    use_reporter = subprocess_mode or pruner != "none"
+
+    def run_config(cfg: Mapping[str, Any], trial_dir: Path, trial_id: int) -> dict[str, Any]:
+        """The config a trial trains: its folder, and its reporter where it has one."""
+        reporter = _reporter_entry(
+            url, name, trial_id, monitor, mode, pruner, pruner_args(pruner, max_epochs=epochs),
+            trial_dir,
+        )  # fmt: skip
+        return trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
+
+    if parsed is not None:
+        parsed.check(full, keys)
+        # Checked in the shape of an in-process trial's config, the first check's parse
+        # serves every such trial (see ConfigParser.cli): no trial parses in full.
+        probe_dir = (out / "trial_0000").resolve()
+        in_process = not subprocess_mode and cv is None
+        shape = (lambda cfg: run_config(cfg, probe_dir, 0)) if in_process else None
+        _check_values(parsed, base, parser, shape)
+    sampler_obj = make_sampler(sampler, seed=seed, space=parsed)
+    pruner_obj = make_pruner(pruner, max_epochs=epochs)
     out.mkdir(parents=True, exist_ok=True)
     if storage == MEMORY:
         if n_jobs > 1 or cv is not None or _multi_process(full):
@@ -527,10 +566,8 @@ def tune(
                 "in subprocesses (n_jobs > 1, several devices or processes) or folds (cv). "
                 "Pass an sqlite:/// or postgresql:// URL.",
             )
-        url = f"memory://{name}"  # the key under which the reporters find the study
         rdb = optuna.storages.InMemoryStorage()
     else:
-        url = storage or default_storage(out_dir, name)
         rdb = _storage(optuna, url, heartbeat_interval, grace_period)
     direction = "minimize" if mode == "min" else "maximize"
     study = optuna.create_study(
@@ -565,7 +602,7 @@ def tune(
         # Every grid point has run (in this process or an earlier one): Optuna's grid
         # sampler would train a random point again, a duplicate trial.
         remaining = 0
-    subprocess_mode = n_jobs > 1 or _multi_process(full)
+    lent = getattr(study, "_storage", rdb)  # private, but Optuna has no public accessor
 
     def objective(trial: Any) -> float:
         if space_fn is not None:
@@ -593,20 +630,10 @@ def tune(
                     trial, cfg, cv, monitor, mode, use=value, overrides=(), out_dir=trial_dir
                 )
             )
-        reporter = _reporter_entry(
-            url,
-            name,
-            trial._trial_id,  # private, but Optuna has no public id of a trial in its storage
-            monitor,
-            mode,
-            pruner,
-            pruner_args(pruner, max_epochs=max_epochs if isinstance(max_epochs, int) else None),
-            trial_dir,
-        )
-        use_reporter = subprocess_mode or pruner != "none"
-        run_cfg = trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
+        # trial._trial_id: private, but Optuna has no public id of a trial in its storage
+        run_cfg = run_config(cfg, trial_dir, trial._trial_id)
         cfg_path = trial_dir / "trial.yaml"
-        cfg_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
+        cfg_path.write_text(yaml.dump(run_cfg, Dumper=_YAML_DUMPER, sort_keys=False))
         if subprocess_mode:
             from lightning_recipes.tuning.trial import (  # type: ignore[import-not-found,unused-ignore]
                 run_trial_subprocess,
@@ -622,7 +649,10 @@ def tune(
                     f"{trial_dir}."
                 )
             return float(told)
-        with share_storage(url, rdb):  # the trial's reporter writes through the study's storage
+        # The trial's reporter writes through the study's own storage: for an RDB, Optuna's
+        # cache in front of it (a study holds one; a storage lent bare would give the
+        # reporter a cold cache, which reads every trial back at each report).
+        with share_storage(url, lent):
             values, pruned = _fit_in_process(run_cfg, monitor, use_reporter, parser, dumped)
         trial.set_user_attr("epochs", len(values))
         if pruned:

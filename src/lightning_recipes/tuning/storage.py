@@ -35,7 +35,9 @@ def share_storage(url: str, storage: "RDBStorage") -> Iterator[None]:
 
     `tune` lends its open storage to the `TrialReporter` of a trial that it fits in the same
     process, which would otherwise open a second connection pool to the same database at
-    every trial (about a tenth of a second each time).
+    every trial (about a tenth of a second each time). It lends the study's own storage
+    object (for an RDB, Optuna's cache in front of it), so the reporter's pruner reads the
+    finished trials from that cache instead of the database at every report.
 
     Args:
         url: The storage's URL.
