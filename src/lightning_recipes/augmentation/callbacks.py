@@ -147,6 +147,8 @@ class BatchAugmentation(LossRecipe):
         self._seed: int | None = seed
         self._token: tuple[int, int] | None = None
         self._salt = zlib.crc32(type(self).__name__.encode())
+        self._state_key: tuple[tuple[Any, ...], str] | None = None
+        self._permutations: torch.Generator | None = None
 
     # ------------------------------------------------------------ identity and state
 
@@ -156,8 +158,16 @@ class BatchAugmentation(LossRecipe):
     @property
     @override
     def state_key(self) -> str:
-        """Built from the arguments, so two instances keep their states apart."""
-        return self._generate_state_key(**self._key_args())
+        """Built from the arguments, so two instances keep their states apart.
+
+        Lightning reads it on every hook call (a profiler label), ~8 times a step: the
+        string is kept while the arguments' values stay the same.
+        """
+        args = self._key_args()
+        values = tuple(args.values())
+        if self._state_key is None or self._state_key[0] != values:
+            self._state_key = (values, self._generate_state_key(**args))
+        return self._state_key[1]
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -258,6 +268,22 @@ class BatchAugmentation(LossRecipe):
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Augment ``batch`` in place (subclasses)."""
         raise NotImplementedError
+
+    def permutation(self, size: int, rng: np.random.Generator, device: torch.device) -> Tensor:
+        """The batch's partner permutation, drawn from a seed taken from ``rng``.
+
+        One torch generator per callback, re-seeded each batch: the same permutation as a
+        new generator with that seed, without building one per batch.
+        """
+        if self._permutations is None:
+            self._permutations = torch.Generator()
+        return permutation(size, int(rng.integers(2**63)), device, self._permutations)
+
+    @override
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_permutations"] = None  # re-seeded every batch: nothing to keep
+        return state
 
     # ------------------------------------------------------------ inputs
 
@@ -371,7 +397,7 @@ class MixUp(BatchAugmentation):
         """Mix the inputs and tell the loss."""
         inputs = self.get_inputs(batch)
         lam = sample_lam(self.alpha, rng)
-        index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
+        index = self.permutation(inputs.shape[0], rng, inputs.device)
         self.set_inputs(batch, mixup(inputs, index, lam))
         assert self.loss_path is not None
         self.loss_path.mix(index, lam)
@@ -439,7 +465,7 @@ class CutMix(BatchAugmentation):
         """Paste the boxes and tell the loss."""
         inputs, flat = self.get_images(batch)
         box = cutmix_box(inputs.shape[-2], inputs.shape[-1], sample_lam(self.alpha, rng), rng)
-        index = permutation(inputs.shape[0], int(rng.integers(2**63)), inputs.device)
+        index = self.permutation(inputs.shape[0], rng, inputs.device)
         mixed, lam = cutmix(inputs, index, box)
         self.set_images(batch, mixed, flat)
         assert self.loss_path is not None
