@@ -311,7 +311,9 @@ def edited_loss(
     """
     total: Tensor | None = None
     for term in terms:
-        part = loss(target if term.index is None else target[term.index]) * term.coef
+        part = loss(target if term.index is None else target[term.index])
+        if term.coef != 1.0:  # x * 1.0 is x, bit for bit: one op less for an unmixed target
+            part = part * term.coef
         total = part if total is None else total + part
     if total is None:
         total = loss(target)

@@ -83,7 +83,8 @@ def permutation(
         True
     """
     generator = (generator or torch.Generator()).manual_seed(seed)
-    return torch.randperm(size, generator=generator).to(device, non_blocking=True)
+    drawn = torch.randperm(size, generator=generator)
+    return drawn if torch.device(device).type == "cpu" else drawn.to(device, non_blocking=True)
 
 
 def mixup(inputs: Tensor, index: Tensor, lam: float) -> Tensor:
