@@ -512,17 +512,25 @@ def test_weights_held_by_the_loss_object_skip_the_mode_once_checked_each_epoch()
 # ---------------------------------------------------------------- direct steps
 
 
-@pytest.mark.parametrize("recipes", ["ClassWeighting", "MixUp", "all four"])
+DIRECT: dict[str, Callable[[], list[Callback]]] = {
+    "ClassWeighting": RECIPES["ClassWeighting"],
+    "MixUp": RECIPES["MixUp"],
+    "all four": RECIPES["all four"],
+    "MixUp(p=0.5) + LabelSmoothing": lambda: [MixUp(p=0.5, seed=1), LabelSmoothing(0.1)],
+}
+
+
+@pytest.mark.parametrize("recipes", list(DIRECT), ids=list(DIRECT))
 def test_direct_steps_train_the_same_weights_as_the_mode_on_every_step(
     recipes: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a checked step the wrappers alone edit the loss: bit for bit the mode's edit."""
-    fit = {"limit_train_batches": 3, "limit_val_batches": 0}
+    fit = {"limit_train_batches": 4, "limit_val_batches": 0}
     styles = ("F.cross_entropy", "loss_fn", "F.nll_loss")
-    direct = {style: weights_after(style, RECIPES[recipes](), **fit) for style in styles}
+    direct = {style: weights_after(style, DIRECT[recipes](), **fit) for style in styles}
     monkeypatch.setattr(loss_path_module, "DIRECT_STEPS", False)
     for style in styles:
-        assert torch.equal(direct[style], weights_after(style, RECIPES[recipes](), **fit)), style
+        assert torch.equal(direct[style], weights_after(style, DIRECT[recipes](), **fit)), style
 
 
 def _depths(module: Net, callbacks: list[Callback]) -> list[int]:

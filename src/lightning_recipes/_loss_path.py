@@ -713,6 +713,8 @@ class LossPath:
             return
         if due and produced_loss and not self.matched:
             raise RecipeConfigError(self.no_match_message())
+        if not due:
+            return  # nothing to edit (an unmixed batch of MixUp(p=0.5)): nothing learned
         if direct_step:
             self.direct = self.matched == self._direct_matched
             return
