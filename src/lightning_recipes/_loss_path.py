@@ -99,8 +99,6 @@ LOSS_FUNCTIONS: dict[Callable[..., Tensor], Kind] = {
 # torch's own functions, called by the edit itself (torch.nn.functional's names may be the
 # wrappers during a training step).
 _TORCH_CROSS_ENTROPY = F.cross_entropy
-_TORCH_NLL_LOSS = F.nll_loss
-_TORCH_LOG_SOFTMAX = F.log_softmax
 
 SUPPORTED_LOSS_MODULES: tuple[type[nn.Module], ...] = (
     nn.CrossEntropyLoss,
@@ -400,22 +398,6 @@ def _edit_call(
 
     def loss(t: Tensor) -> Tensor:
         return func(**{**bound, "target": t})
-
-    if (
-        kind == "multiclass"
-        and len(edit.terms) > 1
-        and inputs.dim() > 1
-        and not target.is_floating_point()
-        and not bound["label_smoothing"]
-    ):
-        # Cross-entropy of class indices is NLL of log_softmax over dimension 1 (torch
-        # computes it so: the same values, bit for bit): one log_softmax for all the mix
-        # terms instead of one per term. Gradients agree to rounding (~1e-9).
-        log_probs = _TORCH_LOG_SOFTMAX(inputs, 1)
-        nll = {k: bound[k] for k in ("weight", "ignore_index", "reduction")}
-
-        def loss(t: Tensor) -> Tensor:
-            return _TORCH_NLL_LOSS(log_probs, t, **nll)
 
     def uniform_loss() -> Tensor:
         uniform = uniform_target(kind, inputs)
