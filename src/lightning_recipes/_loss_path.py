@@ -396,6 +396,18 @@ def _edit_call(
             f"(label_smoothing={bound['label_smoothing']}); remove one of the two."
         )
 
+    if (
+        kind == "multiclass"
+        and edit.smoothing
+        and not edit.mixes
+        and bound.get("weight") is None
+        and not target.is_floating_point()
+    ):
+        # Smoothing alone, class indices, no weights: torch's own label_smoothing= is this
+        # loss (to rounding, ~1e-7) in one call instead of two and the arithmetic; it also
+        # leaves ignore_index samples out of the uniform term, as they are of the other.
+        return func(**{**bound, "label_smoothing": edit.smoothing})
+
     def loss(t: Tensor) -> Tensor:
         return func(**{**bound, "target": t})
 

@@ -497,8 +497,10 @@ class LabelSmoothing(BatchAugmentation):
     weights the uniform term per class and averages it over samples). With `MixUp` or
     `CutMix` the mixed target is smoothed. The inputs and labels are untouched;
     validation uses the plain loss. With ``NLLLoss`` / ``F.nll_loss`` on log-probabilities
-    the uniform term is their mean (the cross-entropy of the uniform target). Refused: a
-    loss that already smooths, and losses other than classification ones (MSE, ...).
+    the uniform term is their mean (the cross-entropy of the uniform target). Alone, on an
+    unweighted cross-entropy of class indices, the call becomes torch's own
+    ``F.cross_entropy(..., label_smoothing=smoothing)``: the same loss in one call. Refused:
+    a loss that already smooths, and losses other than classification ones (MSE, ...).
 
     Args:
         smoothing: The share of the uniform target, in (0, 1).
