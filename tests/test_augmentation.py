@@ -2,17 +2,21 @@
 
 import contextlib
 import pickle
+import random
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch import Tensor, nn
 
+from lightning_recipes._rng import reseed
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
+from lightning_recipes.augmentation.mixing import permutation
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 from lightning_recipes.imbalance import ClassWeighting
@@ -157,7 +161,7 @@ def test_label_smoothing_loss_matches_torch_and_validation_is_plain() -> None:
     _, model = run([LabelSmoothing(0.1)], max_epochs=1)
     for step in model.seen:
         want = F.cross_entropy(step["logits"], step["y"], label_smoothing=0.1)
-        assert torch.allclose(step["loss"], want, atol=1e-6)
+        assert torch.equal(step["loss"], want)  # alone, unweighted: torch's own, bit for bit
     assert torch.equal(model.seen[0]["x"], clean_batches()[0][0])
 
 
@@ -233,6 +237,37 @@ def test_ranks_draw_differently() -> None:
 
     draws = [mix.generator(FakeTrainer(r), 0).random() for r in (0, 1, 0)]  # type: ignore[arg-type]
     assert draws[0] == draws[2] != draws[1]
+
+
+def test_the_batch_draws_are_numpys_from_a_fresh_seed_sequence() -> None:
+    """One generator per callback, re-seeded per batch: the draws of a new one, exactly."""
+    mix = MixUp(seed=2**63 - 5)
+    mix._seed = 2**63 - 5
+
+    class FakeTrainer:
+        def __init__(self, rank: int, epoch: int) -> None:
+            self.global_rank, self.current_epoch = rank, epoch
+
+    for rank, epoch, batch_idx in [(0, 0, 0), (1, 3, 17), (7, 120, 40_000), (0, 2**40, 3)]:
+        entropy = [mix._seed, mix._salt, rank, epoch, batch_idx]
+        fresh = np.random.default_rng(np.random.SeedSequence(entropy))
+        mine = mix.generator(FakeTrainer(rank, epoch), batch_idx)  # type: ignore[arg-type]
+        assert mine.bit_generator.state == fresh.bit_generator.state
+        assert mine.beta(0.4, 0.4) == fresh.beta(0.4, 0.4)
+        index = mix.permutation(10, mine, torch.device("cpu"))
+        assert torch.equal(index, permutation(10, int(fresh.integers(2**63))))
+        assert mine.random() == fresh.random()
+
+
+def test_reseed_matches_numpy_on_any_entropy() -> None:
+    generator = np.random.default_rng()
+    draw = random.Random(0)
+    for _ in range(500):
+        bits = (0, 1, 31, 32, 63, 64, 100)
+        entropy = [draw.getrandbits(draw.choice(bits)) for _ in range(draw.randint(1, 7))]
+        reseed(generator, entropy)
+        fresh = np.random.default_rng(np.random.SeedSequence(entropy))
+        assert generator.bit_generator.state == fresh.bit_generator.state, entropy
 
 
 def test_a_loss_the_recipe_cannot_mix_is_an_error_naming_it() -> None:

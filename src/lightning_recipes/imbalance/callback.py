@@ -185,11 +185,28 @@ class ClassWeighting(LossRecipe):
     @property
     @override
     def state_key(self) -> str:
-        """Built from the arguments that change the weights, so two instances keep apart."""
-        scheme = dict(self.scheme) if isinstance(self.scheme, Mapping) else self.scheme
-        return self._generate_state_key(
-            scheme=scheme, beta=self.beta, loss_attr=self.loss_attr, label_key=self.label_key
+        """Built from the arguments that change the weights, so two instances keep apart.
+
+        Lightning reads it on every hook call (~8 times a step): the string is kept while
+        the arguments' values stay the same.
+        """
+        scheme = self.scheme
+        values = (
+            tuple(scheme.items()) if isinstance(scheme, Mapping) else scheme,
+            self.beta,
+            self.loss_attr,
+            self.label_key,
         )
+        cached = self.__dict__.get("_state_key")
+        if cached is None or cached[0] != values:
+            key = self._generate_state_key(
+                scheme=dict(scheme) if isinstance(scheme, Mapping) else scheme,
+                beta=self.beta,
+                loss_attr=self.loss_attr,
+                label_key=self.label_key,
+            )
+            cached = self.__dict__["_state_key"] = (values, key)
+        return cached[1]
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
