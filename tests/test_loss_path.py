@@ -18,7 +18,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import ClassWeighting, CutMix, LabelSmoothing, MixUp
-from lightning_recipes import _loss_path as loss_path_module
 from lightning_recipes._loss_path import (
     LossPath,
     MixTerm,
@@ -27,8 +26,6 @@ from lightning_recipes._loss_path import (
 )
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import RecipeConfigError
-
-TORCH_CROSS_ENTROPY = F.cross_entropy
 
 FIT: dict[str, Any] = {
     "accelerator": "cpu",
@@ -451,10 +448,8 @@ def test_a_mixed_batch_refuses_targets_flattened_past_the_batch() -> None:
 def test_the_mode_is_active_in_the_training_step_only() -> None:
     stack: dict[str, list[int]] = {}
 
-    def record(where: str) -> None:  # 1: the mode, 2: the wrappers alone, 0: neither
-        wrapped = F.cross_entropy is not TORCH_CROSS_ENTROPY
-        mode = torch._C._len_torch_function_stack()
-        stack.setdefault(where, []).append(mode or 2 * wrapped)
+    def record(where: str) -> None:
+        stack.setdefault(where, []).append(torch._C._len_torch_function_stack())
 
     class Probe(Callback):
         def on_after_backward(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -472,8 +467,7 @@ def test_the_mode_is_active_in_the_training_step_only() -> None:
             return super().training_step(batch, batch_idx)
 
     Trainer(callbacks=[ClassWeighting(), MixUp(), Probe()], **FIT).fit(Recording(), digits())
-    # the first step of each epoch in the mode, the second through the wrappers alone
-    assert stack["training_step"] == [1, 2, 1, 2]
+    assert set(stack["training_step"]) == {1}
     assert set(stack["backward"]) == set(stack["optimizer step"]) == {0}
     assert set(stack["validation"]) == {0}
 
@@ -498,94 +492,11 @@ def test_weights_held_by_the_loss_object_skip_the_mode_once_checked_each_epoch()
         Trainer(callbacks=[ClassWeighting()], **fit).fit(model, digits())
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert depth["loss_fn"] == [1, 0, 0, 1, 0, 0]  # checked at each epoch's first step
-    # the call needs weight= every step: the mode at each epoch's first, the wrappers after
-    assert depth["F.cross_entropy"] == [1, 0, 0, 1, 0, 0]
+    assert depth["F.cross_entropy"] == [1] * 6  # the call needs the mode's weight= every step
     assert torch.equal(weights[0], weights[1])
     seed_everything(0)
     mixed = recording("mixup")
     mixed.style = "loss_fn"
     mixed.loss_fn = nn.CrossEntropyLoss()
     Trainer(callbacks=[ClassWeighting(), MixUp()], **fit).fit(mixed, digits())
-    assert depth["mixup"] == [1, 0, 0, 1, 0, 0]  # a mixed batch: checked, then the wrappers
-
-
-# ---------------------------------------------------------------- direct steps
-
-
-DIRECT: dict[str, Callable[[], list[Callback]]] = {
-    "ClassWeighting": RECIPES["ClassWeighting"],
-    "MixUp": RECIPES["MixUp"],
-    "all four": RECIPES["all four"],
-    "MixUp(p=0.5) + LabelSmoothing": lambda: [MixUp(p=0.5, seed=1), LabelSmoothing(0.1)],
-}
-
-
-@pytest.mark.parametrize("recipes", list(DIRECT), ids=list(DIRECT))
-def test_direct_steps_train_the_same_weights_as_the_mode_on_every_step(
-    recipes: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a checked step the wrappers alone edit the loss: bit for bit the mode's edit."""
-    fit = {"limit_train_batches": 4, "limit_val_batches": 0}
-    styles = ("F.cross_entropy", "loss_fn", "F.nll_loss")
-    direct = {style: weights_after(style, DIRECT[recipes](), **fit) for style in styles}
-    monkeypatch.setattr(loss_path_module, "DIRECT_STEPS", False)
-    for style in styles:
-        assert torch.equal(direct[style], weights_after(style, DIRECT[recipes](), **fit)), style
-
-
-def _depths(module: Net, callbacks: list[Callback]) -> list[int]:
-    """Per training step: 1 in the mode, 0 without it (the wrappers alone or nothing)."""
-    depths: list[int] = []
-    step = module.training_step
-
-    def recording(batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        depths.append(torch._C._len_torch_function_stack())
-        return step(batch, batch_idx)
-
-    module.training_step = recording  # type: ignore[method-assign]
-    fit = {**FIT, "limit_train_batches": 3, "limit_val_batches": 0}
-    Trainer(callbacks=callbacks, **fit).fit(module, digits())
-    return depths
-
-
-def test_steps_the_wrappers_cannot_follow_stay_in_the_mode() -> None:
-    """Derived labels, or a loss function called by another name: the mode every step."""
-
-    class Derived(Net):
-        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-            x, y = batch
-            return F.cross_entropy(self(x), y.long())  # a new tensor: only the mode knows it
-
-    class Imported(Net):
-        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-            x, y = batch
-            return TORCH_CROSS_ENTROPY(self(x), y)  # not looked up in torch.nn.functional
-
-    def recipes() -> list[Callback]:
-        return [ClassWeighting(), MixUp(), LabelSmoothing(0.1)]
-
-    fit = {"limit_train_batches": 3, "limit_val_batches": 0}
-    reference = weights_after("F.cross_entropy", recipes(), **fit)  # checked, then direct
-    for cls in (Derived, Imported):
-        seed_everything(0)
-        module = cls()
-        assert _depths(module, recipes()) == [1] * 6, cls.__name__
-        trained = torch.cat([p.detach().flatten() for p in module.parameters()])
-        assert torch.equal(trained, reference), cls.__name__
-    seed_everything(0)
-    assert _depths(Net("F.cross_entropy"), [MixUp()]) == [1, 0, 0, 1, 0, 0]  # the contrast
-
-
-def test_a_direct_step_that_finds_no_loss_says_so() -> None:
-    """A step that reaches the labels by another way than the checked one is not unedited."""
-
-    class Changing(Net):
-        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-            x, y = batch
-            target = y if batch_idx == 0 else y.view(-1)  # the checked step saw y itself
-            return F.cross_entropy(self(x), target)
-
-    seed_everything(0)
-    with pytest.raises(RecipeConfigError, match="found no training loss"):
-        _depths(Changing(), [MixUp()])
-    assert F.cross_entropy is TORCH_CROSS_ENTROPY  # the wrappers are gone after the error
+    assert depth["mixup"] == [1] * 6  # a mixed batch always goes through the mode

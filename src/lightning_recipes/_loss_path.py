@@ -20,20 +20,11 @@ step's loss (`LossEdit`): class weights (for the whole fit), mixed targets and s
    ``forward``.
 
 The mode costs every other torch call of the step a trip through Python (~1-8 us each:
-~0.1 ms on a small CNN's step). So it checks a step, and the steps after it may skip it:
-
-- **direct steps**: when every call the mode edited in the checked step came through
-  ``torch.nn.functional``'s name (``F.cross_entropy(...)`` in ``training_step``, or a loss
-  module's ``forward``, which calls it so) with the batch's labels themselves as target
-  (no derived labels, no other loss on them), the rest of the epoch's steps put wrappers
-  in place of those four names for the step (restored before the backward pass) and
-  edit the same calls through the same `edited_loss`, bit for bit, without the mode;
-- **buffer-only steps**: class weights alone, held by the loss object (``self.loss_fn``),
-  need neither the mode nor the wrappers once a step showed every call passing them.
-
-The first step of every epoch is checked again, and a direct step that edits another
-number of calls than the checked one makes the next step a checked one; a direct step
-that edits none raises, as any step does.
+~0.1 ms on a small CNN's step). Class weights alone, held by the loss object
+(``self.loss_fn``), skip it once a step showed every call passing them (checked again at
+the first step of every epoch). Mixing and smoothing keep the mode on every step: the
+only other way to reach a ``F.cross_entropy`` call in the user's ``training_step`` would
+be to replace torch's function, which this library does not do (no monkey-patching).
 
 The order is the contract's (``docs/combining.md``, rule 6): the target's mix terms first
 (MixUp and CutMix compose), then smoothing of the mixed target, every term computed with
@@ -47,9 +38,7 @@ region that itself calls the loss is traced with the mode active and must not gr
 on it (tested in ``tests/test_loss_path.py``).
 """
 
-import functools
 import inspect
-import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,10 +73,6 @@ __all__ = [
 
 Kind = Literal["multiclass", "log_probs", "binary_logits", "binary_probs"]
 
-DIRECT_STEPS = True
-"""Whether the steps after a checked one skip the mode (`LossPath.direct`); the tests
-turn it off to compare with a run in which the mode sees every step."""
-
 LOSS_FUNCTIONS: dict[Callable[..., Tensor], Kind] = {
     F.cross_entropy: "multiclass",
     F.nll_loss: "log_probs",
@@ -96,9 +81,6 @@ LOSS_FUNCTIONS: dict[Callable[..., Tensor], Kind] = {
 }
 """The loss functions the functional door edits, and what their input is."""
 
-# torch's own functions, called by the edit itself (torch.nn.functional's names may be the
-# wrappers during a training step).
-_TORCH_CROSS_ENTROPY = F.cross_entropy
 
 SUPPORTED_LOSS_MODULES: tuple[type[nn.Module], ...] = (
     nn.CrossEntropyLoss,
@@ -166,62 +148,6 @@ _OTHER_LOSSES: frozenset[Any] = frozenset(
     for name in dir(F)
     if name.endswith("_loss") and getattr(F, name) not in LOSS_FUNCTIONS
 ) | frozenset({F.kl_div})
-
-
-# The steps after a checked one reach the loss functions through these wrappers, put in
-# place of torch.nn.functional's four names for the step (see LossPath.direct).
-class _Doors:
-    """The loss paths whose wrappers are open, innermost last, and the thread they serve."""
-
-    def __init__(self) -> None:
-        self.paths: list[LossPath] = []
-        self.thread = 0
-
-
-_DOORS = _Doors()
-
-
-def _wrapper(func: Callable[..., Tensor], kind: Kind) -> Callable[..., Tensor]:
-    """``func`` as the training step sees it while a path's wrappers are open."""
-
-    @functools.wraps(func)
-    def loss_function(*args: Any, **kwargs: Any) -> Tensor:
-        if (
-            torch.compiler.is_compiling()
-            or not _DOORS.paths
-            or threading.get_ident() != _DOORS.thread
-        ):
-            return func(*args, **kwargs)
-        return _DOORS.paths[-1].door_call(func, kind, args, kwargs)
-
-    return loss_function
-
-
-_WRAPPERS: dict[Callable[..., Tensor], Callable[..., Tensor]] = {
-    func: _wrapper(func, kind) for func, kind in LOSS_FUNCTIONS.items()
-}
-# What the mode looks up: torch's functions, and the wrappers (while they are in place,
-# torch's functions name them to the mode: they look their own name up in the module).
-_LOSS_CALLS: dict[Any, tuple[Callable[..., Tensor], Kind]] = {
-    **{func: (func, kind) for func, kind in LOSS_FUNCTIONS.items()},
-    **{_WRAPPERS[func]: (func, kind) for func, kind in LOSS_FUNCTIONS.items()},
-}
-
-
-def _open_doors(path: "LossPath") -> None:
-    if not _DOORS.paths:
-        _DOORS.thread = threading.get_ident()
-        for func, wrapper in _WRAPPERS.items():
-            setattr(F, func.__name__, wrapper)
-    _DOORS.paths.append(path)
-
-
-def _close_doors(path: "LossPath") -> None:
-    if path in _DOORS.paths:
-        _DOORS.paths.remove(path)
-    if not _DOORS.paths:
-        for func in _WRAPPERS:
-            setattr(F, func.__name__, func)
 
 
 # ---------------------------------------------------------------- the pure math
@@ -416,7 +342,7 @@ def _edit_call(
         if kind == "log_probs":
             # Soft targets need cross-entropy; log_softmax of log-probabilities is the
             # identity, so this is the NLL of the uniform target with the same weights.
-            return _TORCH_CROSS_ENTROPY(
+            return F.cross_entropy(
                 inputs, uniform, weight=bound.get("weight"), reduction=bound["reduction"]
             )
         return func(**{**bound, "target": uniform})
@@ -479,14 +405,13 @@ class _LossMode(TorchFunctionMode):
             # Inside a compiled region the mode steps aside (no graph break): a loss
             # computed there is not edited, and the step's check says so.
             return func(*args, **kwargs)
-        loss = _LOSS_CALLS.get(func)
-        if loss is not None:
-            return self.path.loss_call(loss[0], loss[1], args, kwargs)
+        kind = LOSS_FUNCTIONS.get(func)
+        if kind is not None:
+            return self.path.loss_call(func, kind, args, kwargs)
         out = func(*args, **kwargs)
         if func in _DERIVES_LABELS:
             if args and self.path.is_labels(args[0]):
                 self.path.track(out, args[0])
-                self.path.direct_ok = False  # derived labels: only the mode follows them
         elif func in _OTHER_LOSSES and any(map(self.path.is_labels, args)):
             self.path.seen.add(func.__name__)  # a loss the recipes cannot edit (MSE, ...)
         return out
@@ -530,19 +455,6 @@ class LossPath:
         self.buffer_only = False
         self.skipped = False
         self._needs_mode = False
-        # Any other edit: after a checked step in which every call the mode edited came
-        # through torch.nn.functional's name (F.cross_entropy, or a loss module's forward,
-        # which calls it so) with the batch's labels themselves as target, the steps of
-        # the epoch skip the mode: wrappers put in place of the four names for the step
-        # apply the same edit to the same calls (`door_call`), at no cost to the step's
-        # other torch calls. The first step of every epoch checks again, and a step that
-        # edits another number of calls than the checked one makes the next one checked.
-        self.direct = False
-        self.direct_ok = True
-        self.direct_step = False
-        self.doors_open = False
-        self._direct_matched = 0
-        self._through_door = 0
 
     # ------------------------------------------------------------ recipes
 
@@ -638,9 +550,8 @@ class LossPath:
         self.matched = 0
         self.seen = set()
         self.skipped = self._needs_mode = False
-        self.direct_ok, self.direct_step = True, False
         if token[1] == 0:
-            self.buffer_only = self.direct = False  # check again at the start of every epoch
+            self.buffer_only = False  # check again at the start of every epoch
         for key in dict.fromkeys(key for _, key in self.users.values()):
             owners = sorted({name for name, k in self.users.values() if k == key})
             labels = batch_labels(batch, key, owner=" / ".join(owners))
@@ -652,20 +563,12 @@ class LossPath:
         return True
 
     def enter_step(self) -> None:
-        """Enter the mode for the training step of the open batch (idempotent).
-
-        After a checked step (`direct`), only the loss functions' wrappers are put in place.
-        """
-        if self.open and self.mode is None and not self.doors_open:
+        """Enter the mode for the training step of the open batch (idempotent)."""
+        if self.open and self.mode is None:
             if self.buffer_only and not self.edit.mixes and not self.edit.smoothing:
                 self.skipped = True  # the weight buffer does the work; checked this epoch
                 return
             self.skipped = False
-            _open_doors(self)
-            self.doors_open = True
-            if self.direct and DIRECT_STEPS:
-                self.direct_step = True
-                return
             self.mode = _LossMode(self)
             self.mode.__enter__()  # type: ignore[no-untyped-call]
 
@@ -683,9 +586,6 @@ class LossPath:
         if self.mode is not None:
             mode, self.mode = self.mode, None
             mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
-        if self.doors_open:
-            self.doors_open = False
-            _close_doors(self)
 
     def close(self) -> None:
         """Leave the mode and forget the batch's tensors (idempotent; also on errors)."""
@@ -701,7 +601,7 @@ class LossPath:
         """End the batch; raise if an edit was due, a loss was produced, and none matched."""
         if self.token != token or not self.open:
             return
-        due, skipped, direct_step = self._due(), self.skipped, self.direct_step
+        due, skipped = self._due(), self.skipped
         self.close()
         if skipped:
             return
@@ -709,13 +609,8 @@ class LossPath:
             raise RecipeConfigError(self.no_match_message())
         if not due:
             return  # nothing to edit (an unmixed batch of MixUp(p=0.5)): nothing learned
-        if direct_step:
-            self.direct = self.matched == self._direct_matched
-            return
         if self.matched and self.installed:
             self.buffer_only = not self._needs_mode
-        self.direct = bool(self.matched) and self.direct_ok and not self.seen
-        self._direct_matched = self.matched
 
     def _names(self) -> list[str]:
         return sorted({name for name, _ in self.users.values()}) or ["The loss recipes"]
@@ -772,36 +667,11 @@ class LossPath:
         if not edit.changes_loss:
             return func(*args, **kwargs)
         self.matched += 1
-        if self.mode is not None and not self._through_door:
-            self.direct_ok = False  # called by another name than torch.nn.functional's
         bound = _bind(func, args, kwargs)
         given = bound.get("pos_weight" if kind == "binary_logits" else "weight")
         if edit.mixes or edit.smoothing or given is None or not self._installed(given):
             self._needs_mode = True  # this call is weighted or mixed by the mode itself
         return _edit_call(func, kind, bound, edit, self._installed, self.batch_size)
-
-    def door_call(
-        self, func: Callable[..., Tensor], kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Tensor:
-        """One call of a loss function through its wrapper (``F.cross_entropy`` and co.).
-
-        In a checked step the mode sees the call (and notes that it came this way); in a
-        direct step the wrapper is the only door, and the call is edited here, as the mode
-        would.
-        """
-        if self.mode is None:
-            if self._through_door:  # the edit's own calls (a tensor subclass dispatches
-                return func(*args, **kwargs)  # them back here): computed as they are
-            self._through_door += 1
-            try:
-                return self.loss_call(func, kind, args, kwargs)
-            finally:
-                self._through_door -= 1
-        self._through_door += 1
-        try:
-            return func(*args, **kwargs)
-        finally:
-            self._through_door -= 1
 
     def _installed(self, weight: Tensor) -> bool:
         return any(weight is getattr(loss, name, None) for loss, name in self.installed)
