@@ -386,6 +386,10 @@ def check_loss_module(loss: nn.Module, attr: str, recipe: str, *, weighting: boo
 # ---------------------------------------------------------------- the two doors
 
 
+_WATCHED: frozenset[Any] = frozenset(LOSS_FUNCTIONS) | _DERIVES_LABELS | _OTHER_LOSSES
+"""Every function the mode does more with than call it."""
+
+
 class _LossMode(TorchFunctionMode):
     """The functional door: edits loss calls whose target is the batch's labels."""
 
@@ -401,9 +405,11 @@ class _LossMode(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
-        if torch.compiler.is_compiling():
-            # Inside a compiled region the mode steps aside (no graph break): a loss
-            # computed there is not edited, and the step's check says so.
+        if func not in _WATCHED or torch.compiler.is_compiling():
+            # Most calls of a step are none of the watched ones: passed on at once (the
+            # mode's cost is this method's, per torch call). Inside a compiled region the
+            # mode steps aside (no graph break): a loss computed there is not edited, and
+            # the step's check says so.
             return func(*args, **kwargs)
         kind = LOSS_FUNCTIONS.get(func)
         if kind is not None:
