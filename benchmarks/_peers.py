@@ -9,7 +9,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from _common import mean_std, paired_verdict
+from _common import RESULTS, mean_std, paired_verdict
 
 
 def peer_row(
@@ -59,3 +59,13 @@ def ratio_text(values: Sequence[float], digits: int = 2) -> str:
     """``1.13 ± 0.16x``: the mean of per-seed ratios with its std."""
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}x"
+
+
+def append_findings(name: str, said: Sequence[str]) -> None:
+    """Append the "What it says" section (one line per finding) to results/<name>.md."""
+    path = RESULTS / f"{name}.md"
+    path.write_text(
+        path.read_text()
+        + "\n## What it says\n\nPaired over seeds; level means within two standard errors "
+        "of the mean difference.\n\n" + "\n".join(said) + "\n"
+    )

@@ -51,7 +51,7 @@ from typing_extensions import override
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import publish, publish_peers, quiet_trainer
-from _peers import paired, peer_row, ratio_text
+from _peers import append_findings, paired, peer_row, ratio_text
 
 from lightning_recipes.data import generate_mnist1d
 from lightning_recipes.modules import Mnist1dCNN
@@ -400,12 +400,7 @@ def publish_summary(
         command="make peers-env && nice -n 10 benchmarks/.peers-venv/bin/python "
         f"benchmarks/peers_robustness.py --epochs {epochs} --seeds {seeds}",
     )
-    path = Path(__file__).with_name("results") / f"{name}.md"
-    path.write_text(
-        path.read_text()
-        + "\n## What it says\n\nPaired over seeds; level means within two standard errors "
-        "of the mean difference.\n\n" + "\n".join(said) + "\n"
-    )
+    append_findings(name, said)
 
 
 if __name__ == "__main__":
