@@ -46,6 +46,7 @@ from lightning_recipes.tuning.config import (
 from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
 from lightning_recipes.tuning.storage import share_storage, write_ahead_log
+from lightning_recipes.tuning.trial import needs_subprocess
 
 __all__ = [
     "PRUNERS",
@@ -63,7 +64,6 @@ SAMPLERS = ("grid", "random", "tpe", "gp")
 MEMORY = "memory"
 """The ``storage`` of a study kept in this process's memory (no file, no resume)."""
 _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
-_PARALLEL = ("ddp", "fsdp", "deepspeed")
 # libyaml's emitter writes the same text as PyYAML's SafeDumper, 5x faster (a trial's config
 # is written at every trial); PyYAML built without libyaml has only the Python one.
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -239,29 +239,6 @@ def trial_config(
             existing = [existing]
         trainer["callbacks"] = [*existing, *(dict(c) for c in callbacks)]
     return cfg
-
-
-def _multi_process(config: Mapping[str, Any]) -> bool:
-    trainer = config.get("trainer") or {}
-    strategy = trainer.get("strategy")
-    name = strategy if isinstance(strategy, str) else str((strategy or {}).get("class_path", ""))
-    if any(p in name.lower() for p in _PARALLEL):
-        return True
-    devices = trainer.get("devices", "auto")
-    if isinstance(devices, list):
-        many = len(devices) > 1
-    elif isinstance(devices, int) or (isinstance(devices, str) and devices.lstrip("-").isdigit()):
-        count = int(devices)
-        if count == -1:
-            import torch
-
-            many = torch.cuda.device_count() > 1
-        else:
-            many = count > 1
-    else:
-        many = False
-    nodes = trainer.get("num_nodes", 1)
-    return many or (isinstance(nodes, int) and nodes > 1)
 
 
 def _fit_in_process(
@@ -535,7 +512,7 @@ def tune(
     # (for memory: the key under which the reporters find the study)
     max_epochs = (full.get("trainer") or {}).get("max_epochs")
     epochs = max_epochs if isinstance(max_epochs, int) else None
-    subprocess_mode = n_jobs > 1 or _multi_process(full)
+    subprocess_mode = n_jobs > 1 or needs_subprocess(full)
     use_reporter = subprocess_mode or pruner != "none"
 
     def run_config(cfg: Mapping[str, Any], trial_dir: Path, trial_id: int) -> dict[str, Any]:
@@ -558,7 +535,7 @@ def tune(
     pruner_obj = make_pruner(pruner, max_epochs=epochs)
     out.mkdir(parents=True, exist_ok=True)
     if storage == MEMORY:
-        if n_jobs > 1 or cv is not None or _multi_process(full):
+        if n_jobs > 1 or cv is not None or needs_subprocess(full):
             raise config_error(
                 "storage",
                 storage,
