@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from lightning_recipes import ClassWeighting, CutMix, LabelSmoothing, MixUp
+from lightning_recipes import _loss_path as loss_path_module
 from lightning_recipes._loss_path import (
     LossPath,
     MixTerm,
@@ -467,7 +468,8 @@ def test_the_mode_is_active_in_the_training_step_only() -> None:
             return super().training_step(batch, batch_idx)
 
     Trainer(callbacks=[ClassWeighting(), MixUp(), Probe()], **FIT).fit(Recording(), digits())
-    assert set(stack["training_step"]) == {1}
+    # the first step of each epoch in the mode; the second a labels step (no mode)
+    assert stack["training_step"] == [1, 0, 1, 0]
     assert set(stack["backward"]) == set(stack["optimizer step"]) == {0}
     assert set(stack["validation"]) == {0}
 
@@ -492,11 +494,102 @@ def test_weights_held_by_the_loss_object_skip_the_mode_once_checked_each_epoch()
         Trainer(callbacks=[ClassWeighting()], **fit).fit(model, digits())
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert depth["loss_fn"] == [1, 0, 0, 1, 0, 0]  # checked at each epoch's first step
-    assert depth["F.cross_entropy"] == [1] * 6  # the call needs the mode's weight= every step
+    # the call needs weight= every step: the mode at each epoch's first, labels steps after
+    assert depth["F.cross_entropy"] == [1, 0, 0, 1, 0, 0]
     assert torch.equal(weights[0], weights[1])
     seed_everything(0)
     mixed = recording("mixup")
     mixed.style = "loss_fn"
     mixed.loss_fn = nn.CrossEntropyLoss()
     Trainer(callbacks=[ClassWeighting(), MixUp()], **fit).fit(mixed, digits())
-    assert depth["mixup"] == [1] * 6  # a mixed batch always goes through the mode
+    assert depth["mixup"] == [1, 0, 0, 1, 0, 0]  # a mixed batch: checked, then labels steps
+
+
+# ---------------------------------------------------------------- labels steps
+
+
+LABELS: dict[str, Callable[[], list[Callback]]] = {
+    "ClassWeighting": RECIPES["ClassWeighting"],
+    "MixUp": RECIPES["MixUp"],
+    "all four": RECIPES["all four"],
+    "MixUp(p=0.5) + LabelSmoothing": lambda: [MixUp(p=0.5, seed=1), LabelSmoothing(0.1)],
+}
+
+
+@pytest.mark.parametrize("recipes", list(LABELS), ids=list(LABELS))
+def test_labels_steps_train_the_same_weights_as_the_mode_on_every_step(
+    recipes: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a checked step the labels' subclass alone edits the loss: bit for bit the mode."""
+    fit = {"limit_train_batches": 4, "limit_val_batches": 0}
+    styles = ("F.cross_entropy", "loss_fn", "local CrossEntropyLoss")
+    fast = {style: weights_after(style, LABELS[recipes](), **fit) for style in styles}
+    monkeypatch.setattr(loss_path_module, "LABELS_STEPS", False)
+    for style in styles:
+        assert torch.equal(fast[style], weights_after(style, LABELS[recipes](), **fit)), style
+
+
+def _depths(module: LightningModule, callbacks: list[Callback], data: Any = None) -> list[int]:
+    """Per training step: 1 in the mode, 0 without it; the labels' type at batch end."""
+    depths: list[int] = []
+    step = module.training_step
+
+    def recording(batch: Any, batch_idx: int) -> Tensor:
+        depths.append(torch._C._len_torch_function_stack())
+        return step(batch, batch_idx)
+
+    class BatchEnd(Callback):
+        def on_train_batch_end(
+            self, trainer: Trainer, pl: Any, out: Any, batch: Any, i: int
+        ) -> None:
+            assert type(batch[1]) is Tensor  # the batch has its own labels back
+
+    module.training_step = recording  # type: ignore[method-assign]
+    fit = {**FIT, "limit_train_batches": 3, "limit_val_batches": 0}
+    Trainer(callbacks=[*callbacks, BatchEnd()], **fit).fit(module, data or digits())
+    return depths
+
+
+def test_steps_the_labels_cannot_follow_stay_in_the_mode() -> None:
+    """Derived labels, or a tuple batch (no slot for the view): the mode every step."""
+
+    class Derived(Net):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            x, y = batch
+            return F.cross_entropy(self(x), y.long())  # a new tensor: only the mode knows it
+
+    class Tuples(DigitsDataModule):
+        def train_dataloader(self) -> DataLoader[Any]:
+            loader = super().train_dataloader()
+            return DataLoader(
+                loader.dataset, batch_size=32, collate_fn=lambda r: tuple(default_collate(r))
+            )
+
+    def recipes() -> list[Callback]:
+        return [ClassWeighting(), MixUp(), LabelSmoothing(0.1)]
+
+    fit = {"limit_train_batches": 3, "limit_val_batches": 0}
+    reference = weights_after("F.cross_entropy", recipes(), **fit)  # checked, then labels steps
+    seed_everything(0)
+    module = Derived()
+    assert _depths(module, recipes()) == [1] * 6
+    trained = torch.cat([p.detach().flatten() for p in module.parameters()])
+    assert torch.equal(trained, reference)
+    seed_everything(0)
+    assert _depths(Net("F.cross_entropy"), [MixUp()]) == [1, 0, 0, 1, 0, 0]  # the contrast
+    seed_everything(0)
+    assert _depths(Net("F.cross_entropy"), [MixUp()], Tuples(batch_size=32)) == [1] * 6
+
+
+def test_a_labels_step_that_finds_no_loss_says_so() -> None:
+    """A step that reaches the labels by another way than the checked one is not unedited."""
+
+    class Changing(Net):
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            x, y = batch
+            target = y if batch_idx == 0 else y.view(-1)  # the checked step saw y itself
+            return F.cross_entropy(self(x), target)
+
+    seed_everything(0)
+    with pytest.raises(RecipeConfigError, match="found no training loss"):
+        _depths(Changing(), [MixUp()])

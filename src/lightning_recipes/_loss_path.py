@@ -20,11 +20,21 @@ step's loss (`LossEdit`): class weights (for the whole fit), mixed targets and s
    ``forward``.
 
 The mode costs every other torch call of the step a trip through Python (~1-8 us each:
-~0.1 ms on a small CNN's step). Class weights alone, held by the loss object
-(``self.loss_fn``), skip it once a step showed every call passing them (checked again at
-the first step of every epoch). Mixing and smoothing keep the mode on every step: the
-only other way to reach a ``F.cross_entropy`` call in the user's ``training_step`` would
-be to replace torch's function, which this library does not do (no monkey-patching).
+~0.1 ms on a small CNN's step). So it checks a step, and the steps after it may skip it:
+
+- **labels steps**: when every call the mode edited in the checked step had the batch's
+  labels themselves as target (no derived labels such as ``y.float()``, no other loss on
+  them), and the batch is a list or a dict, the other steps of the epoch put a view of
+  the labels that is a tensor subclass (`_Labels`, torch's ``__torch_function__``
+  protocol) in the batch for the training step: only calls that touch the labels reach
+  Python, and the loss calls among them are edited by the same `loss_call`, bit for bit.
+  The batch gets its own labels back before the backward pass;
+- **buffer-only steps**: class weights alone, held by the loss object (``self.loss_fn``),
+  need neither once a step showed every call passing them.
+
+The first step of every epoch is checked again; a labels step that edits another number
+of calls than the checked one makes the next step a checked one, and one that edits none
+raises, as any step does. torch's functions are never replaced (no monkey-patching).
 
 The order is the contract's (``docs/combining.md``, rule 6): the target's mix terms first
 (MixUp and CutMix compose), then smoothing of the mixed target, every term computed with
@@ -40,7 +50,7 @@ on it (tested in ``tests/test_loss_path.py``).
 
 import inspect
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -50,6 +60,7 @@ import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
@@ -386,6 +397,45 @@ def check_loss_module(loss: nn.Module, attr: str, recipe: str, *, weighting: boo
 # ---------------------------------------------------------------- the two doors
 
 
+LABELS_STEPS = True
+"""Whether the steps after a checked one skip the mode through `_Labels` (the tests turn
+it off to compare with a run in which the mode sees every step)."""
+
+
+class _Labels(Tensor):
+    """The batch's labels during a labels step: only calls that touch them reach Python.
+
+    A view of the labels (``as_subclass``) holding its `LossPath`: the loss functions'
+    calls on it are edited by the path as the mode would; every other call runs as on a
+    plain tensor and returns plain tensors (``DisableTorchFunctionSubclass``).
+    """
+
+    _loss_path: "LossPath | None" = None
+    _plain: Tensor | None = None
+
+    @classmethod
+    def __torch_function__(
+        cls,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        target = args[1] if len(args) > 1 else (kwargs or {}).get("target")
+        # Every call sees the plain labels (the batch's own tensor, which the path tracks),
+        # so nothing below dispatches back here and every result is a plain tensor.
+        args, kwargs = tree_map(_plain_labels, (args, kwargs or {}))
+        kind = LOSS_FUNCTIONS.get(func)
+        path = target._loss_path if isinstance(target, _Labels) else None
+        if kind is not None and path is not None and not torch.compiler.is_compiling():
+            return path.loss_call(func, kind, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _plain_labels(value: Any) -> Any:
+    return value._plain if isinstance(value, _Labels) else value
+
+
 _WATCHED: frozenset[Any] = frozenset(LOSS_FUNCTIONS) | _DERIVES_LABELS | _OTHER_LOSSES
 """Every function the mode does more with than call it."""
 
@@ -418,6 +468,7 @@ class _LossMode(TorchFunctionMode):
         if func in _DERIVES_LABELS:
             if args and self.path.is_labels(args[0]):
                 self.path.track(out, args[0])
+                self.path.labels_ok = False  # derived labels: only the mode follows them
         elif func in _OTHER_LOSSES and any(map(self.path.is_labels, args)):
             self.path.seen.add(func.__name__)  # a loss the recipes cannot edit (MSE, ...)
         return out
@@ -461,6 +512,15 @@ class LossPath:
         self.buffer_only = False
         self.skipped = False
         self._needs_mode = False
+        # Any other edit: after a checked step in which every edited call had the labels
+        # themselves as target, the epoch's other steps are labels steps (`_Labels`).
+        self.labels_steps = False
+        self.labels_ok = True
+        self.labels_step = False
+        self._checked_matched = 0
+        self._batch: Any = None
+        self._originals: dict[LabelKey, Tensor] = {}
+        self._swapped: tuple[Any, Any, Tensor] | None = None
 
     # ------------------------------------------------------------ recipes
 
@@ -556,11 +616,14 @@ class LossPath:
         self.matched = 0
         self.seen = set()
         self.skipped = self._needs_mode = False
+        self.labels_ok, self.labels_step = True, False
+        self._batch, self._originals = batch, {}
         if token[1] == 0:
-            self.buffer_only = False  # check again at the start of every epoch
+            self.buffer_only = self.labels_steps = False  # check again every epoch
         for key in dict.fromkeys(key for _, key in self.users.values()):
             owners = sorted({name for name, k in self.users.values() if k == key})
             labels = batch_labels(batch, key, owner=" / ".join(owners))
+            self._originals[key] = labels
             self.track(labels, key)
             self.batch_size = int(labels.shape[0]) if labels.dim() else -1
         self.open = True
@@ -575,6 +638,9 @@ class LossPath:
                 self.skipped = True  # the weight buffer does the work; checked this epoch
                 return
             self.skipped = False
+            if self.labels_steps and LABELS_STEPS and self._swap_labels():
+                self.labels_step = True
+                return
             self.mode = _LossMode(self)
             self.mode.__enter__()  # type: ignore[no-untyped-call]
 
@@ -592,11 +658,37 @@ class LossPath:
         if self.mode is not None:
             mode, self.mode = self.mode, None
             mode.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+        if self._swapped is not None:
+            container, slot, original = self._swapped
+            self._swapped = None
+            container[slot] = original  # the batch's own labels back, before backward
+
+    def _swap_labels(self) -> bool:
+        """Put a `_Labels` view in the batch in place of its labels (one label, list/dict)."""
+        if len(self._originals) != 1:
+            return False
+        (labels,) = self._originals.values()
+        batch = self._batch
+        if isinstance(batch, list):
+            slots: Any = range(len(batch))
+        elif isinstance(batch, MutableMapping):
+            slots = list(batch)
+        else:
+            return False  # a tuple cannot take the view: the mode stays
+        slot = next((i for i in slots if batch[i] is labels), None)
+        if slot is None:
+            return False
+        view = labels.as_subclass(_Labels)
+        view._loss_path, view._plain = self, labels
+        batch[slot] = view
+        self._swapped = (batch, slot, labels)
+        return True
 
     def close(self) -> None:
         """Leave the mode and forget the batch's tensors (idempotent; also on errors)."""
         self.leave_step()
         self.labels = {}
+        self._batch, self._originals = None, {}
         self.open = False
         self._entered.clear()
 
@@ -607,7 +699,7 @@ class LossPath:
         """End the batch; raise if an edit was due, a loss was produced, and none matched."""
         if self.token != token or not self.open:
             return
-        due, skipped = self._due(), self.skipped
+        due, skipped, labels_step = self._due(), self.skipped, self.labels_step
         self.close()
         if skipped:
             return
@@ -615,8 +707,13 @@ class LossPath:
             raise RecipeConfigError(self.no_match_message())
         if not due:
             return  # nothing to edit (an unmixed batch of MixUp(p=0.5)): nothing learned
+        if labels_step:
+            self.labels_steps = self.matched == self._checked_matched
+            return
         if self.matched and self.installed:
             self.buffer_only = not self._needs_mode
+        self.labels_steps = bool(self.matched) and self.labels_ok and not self.seen
+        self._checked_matched = self.matched
 
     def _names(self) -> list[str]:
         return sorted({name for name, _ in self.users.values()}) or ["The loss recipes"]
