@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lightning_recipes._rng import reseed
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
-from lightning_recipes.augmentation.mixing import permutation
+from lightning_recipes.augmentation.callbacks import PLAN_BATCHES
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 from lightning_recipes.imbalance import ClassWeighting
@@ -228,35 +228,40 @@ def test_resume_replays_the_same_augmentations(tmp_path: Path) -> None:
 def test_ranks_draw_differently() -> None:
     mix = MixUp(seed=5)
     mix._seed = 5
-
-    class FakeTrainer:
-        current_epoch = 0
-
-        def __init__(self, rank: int) -> None:
-            self.global_rank = rank
-
-    draws = [mix.generator(FakeTrainer(r), 0).random() for r in (0, 1, 0)]  # type: ignore[arg-type]
-    assert draws[0] == draws[2] != draws[1]
+    draws = [mix._draw_plan(rank, (0, 0)).draws for rank in (0, 1, 0)]
+    assert np.array_equal(draws[0], draws[2])
+    assert not np.array_equal(draws[0], draws[1])
 
 
-def test_the_batch_draws_are_numpys_from_a_fresh_seed_sequence() -> None:
-    """One generator per callback, re-seeded per batch: the draws of a new one, exactly."""
-    mix = MixUp(seed=2**63 - 5)
+def test_a_blocks_draws_are_numpys_from_a_fresh_seed_sequence() -> None:
+    """64 batches' draws from one generator seeded by (seed, callback, rank, epoch, block)."""
+    mix = MixUp(alpha=0.4, seed=2**63 - 5)
     mix._seed = 2**63 - 5
+    for rank, epoch, block in [(0, 0, 0), (1, 3, 17), (7, 120, 40_000), (0, 2**40, 3)]:
+        fresh = np.random.default_rng(
+            np.random.SeedSequence([mix._seed, mix._salt, rank, epoch, block])
+        )
+        plan = mix._draw_plan(rank, (epoch, block))
+        assert np.array_equal(plan.draws[:, 0], fresh.random(PLAN_BATCHES))
+        assert np.array_equal(plan.draws[:, 1], fresh.beta(0.4, 0.4, PLAN_BATCHES))
+        assert np.array_equal(plan.draws[:, 2:], fresh.random((PLAN_BATCHES, 2)))
+        assert plan.seed == int(fresh.integers(2**63))
 
-    class FakeTrainer:
-        def __init__(self, rank: int, epoch: int) -> None:
-            self.global_rank, self.current_epoch = rank, epoch
 
-    for rank, epoch, batch_idx in [(0, 0, 0), (1, 3, 17), (7, 120, 40_000), (0, 2**40, 3)]:
-        entropy = [mix._seed, mix._salt, rank, epoch, batch_idx]
-        fresh = np.random.default_rng(np.random.SeedSequence(entropy))
-        mine = mix.generator(FakeTrainer(rank, epoch), batch_idx)  # type: ignore[arg-type]
-        assert mine.bit_generator.state == fresh.bit_generator.state
-        assert mine.beta(0.4, 0.4) == fresh.beta(0.4, 0.4)
-        index = mix.permutation(10, mine, torch.device("cpu"))
-        assert torch.equal(index, permutation(10, int(fresh.integers(2**63))))
-        assert mine.random() == fresh.random()
+def test_a_batchs_partners_depend_on_its_size_not_on_the_order_sizes_come_in() -> None:
+    """The last, shorter batch of an epoch has its own permutations: a run resumed there
+    draws the same as the run that got there through the full batches."""
+    mix = MixUp(seed=3)
+    mix._seed = 3
+    cpu = torch.device("cpu")
+    first, second = mix._draw_plan(0, (2, 1)), mix._draw_plan(0, (2, 1))
+    full_then_short = [first.batch(5).partners(10, cpu), first.batch(6).partners(7, cpu)]
+    short_then_full = [second.batch(6).partners(7, cpu), second.batch(5).partners(10, cpu)]
+    assert torch.equal(full_then_short[0], short_then_full[1])
+    assert torch.equal(full_then_short[1], short_then_full[0])
+    assert sorted(full_then_short[1].tolist()) == list(range(7))
+    rows = {tuple(first.batch(row).partners(10, cpu).tolist()) for row in range(PLAN_BATCHES)}
+    assert len(rows) == PLAN_BATCHES  # a different permutation for every batch of the block
 
 
 def test_reseed_matches_numpy_on_any_entropy() -> None:

@@ -9,12 +9,14 @@ through the core's loss path (``_loss_path``): the module may call ``F.cross_ent
 itself or use ``self.loss_fn``, unchanged, with the same result.
 
 Randomness comes from private generators seeded by ``(seed, callback, global rank,
-epoch, batch index)``: ranks draw differently, the global RNG (dropout, shuffling) is not
-touched, and a run resumed from a checkpoint replays the same draws.
+epoch, batch index)`` (MixUp and CutMix: by block of 64 batches, drawn together): ranks
+draw differently, the global RNG (dropout, shuffling) is not touched, and a run resumed
+from a checkpoint replays the same draws.
 """
 
 import math
 import zlib
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,7 +33,7 @@ from lightning_recipes._loss import loss_module
 from lightning_recipes._loss_path import LossRecipe, check_loss_module
 from lightning_recipes._rng import reseed
 from lightning_recipes._validate import is_int, is_real
-from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutation, sample_lam
+from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutations
 from lightning_recipes.errors import config_error
 
 __all__ = ["BatchAugmentation", "CutMix", "LabelSmoothing", "MixUp", "check_image_shape"]
@@ -149,7 +151,6 @@ class BatchAugmentation(LossRecipe):
         self._token: tuple[int, int] | None = None
         self._salt = zlib.crc32(type(self).__name__.encode())
         self._state_key: tuple[tuple[Any, ...], str] | None = None
-        self._permutations: torch.Generator | None = None
         self._draws: np.random.Generator | None = None
 
     # ------------------------------------------------------------ identity and state
@@ -263,37 +264,27 @@ class BatchAugmentation(LossRecipe):
                 paths.append(stage.loss_path)
         for stage in stages:
             stage.batches_seen += 1
-            if not stage.active(trainer.current_epoch):
-                continue
-            rng = stage.generator(trainer, batch_idx) if stage.draws else _NO_DRAWS
-            if stage.per_batch and stage.p < 1.0 and rng.random() >= stage.p:
-                continue
-            stage.augment(batch, rng)
-            stage.batches_augmented += 1
+            if stage.active(trainer.current_epoch) and stage.apply(batch, trainer, batch_idx):
+                stage.batches_augmented += 1
         for path in paths:
             path.enter_step()
+
+    def apply(self, batch: Any, trainer: Trainer, batch_idx: int) -> bool:
+        """Draw this batch's randomness, decide (``p``), augment; whether it augmented."""
+        rng = self.generator(trainer, batch_idx) if self.draws else _NO_DRAWS
+        if self.per_batch and self.p < 1.0 and rng.random() >= self.p:
+            return False
+        self.augment(batch, rng)
+        return True
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Augment ``batch`` in place (subclasses)."""
         raise NotImplementedError
 
-    def permutation(self, size: int, rng: np.random.Generator, device: torch.device) -> Tensor:
-        """The batch's partner permutation, drawn from a seed taken from ``rng``.
-
-        One torch generator per callback, re-seeded each batch: the same permutation as a
-        new generator with that seed, without building one per batch.
-        """
-        if self._permutations is None:
-            self._permutations = torch.Generator()
-        # int(rng.integers(2**63)), drawn as numpy does it (Lemire's method on one 64-bit
-        # word: for the bound 2**63 it is the word's top 63 bits, never rejected).
-        seed = int(rng.bit_generator.random_raw()) >> 1
-        return permutation(size, seed, device, self._permutations)
-
     @override
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_permutations"] = state["_draws"] = None  # re-seeded every batch
+        state["_draws"] = None  # re-seeded every batch
         return state
 
     # ------------------------------------------------------------ inputs
@@ -349,7 +340,97 @@ class BatchAugmentation(LossRecipe):
         return RecipeSummary(self.recipe, facts=facts, notes=notes)
 
 
-class MixUp(BatchAugmentation):
+PLAN_BATCHES = 64
+"""Consecutive training batches whose mixing draws are made together (`_MixPlan`)."""
+
+
+@dataclass
+class _MixPlan:
+    """The mixing draws of `PLAN_BATCHES` consecutive training batches of one epoch.
+
+    Drawn together from a generator seeded by ``(seed, callback, rank, epoch, block)``: one
+    seeding and one sort for 64 batches instead of one each (the per-batch draws cost
+    ~70 us of a ~3.5 ms MNIST-1D step, measured). A batch's draws depend only on that key
+    and its index, so a run resumed mid-epoch replays them; the permutations are drawn
+    per batch size (the last, shorter batch gets its own), never from the order of use.
+    """
+
+    key: tuple[int, int]
+    draws: np.ndarray  # (PLAN_BATCHES, 4): gate, lam, centre row, centre column
+    seed: int  # of the permutations
+    partners: dict[tuple[int, torch.device], Tensor]  # (size, device) -> permutations
+
+    def batch(self, row: int) -> "_BatchDraws":
+        gate, lam, *centre = self.draws[row].tolist()
+        return _BatchDraws(self, row, gate, lam, (centre[0], centre[1]))
+
+
+@dataclass
+class _BatchDraws:
+    """One batch's mixing draws (from its `_MixPlan`)."""
+
+    plan: _MixPlan
+    row: int
+    gate: float
+    lam: float
+    centre: tuple[float, float]
+
+    def partners(self, size: int, device: torch.device) -> Tensor:
+        """The batch's partner permutation (a row of the plan's, for this batch size)."""
+        found = self.plan.partners.get((size, device))
+        if found is None:
+            # One stream per batch size, whatever the order the sizes come in.
+            seed = (self.plan.seed + size * 0x9E3779B97F4A7C15) % 2**63
+            found = permutations(PLAN_BATCHES, size, seed)
+            if device.type != "cpu":
+                found = found.to(device, non_blocking=True)
+            self.plan.partners[(size, device)] = found
+        return found[self.row]
+
+
+class _Mixing(BatchAugmentation):
+    """Base of MixUp and CutMix: a ``Beta(alpha, alpha)`` weight and a partner permutation."""
+
+    priority: ClassVar[int] = 10
+    alpha: float
+    _plan: _MixPlan | None = None
+
+    @override
+    def apply(self, batch: Any, trainer: Trainer, batch_idx: int) -> bool:
+        block, row = divmod(batch_idx, PLAN_BATCHES)
+        key = (trainer.current_epoch, block)
+        plan = self._plan
+        if plan is None or plan.key != key:
+            plan = self._plan = self._draw_plan(trainer.global_rank, key)
+        draws = plan.batch(row)
+        if self.p < 1.0 and draws.gate >= self.p:
+            return False
+        self.mix(batch, draws)
+        return True
+
+    def _draw_plan(self, rank: int, key: tuple[int, int]) -> _MixPlan:
+        assert self._seed is not None
+        if self._draws is None:
+            self._draws = np.random.default_rng()
+        rng = reseed(self._draws, [self._seed, self._salt, rank, *key])
+        draws = np.empty((PLAN_BATCHES, 4))
+        draws[:, 0] = rng.random(PLAN_BATCHES)
+        draws[:, 1] = rng.beta(self.alpha, self.alpha, PLAN_BATCHES)
+        draws[:, 2:] = rng.random((PLAN_BATCHES, 2))
+        return _MixPlan(key, draws, int(rng.integers(2**63)), {})
+
+    def mix(self, batch: Any, draws: _BatchDraws) -> None:
+        """Mix ``batch`` in place with ``draws`` and tell the loss (subclasses)."""
+        raise NotImplementedError
+
+    @override
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_plan", None)  # drawn again from the seed
+        return state
+
+
+class MixUp(_Mixing):
     """MixUp (Zhang et al. 2018): train on convex combinations of pairs of samples.
 
     Each augmented training batch is mixed with a permutation of itself,
@@ -377,7 +458,6 @@ class MixUp(BatchAugmentation):
         0.4
     """
 
-    priority = 10
     recipe = "MixUp"
 
     def __init__(
@@ -404,21 +484,20 @@ class MixUp(BatchAugmentation):
     def _key_args(self) -> dict[str, Any]:
         return {"alpha": self.alpha, **super()._key_args()}
 
-    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+    def mix(self, batch: Any, draws: "_BatchDraws") -> None:
         """Mix the inputs and tell the loss."""
         inputs = self.get_inputs(batch)
-        lam = sample_lam(self.alpha, rng)
-        index = self.permutation(inputs.shape[0], rng, inputs.device)
-        self.set_inputs(batch, mixup(inputs, index, lam))
+        index = draws.partners(inputs.shape[0], inputs.device)
+        self.set_inputs(batch, mixup(inputs, index, draws.lam))
         assert self.loss_path is not None
-        self.loss_path.mix(index, lam)
+        self.loss_path.mix(index, draws.lam)
 
     def summary_facts(self) -> dict[str, Any]:
         """Alpha and p."""
         return {"alpha": self.alpha, "p": self.p}
 
 
-class CutMix(BatchAugmentation):
+class CutMix(_Mixing):
     """CutMix (Yun et al. 2019): paste a random box of another sample into each image.
 
     Each augmented training batch of images ``(N, C, H, W)`` (or ``(N, H, W)``) gets a
@@ -443,7 +522,6 @@ class CutMix(BatchAugmentation):
         0.5
     """
 
-    priority = 10
     recipe = "CutMix"
 
     def __init__(
@@ -472,11 +550,11 @@ class CutMix(BatchAugmentation):
     def _key_args(self) -> dict[str, Any]:
         return {"alpha": self.alpha, **super()._key_args()}
 
-    def augment(self, batch: Any, rng: np.random.Generator) -> None:
+    def mix(self, batch: Any, draws: "_BatchDraws") -> None:
         """Paste the boxes and tell the loss."""
         inputs, flat = self.get_images(batch)
-        box = cutmix_box(inputs.shape[-2], inputs.shape[-1], sample_lam(self.alpha, rng), rng)
-        index = self.permutation(inputs.shape[0], rng, inputs.device)
+        box = cutmix_box(inputs.shape[-2], inputs.shape[-1], draws.lam, draws.centre)
+        index = draws.partners(inputs.shape[0], inputs.device)
         mixed, lam = cutmix(inputs, index, box)
         self.set_images(batch, mixed, flat)
         assert self.loss_path is not None

