@@ -10,16 +10,18 @@ same pruner (median, 2 startup trials, 1 warm-up epoch) and 12 trials.
 
 Variants, interleaved in one process with their order rotated each repetition:
 
-* ``tune``: ``tune(...)`` as a user calls it (SQLite storage, ``study.md``, ``best.yaml``
-  and the PNG figures);
-* ``tune, no figures``: ``tune(..., figures=False)`` (``study.md`` and ``best.yaml`` only);
-* ``tune, memory, no figures``: also ``storage="memory"``, the study in this process's
-  memory as in the hand loop (no SQLite file: nothing to resume or share);
+* ``tune``: ``tune(...)`` as a user calls it: its default storage (an Optuna journal file,
+  ``study.journal``), ``study.md``, ``best.yaml``, and the PNG figures when the trials ran
+  30 s or more (``figures="auto"``);
+* ``tune, SQLite + figures``: the defaults before the journal (``storage=sqlite:///...``,
+  ``figures=True``), to show what they cost;
+* ``tune, memory``: ``storage="memory"``, the study in this process's memory as in the
+  hand loop (nothing to resume or share);
 * ``plain``: the hand loop, in-memory storage (what Optuna's example does);
 * ``plain, SQLite``: the hand loop on an SQLite file like ``tune``'s.
 
-Three workloads: ``short`` (trials of well under a second: 5 batches of 100 per epoch, 3
-epochs), ``long`` (trials of about 10 s on this machine: the full 3,600 training signals,
+Four workloads: ``short`` (trials of well under a second: 5 batches of 100 per epoch, 3
+epochs), ``half`` (trials of about half a second: 30 batches per epoch, 3 epochs), ``long`` (trials of about 10 s on this machine: the full 3,600 training signals,
 60 epochs, when not pruned) and ``fixed``: the long workload's 60 epochs with two batches
 of training and two of validation each, so that a study is mostly what `tune` adds per study,
 per trial and per epoch (report, pruning check) and the plain loop's own costs: `tune`'s
@@ -32,7 +34,7 @@ Before the timed repetitions each variant runs once untimed, so imports (matplot
 Optuna's plotting) are paid outside the timing, as in a session running several studies.
 
 The long workload runs ``tune`` and ``plain`` only (a study takes minutes); the fixed one
-``tune``, ``tune, memory, no figures`` and ``plain``.
+``tune``, ``tune, memory`` and ``plain``.
 
 Run (about 30 minutes on 2 loaded CPU cores):
 ``nice -n 10 .venv/bin/python benchmarks/peers_tune.py``; smoke run: ``--quick``; the short
@@ -75,15 +77,17 @@ SPACE: dict[str, Any] = {
 }
 WORKLOADS: dict[str, dict[str, Any]] = {
     "short": {"max_epochs": 3, "limit_train_batches": 5, "limit_val_batches": 2},
+    "half": {"max_epochs": 3, "limit_train_batches": 30, "limit_val_batches": 4},
     "long": {"max_epochs": 60, "limit_train_batches": 1.0, "limit_val_batches": 1.0},
     # Two batches, not one: LightningCLI (jsonargparse) reads `limit_train_batches: 1` as
     # 1.0, every batch, so `fit -c` and the hand loop would train different epochs.
     "fixed": {"max_epochs": 60, "limit_train_batches": 2, "limit_val_batches": 2},
 }
 LONG_TRIAL_S = 10.0  # "trials of 10 s": the long workload's complete trials (10.4-13.4 s)
-VARIANTS = ("tune", "tune, no figures", "tune, memory, no figures", "plain", "plain, SQLite")
+VARIANTS = ("tune", "tune, SQLite + figures", "tune, memory", "plain", "plain, SQLite")
 LONG_VARIANTS = ("tune", "plain")  # a long study takes minutes: the two that matter
-FIXED_VARIANTS = ("tune", "tune, memory, no figures", "plain")
+FIXED_VARIANTS = ("tune", "tune, memory", "plain")
+HALF_VARIANTS = ("tune", "tune, memory", "plain")
 
 
 def trainer_args(workload: str) -> dict[str, Any]:
@@ -163,8 +167,13 @@ def plain_study(workload: str, seed: int, out: Path, sqlite: bool) -> Any:
     return study
 
 
-def tune_study(workload: str, seed: int, out: Path, figures: bool, memory: bool) -> Any:
-    """The same search with `tune`."""
+def tune_study(workload: str, seed: int, out: Path, variant: str) -> Any:
+    """The same search with `tune` (``variant``: "tune", "tune, memory", "tune, SQLite...")."""
+    settings: dict[str, Any] = {}  # "tune": the defaults
+    if variant == "tune, memory":
+        settings = {"storage": "memory"}
+    elif variant == "tune, SQLite + figures":
+        settings = {"storage": f"sqlite:///{out / 'tune.db'}", "figures": True}
     return tune(
         config(workload),
         SPACE,
@@ -178,8 +187,7 @@ def tune_study(workload: str, seed: int, out: Path, figures: bool, memory: bool)
         out_dir=out,
         study_name="tune",
         progress=False,
-        figures=figures,
-        storage="memory" if memory else None,
+        **settings,
     )
 
 
@@ -189,9 +197,7 @@ def run(variant: str, workload: str, seed: int) -> tuple[float, float, Any]:
         out = Path(tmp)
         started, cpu = time.perf_counter(), time.process_time()
         if variant.startswith("tune"):
-            study = tune_study(
-                workload, seed, out, figures=variant == "tune", memory="memory" in variant
-            )
+            study = tune_study(workload, seed, out, variant)
         else:
             study = plain_study(workload, seed, out, sqlite=variant.endswith("SQLite"))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -225,7 +231,12 @@ def compare_tune(
     workload: str, reps: int
 ) -> tuple[list[list[Any]], list[str], dict[str, dict[str, list[Any]]]]:
     """Rows, notes and the raw measurements (variant -> wall, cpu, studies) for a workload."""
-    variants = {"short": VARIANTS, "long": LONG_VARIANTS, "fixed": FIXED_VARIANTS}[workload]
+    variants = {
+        "short": VARIANTS,
+        "half": HALF_VARIANTS,
+        "long": LONG_VARIANTS,
+        "fixed": FIXED_VARIANTS,
+    }[workload]
     for variant in VARIANTS:  # untimed: imports and first-use costs (short trials)
         run(variant, "short", seed=100)
     walls: dict[str, list[float]] = {v: [] for v in variants}

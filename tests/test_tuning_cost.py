@@ -1,9 +1,11 @@
 """What keeps a `tune` study cheap, and that each shortcut changes nothing a trial trains.
 
 One parser per study, the expanded config standing for LightningCLI's second dump, the
-study's storage lent to in-process reporters, SQLite in WAL mode, no full garbage
-collection after each trial, and figures that can be skipped (``figures=False``,
-``--no-figures``) and drawn later. benchmarks/peers_tune.py measures the cost.
+study's storage lent to in-process reporters, a journal file by default (heartbeats kept),
+SQLite in WAL mode when asked for, no full garbage collection after each trial, and
+figures drawn only after a long enough study (``figures="auto"``) or skipped
+(``figures=False``, ``--no-figures``) and drawn later. benchmarks/peers_tune.py measures
+the cost.
 """
 
 import copy
@@ -20,10 +22,11 @@ from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.runner import RecipesCLI
 from lightning_recipes.tuning import open_storage, tune, write_results
 from lightning_recipes.tuning.config import ConfigParser, apply_params, load_config
-from lightning_recipes.tuning.search import _dumped_sections, _free_memory
+from lightning_recipes.tuning.journal import HeartbeatJournalStorage
+from lightning_recipes.tuning.search import FIGURES_AFTER_SECONDS, _dumped_sections, _free_memory
 from lightning_recipes.tuning.space import load_space, resize_lists
-from lightning_recipes.tuning.storage import share_storage
-from tests.test_tuning_search import CONFIG, SMALL_SPACE, SPACE
+from lightning_recipes.tuning.storage import journal_url, share_storage
+from tests.test_tuning_search import CONFIG, SMALL_SPACE, SPACE, stored
 
 optuna = pytest.importorskip("optuna")
 
@@ -48,12 +51,12 @@ def test_no_figures_writes_the_report_and_best_yaml_and_the_figures_can_be_drawn
     assert (out / "best.yaml").is_file()
     assert not list(out.glob("*.png"))
 
-    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name="digits", storage=stored(out / "study.journal"))
     files = write_results(
         study,
         out,
         load_config(CONFIG),
-        storage_url=f"sqlite:///{out / 'study.db'}",
+        storage_url=journal_url(out / "study.journal"),
         monitor="val_loss",
         sampler="tpe",
     )
@@ -152,6 +155,7 @@ def test_a_studys_sqlite_file_is_in_wal_mode(tmp_path: Path) -> None:
         n_trials=1,
         sampler="random",
         pruner="none",
+        storage=f"sqlite:///{tmp_path / 'wal' / 'study.db'}",
         out_dir=tmp_path,
         study_name="wal",
         progress=False,
@@ -176,7 +180,9 @@ def test_no_full_collection_after_a_trial_without_cuda(monkeypatch: pytest.Monke
     assert collected == [1]
 
 
-def test_an_in_memory_study_runs_the_same_trials_as_an_sqlite_one(tmp_path: Path) -> None:
+def test_an_in_memory_study_runs_the_same_trials_as_one_in_the_default_journal(
+    tmp_path: Path,
+) -> None:
     studies = [
         tune(
             CONFIG,
@@ -194,9 +200,10 @@ def test_an_in_memory_study_runs_the_same_trials_as_an_sqlite_one(tmp_path: Path
         )
         for storage in ("memory", None)
     ]
-    memory, sqlite = ([(t.state, t.params, t.value) for t in s.trials] for s in studies)
-    assert memory == sqlite
-    assert not (tmp_path / "memory" / "s" / "study.db").exists()
+    memory, journal = ([(t.state, t.params, t.value) for t in s.trials] for s in studies)
+    assert memory == journal
+    assert (tmp_path / "None" / "s" / "study.journal").is_file()
+    assert not (tmp_path / "memory" / "s" / "study.journal").exists()
     assert (tmp_path / "memory" / "s" / "best.yaml").is_file()
     assert "memory://" in (tmp_path / "memory" / "s" / "study.md").read_text()
 
@@ -378,8 +385,8 @@ def test_tune_runs_the_trials_of_a_plain_optuna_loop(
     import peers_tune
 
     monkeypatch.setattr(peers_tune, "TRIALS", 6)
-    for memory in (True, False):
-        ours = peers_tune.tune_study("short", 3, tmp_path / str(memory), False, memory)
+    for variant in ("tune, memory", "tune"):
+        ours = peers_tune.tune_study("short", 3, tmp_path / variant, variant)
         plain = peers_tune.plain_study("short", 3, tmp_path, sqlite=False)
         assert [(t.state, t.params, t.value) for t in ours.trials] == [
             (t.state, t.params, t.value) for t in plain.trials
@@ -421,3 +428,68 @@ def test_trials_of_a_multi_process_trainer_still_run_in_subprocesses(
     assert len(ran) == 2
     reporters = [c["trainer"]["callbacks"][-1]["init_args"]["trial_id"] for c in ran]
     assert reporters == [t._trial_id for t in study.trials]
+
+
+def test_figures_auto_skips_them_after_a_short_study_and_says_why(tmp_path: Path) -> None:
+    tune(
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=1,
+        sampler="random",
+        pruner="none",
+        out_dir=tmp_path,
+        study_name="auto",
+        progress=False,
+        overrides=FAST,
+    )
+    out = tmp_path / "auto"
+    report = (out / "study.md").read_text()
+    assert not list(out.glob("*.png"))
+    assert f"less than the {FIGURES_AFTER_SECONDS:.0f} s after which figures='auto'" in report
+    assert "write_results(..., figures=True)" in report
+    assert f"optuna-dashboard {out.resolve() / 'study.journal'}" in report
+
+
+def test_figures_auto_draws_them_after_a_long_enough_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("lightning_recipes.tuning.search.FIGURES_AFTER_SECONDS", 0.0)
+    tune(
+        CONFIG,
+        SMALL_SPACE,
+        n_trials=2,
+        sampler="random",
+        pruner="none",
+        out_dir=tmp_path,
+        study_name="auto",
+        progress=False,
+        overrides=FAST,
+    )
+    assert (tmp_path / "auto" / "history.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("figures", ["yes", 1, None])
+def test_figures_takes_true_false_or_auto(tmp_path: Path, figures: Any) -> None:
+    with pytest.raises(RecipeConfigError, match="figures"):
+        tune(CONFIG, SMALL_SPACE, n_trials=1, out_dir=tmp_path, figures=figures)
+    assert not (tmp_path / "digits").exists()
+
+
+def test_the_journal_fails_a_running_trial_whose_heartbeat_stopped(tmp_path: Path) -> None:
+    """Optuna's own heartbeat machinery, on the default journal storage."""
+    storage = HeartbeatJournalStorage(tmp_path / "s.journal", heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="s")
+    alive, dead = study.ask(), study.ask()
+    storage.record_heartbeat(alive._trial_id)
+    storage.record_heartbeat(dead._trial_id)
+    assert storage._get_stale_trial_ids(study._study_id) == []
+    storage.set_trial_system_attr(dead._trial_id, "lightning_recipes:heartbeat", 0.0)
+    assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]
+    optuna.storages.fail_stale_trials(study)
+    states = {
+        t.number: t.state.name
+        for t in stored(tmp_path / "s.journal").get_all_trials(study._study_id)
+    }
+    assert states == {alive.number: "RUNNING", dead.number: "FAIL"}
+    # Without heartbeats nothing is ever stale.
+    assert HeartbeatJournalStorage(tmp_path / "s.journal")._get_stale_trial_ids(0) == []

@@ -32,18 +32,23 @@ SMALL_SPACE = {
 }
 
 
+def stored(path: Path) -> Any:
+    """A study's default journal file, opened as optuna-dashboard opens it (plain Optuna)."""
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
 def test_cli_tune_writes_the_report_and_best_yaml_reproduces_the_best_trial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["tune", "-c", str(CONFIG), "--space", str(SPACE), "--n-trials", "3"]
     args += ["--sampler", "tpe", "--pruner", "none", "--seed", "0", "--out", "runs"]
-    assert main([*args, "--no-progress", *FAST]) == 0
+    assert main([*args, "--no-progress", "--figures", *FAST]) == 0
     out = tmp_path / "runs" / "digits"
     printed = capsys.readouterr().out
     assert "best.yaml" in printed
 
-    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name="digits", storage=stored(out / "study.journal"))
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     report = (out / "study.md").read_text()
     assert f"Trial {study.best_trial.number}" in report
@@ -67,7 +72,7 @@ def test_cli_tune_writes_the_report_and_best_yaml_reproduces_the_best_trial(
     assert float(score) == pytest.approx(study.best_value, rel=1e-5)
 
     # What optuna-dashboard reads: the storage opens and lists the trials with their values.
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}")
+    storage = stored(out / "study.journal")
     [summary] = optuna.get_all_study_summaries(storage)
     assert summary.study_name == "digits"
     assert summary.n_trials == 3
@@ -172,7 +177,7 @@ def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
     cmd += ["--space", str(SPACE), "--n-trials", "3", "--pruner", "none", "--seed", "0"]
     cmd += ["--out", str(tmp_path), "--no-progress", "--heartbeat", "1", *FAST]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    db = tmp_path / "digits" / "study.db"
+    journal = tmp_path / "digits" / "study.journal"
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
         while not reached.exists():  # no deadline of ours: pytest's timeout guards a hang
@@ -184,7 +189,7 @@ def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    first = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
+    first = optuna.load_study(study_name="digits", storage=stored(journal)).trials
     killed = [t for t in first if t.state.name == "RUNNING"]
     finished = [t for t in first if t.state.name == "COMPLETE"]
     assert [t.number for t in killed] == [1]  # the trial that was training when it died
@@ -195,7 +200,7 @@ def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
     release.touch()
 
     subprocess.run(cmd, env=env, cwd=tmp_path, check=True, stdout=subprocess.DEVNULL)
-    trials = optuna.load_study(study_name="digits", storage=f"sqlite:///{db}").trials
+    trials = optuna.load_study(study_name="digits", storage=stored(journal)).trials
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == 3  # the budget counts what is done
     assert states[killed[0].number] == "FAIL"  # failed, not RUNNING forever
@@ -259,7 +264,7 @@ def test_bad_input_fails_before_any_trial(
     with pytest.raises(RecipeConfigError) as info:
         tune(**kwargs)
     assert named in str(info.value)
-    assert not (tmp_path / "bad" / "study.db").exists()
+    assert not (tmp_path / "bad" / "study.journal").exists()
 
 
 def test_cli_reports_a_bad_space_as_a_usage_error(
@@ -284,7 +289,7 @@ def test_cli_mode_defaults_to_auto_and_refuses_a_metric_it_cannot_place(
     err = capsys.readouterr().err
     assert "lightning-recipes tune: error: Invalid mode='auto'" in err
     assert "'val_score'" in err
-    assert not (tmp_path / "digits" / "study.db").exists()  # refused before any trial
+    assert not (tmp_path / "digits" / "study.journal").exists()  # refused before any trial
 
 
 def test_an_existing_study_with_the_other_direction_is_refused(tmp_path: Path) -> None:

@@ -194,7 +194,8 @@ def _tune(argv: Sequence[str]) -> int:
         description=(
             "Search hyperparameters of a LightningCLI config with Optuna. Each trial trains "
             "the config with sampled values (as `lightning-recipes fit -c` would); the study "
-            "is kept in an RDB storage, so running the same command again continues it. "
+            "is kept in a storage (a journal file by default), so running the same command "
+            "again continues it. "
             "Writes <out>/<study>/study.md, the figures and best.yaml. Any other "
             "--section.key=value argument overrides the config, as with `fit`."
         ),
@@ -209,8 +210,9 @@ def _tune(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--storage",
         default=None,
-        help="Optuna RDB URL, e.g. postgresql://user:pass@host/db (default: "
-        "sqlite:///<out>/<study>/study.db), or 'memory' (this process only, no resume)",
+        help="storage URL: journal:///path/study.journal (default: "
+        "<out>/<study>/study.journal), sqlite:///path.db, postgresql://user:pass@host/db "
+        "(several machines), or 'memory' (this process only, no resume)",
     )
     parser.add_argument("--study-name", default=None, help="default: the config's file stem")
     parser.add_argument("--monitor", default="val_loss", help="metric to optimise")
@@ -234,10 +236,15 @@ def _tune(argv: Sequence[str]) -> int:
     parser.add_argument("--heartbeat", type=int, default=10, help="trial heartbeat, seconds")
     parser.add_argument("--out", default="runs", help="folder holding <study>/")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument(
-        "--no-figures",
+    drawing = parser.add_mutually_exclusive_group()
+    drawing.add_argument(
+        "--figures",
         action="store_true",
-        help="skip the PNG figures of the report (they cost a few seconds per study)",
+        help="always draw the PNG figures of the report (default: when the trials of this "
+        "run took 30 s or more; drawing costs ~1 s)",
+    )
+    drawing.add_argument(
+        "--no-figures", action="store_true", help="never draw the PNG figures of the report"
     )
     args, overrides = parser.parse_known_args(list(argv))
     stray = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
@@ -280,7 +287,7 @@ def _run_tune(tune: Any, args: argparse.Namespace, overrides: list[str]) -> Any:
         progress=not args.no_progress,
         overrides=overrides,
         value=args.value,
-        figures=not args.no_figures,
+        figures=True if args.figures else False if args.no_figures else "auto",
         heartbeat_interval=args.heartbeat,
     )
 

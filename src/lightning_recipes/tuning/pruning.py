@@ -181,7 +181,8 @@ class TrialReporter(Callback):
     training after a prune because ``min_epochs`` is not reached makes no further reports.
 
     Args:
-        storage: The study's storage URL (``sqlite:///runs/s/study.db``,
+        storage: The study's storage URL (``journal:///runs/s/study.journal``,
+            ``sqlite:///runs/s/study.db``,
             ``postgresql://user@host/db``): every rank's process must reach it.
         study_name: The study's name.
         trial_id: The storage's id of the RUNNING trial (``trial._trial_id`` of the trial
@@ -222,7 +223,8 @@ class TrialReporter(Callback):
                 "storage",
                 storage,
                 "Pass a database URL that every process of the fit can open, e.g. "
-                "'sqlite:///runs/study/study.db' or 'postgresql://user@host/db' (an "
+                "'journal:///runs/study/study.journal', 'sqlite:///runs/study/study.db' or "
+                "'postgresql://user@host/db' (an "
                 "in-memory study cannot be shared with the fit's processes).",
             )
         if not isinstance(study_name, str) or not study_name:

@@ -13,8 +13,16 @@ from lightning_recipes._optional import new_figure, require
 from lightning_recipes.errors import RecipeWarning
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.space import resize_lists
+from lightning_recipes.tuning.storage import journal_path
 
-__all__ = ["best_config", "draw_figures", "redact", "short_name", "write_results"]
+__all__ = [
+    "best_config",
+    "dashboard_target",
+    "draw_figures",
+    "redact",
+    "short_name",
+    "write_results",
+]
 
 _FEATURE = "The study report of lightning_recipes.tuning"
 FIGURES = {
@@ -23,6 +31,17 @@ FIGURES = {
     "parallel": ("plot_parallel_coordinate", "Parallel coordinates"),
     "slice": ("plot_slice", "Slice plots"),
 }
+
+
+def dashboard_target(url: str) -> str:
+    """What ``optuna-dashboard`` takes for a storage: a journal's file, else the URL redacted.
+
+    Examples:
+        >>> dashboard_target("journal:///runs/s/study.journal")
+        '/runs/s/study.journal'
+    """
+    path = journal_path(url)
+    return str(path) if path is not None else redact(url)
 
 
 def redact(url: str) -> str:
@@ -327,6 +346,7 @@ def write_results(
     monitor: str,
     sampler: str,
     figures: bool = True,
+    not_drawn: str | None = None,
 ) -> dict[str, Path]:
     """Write ``study.md``, the figures and ``best.yaml`` into ``out``.
 
@@ -341,6 +361,7 @@ def write_results(
         monitor: The metric the trials were judged by.
         sampler: The sampler's name.
         figures: Draw the figures as PNG (a few seconds); False lists how to draw them.
+        not_drawn: Why they were not drawn, for the report (default: ``figures=False``).
 
     Returns:
         Kind -> path of each file written.
@@ -408,8 +429,9 @@ def write_results(
         drawn = _figures(study, out, monitor)
     else:
         later = (
-            "not drawn: the study ran with figures=False (--no-figures); "
-            "`lightning_recipes.tuning.write_results` on the stored study draws them"
+            f"not drawn: {not_drawn or 'the study ran with figures=False (--no-figures)'}; "
+            "`lightning_recipes.tuning.write_results(..., figures=True)` on the stored study "
+            "draws them"
         )
         drawn = dict.fromkeys(FIGURES, later)
     lines += ["## Figures", ""]
@@ -425,7 +447,7 @@ def write_results(
         "`optuna-dashboard` shows the same study live from its storage:",
         "",
         "```",
-        f"optuna-dashboard {redact(storage_url)}",
+        f"optuna-dashboard {dashboard_target(storage_url)}",
         "```",
         "",
     ]

@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -45,10 +46,11 @@ from lightning_recipes.tuning.config import (
 )
 from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
-from lightning_recipes.tuning.storage import share_storage, write_ahead_log
+from lightning_recipes.tuning.storage import journal_url, share_storage, write_ahead_log
 from lightning_recipes.tuning.trial import needs_subprocess
 
 __all__ = [
+    "FIGURES_AFTER_SECONDS",
     "PRUNERS",
     "SAMPLERS",
     "default_storage",
@@ -91,17 +93,27 @@ class _ValueRecorder(Callback):
         self.values.append(float(value))  # once per validation epoch, not per step
 
 
+FIGURES_AFTER_SECONDS = 30.0
+"""``figures="auto"`` draws the figures after trials that ran for at least this long."""
+
+
 def default_storage(out_dir: str | Path, study_name: str) -> str:
-    """The default storage URL: an SQLite file ``<out_dir>/<study_name>/study.db``.
+    """The default storage URL: an Optuna journal file ``<out_dir>/<study_name>/study.journal``.
+
+    A journal, not SQLite: through SQLite's ``RDBStorage`` each report of a trial cost
+    ~2.5 ms of CPU (a 12-trial study of short trials 1.6x a plain in-memory loop; 60-epoch
+    trials 0.15 s each), through the journal ~0.2 ms (`HeartbeatJournalStorage`, measured
+    in ``benchmarks/peers_tune.py``). Both resume, and share a study between the processes
+    of one machine; PostgreSQL serves several machines.
 
     Args:
         out_dir: The folder holding the runs.
         study_name: The study's name.
 
     Returns:
-        An ``sqlite:///`` URL with an absolute path.
+        A ``journal://`` URL with an absolute path.
     """
-    return f"sqlite:///{(Path(out_dir) / study_name / 'study.db').resolve()}"
+    return journal_url(Path(out_dir) / study_name / "study.journal")
 
 
 def make_sampler(name: str, *, seed: int | None, space: SearchSpace | None) -> Any:
@@ -416,11 +428,12 @@ def tune(
     value: Literal["best", "last"] = "best",
     heartbeat_interval: int = 10,
     grace_period: int | None = None,
-    figures: bool = True,
+    figures: bool | Literal["auto"] = "auto",
 ) -> Any:
     """Search hyperparameters of a LightningCLI config with Optuna and write the results.
 
-    The study lives in ``storage`` (default: ``sqlite:///<out_dir>/<study>/study.db``), so
+    The study lives in ``storage`` (default: the journal file
+    ``<out_dir>/<study>/study.journal``), so
     running ``tune`` again with the same study name continues it: finished trials are
     kept (a grid study whose every point has run trains nothing more), a trial whose
     process died is marked FAILED once its heartbeat is older than
@@ -440,11 +453,13 @@ def tune(
             ``(trial) -> {config key: value}``.
         n_trials: The study's budget of COMPLETE + PRUNED trials.
         sampler: ``"grid"``, ``"random"``, ``"tpe"`` (multivariate, grouped) or ``"gp"``.
-        storage: An Optuna RDB URL (``sqlite:///...``, ``postgresql://...``), None for the
-            default SQLite file, or ``"memory"``: the study lives in this process only, as
-            in a hand-written Optuna loop (nothing to resume or share, no live dashboard;
-            refused with ``n_jobs > 1``, ``cv`` or a multi-process Trainer). The report,
-            ``best.yaml`` and the returned study are the same.
+        storage: A storage URL: ``journal://`` and a file's path (an Optuna journal, the
+            default's form), an Optuna RDB URL (``sqlite:///...``, ``postgresql://...``
+            for several machines), None for the default journal file, or ``"memory"``: the
+            study lives in this process only, as in a hand-written Optuna loop (nothing to
+            resume or share, no live dashboard; refused with ``n_jobs > 1``, ``cv`` or a
+            multi-process Trainer). The report, ``best.yaml`` and the returned study are
+            the same.
         study_name: The study's name (default: the config file's stem).
         monitor: The metric the trials are judged by (logged in validation).
         mode: ``"min"``, ``"max"``, or ``"auto"``: read from ``monitor``'s name, as
@@ -464,9 +479,11 @@ def tune(
         heartbeat_interval: Seconds between a running trial's heartbeats.
         grace_period: Seconds without a heartbeat after which a trial counts as dead
             (default: twice ``heartbeat_interval``).
-        figures: Draw the figures (PNG) when the study stops. Drawing them costs a few
-            seconds, as much as a dozen short trials; with False, ``study.md`` says how to
-            draw them later (`write_results` on the stored study).
+        figures: Draw the figures (PNG) when the study stops: True, False, or ``"auto"``:
+            when this call's trials ran for at least `FIGURES_AFTER_SECONDS` (drawing
+            costs ~1 s, as much as a dozen short trials: at most ~3% of such a study).
+            Undrawn, ``study.md`` says why and how to draw them later (`write_results`
+            on the stored study).
 
     Returns:
         The ``optuna.Study``.
@@ -489,6 +506,8 @@ def tune(
         heartbeat_interval,
         overrides,
     )
+    if figures is not True and figures is not False and figures != "auto":
+        raise config_error("figures", figures, "Pass True, False or 'auto'.")
     mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     base = load_config(config, overrides)
@@ -541,7 +560,7 @@ def tune(
                 storage,
                 "An in-memory study lives in this process only: it cannot serve trials run "
                 "in subprocesses (n_jobs > 1, several devices or processes) or folds (cv). "
-                "Pass an sqlite:/// or postgresql:// URL.",
+                "Leave storage unset (a journal file) or pass a sqlite:/// or postgresql:// URL.",
             )
         rdb = optuna.storages.InMemoryStorage()
     else:
@@ -649,6 +668,7 @@ def tune(
         _free_memory,
     ]
     bar = _ProgressBar(n_trials, done, mode) if progress else None
+    started = time.perf_counter()
     if bar is not None:
         callbacks.append(bar)
     try:
@@ -667,8 +687,20 @@ def tune(
             bar.close()
         from lightning_recipes.tuning.results import write_results
 
+        ran = time.perf_counter() - started
+        draw = figures is True or (figures == "auto" and ran >= FIGURES_AFTER_SECONDS)
         write_results(
-            study, out, base, storage_url=url, monitor=monitor, sampler=sampler, figures=figures
+            study,
+            out,
+            base,
+            storage_url=url,
+            monitor=monitor,
+            sampler=sampler,
+            figures=draw,
+            not_drawn=None
+            if figures is False
+            else f"the trials of this run took {ran:.1f} s, less than the "
+            f"{FIGURES_AFTER_SECONDS:.0f} s after which figures='auto' draws them",
         )
     return study
 
@@ -678,7 +710,8 @@ def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int |
         raise config_error(
             "storage",
             url,
-            "Pass an RDB URL: sqlite:///path/study.db or postgresql://user:pass@host/db.",
+            "Pass a storage URL: journal:///path/study.journal, sqlite:///path/study.db or "
+            "postgresql://user:pass@host/db.",
         )
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -698,7 +731,7 @@ def _storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int |
                 max_retry=1
             ),
         )
-    if url.startswith("sqlite"):
+    if isinstance(rdb, optuna.storages.RDBStorage) and url.startswith("sqlite"):
         write_ahead_log(rdb)
     return rdb
 

@@ -14,23 +14,57 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning_recipes._optional import require
 from lightning_recipes.errors import config_error
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    from optuna.storages import BaseStorage, RDBStorage
 
-__all__ = ["open_storage", "share_storage", "write_ahead_log"]
+__all__ = [
+    "JOURNAL_SCHEME",
+    "journal_path",
+    "journal_url",
+    "open_storage",
+    "share_storage",
+    "write_ahead_log",
+]
+
+JOURNAL_SCHEME = "journal://"
+"""Storage URLs of Optuna journal files: ``journal://`` + the file's path."""
+
+
+def journal_path(url: str) -> Path | None:
+    """The journal file of a ``journal://`` URL, None for any other storage URL.
+
+    Examples:
+        >>> journal_path("journal:///runs/s/study.journal")
+        PosixPath('/runs/s/study.journal')
+        >>> journal_path("sqlite:///s.db") is None
+        True
+    """
+    return Path(url[len(JOURNAL_SCHEME) :]) if url.startswith(JOURNAL_SCHEME) else None
+
+
+def journal_url(path: str | Path) -> str:
+    """The storage URL of a journal file (its absolute path).
+
+    Examples:
+        >>> journal_url("/runs/s/study.journal")
+        'journal:///runs/s/study.journal'
+    """
+    return JOURNAL_SCHEME + str(Path(path).resolve())
+
 
 # Storages lent by `share_storage` to the code running in this process (url -> storage).
-_SHARED: dict[str, "RDBStorage"] = {}
+_SHARED: dict[str, "BaseStorage"] = {}
 _SHARED_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def share_storage(url: str, storage: "RDBStorage") -> Iterator[None]:
+def share_storage(url: str, storage: "BaseStorage") -> Iterator[None]:
     """Within the block, `open_storage(url)` (without arguments) returns ``storage``.
 
     `tune` lends its open storage to the `TrialReporter` of a trial that it fits in the same
@@ -99,13 +133,15 @@ def write_ahead_log(storage: "RDBStorage") -> None:
     engine.dispose()
 
 
-def open_storage(url: str, **rdb_kwargs: Any) -> "RDBStorage":
-    """An `optuna.storages.RDBStorage` for ``url``, safe when many processes open it at once.
+def open_storage(url: str, **rdb_kwargs: Any) -> "BaseStorage":
+    """An Optuna storage for ``url``, safe when many processes open it at once.
 
     Args:
-        url: A SQLAlchemy URL: ``sqlite:///runs/s/study.db``, ``postgresql://u@host/db``...
+        url: A SQLAlchemy URL (``sqlite:///runs/s/study.db``, ``postgresql://u@host/db``...:
+            an ``RDBStorage``) or ``journal://`` and a file's path (a
+            `HeartbeatJournalStorage`, `tune`'s default).
         **rdb_kwargs: Passed to ``RDBStorage`` (``heartbeat_interval``, ``grace_period``,
-            ``engine_kwargs``...).
+            ``engine_kwargs``...); a journal takes the heartbeat ones.
 
     Within `share_storage` for ``url``, a call without ``rdb_kwargs`` returns the storage
     lent there.
@@ -125,6 +161,13 @@ def open_storage(url: str, **rdb_kwargs: Any) -> "RDBStorage":
             shared = _SHARED.get(url)
         if shared is not None:
             return shared
+    path = journal_path(url)
+    if path is not None:
+        require("optuna", extra="tune", feature="lightning_recipes.tuning")
+        from lightning_recipes.tuning.journal import HeartbeatJournalStorage
+
+        rdb_kwargs.pop("engine_kwargs", None)
+        return HeartbeatJournalStorage(path, **rdb_kwargs)
     storages = require("optuna.storages", extra="tune", feature="lightning_recipes.tuning")
     sqlalchemy = require("sqlalchemy", extra="tune", feature="lightning_recipes.tuning")
     for attempt in range(_ATTEMPTS):

@@ -1,0 +1,102 @@
+"""`tune`'s default storage: an Optuna journal file that keeps heartbeats.
+
+Optuna's ``JournalStorage`` appends each change of a study to a file and replays it in
+memory: a trial's report costs ~0.2 ms against ~2.5 ms through SQLite's ``RDBStorage``
+(60-epoch trials: 11 ms against 146 ms of CPU per trial, measured), and several processes
+on one machine share the file through its lock. It has no heartbeats, so a trial whose
+process died would stay RUNNING forever; `HeartbeatJournalStorage` adds them through
+Optuna's own ``BaseHeartbeat`` interface (the one ``RDBStorage`` implements): the beats
+are trial system attributes, and Optuna's machinery (the heartbeat thread of
+``study.optimize``, ``fail_stale_trials``, ``RetryHeartbeatStaleTrialCallback``) does the
+rest. Beats use this machine's clock: keep the file on a disk of one machine (PostgreSQL
+serves several).
+
+The storage URL is ``journal://`` followed by the file's path (``journal:///abs/study.journal``,
+`lightning_recipes.tuning.storage.journal_url`). This module imports Optuna (the ``tune``
+extra): `open_storage` imports it when a URL asks for a journal.
+"""
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import JournalStorage
+
+# Optuna's interface for storages with heartbeats has no public import path (RDBStorage
+# implements it from the same module); tests/test_tuning_journal.py pins the behaviour.
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+from typing_extensions import override
+
+__all__ = ["HeartbeatJournalStorage"]
+
+_BEAT = "lightning_recipes:heartbeat"
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """A ``JournalStorage`` on a file, with heartbeats.
+
+    Args:
+        path: The journal file (created with its folder).
+        heartbeat_interval: Seconds between a running trial's beats; None: no heartbeats.
+        grace_period: Seconds without a beat after which a RUNNING trial is stale
+            (default: twice ``heartbeat_interval``).
+        heartbeat_stale_trial_callback: Called on each trial failed as stale (Optuna's
+            ``RetryHeartbeatStaleTrialCallback`` runs its parameters again).
+
+    Examples:
+        >>> import tempfile, optuna
+        >>> folder = tempfile.mkdtemp()
+        >>> storage = HeartbeatJournalStorage(f"{folder}/s.journal", heartbeat_interval=10)
+        >>> study = optuna.create_study(storage=storage)
+        >>> study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+        >>> len(optuna.load_study(study_name=study.study_name, storage=storage).trials)
+        2
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        heartbeat_stale_trial_callback: Callable[[Any, FrozenTrial], None] | None = None,
+    ) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(JournalFileBackend(str(path)))
+        self.path = Path(path)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = (
+            grace_period
+            if grace_period is not None or heartbeat_interval is None
+            else 2 * heartbeat_interval
+        )
+        self.stale_callback = heartbeat_stale_trial_callback
+
+    @override
+    def record_heartbeat(self, trial_id: int) -> None:
+        self.set_trial_system_attr(trial_id, _BEAT, time.time())
+
+    @override
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        if self.grace_period is None:
+            return []
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            beat = trial.system_attrs.get(_BEAT)
+            if beat is None:  # not beaten yet: it counts from its start
+                start = trial.datetime_start
+                beat = start.timestamp() if start is not None else now
+            if now - float(beat) > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    @override
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    @override
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, FrozenTrial], None] | None:
+        return self.stale_callback
