@@ -21,9 +21,10 @@ Variants, interleaved in one process with their order rotated each repetition:
 * ``plain, SQLite``: the hand loop on an SQLite file like ``tune``'s.
 
 Four workloads: ``short`` (trials of well under a second: 5 batches of 100 per epoch, 3
-epochs), ``half`` (trials of about half a second: 30 batches per epoch, 3 epochs), ``long`` (trials of about 10 s on this machine: the full 3,600 training signals,
-60 epochs, when not pruned) and ``fixed``: the long workload's 60 epochs with two batches
-of training and two of validation each, so that a study is mostly what `tune` adds per study,
+epochs), ``half`` (trials of about half a second: 30 batches per epoch, 3 epochs),
+``long`` (trials of about 10 s on this machine: the full 3,600 training signals, 60 epochs,
+when not pruned) and ``fixed``: the long workload's 60 epochs with two batches of training
+and two of validation each, so that a study is mostly what `tune` adds per study,
 per trial and per epoch (report, pruning check) and the plain loop's own costs: `tune`'s
 extra seconds there, over the 12 x 10 s of long trials, bound its overhead on those
 (the wall time of the long studies varies by +-20 % on a shared machine, ten times the 2 %
