@@ -66,17 +66,18 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 		echo "== $$script"; nice -n 10 $(PEERS_VENV)/bin/python $$script || exit 1; done
 	$(BIN)/python benchmarks/peers_report.py
 
-# Every benchmark, in one run: those of this venv (the peers that fit it come with the `bench`
-# extra), then the peers_* scripts that need timm or torchattacks in the peers' venv, then the
+# Every benchmark, in one run: first the peers_* scripts that need timm or torchattacks in the
+# peers' venv (their time ratios are the most sensitive to a machine that has been busy for an
+# hour), then those of this venv (the peers that fit it come with the `bench` extra), then the
 # figure scripts (they draw from the results the others write), and last peers_report.py, which
 # builds benchmarks/results/peers.md and docs/recipes/img/peers_*.png from every peers_* result.
 PEERS_VENV_SCRIPTS := benchmarks/peers_mixing.py benchmarks/peers_robustness.py
 bench: $(STAMP) $(PEERS_STAMP)
 	$(PIP) -e ".[bench]"
-	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_report $(patsubst benchmarks/%.py,-e %,$(PEERS_VENV_SCRIPTS))); do \
-		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	@for script in $(PEERS_VENV_SCRIPTS); do \
 		echo "== $$script (peers' venv)"; $(PEERS_VENV)/bin/python $$script || exit 1; done
+	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_report $(patsubst benchmarks/%.py,-e %,$(PEERS_VENV_SCRIPTS))); do \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	@for script in benchmarks/*figure*.py benchmarks/peers_report.py; do \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
