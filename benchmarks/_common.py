@@ -12,7 +12,7 @@ import lightning
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
-from lightning_recipes._tables import format_table, markdown_table
+from lightning_recipes._core.tables import format_table, markdown_table
 
 RESULTS = Path(__file__).with_name("results")
 

@@ -26,7 +26,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from lightning_recipes import MLP, Classifier, EarlyStopping, MetricHistory
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core.optional import new_figure
 from lightning_recipes.data import ArrayDataModule
 from lightning_recipes.history import metric_series
 

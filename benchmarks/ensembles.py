@@ -46,7 +46,7 @@ from torch.optim.lr_scheduler import LambdaLR
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import publish, quiet_trainer
 
-from lightning_recipes._tables import format_table
+from lightning_recipes._core.tables import format_table
 from lightning_recipes.data import DigitsDataModule, TabularDataModule
 from lightning_recipes.ensembles import (
     EnsembleModule,

@@ -220,7 +220,7 @@ defaults (100 steps from 1e-8 to 1) on the same fresh model. Models: MLP 64 (or 
 
         publish("lr_finder", "LR finder suggestions vs ground truth", headers, rows, notes)
     else:
-        from lightning_recipes._tables import format_table
+        from lightning_recipes._core.tables import format_table
 
         print(format_table(headers, rows))
 

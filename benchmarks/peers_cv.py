@@ -302,7 +302,7 @@ cross-validation, then mean ± std of those over the seeds.
   of a fold here.
 """
     if args.quick:
-        from lightning_recipes._tables import format_table
+        from lightning_recipes._core.tables import format_table
 
         print(format_table(headers, rows))
         print(notes)

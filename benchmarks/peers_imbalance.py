@@ -60,7 +60,7 @@ from _common import (
 from _peers import paired, peer_row, ratio_text, ratios
 
 from lightning_recipes import ClassWeighting
-from lightning_recipes._tables import markdown_table
+from lightning_recipes._core.tables import markdown_table
 from lightning_recipes.data import Mnist1dDataModule
 from lightning_recipes.imbalance.samplers import ClassBalancedSampler, ResamplingSampler
 from lightning_recipes.modules import Classifier, Mnist1dCNN

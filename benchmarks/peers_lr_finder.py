@@ -197,7 +197,7 @@ def section(
     model: str, got: dict[str, Any], seeds: tuple[int, ...]
 ) -> tuple[str, list[Any], dict[str, Any]]:
     """One model's markdown section, its summary row and its publish_peers row."""
-    from lightning_recipes._tables import markdown_table
+    from lightning_recipes._core.tables import markdown_table
 
     runs, grid = got["runs"], got["grid"]
     ours, peer = runs["ours"], runs["lightning"]

@@ -71,7 +71,7 @@ from _common import (
 from _peers import paired, peer_row, ratio_text
 
 from lightning_recipes import ActivationMonitor, EarlyStopping, GradientMonitor
-from lightning_recipes._tables import markdown_table
+from lightning_recipes._core.tables import markdown_table
 from lightning_recipes.data import Mnist1dDataModule
 from lightning_recipes.modules import Classifier, Mnist1dCNN
 

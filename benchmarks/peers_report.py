@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, mean_std, paired_verdict
 from _peers import ratio_text
 
-from lightning_recipes._tables import markdown_table
+from lightning_recipes._core.tables import markdown_table
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "recipes" / "img"
 

@@ -206,7 +206,7 @@ def main() -> None:
 
 
 def _notes(rows2: list[list[Any]], rows3: list[list[Any]], seconds: float) -> str:
-    from lightning_recipes._tables import markdown_table
+    from lightning_recipes._core.tables import markdown_table
 
     return (
         "\n## Initialisation of a 20-layer plain MLP (all digits, SGD lr 0.01, 8 epochs)\n\n"

@@ -34,7 +34,7 @@ from lightning.pytorch import Callback, seed_everything
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import publish, quiet_trainer
 
-from lightning_recipes._tables import format_table
+from lightning_recipes._core.tables import format_table
 from lightning_recipes.data import DigitsDataModule, TabularDataModule
 from lightning_recipes.modules import MLP, Classifier
 from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluation, robust_accuracy

@@ -14,7 +14,7 @@ import torch.nn.functional as F  # noqa: N812
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from torch import Tensor, nn
 
-from lightning_recipes._rng import reseed
+from lightning_recipes._core.rng import reseed
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.augmentation.callbacks import PLAN_BATCHES
 from lightning_recipes.data import DigitsDataModule
@@ -430,7 +430,7 @@ def test_bad_inputs_name_the_argument(cls: type, kwargs: dict[str, Any], argumen
 def _loss_mode_active() -> bool:
     from torch.overrides import _get_current_function_mode_stack
 
-    from lightning_recipes._loss_path import _LossMode
+    from lightning_recipes._core.loss_path import _LossMode
 
     return any(isinstance(mode, _LossMode) for mode in _get_current_function_mode_stack())
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lightning_recipes
-from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes.cli import KNOWN_LOG_MESSAGES, main
 from lightning_recipes.runner import recipes_text
 

@@ -1,4 +1,4 @@
-"""The Classifier and the _lightning helpers under a real 2-process DDP fit (CPU, gloo)."""
+"""The Classifier and the _core.trainer helpers under a real 2-process DDP fit (CPU, gloo)."""
 
 from collections.abc import Callable
 from pathlib import Path

@@ -12,7 +12,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
-from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.ensembles import (
     EnsembleModule,

@@ -1,4 +1,4 @@
-"""_lightning helpers on one process (their DDP behaviour: test_ddp_classifier.py)."""
+"""_core.trainer helpers on one process (their DDP behaviour: test_ddp_classifier.py)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +10,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_recipes import RecipeConfigError
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.modules import MLP, Classifier
 

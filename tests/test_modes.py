@@ -2,7 +2,7 @@
 
 import pytest
 
-from lightning_recipes._modes import infer_mode, name_direction, resolve_mode
+from lightning_recipes._core.modes import infer_mode, name_direction, resolve_mode
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.stopping import rules
 

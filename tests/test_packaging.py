@@ -9,7 +9,7 @@ import pytest
 
 import lightning_recipes
 from lightning_recipes import MissingExtraError, RecipeConfigError
-from lightning_recipes._optional import new_figure, require
+from lightning_recipes._core.optional import new_figure, require
 from lightning_recipes.data import DigitsDataModule, Mnist1dDataModule
 from lightning_recipes.errors import config_error
 

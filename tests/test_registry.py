@@ -24,7 +24,7 @@ from lightning.pytorch import Callback
 
 import lightning_recipes
 from lightning_recipes import callbacks as callbacks_module
-from lightning_recipes._contract import ReportsToRun
+from lightning_recipes._core.contract import ReportsToRun
 from lightning_recipes.errors import RecipeWarning
 from tests.ddp.harness import run_ddp
 from tests.registry import REGISTRY, CrashError, Entry, assert_same, fit, state_of

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 import pytest
 import torch
 
-from lightning_recipes._contract import RecipeSummary
+from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes.report import (
     RunReport,
     format_table,

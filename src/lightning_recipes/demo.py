@@ -11,9 +11,9 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from lightning_recipes._contract import run_summaries
-from lightning_recipes._lightning import trainer_callbacks
-from lightning_recipes._optional import require
+from lightning_recipes._core.contract import run_summaries
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.trainer import trainer_callbacks
 from lightning_recipes.data import DigitsDataModule, Mnist1dDataModule
 from lightning_recipes.data.bundled import BundledDataModule
 from lightning_recipes.errors import choice_error, config_error

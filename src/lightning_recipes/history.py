@@ -7,7 +7,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
-from lightning_recipes._validate import unknown_sentence
+from lightning_recipes._core.validate import unknown_sentence
 from lightning_recipes.errors import config_error
 
 __all__ = ["MetricHistory", "metric_series"]

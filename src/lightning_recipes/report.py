@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optional import new_figure
-from lightning_recipes._tables import _cell, format_table, markdown_table
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.tables import _cell, format_table, markdown_table
 from lightning_recipes.history import metric_series
 from lightning_recipes.imbalance.metrics import per_class_recall
 

@@ -20,8 +20,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from typing_extensions import override
 
-from lightning_recipes._contract import RecipeSummary, run_summaries
-from lightning_recipes._tables import _cell, format_table
+from lightning_recipes._core.contract import RecipeSummary, run_summaries
+from lightning_recipes._core.tables import _cell, format_table
 
 __all__ = ["RecipesCLI", "fit_summary", "recipes_text"]
 

@@ -14,8 +14,8 @@ import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import GradientMonitor, grad_stats
@@ -63,7 +63,7 @@ def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @case
 def classifier_fit(out: Path, max_epochs: int = 2) -> None:
-    """Fit the Classifier; also exercise the _lightning collective helpers."""
+    """Fit the Classifier; also exercise the _core.trainer collective helpers."""
     seed_everything(0)
     data = DigitsDataModule(batch_size=32)
     model = Classifier(MLP(64, hidden=(32,), dropout=0.1), num_classes=10, lr=3e-3)

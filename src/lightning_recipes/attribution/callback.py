@@ -11,12 +11,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optional import new_figure, require
-from lightning_recipes._rng import dataloader_generators, preserved_rng
-from lightning_recipes._validate import flag as check_flag
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.optional import new_figure, require
+from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.validate import flag as check_flag
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.attribution.checks import check_baselines
 from lightning_recipes.attribution.explain import (
     METHODS,

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightning_recipes._optional import require
-from lightning_recipes._validate import is_int
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import is_int
 from lightning_recipes.attribution.checks import check_method, forward_scores, model_device
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 

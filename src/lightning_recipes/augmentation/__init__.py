@@ -4,7 +4,7 @@ The math is in `mixing` (pure functions) and `images`; the callbacks are thin ad
 that act on training batches only. See ``docs/recipes/augmentation.md``.
 """
 
-from lightning_recipes._loss import LOSS_ATTRIBUTES
+from lightning_recipes._core.loss import LOSS_ATTRIBUTES
 from lightning_recipes.augmentation.callbacks import (
     BatchAugmentation,
     CutMix,

@@ -5,7 +5,7 @@ them whose ``on_train_batch_start`` runs applies every one of them, image transf
 first, then mixes, then smoothing, so the order of ``callbacks=[...]`` does not matter.
 They work on the batch Lightning hands to ``training_step`` (already on the device),
 never on validation, test or prediction batches. Mixes and smoothing reach the loss
-through the core's loss path (``_loss_path``): the module may call ``F.cross_entropy``
+through the core's loss path (``_core.loss_path``): the module may call ``F.cross_entropy``
 itself or use ``self.loss_fn``, unchanged, with the same result.
 
 Randomness comes from private generators seeded by ``(seed, callback, global rank,
@@ -25,14 +25,14 @@ from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._batch import batch_inputs, replace_inputs
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._labels import LabelKey, check_label_key
-from lightning_recipes._loss import loss_module
-from lightning_recipes._loss_path import LossRecipe, check_loss_module
-from lightning_recipes._rng import reseed
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.batch import batch_inputs, replace_inputs
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.labels import LabelKey, check_label_key
+from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.rng import reseed
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixup, permutations
 from lightning_recipes.errors import config_error
 

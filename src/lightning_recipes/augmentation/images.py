@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lightning_recipes._optional import require
-from lightning_recipes._rng import preserved_rng
-from lightning_recipes._validate import flag, is_real
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.rng import preserved_rng
+from lightning_recipes._core.validate import flag, is_real
 from lightning_recipes.augmentation.callbacks import BatchAugmentation, InputKey, check_image_shape
 from lightning_recipes.errors import choice_error, config_error
 

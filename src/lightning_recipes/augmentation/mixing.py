@@ -10,7 +10,7 @@ metrics that need hard labels.
 A batch that went through several mixes (MixUp then CutMix, say) has targets that are a
 weighted sum of permuted label tensors; `compose_mix` keeps that sum as a list of
 `MixTerm` and `mixed_loss` evaluates it with one loss call per term. The loss math lives in
-the core's loss path (``_loss_path.edited_loss``), the one implementation that runs in
+the core's loss path (``_core.loss_path.edited_loss``), the one implementation that runs in
 training whether the module calls ``F.cross_entropy`` or ``self.loss_fn``.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lightning_recipes._loss_path import (
+from lightning_recipes._core.loss_path import (
     Kind,
     MixTerm,
     compose_mix,

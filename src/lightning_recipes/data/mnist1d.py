@@ -9,8 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import override
 
-from lightning_recipes._optional import require
-from lightning_recipes._validate import is_int
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import is_int
 from lightning_recipes.data.bundled import BundledDataModule, Splits
 from lightning_recipes.data.preprocessing import Scaler
 from lightning_recipes.data.splits import FoldKind, stratified_split

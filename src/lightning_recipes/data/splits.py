@@ -11,8 +11,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from lightning_recipes._optional import require
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [

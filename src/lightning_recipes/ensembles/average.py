@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import config_error
 
 __all__ = ["average_probabilities", "cosine_cycle_lr", "cycle_end_epochs"]

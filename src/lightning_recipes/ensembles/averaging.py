@@ -11,9 +11,9 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary, weights_restored_at_end
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary, weights_restored_at_end
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
 __all__ = ["AverageKind", "WeightAverage", "ema_decay_for", "ema_horizon"]

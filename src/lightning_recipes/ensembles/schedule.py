@@ -6,7 +6,7 @@ from typing import Any, Literal
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["Interval", "snapshot_schedule"]

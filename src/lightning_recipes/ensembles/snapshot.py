@@ -12,9 +12,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._validate import is_int
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.validate import is_int
 from lightning_recipes.ensembles.average import cycle_end_epochs
 from lightning_recipes.ensembles.module import EnsembleModule
 from lightning_recipes.errors import RecipeConfigError, config_error

@@ -12,11 +12,11 @@ from torch import nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optim import split_param_groups
-from lightning_recipes._optional import new_figure
-from lightning_recipes._validate import (
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.optim import split_param_groups
+from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.validate import (
     flag,
     is_int,
     is_real,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from lightning_recipes._validate import is_real, names_sequence, positive_int
+from lightning_recipes._core.validate import is_real, names_sequence, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [

@@ -11,8 +11,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._tables import format_table
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.tables import format_table
 from lightning_recipes.errors import BatchMixingError, choice_error, config_error
 
 __all__ = [

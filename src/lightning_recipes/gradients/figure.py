@@ -3,7 +3,7 @@
 from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core.optional import new_figure
 
 __all__ = ["norms_figure"]
 

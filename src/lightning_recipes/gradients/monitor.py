@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.optional import new_figure
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.gradients.anomaly import (
     REMEDIES,

@@ -11,12 +11,12 @@ from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._loss import LOSS_ATTRIBUTES, loss_module
-from lightning_recipes._loss_path import LossRecipe, check_loss_module
-from lightning_recipes._rng import dataloader_generators, preserved_rng
-from lightning_recipes._validate import flag, int_at_least, is_real
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.loss import LOSS_ATTRIBUTES, loss_module
+from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,

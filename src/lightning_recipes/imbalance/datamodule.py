@@ -9,8 +9,8 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from lightning_recipes._optional import require
-from lightning_recipes._validate import flag, non_negative_int, positive_int
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import flag, non_negative_int, positive_int
 from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.sampling import EpochShuffleSampler
 from lightning_recipes.errors import RecipeConfigError, config_error

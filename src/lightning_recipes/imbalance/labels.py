@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from lightning_recipes._labels import (
+from lightning_recipes._core.labels import (
     LabelKey,
     ambiguous_labels,
     batch_labels,

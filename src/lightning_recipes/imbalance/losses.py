@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from lightning_recipes._validate import is_int, is_real
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["FOCAL_REDUCTIONS", "FOCAL_TASKS", "FocalLoss", "focal_loss"]

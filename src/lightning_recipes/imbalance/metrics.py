@@ -19,9 +19,9 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._optional import new_figure, require
-from lightning_recipes._validate import flag, int_at_least
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.optional import new_figure, require
+from lightning_recipes._core.validate import flag, int_at_least
 from lightning_recipes.errors import config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,

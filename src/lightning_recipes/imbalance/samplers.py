@@ -32,8 +32,8 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Sampler
 
-from lightning_recipes._optional import require
-from lightning_recipes._validate import non_negative_int, positive_int
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
 __all__ = ["ClassBalancedSampler", "ResamplingSampler"]

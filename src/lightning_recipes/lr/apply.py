@@ -1,6 +1,6 @@
-"""Apply a learning rate to an optimizer, its schedulers and a module (see `_optim`)."""
+"""Apply a learning rate to an optimizer, its schedulers and a module (see `_core.optim`)."""
 
-from lightning_recipes._optim import (
+from lightning_recipes._core.optim import (
     LR_GROUP_KEYS,
     SCHEDULER_LR_LISTS,
     group_ratios,

@@ -10,17 +10,17 @@ from typing import Any, Literal
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import (
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import (
     RecipeSummary,
     parameters_unfrozen_later,
     planned_change_epochs,
     prepare_training,
     trainable_share,
 )
-from lightning_recipes._optim import reference_lr, scale_learning_rate, set_module_lr
-from lightning_recipes._optional import new_figure
-from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.optim import reference_lr, scale_learning_rate, set_module_lr
+from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.lr.result import LRFinderResult
 from lightning_recipes.lr.suggest import SUGGESTIONS

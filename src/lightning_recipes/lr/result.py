@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core.optional import new_figure
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.lr.suggest import (
     SUGGESTIONS,

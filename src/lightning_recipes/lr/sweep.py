@@ -27,10 +27,10 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._loss_path import weighted_training_loss
-from lightning_recipes._optim import group_ratios
-from lightning_recipes._rng import dataloader_generators, preserved_rng
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.loss_path import weighted_training_loss
+from lightning_recipes._core.optim import group_ratios
+from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.lr.suggest import MIN_POINTS
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from lightning_recipes._validate import is_int
+from lightning_recipes._core.validate import is_int
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.regularization.init import (
     SCHEME_NAMES,

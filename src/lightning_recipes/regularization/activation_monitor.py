@@ -10,10 +10,10 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._optional import new_figure
-from lightning_recipes._validate import flag, is_real, positive_int
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.validate import flag, is_real, positive_int
 from lightning_recipes.errors import config_error
 from lightning_recipes.regularization.activations import (
     ACTIVATION_TYPES,

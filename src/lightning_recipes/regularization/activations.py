@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_recipes._optional import new_figure
+from lightning_recipes._core.optional import new_figure
 
 __all__ = [
     "ACTIVATION_TYPES",

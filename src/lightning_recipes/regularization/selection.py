@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from lightning_recipes._validate import listing, names_sequence
+from lightning_recipes._core.validate import listing, names_sequence
 from lightning_recipes.errors import config_error
 
 __all__ = [

@@ -8,10 +8,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._rng import dataloader_generators, preserved_rng
-from lightning_recipes._validate import is_int, is_real, positive_int
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.validate import is_int, is_real, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.regularization.init import (
     NONLINEARITIES,

@@ -10,9 +10,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._validate import flag, is_real, listing
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.validate import flag, is_real, listing
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
 from lightning_recipes.regularization.selection import (

@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_recipes._validate import is_real, positive_int
+from lightning_recipes._core.validate import is_real, positive_int
 from lightning_recipes.errors import config_error
 
 __all__ = ["Norm", "eval_mode", "fgsm", "pgd", "project"]

@@ -10,13 +10,13 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._batch import batch_inputs
-from lightning_recipes._contract import RecipeSummary
-from lightning_recipes._loss import loss_module
-from lightning_recipes._optional import new_figure
-from lightning_recipes._rng import preserved_rng
-from lightning_recipes._validate import (
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.batch import batch_inputs
+from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.rng import preserved_rng
+from lightning_recipes._core.validate import (
     batch_key,
     distinct_batch_keys,
     finite_sequence,

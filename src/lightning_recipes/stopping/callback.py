@@ -11,9 +11,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._contract import RecipeSummary, planned_change_epochs, validated_weights
-from lightning_recipes._modes import name_direction, resolve_mode
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.contract import RecipeSummary, planned_change_epochs, validated_weights
+from lightning_recipes._core.modes import name_direction, resolve_mode
 from lightning_recipes.errors import MissingMetricError, choice_error, config_error
 from lightning_recipes.stopping.rules import (
     DeltaMode,

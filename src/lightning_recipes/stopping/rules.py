@@ -11,7 +11,7 @@ from typing import Literal
 
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
-from lightning_recipes._modes import Mode, infer_mode
+from lightning_recipes._core.modes import Mode, infer_mode
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [

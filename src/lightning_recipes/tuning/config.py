@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
-from lightning_recipes._validate import command_args
+from lightning_recipes._core.validate import command_args
 from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [

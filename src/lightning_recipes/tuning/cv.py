@@ -33,10 +33,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from typing_extensions import override
 
-from lightning_recipes._lightning import trainer_callbacks
-from lightning_recipes._modes import Mode, ModeChoice, resolve_mode
-from lightning_recipes._optional import require
-from lightning_recipes._tables import markdown_table
+from lightning_recipes._core.modes import Mode, ModeChoice, resolve_mode
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.tables import markdown_table
+from lightning_recipes._core.trainer import trainer_callbacks
 from lightning_recipes.data.splits import FOLD_KINDS, FoldKind
 from lightning_recipes.errors import (
     MissingMetricError,

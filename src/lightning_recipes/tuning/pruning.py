@@ -31,9 +31,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
-from lightning_recipes import _lightning as helpers
-from lightning_recipes._optional import require
-from lightning_recipes._validate import is_int
+from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.validate import is_int
 from lightning_recipes.errors import (
     MissingMetricError,
     RecipeConfigError,

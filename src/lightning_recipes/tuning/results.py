@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
-from lightning_recipes._optional import new_figure, require
+from lightning_recipes._core.optional import new_figure, require
 from lightning_recipes.errors import RecipeWarning
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.space import resize_lists

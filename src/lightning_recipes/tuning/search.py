@@ -26,10 +26,10 @@ import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargpa
 from lightning.pytorch import Callback, LightningModule, Trainer
 from typing_extensions import override
 
-from lightning_recipes._lightning import trainer_callbacks
-from lightning_recipes._modes import ModeChoice, resolve_mode
-from lightning_recipes._optional import require
-from lightning_recipes._validate import command_args
+from lightning_recipes._core.modes import ModeChoice, resolve_mode
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.trainer import trainer_callbacks
+from lightning_recipes._core.validate import command_args
 from lightning_recipes.errors import (
     MissingMetricError,
     RecipeConfigError,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lightning_recipes._optional import require
+from lightning_recipes._core.optional import require
 from lightning_recipes.errors import config_error
 
 if TYPE_CHECKING:

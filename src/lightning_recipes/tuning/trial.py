@@ -17,7 +17,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-from lightning_recipes._validate import command_args
+from lightning_recipes._core.validate import command_args
 from lightning_recipes.errors import config_error
 from lightning_recipes.tuning.pruning import RESULT_FILE, TrialReporter
 

@@ -32,7 +32,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 from torch.nn import Parameter
 
-from lightning_recipes._lightning import trainer_callbacks
+from lightning_recipes._core.trainer import trainer_callbacks
 
 __all__ = [
     "PlansTrainableChanges",

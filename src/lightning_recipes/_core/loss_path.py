@@ -64,7 +64,7 @@ from torch.utils._pytree import tree_map
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
 
-from lightning_recipes._labels import LabelKey, batch_labels
+from lightning_recipes._core.labels import LabelKey, batch_labels
 from lightning_recipes.errors import RecipeConfigError
 
 __all__ = [

@@ -1,0 +1,15 @@
+"""What the recipes share, each concept once: the internals no recipe package owns.
+
+- `trainer`: the boundary with Lightning's Trainer (the only place that reads its private
+  attributes, each with the reason), broadcast and rank-zero helpers.
+- `contract`: what each recipe declares it touches, and the run summary it reports.
+- `batch` and `labels`: where the inputs and the labels are in a batch.
+- `loss` and `loss_path`: the module's loss, and the one path through which the loss
+  recipes edit it (`docs/combining.md`, rule 6).
+- `optim`: optimizers and parameter groups (with the no-decay groups).
+- `rng`: private, resumable generators.
+- `modes`: train/eval modes with their restoration.
+- `validate`: argument checks; `optional`: optional imports; `tables`: text tables.
+
+No module here imports a recipe package.
+"""
