@@ -1,8 +1,11 @@
 """The registry of every lightning-recipes callback, with a small valid configuration each.
 
 A new callback joins every generic check (resume equivalence, 2-rank DDP agreement,
-LightningCLI YAML construction, deepcopy/pickle, and every pairing with the others) by
-adding one `Entry` line to `REGISTRY`. The checks live in ``tests/test_registry.py`` and
+LightningCLI YAML construction, deepcopy/pickle, its pairings, and the all-together runs)
+by adding one `Entry` line to `REGISTRY`, which declares what the callback touches
+(`CONFLICT_CLASSES`): it is paired, in both orders, with every callback that touches one
+of the same things; all of them together run in both orders and with either loss style.
+The checks live in ``tests/test_registry.py`` and
 ``tests/ddp/cases.py::registry_fits``.
 
 The fits run on `UserNet`, a LightningModule written the way a user would write one (not
@@ -26,6 +29,20 @@ from torch import Tensor, nn
 
 from lightning_recipes.data import DigitsDataModule
 
+CONFLICT_CLASSES: dict[str, str] = {
+    "loss": "edits the training loss (weights, mixes, smooths, adds a term)",
+    "batch": "changes or reads the training batch before the step",
+    "weights": "sets the weights (initial, restored, averaged or ensembled at the end)",
+    "lr": "sets learning rates or parameter groups",
+    "trainable": "changes or relies on which parameters train",
+    "rng": "draws random numbers beside training (must not move training's RNG)",
+    "gradients": "changes or reads the gradients",
+    "forward": "hooks or runs the module's forward pass",
+}
+"""What a callback may touch. Two callbacks that touch the same thing are paired in the
+pair test: a conflict can only arise there; a callback that touches none of these (an
+observer of logged metrics) is covered by the all-together runs."""
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -33,6 +50,8 @@ class Entry:
 
     Attributes:
         class_path: Public import path, as a LightningCLI YAML would name it.
+        touches: The `CONFLICT_CLASSES` the callback touches (required: an empty tuple
+            says "none", never a forgotten declaration).
         init_args: Keyword arguments (YAML-expressible values only).
         changes_training: False for observers: a fit with the callback must end with the
             same weights as one without it (RNG, modes and gradients untouched).
@@ -42,6 +61,7 @@ class Entry:
     """
 
     class_path: str
+    touches: tuple[str, ...]
     init_args: Mapping[str, Any] = field(default_factory=dict)
     changes_training: bool = True
     allowed_warnings: tuple[str, ...] = ()
@@ -62,68 +82,103 @@ class Entry:
 REGISTRY: list[Entry] = [
     Entry(
         "lightning_recipes.EarlyStopping",
+        ("weights",),
         {"monitor": "val_loss", "patience": 1, "restore_best_weights": True},
     ),
     Entry(
         "lightning_recipes.LRFinder",
+        ("lr", "trainable", "rng"),
         {"num_steps": 30, "min_lr": 1e-5, "max_lr": 10.0, "plot": False, "verbose": False},
         # With a frozen backbone (Freezer) the sweep may not diverge, and re-run at an
         # unfreeze from trained weights the loss may not fall: the finder then says so and
         # keeps the rate, which is the honest outcome, not a false alarm.
         allowed_warnings=(r"is not trusted and not applied",),
     ),
-    Entry("lightning_recipes.ClassWeighting", {"scheme": "balanced"}),
-    Entry("lightning_recipes.Freezer", {"unfreeze": {1: 1, 2: 2}, "lr_decay": 0.5}),
+    Entry("lightning_recipes.ClassWeighting", ("loss",), {"scheme": "balanced"}),
+    Entry(
+        "lightning_recipes.Freezer",
+        ("trainable", "lr"),
+        {"unfreeze": {1: 1, 2: 2}, "lr_decay": 0.5},
+    ),
     Entry(
         "lightning_recipes.GradientMonitor",
+        ("trainable", "gradients"),
         {"log_every_n_steps": 2, "clip": "norm", "max_norm": 1.0},
     ),
     Entry(
         "lightning_recipes.GradientMonitor",
+        ("trainable", "gradients"),
         {"log_every_n_steps": 1},
         changes_training=False,
         id="GradientMonitor-observe",
     ),
-    Entry("lightning_recipes.BatchMixingCheck", {"on_mixing": "raise"}, changes_training=False),
+    Entry(
+        "lightning_recipes.BatchMixingCheck",
+        ("batch",),
+        {"on_mixing": "raise"},
+        changes_training=False,
+    ),
     # gradient_shap (the default, and the one that draws random numbers); its completeness
     # holds in expectation only, so a 4-input sample is allowed a looser gap.
     Entry(
         "lightning_recipes.attribution.Attribution",
+        ("rng", "forward"),
         {"num_samples": 4, "every_n_epochs": 1, "plot": False, "max_completeness_gap": 1.0},
         changes_training=False,
     ),
-    Entry("lightning_recipes.MetricHistory", {}, changes_training=False),
-    Entry("lightning_recipes.WeightPenalty", {"l1": 1e-4, "l2": 1e-3, "log_every_n_steps": 2}),
-    Entry("lightning_recipes.WeightInit", {"scheme": "lsuv"}),
-    Entry("lightning_recipes.MixUp", {"alpha": 0.4, "stop_at_epoch": 2}),
+    Entry("lightning_recipes.MetricHistory", (), {}, changes_training=False),
+    Entry(
+        "lightning_recipes.WeightPenalty",
+        ("loss", "gradients"),
+        {"l1": 1e-4, "l2": 1e-3, "log_every_n_steps": 2},
+    ),
+    Entry("lightning_recipes.WeightInit", ("weights", "rng"), {"scheme": "lsuv"}),
+    Entry("lightning_recipes.MixUp", ("batch", "loss", "rng"), {"alpha": 0.4, "stop_at_epoch": 2}),
     # UserNet trains at a constant rate: "snapshots need a cyclic schedule" is a true statement.
     Entry(
         "lightning_recipes.SnapshotEnsemble",
+        ("weights", "lr"),
         {"cycle_epochs": 1},
         changes_training=False,
         allowed_warnings=(r"SnapshotEnsemble\(cycle_epochs=1\): the learning rate stayed at",),
     ),
     # A delayed start: validation and checkpoints on the live weights first, then the average.
-    Entry("lightning_recipes.WeightAverage", {"kind": "ema", "decay": 0.5, "start_epoch": 1}),
-    Entry("lightning_recipes.AdversarialTraining", {"eps": 0.05, "ratio": 0.5, "clip": [0.0, 1.0]}),
+    Entry(
+        "lightning_recipes.WeightAverage",
+        ("weights",),
+        {"kind": "ema", "decay": 0.5, "start_epoch": 1},
+    ),
+    Entry(
+        "lightning_recipes.AdversarialTraining",
+        ("batch", "loss", "rng", "forward"),
+        {"eps": 0.05, "ratio": 0.5, "clip": [0.0, 1.0]},
+    ),
     Entry(
         "lightning_recipes.RobustnessEvaluation",
+        ("rng", "forward"),
         {"epsilons": [0.05], "steps": 2, "num_samples": 32, "plot": False},
         changes_training=False,
     ),
-    Entry("lightning_recipes.CutMix", {"alpha": 1.0, "image_shape": [1, 8, 8]}),
-    Entry("lightning_recipes.LabelSmoothing", {"smoothing": 0.1}),
+    Entry(
+        "lightning_recipes.CutMix",
+        ("batch", "loss", "rng"),
+        {"alpha": 1.0, "image_shape": [1, 8, 8]},
+    ),
+    Entry("lightning_recipes.LabelSmoothing", ("loss",), {"smoothing": 0.1}),
     Entry(
         "lightning_recipes.ImageAugmentation",
+        ("batch", "rng"),
         {"rotation": 10, "translate": 0.1, "scale": [0.9, 1.1], "image_shape": [1, 8, 8]},
     ),
     Entry(
         "lightning_recipes.ActivationMonitor",
+        ("forward",),
         {"every_n_steps": 2, "plot": False},
         changes_training=False,
     ),
     Entry(
         "lightning_recipes.imbalance.ImbalanceReport",
+        ("batch",),
         {"num_classes": 10, "plot": False},
         changes_training=False,
     ),

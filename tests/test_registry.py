@@ -3,7 +3,9 @@
 Each callback, from one line of configuration, is checked for: resume equivalence
 (interrupted + resumed == uninterrupted, bitwise), construction from LightningCLI-style
 YAML (``class_path`` / ``init_args``), deepcopy and pickling (before and after a fit),
-2-rank DDP agreement, and every pairing with every other callback in both orders.
+2-rank DDP agreement, and every pairing, in both orders, with every callback that touches
+one of the same things (the registry's conflict classes); all of them together run in both
+orders and with either loss style.
 """
 
 import contextlib
@@ -27,7 +29,15 @@ from lightning_recipes import callbacks as callbacks_module
 from lightning_recipes._core.contract import ReportsToRun
 from lightning_recipes.errors import RecipeWarning
 from tests.ddp.harness import run_ddp
-from tests.registry import REGISTRY, CrashError, Entry, assert_same, fit, state_of
+from tests.registry import (
+    CONFLICT_CLASSES,
+    REGISTRY,
+    CrashError,
+    Entry,
+    assert_same,
+    fit,
+    state_of,
+)
 
 IDS = [entry.name for entry in REGISTRY]
 
@@ -97,7 +107,23 @@ def test_observers_leave_training_untouched(entry: Entry, tmp_path: Path) -> Non
     assert_same(state_of(with_it), state_of(without), f"{entry.name} changed training")
 
 
-PAIRS = list(itertools.combinations(REGISTRY, 2))
+PAIRS = [(a, b) for a, b in itertools.combinations(REGISTRY, 2) if set(a.touches) & set(b.touches)]
+
+
+@pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
+def test_every_entry_declares_known_conflict_classes(entry: Entry) -> None:
+    assert set(entry.touches) <= set(CONFLICT_CLASSES), entry.touches
+    assert len(set(entry.touches)) == len(entry.touches)
+
+
+def test_the_pairs_are_the_callbacks_that_touch_the_same_thing() -> None:
+    """Two loss recipes are paired; a loss recipe and a weight averager are not."""
+    names = {(a.name, b.name) for a, b in PAIRS}
+    assert ("ClassWeighting", "MixUp") in names  # both edit the loss
+    assert ("Freezer", "GradientMonitor") in names  # frozen is not vanishing
+    assert ("LRFinder", "Freezer") in names  # the range test knows what will train
+    assert ("ClassWeighting", "WeightAverage") not in names
+    assert len(PAIRS) < len(list(itertools.combinations(REGISTRY, 2))) / 2
 
 
 def _recipe_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
