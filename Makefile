@@ -75,11 +75,11 @@ PEERS_VENV_SCRIPTS := benchmarks/peers_mixing.py benchmarks/peers_robustness.py
 bench: $(STAMP) $(PEERS_STAMP)
 	$(PIP) -e ".[bench]"
 	@for script in $(PEERS_VENV_SCRIPTS); do \
-		echo "== $$script (peers' venv)"; $(PEERS_VENV)/bin/python $$script || exit 1; done
+		echo "== $$script (peers' venv)"; PYTHONPATH=$(CURDIR) $(PEERS_VENV)/bin/python $$script || exit 1; done
 	@for script in $$(ls benchmarks/[!_]*.py | grep -v -e figure -e peers_report $(patsubst benchmarks/%.py,-e %,$(PEERS_VENV_SCRIPTS))); do \
-		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+		echo "== $$script"; PYTHONPATH=$(CURDIR) $(BIN)/python $$script || exit 1; done
 	@for script in benchmarks/*figure*.py benchmarks/peers_report.py; do \
-		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+		echo "== $$script"; PYTHONPATH=$(CURDIR) $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) site runs lightning_logs .pytest_cache .mypy_cache .ruff_cache
