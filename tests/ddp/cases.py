@@ -605,3 +605,21 @@ def robustness_fit(out: Path) -> None:
             "y": torch.cat(ys)[:48],
         },
     )
+
+
+BATCH: list[tuple[str, dict[str, Any]]] = [
+    ("registry_fits", {}),
+    ("classifier_fit", {"max_epochs": 2}),
+    ("gradient_monitor_fit", {}),
+    ("lr_finder_fit", {}),
+    ("early_stopping_fit", {}),
+    ("class_weighting_fit", {}),
+    ("freezer_fit", {}),
+    ("freezer_fit", {"rewrap": False}),
+    ("attribution_fit", {}),
+    ("regularization_fits", {}),
+    ("augmentation_fit", {}),
+    ("ensembles_fits", {}),
+    ("robustness_fit", {}),
+]
+"""The cases the DDP tests ask for, run in one launch (tests/conftest.py starts it)."""

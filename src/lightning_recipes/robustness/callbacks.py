@@ -13,6 +13,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.labels import batch_labels
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import preserved_rng
@@ -52,26 +53,6 @@ def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
     keys = batch_key("input_key", input_key), batch_key("label_key", label_key)
     distinct_batch_keys(input_key=keys[0], label_key=keys[1])
     return keys
-
-
-def _batch_labels(batch: Any, key: int | str, owner: str) -> Tensor:
-    """The labels of ``batch`` at ``key``, or an error that says where to find them."""
-    try:
-        labels = batch[key]
-    except (KeyError, IndexError, TypeError) as err:
-        raise config_error(
-            "label_key",
-            key,
-            f"{owner}: the batch is a {type(batch).__name__} without it: pass the index "
-            "(tuple/list) or key (dict) of the labels.",
-        ) from err
-    if not isinstance(labels, Tensor):
-        raise config_error(
-            "label_key",
-            key,
-            f"{owner} needs a label tensor there, got {type(labels).__name__}.",
-        )
-    return labels
 
 
 def _loss_of(module: nn.Module) -> nn.Module:
@@ -166,7 +147,7 @@ class AdversarialTraining(Callback):
         # pre-hook), after every callback's on_train_batch_start: it attacks the inputs
         # the model will really see (after augmentation), whatever the callback order.
         batch_inputs(batch, self.input_key, "AdversarialTraining")  # checked now
-        self._labels = _batch_labels(batch, self.label_key, "AdversarialTraining")
+        self._labels = batch_labels(batch, self.label_key, owner="AdversarialTraining")
         self._generator = torch.Generator().manual_seed(
             hash((self.seed, trainer.global_rank, trainer.global_step)) % 2**63
         )
@@ -327,7 +308,7 @@ class RobustnessEvaluation(Callback):
         xs, ys, total = [], [], 0
         for batch in loader:
             xs.append(batch_inputs(batch, self.input_key, "RobustnessEvaluation"))
-            ys.append(_batch_labels(batch, self.label_key, "RobustnessEvaluation"))
+            ys.append(batch_labels(batch, self.label_key, owner="RobustnessEvaluation"))
             total += len(ys[-1])
             if total >= self.num_samples:
                 break
