@@ -111,7 +111,8 @@ def test_the_batchnorm_pass_gives_every_submodule_its_own_mode_back(
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
     assert average.bn_updated
     assert seen.modes["net.1"] is False  # still frozen
-    assert seen.modes["net.0"] is True and seen.modes[""] is True
+    assert seen.modes["net.0"] is True
+    assert seen.modes[""] is True
 
 
 def test_an_average_that_never_started_keeps_the_live_weights(
