@@ -13,6 +13,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.labels import batch_labels
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.optional import new_figure
@@ -77,7 +78,8 @@ class AdversarialTraining(Callback):
 
     Args:
         eps: Radius of the perturbation, in input units (e.g. 8/255 for [0, 1] images).
-        method: ``"fgsm"`` (fast, random start) or ``"pgd"``.
+        attack: ``"fgsm"`` (fast, random start) or ``"pgd"`` (the name
+            `RobustnessEvaluation` uses).
         steps: PGD steps.
         norm: ``"linf"`` or ``"l2"`` (PGD).
         ratio: Share of each batch replaced, in (0, 1].
@@ -85,16 +87,17 @@ class AdversarialTraining(Callback):
         input_key: Index or key of the inputs in the batch.
         label_key: Index or key of the labels in the batch.
         seed: Seed of the random starts.
+        method: Deprecated name of ``attack`` (goes in the next release).
 
     Examples:
-        >>> AdversarialTraining(eps=0.1, method="pgd", steps=3).method
+        >>> AdversarialTraining(eps=0.1, attack="pgd", steps=3).attack
         'pgd'
     """
 
     def __init__(
         self,
         eps: float,
-        method: Literal["fgsm", "pgd"] = "fgsm",
+        attack: Literal["fgsm", "pgd"] = "fgsm",
         steps: int = 7,
         norm: Norm = "linf",
         ratio: float = 1.0,
@@ -102,22 +105,24 @@ class AdversarialTraining(Callback):
         input_key: int | str = 0,
         label_key: int | str = 1,
         seed: int = 0,
+        method: Literal["fgsm", "pgd"] | None = None,
     ) -> None:
         super().__init__()
+        attack = renamed("AdversarialTraining", "method", "attack", method, attack, "fgsm")
         self.eps = _positive("eps", eps)
-        if method not in ("fgsm", "pgd"):
-            raise config_error("method", method, "Choose 'fgsm' (fast, random start) or 'pgd'.")
+        if attack not in ("fgsm", "pgd"):
+            raise config_error("attack", attack, "Choose 'fgsm' (fast, random start) or 'pgd'.")
         positive_int("steps", steps, "Pass a number of PGD steps >= 1.")
         if norm not in ("linf", "l2"):
             raise config_error("norm", norm, "Choose 'linf' or 'l2'.")
-        if method == "fgsm" and norm != "linf":
-            raise config_error("norm", norm, "FGSM is an L-inf attack: use method='pgd' for l2.")
+        if attack == "fgsm" and norm != "linf":
+            raise config_error("norm", norm, "FGSM is an L-inf attack: use attack='pgd' for l2.")
         if not is_real(ratio) or not 0 < ratio <= 1:
             raise config_error("ratio", ratio, "Pass the share of the batch to replace, in (0, 1].")
         input_key, label_key = _keys(input_key, label_key)
         if not is_int(seed):
             raise config_error("seed", seed, "Pass an integer seed.")
-        self.method = method
+        self.attack: Literal["fgsm", "pgd"] = attack
         self.steps = steps
         self.norm: Norm = norm
         self.ratio = float(ratio)
@@ -130,7 +135,8 @@ class AdversarialTraining(Callback):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(eps=self.eps, method=self.method, norm=self.norm)
+        # "method": the key of checkpoints saved before the rename, so that they still load.
+        return self._generate_state_key(eps=self.eps, method=self.attack, norm=self.norm)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -165,7 +171,7 @@ class AdversarialTraining(Callback):
         part = x[:count].detach()
         self._busy = True
         try:
-            if self.method == "fgsm":
+            if self.attack == "fgsm":
                 adv = fgsm(module, part, y[:count], self.eps, loss_fn=loss, clip=self.clip,
                            random_start=True, generator=self._generator)  # fmt: skip
             else:
@@ -210,10 +216,10 @@ class AdversarialTraining(Callback):
         return RecipeSummary(
             "Adversarial training",
             facts={
-                "method": self.method,
+                "attack": self.attack,
                 "eps": self.eps,
                 "norm": self.norm,
-                "steps": self.steps if self.method == "pgd" else 1,
+                "steps": self.steps if self.attack == "pgd" else 1,
                 "share of each batch": self.ratio,
                 "batches attacked": self.batches,
             },
