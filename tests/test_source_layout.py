@@ -26,7 +26,6 @@ TOO_LONG_FOR_NOW = {
     "_core/trainer.py",
     "demo.py",
     "imbalance/samplers.py",
-    "tuning/results.py",
     "imbalance/losses.py",
 }
 

@@ -14,6 +14,12 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.selection import (
+    check_globs,
+    check_selection,
+    check_types,
+    select_modules,
+)
 from lightning_recipes._core.validate import flag, is_real, positive_int
 from lightning_recipes.errors import config_error
 from lightning_recipes.regularization.activations import (
@@ -24,12 +30,6 @@ from lightning_recipes.regularization.activations import (
     hist_range,
     kind_of,
     summarize,
-)
-from lightning_recipes.regularization.selection import (
-    check_globs,
-    check_selection,
-    check_types,
-    select_modules,
 )
 
 __all__ = ["ActivationMonitor"]

@@ -12,6 +12,13 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.module_modes import restored_modes
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.selection import (
+    DEFAULT_TYPES,
+    check_globs,
+    check_selection,
+    check_types,
+    select_modules,
+)
 from lightning_recipes._core.validate import is_int, is_real, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.regularization.init import (
@@ -22,13 +29,6 @@ from lightning_recipes.regularization.init import (
     init_modules_,
     lsuv_,
     resolve_scheme,
-)
-from lightning_recipes.regularization.selection import (
-    DEFAULT_TYPES,
-    check_globs,
-    check_selection,
-    check_types,
-    select_modules,
 )
 
 __all__ = ["WeightInit"]
