@@ -11,7 +11,6 @@ MAX_LINES = 450
 # Modules still over MAX_LINES, each to be split by job (issue 23). The list only shrinks:
 # a module that gets under the limit must leave it, and no new one may join.
 TOO_LONG_FOR_NOW = {
-    "tuning/search.py",
     "finetuning/freezer.py",
     "tuning/cv.py",
     "tuning/config.py",
