@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from lightning.pytorch import Trainer
 
 from tests.ddp.cases import BATCH
 from tests.ddp.harness import DDP_TIMEOUT, DdpBatch, run_ddp
+
+# Property tests check properties, not speed: on a loaded 2-core machine a 0.3 ms example
+# took 272 ms and failed hypothesis' default 200 ms deadline (timing lives in benchmarks/).
+settings.register_profile("lightning-recipes", deadline=None)
+settings.load_profile("lightning-recipes")
 
 ROOT = Path(__file__).resolve().parents[1]
 _BEFORE = pytest.StashKey[dict[str, str] | None]()
