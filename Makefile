@@ -34,7 +34,7 @@ docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 test: lint typecheck docs pytest
 

@@ -9,7 +9,7 @@ Two parts, one process, one intra-op thread:
    between the two adversarial batches, the robust accuracy each gives, and the time
    ratio (ours / torchattacks, calls interleaved).
 2. **Adversarial training.** Per seed, three fits interleaved with their order rotated:
-   standard training, ours (``AdversarialTraining(eps, method="pgd", steps=7,
+   standard training, ours (``AdversarialTraining(eps, attack="pgd", steps=7,
    clip=[0, 1])`` on the plain module) and a hand loop that calls torchattacks'
    ``PGD(eps, alpha=2.5 * eps / 7, steps=7, random_start=True)`` in ``training_step`` (the
    usual torchattacks recipe). Each is scored with our `robust_accuracy` (PGD-20, random
@@ -148,7 +148,7 @@ def fit(method: str, seed: int, epochs: int, data: tuple[Tensor, ...]) -> dict[s
     callbacks: list[Callback] = []
     if method == "ours AdversarialTraining":
         callbacks.append(
-            AdversarialTraining(EPS, method="pgd", steps=TRAIN_STEPS, clip=[0.0, 1.0], seed=seed)
+            AdversarialTraining(EPS, attack="pgd", steps=TRAIN_STEPS, clip=[0.0, 1.0], seed=seed)
         )
     loader = DataLoader(
         TensorDataset(x, y),
@@ -319,7 +319,7 @@ def main() -> None:
         f"{torchattacks.__version__}): robust accuracy mean ± std over seeds, the largest "
         "absolute difference of the adversarial examples over all seeds, and the time "
         "ratio of one attack call (median of 6 interleaved calls per seed, then mean ± std). "
-        f"Training rows: ours `AdversarialTraining({EPS}, method='pgd', steps={TRAIN_STEPS}, "
+        f"Training rows: ours `AdversarialTraining({EPS}, attack='pgd', steps={TRAIN_STEPS}, "
         f"clip=[0, 1])` vs a `training_step` that calls torchattacks `PGD(eps={EPS}, "
         f"alpha=2.5*eps/{TRAIN_STEPS}, steps={TRAIN_STEPS}, random_start=True)` (same step "
         f"size, steps and random start), and standard training; each scored with "

@@ -13,9 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from lightning.pytorch import Trainer
 
-from tests.ddp.harness import run_ddp
+from tests.ddp.cases import BATCH
+from tests.ddp.harness import DDP_TIMEOUT, DdpBatch, run_ddp
+
+# Property tests check properties, not speed: on a loaded 2-core machine a 0.3 ms example
+# took 272 ms and failed hypothesis' default 200 ms deadline (timing lives in benchmarks/).
+settings.register_profile("lightning-recipes", deadline=None)
+settings.load_profile("lightning-recipes")
 
 ROOT = Path(__file__).resolve().parents[1]
 _BEFORE = pytest.StashKey[dict[str, str] | None]()
@@ -122,11 +129,36 @@ def make_trainer(tmp_path: Path) -> Callable[..., Trainer]:
     return build
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """DDP tests wait for the whole batch: their time limit is the batch's."""
+    for item in items:
+        if item.get_closest_marker("ddp") is not None:
+            item.add_marker(pytest.mark.timeout(DDP_TIMEOUT))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ddp_batch(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DdpBatch | None]:
+    """Start every case of tests/ddp/cases.py's BATCH in one 2-process launch, in the
+    background, when the session's first test starts, if any selected test is a DDP one."""
+    wanted = any(item.get_closest_marker("ddp") for item in request.session.items)
+    batch = DdpBatch(BATCH, tmp_path_factory.mktemp("ddp-batch")) if wanted else None
+    yield batch
+    if batch is not None:
+        batch.stop()
+
+
 @pytest.fixture
-def ddp(tmp_path: Path) -> Callable[..., list[dict[str, Any]]]:
-    """Run a case of tests/ddp/cases.py on 2 CPU processes; returns each rank's payload."""
+def ddp(tmp_path: Path, ddp_batch: DdpBatch | None) -> Callable[..., list[dict[str, Any]]]:
+    """Run a case of tests/ddp/cases.py on 2 CPU processes; returns each rank's payload.
+
+    A case of the batch is read from it; any other is launched on its own.
+    """
 
     def run(case: str, **params: Any) -> list[dict[str, Any]]:
+        if ddp_batch is not None and ddp_batch.has(case, params):
+            return ddp_batch.result(case, params, timeout=DDP_TIMEOUT)
         return run_ddp(case, tmp_path, **params)
 
     return run

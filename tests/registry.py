@@ -173,7 +173,7 @@ REGISTRY: list[Entry] = [
     Entry(
         "lightning_recipes.ActivationMonitor",
         ("forward",),
-        {"every_n_steps": 2, "plot": False},
+        {"log_every_n_steps": 2, "plot": False},
         changes_training=False,
     ),
     Entry(

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lightning_recipes._core.rng import reseed
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
-from lightning_recipes.augmentation.callbacks import PLAN_BATCHES
+from lightning_recipes.augmentation.mixing_augmentation import PLAN_BATCHES
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 from lightning_recipes.imbalance import ClassWeighting
@@ -441,7 +441,7 @@ def test_augmentations_run_outside_the_loss_mode_and_the_step_inside(
 ) -> None:
     # The mode costs each torch call a trip through Python: the batch's augmentations
     # (MixUp's lerp, CutMix's paste, the image transforms) run before it is entered.
-    from lightning_recipes.augmentation import callbacks as module
+    from lightning_recipes.augmentation import mix_up as module
 
     during_mix: list[bool] = []
     real_mixup = module.mixup
@@ -474,3 +474,14 @@ def test_label_smoothing_builds_no_generator(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(LabelSmoothing, "generator", refuse)
     _, model = run([LabelSmoothing(0.1)])
     assert len(model.seen) == 6
+
+
+def test_the_old_module_path_still_works_with_a_deprecation_warning() -> None:
+    from lightning_recipes.augmentation import callbacks as old
+
+    with pytest.warns(DeprecationWarning, match=r"augmentation\.callbacks\.MixUp is deprecated"):
+        assert old.MixUp is MixUp
+    with pytest.warns(DeprecationWarning, match="from lightning_recipes.augmentation"):
+        assert old.LabelSmoothing is LabelSmoothing
+    with pytest.raises(AttributeError):
+        old.Nothing  # noqa: B018

@@ -175,7 +175,7 @@ GUARDS = [
     _row(RobustnessEvaluation, "attack", attack="PGD"),
     _row(RobustnessEvaluation, "norm", norm="L2"),
     _row(AdversarialTraining, "eps", eps=NAN),
-    _row(AdversarialTraining, "method", eps=0.1, method="PGD"),
+    _row(AdversarialTraining, "attack", eps=0.1, attack="PGD"),
     _row(EnsembleModule, "members", members=[]),
     _row(EnsembleModule, "weights", members=[nn.Linear(2, 2)] * 2, weights=[1.0]),
     _row(EnsembleModule, "weights", members=[nn.Linear(2, 2)] * 2, weights=[NAN, 1.0]),

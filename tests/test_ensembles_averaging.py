@@ -88,6 +88,33 @@ def test_swa_recomputes_batchnorm_statistics_of_the_average(
     torch.testing.assert_close(bn.running_var, h.var(0), atol=0.05, rtol=0.05)
 
 
+class FrozenBatchNorm(BNNet):
+    """A user's frozen BatchNorm: kept in eval mode while the rest trains."""
+
+    def on_train_epoch_start(self) -> None:
+        self.net[1].eval()
+
+
+class ModesAtTrainEnd(Callback):
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.modes = {name: m.training for name, m in pl_module.named_modules()}
+
+
+def test_the_batchnorm_pass_gives_every_submodule_its_own_mode_back(
+    make_trainer: Callable[..., Trainer],
+) -> None:
+    """update_bn trains every submodule; a frozen BatchNorm must come back frozen."""
+    seed_everything(0)
+    model, seen = FrozenBatchNorm(), ModesAtTrainEnd()
+    average = WeightAverage("swa", start_epoch=1)
+    trainer = make_trainer(max_epochs=2, callbacks=[average, seen], num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
+    assert average.bn_updated
+    assert seen.modes["net.1"] is False  # still frozen
+    assert seen.modes["net.0"] is True
+    assert seen.modes[""] is True
+
+
 def test_an_average_that_never_started_keeps_the_live_weights(
     make_trainer: Callable[..., Trainer],
 ) -> None:

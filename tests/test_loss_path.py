@@ -18,13 +18,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from lightning_recipes import ClassWeighting, CutMix, LabelSmoothing, MixUp
-from lightning_recipes._core import loss_path as loss_path_module
 from lightning_recipes._core.loss_path import (
     LossPath,
     MixTerm,
     edited_loss,
     uniform_target,
 )
+from lightning_recipes._core.loss_path import path as loss_path_module
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.errors import RecipeConfigError
 

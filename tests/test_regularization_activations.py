@@ -53,7 +53,7 @@ class CountHooks(Callback):
 
 
 def test_hooks_only_on_monitored_steps_and_training_untouched(tmp_path: Path) -> None:
-    monitor, counter = ActivationMonitor(every_n_steps=4, plot=False), CountHooks()
+    monitor, counter = ActivationMonitor(log_every_n_steps=4, plot=False), CountHooks()
     _, watched = fit([monitor, counter], tmp_path / "a", dropout=0.3)
     _, plain = fit([], tmp_path / "b", dropout=0.3)
     assert_same(state_of(watched), state_of(plain))  # bitwise: an observer
@@ -97,7 +97,7 @@ class DyingNet(LightningModule):
 def test_warns_once_for_dead_and_saturated_layers_and_draws(tmp_path: Path) -> None:
     from lightning_recipes.data import DigitsDataModule
 
-    monitor = ActivationMonitor(every_n_steps=1)
+    monitor = ActivationMonitor(log_every_n_steps=1)
     trainer = Trainer(
         max_epochs=2,
         limit_train_batches=2,
@@ -129,8 +129,8 @@ def test_nothing_to_watch_fails_at_fit_start(tmp_path: Path) -> None:
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
-    ({"every_n_steps": 0}, "every_n_steps"),
-    ({"every_n_steps": 1.5}, "every_n_steps"),
+    ({"log_every_n_steps": 0}, "log_every_n_steps"),
+    ({"log_every_n_steps": 1.5}, "log_every_n_steps"),
     ({"types": "ReLU"}, "types"),
     ({"types": []}, "types"),
     ({"names": "relu"}, "names"),
@@ -151,3 +151,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
 def test_bad_inputs(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=argument):
         ActivationMonitor(**kwargs)
+
+
+def test_every_n_steps_is_the_deprecated_name_of_log_every_n_steps() -> None:
+    with pytest.warns(DeprecationWarning, match=r"pass log_every_n_steps="):
+        monitor = ActivationMonitor(every_n_steps=3, plot=False)
+    assert monitor.log_every_n_steps == 3
+    with pytest.raises(RecipeConfigError, match="not both"):
+        ActivationMonitor(log_every_n_steps=2, every_n_steps=3, plot=False)

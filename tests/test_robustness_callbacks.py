@@ -57,7 +57,7 @@ def test_the_model_trains_on_attacked_inputs_and_batchnorm_sees_only_them(tmp_pa
     model = Recorder()
     seen: list[Tensor] = []
     model.norm.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
-    attack = AdversarialTraining(eps=0.1, method="pgd", steps=3, ratio=0.5, clip=[0.0, 1.0])
+    attack = AdversarialTraining(eps=0.1, attack="pgd", steps=3, ratio=0.5, clip=[0.0, 1.0])
     trainer(tmp_path, [attack], limit_val_batches=0, num_sanity_val_steps=0).fit(
         model, DigitsDataModule(batch_size=32)
     )
@@ -97,7 +97,7 @@ def test_robustness_evaluation_reports_accuracy_that_falls_with_epsilon(tmp_path
         ({"eps": 0}, "eps"),
         ({"eps": -1.0}, "eps"),
         ({"eps": "0.1"}, "eps"),
-        ({"eps": 0.1, "method": "cw"}, "method"),
+        ({"eps": 0.1, "attack": "cw"}, "attack"),
         ({"eps": 0.1, "steps": 0}, "steps"),
         ({"eps": 0.1, "norm": "l1"}, "norm"),
         ({"eps": 0.1, "norm": "l2"}, "norm"),  # FGSM is L-inf
@@ -132,3 +132,11 @@ def test_adversarial_training_refuses_bad_arguments(kwargs: dict[str, Any], argu
 def test_robustness_evaluation_refuses_bad_arguments(kwargs: dict[str, Any], argument: str) -> None:
     with pytest.raises(RecipeConfigError, match=argument):
         RobustnessEvaluation(**kwargs)
+
+
+def test_method_is_the_deprecated_name_of_attack() -> None:
+    with pytest.warns(DeprecationWarning, match=r"pass attack="):
+        training = AdversarialTraining(eps=0.1, method="pgd", steps=2)
+    assert training.attack == "pgd"
+    with pytest.raises(RecipeConfigError, match="not both"):
+        AdversarialTraining(eps=0.1, attack="pgd", method="fgsm")

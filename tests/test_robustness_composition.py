@@ -87,7 +87,7 @@ def test_under_bf16_autocast_and_accumulation_the_attack_stays_in_the_ball_and_l
 ) -> None:
     seed_everything(0)
     model = Watched()
-    attack = AdversarialTraining(eps=0.1, method=method, steps=3, clip=[0.0, 1.0])  # type: ignore[arg-type]
+    attack = AdversarialTraining(eps=0.1, attack=method, steps=3, clip=[0.0, 1.0])  # type: ignore[arg-type]
     fit(tmp_path, model, [attack], precision="bf16-mixed", accumulate_grad_batches=2)
     assert attack.batches == 4
     for step in model.steps:
@@ -113,7 +113,7 @@ def test_the_attack_maximises_the_modules_own_loss_with_classweightings_weights(
     seed_everything(0)
     model = Watched()
     weighting = ClassWeighting({0: 5.0, **{c: 1.0 for c in range(1, 10)}})
-    attack = AdversarialTraining(eps=0.1, method="pgd", steps=3, clip=[0.0, 1.0])
+    attack = AdversarialTraining(eps=0.1, attack="pgd", steps=3, clip=[0.0, 1.0])
     fit(tmp_path, model, [attack, weighting], limit_train_batches=1)  # attack listed first
     calls = model.loss_fn.calls  # type: ignore[union-attr]
     in_attack = [weight for training, weight in calls if not training]
@@ -127,7 +127,7 @@ def test_the_attack_maximises_the_modules_own_loss_with_classweightings_weights(
 
 def test_the_global_rng_is_untouched(tmp_path: Path) -> None:
     states = []
-    for callbacks in ([], [AdversarialTraining(eps=0.1, method="pgd", steps=2)]):
+    for callbacks in ([], [AdversarialTraining(eps=0.1, attack="pgd", steps=2)]):
         seed_everything(0)
         fit(tmp_path, Watched(), callbacks)
         states.append(torch.get_rng_state())

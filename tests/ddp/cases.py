@@ -425,7 +425,7 @@ def regularization_fits(out: Path) -> None:
         callbacks: list[Callback] = [init]
         if with_penalty:
             penalty = WeightPenalty(l1=1e-3, l2=1e-2, log_every_n_steps=2)
-            monitor = ActivationMonitor(every_n_steps=2, plot=False)
+            monitor = ActivationMonitor(log_every_n_steps=2, plot=False)
             callbacks += [penalty, monitor]
         args = {**FIT_ARGS, "enable_checkpointing": False, "accumulate_grad_batches": 2}
         trainer = ddp_trainer(out / name, callbacks=callbacks, **args)
@@ -572,7 +572,7 @@ def robustness_fit(out: Path) -> None:
     seed_everything(0)
     model = Recording(MLP(64, hidden=(32,)), num_classes=10, lr=2e-2)
     model.clean, model.fed = [], []
-    attack = AdversarialTraining(eps=0.1, method="fgsm", clip=[0.0, 1.0], seed=3)
+    attack = AdversarialTraining(eps=0.1, attack="fgsm", clip=[0.0, 1.0], seed=3)
     trainer = ddp_trainer(
         out / "fit", max_epochs=1, limit_train_batches=5, limit_val_batches=0,
         callbacks=[attack], use_distributed_sampler=False,
@@ -605,3 +605,21 @@ def robustness_fit(out: Path) -> None:
             "y": torch.cat(ys)[:48],
         },
     )
+
+
+BATCH: list[tuple[str, dict[str, Any]]] = [
+    ("registry_fits", {}),
+    ("classifier_fit", {"max_epochs": 2}),
+    ("gradient_monitor_fit", {}),
+    ("lr_finder_fit", {}),
+    ("early_stopping_fit", {}),
+    ("class_weighting_fit", {}),
+    ("freezer_fit", {}),
+    ("freezer_fit", {"rewrap": False}),
+    ("attribution_fit", {}),
+    ("regularization_fits", {}),
+    ("augmentation_fit", {}),
+    ("ensembles_fits", {}),
+    ("robustness_fit", {}),
+]
+"""The cases the DDP tests ask for, run in one launch (tests/conftest.py starts it)."""

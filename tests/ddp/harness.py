@@ -11,7 +11,11 @@ Usage in a test::
     results = run_ddp("classifier_fit", tmp_path, max_epochs=2)
     assert_same_tensors(results[0]["state_dict"], results[1]["state_dict"])
 
-New cases go in ``tests/ddp/cases.py``, decorated with ``@case``.
+New cases go in ``tests/ddp/cases.py``, decorated with ``@case``; those listed in its
+``BATCH`` run together in one launch (`DdpBatch`), started in the background when the
+session begins (tests/conftest.py): one pair of processes for all of them, instead of one
+pair per case (the imports and the process group alone cost seconds per launch), and it
+overlaps with the single-process tests on the other core.
 """
 
 import json
@@ -19,13 +23,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 WORKER = Path(__file__).with_name("worker.py")
+DDP_TIMEOUT = 900
+"""Seconds a DDP test may wait for the batch (all its cases, run beside the other tests)."""
+BATCH_CASE = "__batch__"
+"""The worker's name for "run these cases one after the other in the same processes"."""
 _DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -41,6 +49,12 @@ def run_ddp(
     while still failing with the ranks' output.
     """
     out = tmp_path / f"ddp-{case}"
+    proc = _launch(case, out, params, devices)
+    status, stdout, stderr = _wait(proc, timeout)
+    return _payloads(case, out, devices, proc.returncode, status, stdout, stderr)
+
+
+def _launch(case: str, out: Path, params: Any, devices: int) -> subprocess.Popen[str]:
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in _DDP_ENV}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", DDP_TEST_DEVICES=str(devices))
@@ -50,7 +64,7 @@ def run_ddp(
     cwd = out / "cwd"
     cwd.mkdir(exist_ok=True)
     # A new session, so that a hung run can be killed with every rank it started.
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         cmd,
         env=env,
         cwd=cwd,
@@ -59,6 +73,9 @@ def run_ddp(
         text=True,
         start_new_session=True,
     )
+
+
+def _wait(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str, str]:
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
         status = f"exited with {proc.returncode}"
@@ -66,13 +83,63 @@ def run_ddp(
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
         status = f"hung for {timeout} s (a collective call made by only some ranks?)"
+    return status, stdout, stderr
+
+
+def _payloads(
+    case: str, out: Path, devices: int, code: int | None, status: str, stdout: str, stderr: str
+) -> list[dict[str, Any]]:
     files = sorted(out.glob("rank*.pt"))
-    if proc.returncode != 0 or len(files) != devices:
+    if len(files) != devices or (code != 0 and not files):
         raise AssertionError(
             f"DDP case {case!r} {status}; {len(files)} of {devices} ranks saved a result.\n"
             f"--- stdout ---\n{stdout[-4000:]}\n--- stderr ---\n{stderr[-8000:]}"
         )
     return [torch.load(f, weights_only=False) for f in files]
+
+
+def case_folder(index: int, case: str) -> str:
+    """The folder of the ``index``-th case of a batch."""
+    return f"{index:02d}-{case}"
+
+
+class DdpBatch:
+    """Cases run one after the other in one 2-process DDP launch, started at once.
+
+    Args:
+        cases: ``(case, params)`` pairs of tests/ddp/cases.py.
+        out: Where the ranks save each case's payloads (a folder per case).
+        devices: Processes.
+    """
+
+    def __init__(
+        self, cases: Sequence[tuple[str, Mapping[str, Any]]], out: Path, devices: int = 2
+    ) -> None:
+        self.cases = [(name, json.dumps(dict(params), sort_keys=True)) for name, params in cases]
+        self.out = out
+        self.devices = devices
+        self.proc = _launch(BATCH_CASE, out, [[n, dict(p)] for n, p in cases], devices)
+        self.done: tuple[str, str, str] | None = None
+
+    def has(self, case: str, params: Mapping[str, Any]) -> bool:
+        """Whether the batch runs ``case`` with ``params``."""
+        return (case, json.dumps(dict(params), sort_keys=True)) in self.cases
+
+    def result(
+        self, case: str, params: Mapping[str, Any], timeout: float = DDP_TIMEOUT
+    ) -> list[dict[str, Any]]:
+        """Each rank's payload of ``case`` (waits for the whole batch, once)."""
+        if self.done is None:
+            self.done = _wait(self.proc, timeout)
+        index = self.cases.index((case, json.dumps(dict(params), sort_keys=True)))
+        folder = self.out / case_folder(index, case)
+        return _payloads(case, folder, self.devices, self.proc.returncode, *self.done)
+
+    def stop(self) -> None:
+        """Kill the launch if it still runs (a session that ends early)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.communicate()
 
 
 def assert_same_tensors(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> None:

@@ -6,7 +6,10 @@
 - `batch` and `labels`: where the inputs and the labels are in a batch.
 - `loss` and `loss_path`: the module's loss, and the one path through which the loss
   recipes edit it (`docs/combining.md`, rule 6).
-- `optim`: optimizers and parameter groups (with the no-decay groups).
+- `optim`: optimizers; `param_groups`: the no-decay parameter groups.
+- `selection`: modules and parameters chosen by layer type and name pattern.
+- `module_modes`: train/eval modes changed for a while, each submodule's given back.
+- `deprecation`: renamed arguments that keep working one release.
 - `rng`: private, resumable generators.
 - `modes`: train/eval modes with their restoration.
 - `validate`: argument checks; `optional`: optional imports; `tables`: text tables.

@@ -82,6 +82,35 @@ def ambiguous_labels(
     )
 
 
+def _bad_key(
+    owner: str, argument: str, key: LabelKey, batch: Any, why: str, fix: str
+) -> RecipeConfigError:
+    """A ``label_key`` the batch does not fit: the house error naming the argument."""
+    return config_error(
+        argument, key, f"{owner}: {why} The batch is {describe_batch(batch)}. {fix}."
+    )
+
+
+def _at_key(batch: Any, key: int | str, owner: str, argument: str) -> Any:
+    """``batch[key]`` for an index into a tuple/list or a key of a dict, else the error."""
+    shown = f"{argument}={key!r}"
+    if isinstance(key, int):
+        if not isinstance(batch, list | tuple):
+            why = f"{shown} is an index but the batch is not a tuple or list."
+            raise _bad_key(owner, argument, key, batch, why, "Pass the key of the label")
+        if not -len(batch) <= key < len(batch):
+            why = f"{shown} is out of range for a {type(batch).__name__} of {len(batch)} elements."
+            raise _bad_key(owner, argument, key, batch, why, "Pass a valid index")
+        return batch[key]
+    if not isinstance(batch, Mapping):
+        why = f"{shown} is a key but the batch is not a dict."
+        raise _bad_key(owner, argument, key, batch, why, "Pass the position of the label")
+    if key not in batch:
+        why = f"the batch has no key {key!r}."
+        raise _bad_key(owner, argument, key, batch, why, "Pass one of its keys")
+    return batch[key]
+
+
 def batch_labels(
     batch: Any,
     label_key: LabelKey = None,
@@ -115,46 +144,12 @@ def batch_labels(
         [0, 1]
     """
     if label_key is not None:
-        if isinstance(label_key, int):
-            if not isinstance(batch, list | tuple):
-                raise ambiguous_labels(
-                    owner,
-                    argument,
-                    batch,
-                    f"{argument}={label_key!r} is an index but the batch is not a tuple or list.",
-                    "Pass the key of the label as a string",
-                )
-            if not -len(batch) <= label_key < len(batch):
-                raise ambiguous_labels(
-                    owner,
-                    argument,
-                    batch,
-                    f"{argument}={label_key!r} is out of range for {len(batch)} elements.",
-                    "Pass a valid index",
-                )
-            value = batch[label_key]
-        else:
-            if not isinstance(batch, Mapping):
-                raise ambiguous_labels(
-                    owner,
-                    argument,
-                    batch,
-                    f"{argument}={label_key!r} is a key but the batch is not a dict.",
-                    "Pass the position of the label as an int",
-                )
-            if label_key not in batch:
-                raise ambiguous_labels(
-                    owner,
-                    argument,
-                    batch,
-                    f"the batch has no key {label_key!r}.",
-                    "Pass one of its keys",
-                )
-            value = batch[label_key]
+        value = _at_key(batch, label_key, owner, argument)
         if not isinstance(value, torch.Tensor):
-            raise ambiguous_labels(
+            raise _bad_key(
                 owner,
                 argument,
+                label_key,
                 batch,
                 f"{argument}={label_key!r} selects a {type(value).__name__}, not a tensor.",
                 "Point it at the labels",

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_recipes._core.module_modes import evaluation_mode
 from lightning_recipes._core.optional import require
 from lightning_recipes._core.validate import is_int
 from lightning_recipes.attribution.checks import check_method, forward_scores, model_device
@@ -381,17 +382,13 @@ def _with_output(model: nn.Module, output: int | str | None) -> nn.Module:
 @contextmanager
 def _explaining(model: nn.Module) -> Iterator[None]:
     """Eval mode, gradients on, inference mode off, parameters frozen; all restored."""
-    modes = [(module, module.training) for module in model.modules()]
     flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
-    with torch.inference_mode(False), torch.enable_grad():
+    with evaluation_mode(model):
         try:
-            model.eval()
             for parameter, _ in flags:
                 parameter.requires_grad_(False)
             yield
         finally:
-            for module, training in modes:
-                module.training = training
             for parameter, requires_grad in flags:
                 parameter.requires_grad_(requires_grad)
 

@@ -5,18 +5,16 @@ that act on training batches only. See ``docs/recipes/augmentation.md``.
 """
 
 from lightning_recipes._core.loss import LOSS_ATTRIBUTES
-from lightning_recipes.augmentation.callbacks import (
-    BatchAugmentation,
-    CutMix,
-    LabelSmoothing,
-    MixUp,
-)
+from lightning_recipes.augmentation.batch_augmentation import BatchAugmentation
+from lightning_recipes.augmentation.cut_mix import CutMix
 from lightning_recipes.augmentation.images import (
     FILL_MODES,
     ImageAugmentation,
     augment_images,
     build_image_transform,
 )
+from lightning_recipes.augmentation.label_smoothing import LabelSmoothing
+from lightning_recipes.augmentation.mix_up import MixUp
 from lightning_recipes.augmentation.mixing import (
     MixTerm,
     compose_mix,

@@ -16,7 +16,11 @@ from torch import Tensor, nn
 from lightning_recipes._core.optional import require
 from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import flag, is_real
-from lightning_recipes.augmentation.callbacks import BatchAugmentation, InputKey, check_image_shape
+from lightning_recipes.augmentation.batch_augmentation import (
+    BatchAugmentation,
+    InputKey,
+    check_image_shape,
+)
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["FILL_MODES", "ImageAugmentation", "augment_images", "build_image_transform"]

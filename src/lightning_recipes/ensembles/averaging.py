@@ -13,6 +13,7 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary, weights_restored_at_end
+from lightning_recipes._core.module_modes import restored_modes
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
@@ -305,17 +306,14 @@ class WeightAverage(WeightAveraging):
         loader = trainer.train_dataloader
         if loader is None:
             return
-        mode = pl_module.training
-        try:
-            batches = helpers.progress(
-                trainer,
-                loader,
-                "WeightAverage: BatchNorm statistics of the average",
-                total=len(loader) if hasattr(loader, "__len__") else None,
-            )
+        batches = helpers.progress(
+            trainer,
+            loader,
+            "WeightAverage: BatchNorm statistics of the average",
+            total=len(loader) if hasattr(loader, "__len__") else None,
+        )
+        with restored_modes(pl_module):  # update_bn trains every submodule: a frozen BN too
             update_bn(batches, pl_module, device=pl_module.device)
-        finally:
-            pl_module.train(mode)
         if trainer.world_size > 1:
             for module in pl_module.modules():
                 if isinstance(module, _NORMS) and module.running_mean is not None:

@@ -1,8 +1,7 @@
 """Gradient checks: finite differences against autograd, and batch-mixing detection."""
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +11,7 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.module_modes import evaluation_mode
 from lightning_recipes._core.tables import format_table
 from lightning_recipes.errors import BatchMixingError, choice_error, config_error
 
@@ -32,30 +32,6 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-@contextmanager
-def evaluation_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` in eval mode with gradients enabled; restore every submodule's mode.
-
-    Inside Lightning's ``validate``/``test``/``predict`` the Trainer runs under
-    ``torch.inference_mode``, where autograd cannot work; this context leaves it. Each
-    submodule's own ``training`` flag is restored afterwards, also on exceptions.
-
-    Args:
-        module: The model.
-
-    Yields:
-        The same module, in eval mode.
-    """
-    modes = [(m, m.training) for m in module.modules()]
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            module.eval()
-            yield module
-    finally:
-        for submodule, training in modes:
-            submodule.training = training
 
 
 def _first_tensor(output: Any) -> Tensor:

@@ -10,6 +10,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from typing_extensions import override
 
+from lightning_recipes._core.param_groups import no_decay_param_groups
 from lightning_recipes.errors import config_error
 from lightning_recipes.modules.optim import (
     OptimizerName,
@@ -20,7 +21,6 @@ from lightning_recipes.modules.optim import (
     check_scheduler_name,
     check_scheduler_options,
 )
-from lightning_recipes.regularization.groups import no_decay_param_groups
 
 __all__ = ["Classifier"]
 

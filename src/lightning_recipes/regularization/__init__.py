@@ -9,9 +9,15 @@
   time (math: `activation_stats`).
 """
 
+from lightning_recipes._core.param_groups import no_decay_param_groups
+from lightning_recipes._core.selection import (
+    DEFAULT_TYPES,
+    NORM_TYPES,
+    select_modules,
+    selected_parameters,
+)
 from lightning_recipes.regularization.activation_monitor import ActivationMonitor
 from lightning_recipes.regularization.activations import activation_stats, summarize
-from lightning_recipes.regularization.groups import no_decay_param_groups
 from lightning_recipes.regularization.init import (
     SCHEME_ALIASES,
     SCHEME_NAMES,
@@ -20,12 +26,6 @@ from lightning_recipes.regularization.init import (
     lsuv_,
 )
 from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
-from lightning_recipes.regularization.selection import (
-    DEFAULT_TYPES,
-    NORM_TYPES,
-    select_modules,
-    selected_parameters,
-)
 from lightning_recipes.regularization.weight_init import WeightInit
 from lightning_recipes.regularization.weight_penalty import WeightPenalty
 

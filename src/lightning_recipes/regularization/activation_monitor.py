@@ -12,7 +12,14 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.selection import (
+    check_globs,
+    check_selection,
+    check_types,
+    select_modules,
+)
 from lightning_recipes._core.validate import flag, is_real, positive_int
 from lightning_recipes.errors import config_error
 from lightning_recipes.regularization.activations import (
@@ -23,12 +30,6 @@ from lightning_recipes.regularization.activations import (
     hist_range,
     kind_of,
     summarize,
-)
-from lightning_recipes.regularization.selection import (
-    check_globs,
-    check_selection,
-    check_types,
-    select_modules,
 )
 
 __all__ = ["ActivationMonitor"]
@@ -43,7 +44,7 @@ def _fraction(argument: str, value: Any) -> float:
 class ActivationMonitor(Callback):
     """Per-layer activation mean, std, dead and saturated fractions, and histograms over time.
 
-    fastai's ``ActivationStats`` as a callback. Every ``every_n_steps`` optimizer steps it
+    fastai's ``ActivationStats`` as a callback. Every ``log_every_n_steps`` optimizer steps it
     hooks the chosen layers (by default every activation function module: ReLU, GELU,
     Tanh, Sigmoid...) for one training batch, and only that batch: forward hooks are
     registered in ``on_train_batch_start`` of a monitored step and removed at its end, so
@@ -67,8 +68,9 @@ class ActivationMonitor(Callback):
     read per monitored step.
 
     Args:
-        every_n_steps: Monitoring period in optimizer steps; default the Trainer's
-            ``log_every_n_steps``.
+        log_every_n_steps: Monitoring period in optimizer steps; default the Trainer's
+            ``log_every_n_steps`` (the name GradientMonitor, WeightPenalty and the Trainer
+            use).
         types: Class names of the layers to hook.
         names: Globs on module names (None: all of ``types``).
         exclude: Globs of module names to leave out.
@@ -79,15 +81,16 @@ class ActivationMonitor(Callback):
         saturated_threshold: Saturated fraction that triggers the warning.
         saturation_eps: Share of the range near a bound that counts as saturated.
         plot: Draw the figure at fit end (needs the ``plots`` extra).
+        every_n_steps: Deprecated name of ``log_every_n_steps`` (goes in the next release).
 
     Examples:
-        >>> ActivationMonitor(every_n_steps=10, plot=False).every_n_steps
+        >>> ActivationMonitor(log_every_n_steps=10, plot=False).log_every_n_steps
         10
     """
 
     def __init__(
         self,
-        every_n_steps: int | None = None,
+        log_every_n_steps: int | None = None,
         types: list[str] | None = None,
         names: list[str] | None = None,
         exclude: list[str] | None = None,
@@ -97,14 +100,23 @@ class ActivationMonitor(Callback):
         saturated_threshold: float = 0.5,
         saturation_eps: float = 0.02,
         plot: bool = True,
+        every_n_steps: int | None = None,
     ) -> None:
-        if every_n_steps is not None:
+        log_every_n_steps = renamed(
+            "ActivationMonitor",
+            "every_n_steps",
+            "log_every_n_steps",
+            every_n_steps,
+            log_every_n_steps,
+            None,
+        )
+        if log_every_n_steps is not None:
             positive_int(
-                "every_n_steps",
-                every_n_steps,
+                "log_every_n_steps",
+                log_every_n_steps,
                 "Pass a positive number of optimizer steps, or None for the Trainer's.",
             )
-        self.every_n_steps = every_n_steps
+        self.log_every_n_steps = log_every_n_steps
         self.types = check_types("types", types) if types is not None else ACTIVATION_TYPES
         self.names = check_globs("names", names)
         self.exclude = check_globs("exclude", exclude) or ()
@@ -134,7 +146,7 @@ class ActivationMonitor(Callback):
     def state_key(self) -> str:
         """One checkpoint slot per configuration."""
         return self._generate_state_key(
-            every=self.every_n_steps, types=self.types, names=self.names, exclude=self.exclude
+            every=self.log_every_n_steps, types=self.types, names=self.names, exclude=self.exclude
         )
 
     @override
@@ -142,7 +154,7 @@ class ActivationMonitor(Callback):
         if self.plot:
             new_figure("ActivationMonitor(plot=True)")  # fail now, not after training
         trainer_every = int(getattr(trainer, "log_every_n_steps", 50))
-        self._every = self.every_n_steps or max(trainer_every, 1)
+        self._every = self.log_every_n_steps or max(trainer_every, 1)
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -10,7 +10,15 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.module_modes import restored_modes
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.selection import (
+    DEFAULT_TYPES,
+    check_globs,
+    check_selection,
+    check_types,
+    select_modules,
+)
 from lightning_recipes._core.validate import is_int, is_real, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.regularization.init import (
@@ -21,13 +29,6 @@ from lightning_recipes.regularization.init import (
     init_modules_,
     lsuv_,
     resolve_scheme,
-)
-from lightning_recipes.regularization.selection import (
-    DEFAULT_TYPES,
-    check_globs,
-    check_selection,
-    check_types,
-    select_modules,
 )
 
 __all__ = ["WeightInit"]
@@ -193,11 +194,10 @@ class WeightInit(Callback):
             batch = next(iter(loader))
         batch = trainer.strategy.batch_to_device(batch)
         inputs = batch[0] if isinstance(batch, list | tuple) else batch
-        modes = {m: m.training for m in pl_module.modules()}
         reduce = None if trainer.world_size == 1 else (lambda t: helpers.reduce_sum(trainer, t))
-        pl_module.eval()
         try:
-            with torch.no_grad(), preserved_rng():
+            with restored_modes(pl_module), torch.no_grad(), preserved_rng():
+                pl_module.eval()
                 return lsuv_(
                     lambda: pl_module(inputs),
                     modules,
@@ -211,9 +211,6 @@ class WeightInit(Callback):
                 f"it failed ({error}). LSUV needs forward() to accept the batch's first "
                 "element; use another scheme otherwise."
             ) from error
-        finally:
-            for module, mode in modes.items():
-                module.train(mode)
 
     def run_summary(self) -> RecipeSummary:
         """The scheme, the layers initialised, LSUV's variances, or that it kept a resume."""

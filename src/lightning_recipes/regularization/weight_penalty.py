@@ -12,10 +12,7 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
-from lightning_recipes._core.validate import flag, is_real, listing
-from lightning_recipes.errors import RecipeConfigError, config_error
-from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
-from lightning_recipes.regularization.selection import (
+from lightning_recipes._core.selection import (
     DEFAULT_TYPES,
     check_globs,
     check_selection,
@@ -23,6 +20,9 @@ from lightning_recipes.regularization.selection import (
     select_modules,
     selected_parameters,
 )
+from lightning_recipes._core.validate import flag, is_real, listing
+from lightning_recipes.errors import RecipeConfigError, config_error
+from lightning_recipes.regularization.penalty import add_penalty_grad_, penalty_value
 
 __all__ = ["WeightPenalty"]
 

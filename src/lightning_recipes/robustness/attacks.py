@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_recipes._core.module_modes import evaluation_mode, restored_modes
 from lightning_recipes._core.validate import is_real, positive_int
 from lightning_recipes.errors import config_error
 
@@ -41,19 +42,15 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
     A model left in train mode (e.g. after ``trainer.test``) would otherwise drop units at
     random and update its BatchNorm statistics on every scoring forward pass.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with restored_modes(model):
+        model.eval()
         yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 @contextmanager
 def _attacking(model: nn.Module) -> Iterator[None]:
     """Eval mode and gradients on, outside inference mode; the mode is restored after."""
-    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+    with evaluation_mode(model):
         yield
 
 

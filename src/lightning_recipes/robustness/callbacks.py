@@ -13,6 +13,8 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.deprecation import renamed
+from lightning_recipes._core.labels import batch_labels
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import preserved_rng
@@ -54,26 +56,6 @@ def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
     return keys
 
 
-def _batch_labels(batch: Any, key: int | str, owner: str) -> Tensor:
-    """The labels of ``batch`` at ``key``, or an error that says where to find them."""
-    try:
-        labels = batch[key]
-    except (KeyError, IndexError, TypeError) as err:
-        raise config_error(
-            "label_key",
-            key,
-            f"{owner}: the batch is a {type(batch).__name__} without it: pass the index "
-            "(tuple/list) or key (dict) of the labels.",
-        ) from err
-    if not isinstance(labels, Tensor):
-        raise config_error(
-            "label_key",
-            key,
-            f"{owner} needs a label tensor there, got {type(labels).__name__}.",
-        )
-    return labels
-
-
 def _loss_of(module: nn.Module) -> nn.Module:
     """The module's own loss (as ClassWeighting finds it), else cross-entropy."""
     found = loss_module(module)
@@ -96,7 +78,8 @@ class AdversarialTraining(Callback):
 
     Args:
         eps: Radius of the perturbation, in input units (e.g. 8/255 for [0, 1] images).
-        method: ``"fgsm"`` (fast, random start) or ``"pgd"``.
+        attack: ``"fgsm"`` (fast, random start) or ``"pgd"`` (the name
+            `RobustnessEvaluation` uses).
         steps: PGD steps.
         norm: ``"linf"`` or ``"l2"`` (PGD).
         ratio: Share of each batch replaced, in (0, 1].
@@ -104,16 +87,17 @@ class AdversarialTraining(Callback):
         input_key: Index or key of the inputs in the batch.
         label_key: Index or key of the labels in the batch.
         seed: Seed of the random starts.
+        method: Deprecated name of ``attack`` (goes in the next release).
 
     Examples:
-        >>> AdversarialTraining(eps=0.1, method="pgd", steps=3).method
+        >>> AdversarialTraining(eps=0.1, attack="pgd", steps=3).attack
         'pgd'
     """
 
     def __init__(
         self,
         eps: float,
-        method: Literal["fgsm", "pgd"] = "fgsm",
+        attack: Literal["fgsm", "pgd"] = "fgsm",
         steps: int = 7,
         norm: Norm = "linf",
         ratio: float = 1.0,
@@ -121,22 +105,24 @@ class AdversarialTraining(Callback):
         input_key: int | str = 0,
         label_key: int | str = 1,
         seed: int = 0,
+        method: Literal["fgsm", "pgd"] | None = None,
     ) -> None:
         super().__init__()
+        attack = renamed("AdversarialTraining", "method", "attack", method, attack, "fgsm")
         self.eps = _positive("eps", eps)
-        if method not in ("fgsm", "pgd"):
-            raise config_error("method", method, "Choose 'fgsm' (fast, random start) or 'pgd'.")
+        if attack not in ("fgsm", "pgd"):
+            raise config_error("attack", attack, "Choose 'fgsm' (fast, random start) or 'pgd'.")
         positive_int("steps", steps, "Pass a number of PGD steps >= 1.")
         if norm not in ("linf", "l2"):
             raise config_error("norm", norm, "Choose 'linf' or 'l2'.")
-        if method == "fgsm" and norm != "linf":
-            raise config_error("norm", norm, "FGSM is an L-inf attack: use method='pgd' for l2.")
+        if attack == "fgsm" and norm != "linf":
+            raise config_error("norm", norm, "FGSM is an L-inf attack: use attack='pgd' for l2.")
         if not is_real(ratio) or not 0 < ratio <= 1:
             raise config_error("ratio", ratio, "Pass the share of the batch to replace, in (0, 1].")
         input_key, label_key = _keys(input_key, label_key)
         if not is_int(seed):
             raise config_error("seed", seed, "Pass an integer seed.")
-        self.method = method
+        self.attack: Literal["fgsm", "pgd"] = attack
         self.steps = steps
         self.norm: Norm = norm
         self.ratio = float(ratio)
@@ -149,7 +135,8 @@ class AdversarialTraining(Callback):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(eps=self.eps, method=self.method, norm=self.norm)
+        # "method": the key of checkpoints saved before the rename, so that they still load.
+        return self._generate_state_key(eps=self.eps, method=self.attack, norm=self.norm)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -166,7 +153,7 @@ class AdversarialTraining(Callback):
         # pre-hook), after every callback's on_train_batch_start: it attacks the inputs
         # the model will really see (after augmentation), whatever the callback order.
         batch_inputs(batch, self.input_key, "AdversarialTraining")  # checked now
-        self._labels = _batch_labels(batch, self.label_key, "AdversarialTraining")
+        self._labels = batch_labels(batch, self.label_key, owner="AdversarialTraining")
         self._generator = torch.Generator().manual_seed(
             hash((self.seed, trainer.global_rank, trainer.global_step)) % 2**63
         )
@@ -184,7 +171,7 @@ class AdversarialTraining(Callback):
         part = x[:count].detach()
         self._busy = True
         try:
-            if self.method == "fgsm":
+            if self.attack == "fgsm":
                 adv = fgsm(module, part, y[:count], self.eps, loss_fn=loss, clip=self.clip,
                            random_start=True, generator=self._generator)  # fmt: skip
             else:
@@ -229,10 +216,10 @@ class AdversarialTraining(Callback):
         return RecipeSummary(
             "Adversarial training",
             facts={
-                "method": self.method,
+                "attack": self.attack,
                 "eps": self.eps,
                 "norm": self.norm,
-                "steps": self.steps if self.method == "pgd" else 1,
+                "steps": self.steps if self.attack == "pgd" else 1,
                 "share of each batch": self.ratio,
                 "batches attacked": self.batches,
             },
@@ -327,7 +314,7 @@ class RobustnessEvaluation(Callback):
         xs, ys, total = [], [], 0
         for batch in loader:
             xs.append(batch_inputs(batch, self.input_key, "RobustnessEvaluation"))
-            ys.append(_batch_labels(batch, self.label_key, "RobustnessEvaluation"))
+            ys.append(batch_labels(batch, self.label_key, owner="RobustnessEvaluation"))
             total += len(ys[-1])
             if total >= self.num_samples:
                 break

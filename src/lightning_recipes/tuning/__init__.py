@@ -7,6 +7,13 @@ config keys (`load_space`), and writes ``study.md``, figures and ``best.yaml``.
 K-fold with a fresh module per fold. Optuna is the optional extra ``tune``
 (``pip install 'lightning-recipes[tune]'``); it is imported when a study starts, not when
 this package is imported.
+
+Modules, one job each: `search` (`tune` itself), `checks` (its arguments and both ends of
+every range, before any trial), `study_setup` (storage, sampler, pruner), `in_process` (a
+trial fitted in this process), `trial` (a trial in a subprocess), `pruning`
+(`TrialReporter`), `storage` and `journal` (where a study lives), `results` (``study.md``,
+figures, ``best.yaml``), `progress`, `space`, `config`, and `cv` (`cross_validate`) with
+`cv_folds` (running the folds) and `cv_results`.
 """
 
 from lightning_recipes.tuning.config import apply_params, config_keys, expand_config, load_config

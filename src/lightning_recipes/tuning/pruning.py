@@ -40,7 +40,7 @@ from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
-from lightning_recipes.tuning.storage import open_storage
+from lightning_recipes.tuning.storage import open_storage, redact_url
 
 if TYPE_CHECKING:
     import optuna
@@ -77,29 +77,6 @@ class TrialReportError(RuntimeError):
 
 def _optuna() -> ModuleType:
     return require("optuna", extra="tune", feature="lightning_recipes.tuning")
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without its password, fit for messages and logs.
-
-    Args:
-        url: A SQLAlchemy URL such as ``postgresql://user:secret@host/db``.
-
-    Returns:
-        The URL with the password replaced by ``***`` (unchanged if it has none).
-
-    Examples:
-        >>> redact_url("postgresql://tuner:secret@db.example:5432/studies")
-        'postgresql://tuner:***@db.example:5432/studies'
-        >>> redact_url("sqlite:///runs/s/study.db")
-        'sqlite:///runs/s/study.db'
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user, colon, _ = credentials.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
 def _check_pruner(name: Any, args: Any) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from lightning_recipes._core.optional import new_figure, require
 from lightning_recipes.errors import RecipeWarning
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.space import resize_lists
-from lightning_recipes.tuning.storage import journal_path
+from lightning_recipes.tuning.storage import journal_path, redact_url
 
 __all__ = [
     "best_config",
     "dashboard_target",
     "draw_figures",
-    "redact",
     "short_name",
     "write_results",
 ]
@@ -41,28 +40,7 @@ def dashboard_target(url: str) -> str:
         '/runs/s/study.journal'
     """
     path = journal_path(url)
-    return str(path) if path is not None else redact(url)
-
-
-def redact(url: str) -> str:
-    """The storage URL with its password hidden, for reports and logs.
-
-    Args:
-        url: An SQLAlchemy URL.
-
-    Returns:
-        The URL with ``***`` for the password.
-
-    Examples:
-        >>> redact("postgresql://me:secret@db:5432/optuna")
-        'postgresql://me:***@db:5432/optuna'
-    """
-    from sqlalchemy.engine import make_url
-
-    try:
-        return str(make_url(url).render_as_string(hide_password=True))
-    except Exception:  # not an SQLAlchemy URL: show nothing after the scheme
-        return url.split("://", 1)[0] + "://..."
+    return str(path) if path is not None else redact_url(url)
 
 
 def best_config(study: Any, base: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,7 +353,7 @@ def write_results(
     lines = [
         f"# Study `{study.study_name}`",
         "",
-        f"- storage: `{redact(storage_url)}`",
+        f"- storage: `{redact_url(storage_url)}`",
         f"- objective: {direction} `{monitor}` ({study.user_attrs.get('value', 'best')} value "
         "over the validation epochs of each trial)",
         f"- sampler: {sampler}",

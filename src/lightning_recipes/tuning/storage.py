@@ -28,12 +28,41 @@ __all__ = [
     "journal_path",
     "journal_url",
     "open_storage",
+    "redact_url",
     "share_storage",
     "write_ahead_log",
 ]
 
 JOURNAL_SCHEME = "journal://"
 """Storage URLs of Optuna journal files: ``journal://`` + the file's path."""
+
+
+def redact_url(url: str) -> str:
+    """A storage URL without its password, fit for messages, logs and reports.
+
+    The one redaction of the library. Written by hand: SQLAlchemy's ``make_url`` reads an
+    unescaped ``@`` in a password as the start of the host and would print the rest of
+    the password (``mysql://a:p@ss@h/d`` -> ``a:***@ss@h``); this keeps everything up to
+    the last ``@`` hidden.
+
+    Args:
+        url: A SQLAlchemy URL such as ``postgresql://user:secret@host/db``.
+
+    Returns:
+        The URL with the password replaced by ``***`` (unchanged if it has none).
+
+    Examples:
+        >>> redact_url("postgresql://tuner:secret@db.example:5432/studies")
+        'postgresql://tuner:***@db.example:5432/studies'
+        >>> redact_url("sqlite:///runs/s/study.db")
+        'sqlite:///runs/s/study.db'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
 
 
 def journal_path(url: str) -> Path | None:

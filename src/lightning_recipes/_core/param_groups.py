@@ -5,9 +5,9 @@ from typing import Any
 
 from torch import nn
 
+from lightning_recipes._core.selection import NORM_TYPES, check_types, is_type
 from lightning_recipes._core.validate import names_sequence
 from lightning_recipes.errors import config_error
-from lightning_recipes.regularization.selection import NORM_TYPES, check_types, is_type
 
 __all__ = ["no_decay_param_groups"]
 

@@ -1,0 +1,50 @@
+"""Renamed arguments: the old name works for one release, with a `DeprecationWarning`."""
+
+import warnings
+from typing import Any, TypeVar
+
+from lightning_recipes.errors import RecipeConfigError
+
+__all__ = ["renamed"]
+
+T = TypeVar("T")
+
+
+def renamed(owner: str, old: str, new: str, old_value: Any, new_value: T, default: T) -> T:
+    """The value of argument ``new``, taken from its deprecated name ``old`` if given there.
+
+    Args:
+        owner: The class or function, for the message.
+        old: The deprecated name.
+        new: The current name.
+        old_value: What was passed as ``old`` (None: not passed).
+        new_value: What was passed as ``new``.
+        default: ``new``'s default (passing both names is refused unless ``new`` kept it).
+
+    Returns:
+        The value to use.
+
+    Raises:
+        RecipeConfigError: If both names were given.
+
+    Examples:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     renamed("ActivationMonitor", "every_n_steps", "log_every_n_steps", 5, None, None)
+        5
+        >>> str(caught[0].message).split(":")[0]
+        'ActivationMonitor(every_n_steps=...) is deprecated'
+    """
+    if old_value is None:
+        return new_value
+    if new_value != default:
+        raise RecipeConfigError(
+            f"{owner}: pass {new}= only ({old}= is its deprecated name), not both."
+        )
+    warnings.warn(
+        f"{owner}({old}=...) is deprecated: pass {new}= (the old name goes in the next release).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value  # type: ignore[no-any-return]

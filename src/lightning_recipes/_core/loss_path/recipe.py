@@ -1,0 +1,123 @@
+"""The Lightning side of the loss recipes (`LossRecipe`), and the LR finder's weighted copy."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor, nn
+from typing_extensions import override
+
+from lightning_recipes._core.labels import LabelKey
+from lightning_recipes._core.loss_path.path import LossPath
+
+__all__ = ["LossRecipe", "weighted_training_loss"]
+
+
+@contextmanager
+def weighted_training_loss(source: nn.Module, probe: nn.Module, batch: Any) -> Iterator[None]:
+    """Run ``probe``'s training step on ``batch`` with the class weights of ``source``.
+
+    For a recipe that trains a copy of the module (the LR finder's range test): the copy's
+    loss is weighted as the module's is, through either door, with no batch mixing.
+
+    Args:
+        source: The module whose loss path holds the weights.
+        probe: A deep copy of it.
+        batch: The batch the copy trains on.
+    """
+    path = LossPath._by_module.get(source)
+    if path is None or not path.weights:
+        yield
+        return
+    twin = LossPath(probe)
+    twin.users = dict(path.users)
+    twin.weights = dict(path.weights)
+    names = {id(module): name for name, module in source.named_modules()}
+    for loss, buffer in path.installed:
+        if id(loss) in names:
+            twin.installed.append((probe.get_submodule(names[id(loss)]), buffer))
+    twin.begin_batch(batch, (-1, -1))
+    try:
+        yield
+    finally:
+        twin.close()
+
+
+class LossRecipe(Callback):
+    """The Lightning side of a recipe that edits the training loss through the `LossPath`.
+
+    Subclasses call `attach_loss_path` in ``setup`` and add their part to
+    ``self.loss_path.edit`` (or call ``mix`` / ``smooth`` / ``set_class_weights``); this
+    base starts each training batch (labels found, mode entered), leaves the mode before
+    the backward pass, checks at the batch's end that the edit met the loss, and undoes
+    everything at teardown and on exceptions.
+    """
+
+    loss_path: LossPath | None = None
+
+    def attach_loss_path(self, pl_module: LightningModule, label_key: LabelKey) -> LossPath:
+        """Join ``pl_module``'s loss path (idempotent)."""
+        self.loss_path = LossPath.attach(pl_module, self, label_key)
+        return self.loss_path
+
+    @staticmethod
+    def batch_token(trainer: Trainer, batch_idx: int) -> tuple[int, int]:
+        """What identifies a training batch across the callbacks of one Trainer."""
+        return (trainer.current_epoch, batch_idx)
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx))
+
+    @override
+    def on_before_zero_grad(
+        self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        # Automatic optimization zeroes the gradients after the training step, before the
+        # backward pass: the step is over, and zero_grad's torch calls need not pay the mode.
+        if self.loss_path is not None and pl_module.automatic_optimization:
+            self.loss_path.leave_step()
+
+    @override
+    def on_before_backward(
+        self, trainer: Trainer, pl_module: LightningModule, loss: Tensor
+    ) -> None:
+        # Manual optimization calls backward inside training_step: stay until its end.
+        if self.loss_path is not None and pl_module.automatic_optimization:
+            self.loss_path.leave_step()
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.loss_path is not None:
+            token = self.batch_token(trainer, batch_idx)
+            self.loss_path.end_batch(token, produced_loss=outputs is not None)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.loss_path is not None:
+            self.loss_path.detach(self)
+            self.loss_path = None
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["loss_path"] = None  # hooks and a mode of one process
+        return state

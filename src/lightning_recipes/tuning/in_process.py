@@ -1,0 +1,174 @@
+"""A trial fitted in the `tune` process: its config, its fit, what it reports, its memory."""
+
+import copy
+import gc
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
+from lightning.pytorch import Callback, LightningModule, Trainer
+from typing_extensions import override
+
+from lightning_recipes._core.trainer import trainer_callbacks
+from lightning_recipes.errors import (
+    MissingMetricError,
+)
+from lightning_recipes.tuning.config import (
+    ConfigParser,
+    apply_params,
+)
+from lightning_recipes.tuning.space import resize_lists
+
+__all__ = ["trial_config"]
+
+_FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
+# libyaml's emitter writes the same text as PyYAML's SafeDumper, 5x faster (a trial's config
+# is written at every trial); PyYAML built without libyaml has only the Python one.
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
+
+
+class _ValueRecorder(Callback):
+    """Record the monitored metric after each validation epoch (in-process trials only)."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.values: list[float] = []
+
+    @override
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise MissingMetricError(
+                f"tune(monitor={self.monitor!r}): the trial never logged {self.monitor!r}; "
+                f"metrics logged: {logged}. Pass monitor= one of them."
+            )
+        self.values.append(float(value))  # once per validation epoch, not per step
+
+
+def _reporter_entry(
+    storage: str,
+    study_name: str,
+    trial_id: int,
+    monitor: str,
+    mode: str,
+    pruner: str,
+    args: Mapping[str, Any],
+    result_dir: Path,
+) -> dict[str, Any]:
+    """The ``trainer.callbacks`` entry of the trial's `TrialReporter` (same pruner as the study)."""
+    return {
+        "class_path": "lightning_recipes.tuning.pruning.TrialReporter",
+        "init_args": {
+            "storage": storage,
+            "study_name": study_name,
+            "trial_id": trial_id,
+            "monitor": monitor,
+            "mode": mode,
+            "prune": pruner != "none",
+            "pruner": pruner,
+            "pruner_args": dict(args),
+            "result_dir": str(result_dir),
+        },
+    }
+
+
+def trial_config(
+    config: Mapping[str, Any],
+    trial_dir: Path,
+    *,
+    callbacks: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The config a trial trains: ``config`` with its own log folder and extra callbacks.
+
+    ``trainer.default_root_dir`` becomes ``trial_dir``; the per-epoch progress bar and the
+    model summary are off unless the config sets them (the study shows its own bar).
+
+    Args:
+        config: The config with the trial's parameters applied.
+        trial_dir: The trial's folder.
+        callbacks: ``trainer.callbacks`` entries to append (class_path / init_args).
+
+    Returns:
+        The new config.
+    """
+    cfg = copy.deepcopy(dict(config))
+    trainer = cfg.setdefault("trainer", {})
+    trainer["default_root_dir"] = str(trial_dir)
+    trainer.setdefault("enable_progress_bar", False)
+    trainer.setdefault("enable_model_summary", False)
+    if callbacks:
+        existing = trainer.get("callbacks") or []
+        if isinstance(existing, dict):
+            existing = [existing]
+        trainer["callbacks"] = [*existing, *(dict(c) for c in callbacks)]
+    return cfg
+
+
+def _fit_in_process(
+    run_cfg: Mapping[str, Any],
+    monitor: str,
+    reporter: bool,
+    parser: ConfigParser,
+    dumped: Mapping[str, Any],
+) -> tuple[list[float], bool]:
+    """Train one trial's config as ``fit -c trial.yaml`` would; return the epoch values, pruned.
+
+    The study's parser is reused, and so is its parse of the first trial's config where
+    this trial's differs from it in scalar values only (see `ConfigParser`); ``dumped``
+    (the expanded config with the trial's values) stands for LightningCLI's dump of the
+    model and data sections; ``trial.yaml`` is the trial's config (no ``config.yaml``).
+    """
+    trusted = ["trainer.default_root_dir"]  # set by trial_config: the trial's folder
+    if reporter:  # the reporter trial_config appended: the trial's id and folder
+        last = len(run_cfg["trainer"]["callbacks"]) - 1
+        trusted += [f"trainer.callbacks.{last}.init_args.{k}" for k in ("trial_id", "result_dir")]
+    cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
+    recorder = _ValueRecorder(monitor)
+    callbacks = trainer_callbacks(cli.trainer)
+    callbacks.append(recorder)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    pruned = False
+    if reporter:
+        from lightning_recipes.tuning.pruning import (  # type: ignore[import-not-found,unused-ignore]
+            TrialReporter,
+        )
+
+        pruned = any(isinstance(c, TrialReporter) and c.pruned for c in callbacks)
+    return recorder.values, pruned
+
+
+def _dumped_sections(full: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The model and data sections of a trial's config as LightningCLI dumps it.
+
+    ``full`` is the study's expanded config (every default filled in); setting the sampled
+    values there is what parsing and dumping the trial's config would give, at no cost.
+    """
+    sections = copy.deepcopy({k: v for k, v in full.items() if k in ("model", "data")})
+
+    def section(key: str) -> str:
+        return key.removeprefix(_LENGTH).split(".", 1)[0]
+
+    sampled = {k: v for k, v in params.items() if section(k) in sections}
+    return apply_params(sections, resize_lists(sections, sampled))
+
+
+def _free_memory(study: Any, trial: Any) -> None:
+    """After each trial: free the accelerator memory its cycles hold, and only then.
+
+    Lightning's objects form reference cycles (Trainer <-> callbacks), which Python's
+    collector frees soon enough for host memory. A full ``gc.collect()`` after every trial
+    (Optuna's ``gc_after_trial``) costs about half a second with Lightning loaded, as much
+    as a short trial; it is worth it only where a cycle holds device memory that the next
+    trial needs.
+    """
+    del study, trial
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        gc.collect()
+        torch.cuda.empty_cache()
