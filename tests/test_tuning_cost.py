@@ -21,7 +21,8 @@ from lightning_recipes.cli import main
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.runner import RecipesCLI
 from lightning_recipes.tuning import open_storage, tune, write_results
-from lightning_recipes.tuning.config import ConfigParser, apply_params, load_config
+from lightning_recipes.tuning.config import apply_params, load_config
+from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.journal import HeartbeatJournalStorage
 from lightning_recipes.tuning.search import FIGURES_AFTER_SECONDS, _dumped_sections, _free_memory
 from lightning_recipes.tuning.space import load_space, resize_lists

@@ -8,13 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_recipes.errors import RecipeConfigError
-from lightning_recipes.tuning.config import (
-    apply_params,
-    config_keys,
-    expand_config,
-    load_config,
-    parse_overrides,
-)
+from lightning_recipes.tuning.config import apply_params, config_keys, load_config, parse_overrides
+from lightning_recipes.tuning.config_parser import expand_config
 from lightning_recipes.tuning.space import SearchSpace, load_space, resize_lists
 
 optuna = pytest.importorskip("optuna")

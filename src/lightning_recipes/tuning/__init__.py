@@ -16,7 +16,8 @@ figures, ``best.yaml``), `progress`, `space`, `config`, and `cv` (`cross_validat
 `cv_folds` (running the folds) and `cv_results`.
 """
 
-from lightning_recipes.tuning.config import apply_params, config_keys, expand_config, load_config
+from lightning_recipes.tuning.config import apply_params, config_keys, load_config
+from lightning_recipes.tuning.config_parser import expand_config
 from lightning_recipes.tuning.cv import CVResult, FoldResult, cross_validate, cv_objective
 from lightning_recipes.tuning.pruning import (
     PRUNERS,

@@ -14,10 +14,8 @@ from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
-from lightning_recipes.tuning.config import (
-    ConfigParser,
-    apply_params,
-)
+from lightning_recipes.tuning.config import apply_params
+from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, resize_lists
 from lightning_recipes.tuning.study_setup import SAMPLERS

@@ -27,7 +27,7 @@ from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
-from lightning_recipes.tuning.config import ConfigParser
+from lightning_recipes.tuning.config_parser import ConfigParser
 
 if TYPE_CHECKING:
     pass

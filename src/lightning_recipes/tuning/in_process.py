@@ -15,10 +15,8 @@ from lightning_recipes._core.trainer import trainer_callbacks
 from lightning_recipes.errors import (
     MissingMetricError,
 )
-from lightning_recipes.tuning.config import (
-    ConfigParser,
-    apply_params,
-)
+from lightning_recipes.tuning.config import apply_params
+from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.space import resize_lists
 
 __all__ = ["trial_config"]

@@ -29,13 +29,12 @@ from lightning_recipes.errors import (
 )
 from lightning_recipes.tuning.checks import _check_args, _check_values, _default_name
 from lightning_recipes.tuning.config import (
-    ConfigParser,
     apply_params,
     config_keys,
-    expand_config,
     load_config,
     unknown_key_error,
 )
+from lightning_recipes.tuning.config_parser import ConfigParser, expand_config
 from lightning_recipes.tuning.in_process import (
     _YAML_DUMPER,
     _dumped_sections,
