@@ -16,9 +16,8 @@ from lightning_recipes.errors import (
 )
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.config_parser import ConfigParser
-from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, resize_lists
-from lightning_recipes.tuning.study_setup import SAMPLERS
+from lightning_recipes.tuning.study_setup import PRUNERS, SAMPLERS
 
 __all__: list[str] = []
 

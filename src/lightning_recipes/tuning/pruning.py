@@ -41,6 +41,7 @@ from lightning_recipes.errors import (
     config_error,
 )
 from lightning_recipes.tuning.storage import open_storage, redact_url
+from lightning_recipes.tuning.study_setup import PRUNERS, PrunerName, build_pruner, check_pruner
 
 if TYPE_CHECKING:
     import optuna
@@ -56,19 +57,8 @@ __all__ = [
     "redact_url",
 ]
 
-PrunerName = Literal["median", "hyperband", "none"]
-"""The pruners a search can use: Optuna's MedianPruner, HyperbandPruner, or none."""
-
-PRUNERS: tuple[PrunerName, ...] = ("median", "hyperband", "none")
-
 RESULT_FILE = "result.json"
 """The file `TrialReporter` writes into its ``result_dir`` at the end of the fit."""
-
-_PRUNER_ARGS: dict[str, tuple[str, ...]] = {
-    "median": ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
-    "hyperband": ("min_resource", "max_resource", "reduction_factor", "bootstrap_count"),
-    "none": (),
-}
 
 
 class TrialReportError(RuntimeError):
@@ -77,65 +67,6 @@ class TrialReportError(RuntimeError):
 
 def _optuna() -> ModuleType:
     return require("optuna", extra="tune", feature="lightning_recipes.tuning")
-
-
-def _check_pruner(name: Any, args: Any) -> dict[str, Any]:
-    if name not in PRUNERS:
-        raise choice_error("pruner", name, PRUNERS)
-    if args is None:
-        return {}
-    if not isinstance(args, Mapping):
-        raise config_error("pruner_args", args, "Pass a mapping of argument names to values.")
-    allowed = _PRUNER_ARGS[name]
-    for key in args:
-        if key not in allowed:
-            listed = ", ".join(repr(a) for a in allowed) or "none"
-            raise config_error(
-                "pruner_args",
-                dict(args),
-                f"{key!r} is not an argument of the {name!r} pruner; its arguments: {listed}.",
-            )
-    return dict(args)
-
-
-def build_pruner(name: PrunerName, **args: Any) -> "optuna.pruners.BasePruner":
-    """Build the Optuna pruner called ``name``.
-
-    The search and every `TrialReporter` of its trials must use the same pruner: build both
-    with this function and the same arguments.
-
-    Args:
-        name: ``"median"`` (`optuna.pruners.MedianPruner`), ``"hyperband"``
-            (`optuna.pruners.HyperbandPruner`) or ``"none"`` (`optuna.pruners.NopPruner`).
-        **args: Keyword arguments of that pruner (e.g. ``n_startup_trials=5``,
-            ``n_warmup_steps=2`` for median; ``min_resource=1``, ``reduction_factor=3`` for
-            hyperband).
-
-    Returns:
-        The pruner.
-
-    Raises:
-        RecipeConfigError: For an unknown name, an argument the pruner does not take, or a
-            value it refuses.
-
-    Examples:
-        >>> type(build_pruner("median", n_startup_trials=3)).__name__
-        'MedianPruner'
-    """
-    kwargs = _check_pruner(name, args)
-    pruners = _optuna().pruners
-    factory = {
-        "median": pruners.MedianPruner,
-        "hyperband": pruners.HyperbandPruner,
-        "none": pruners.NopPruner,
-    }[name]
-    try:
-        pruner: optuna.pruners.BasePruner = factory(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise config_error(
-            "pruner_args", kwargs, f"The {name!r} pruner refused them: {err}"
-        ) from err
-    return pruner
 
 
 class TrialReporter(Callback):
@@ -216,7 +147,7 @@ class TrialReporter(Callback):
             raise choice_error("mode", mode, ("min", "max"))
         if not isinstance(prune, bool):
             raise config_error("prune", prune, "Pass True or False.")
-        self._pruner_args = _check_pruner(pruner, pruner_args)
+        self._pruner_args = check_pruner(pruner, pruner_args)
         if not is_int(step_offset) or step_offset < 0:
             raise config_error("step_offset", step_offset, "Pass an int >= 0.")
         if result_dir is not None and (not isinstance(result_dir, str | Path) or not result_dir):

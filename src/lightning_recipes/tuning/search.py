@@ -44,11 +44,11 @@ from lightning_recipes.tuning.in_process import (
     trial_config,
 )
 from lightning_recipes.tuning.progress import _ProgressBar, _Quiet
-from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace, SpaceFunction, load_space, resize_lists
 from lightning_recipes.tuning.storage import share_storage
 from lightning_recipes.tuning.study_setup import (
     MEMORY,
+    PRUNERS,
     SAMPLERS,
     PrunerName,
     SamplerName,

@@ -1,23 +1,29 @@
 """What a study is built from: its storage, sampler and pruner, as `tune` builds them."""
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lightning_recipes._core.optional import require
 from lightning_recipes.errors import (
     choice_error,
     config_error,
 )
-from lightning_recipes.tuning.pruning import PRUNERS
 from lightning_recipes.tuning.space import SearchSpace
 from lightning_recipes.tuning.storage import journal_url, write_ahead_log
 
+if TYPE_CHECKING:
+    import optuna
+
 __all__ = [
     "MEMORY",
+    "PRUNERS",
     "SAMPLERS",
     "PrunerName",
     "SamplerName",
+    "build_pruner",
+    "check_pruner",
     "default_storage",
     "make_pruner",
     "make_sampler",
@@ -27,6 +33,18 @@ __all__ = [
 
 SamplerName = Literal["grid", "random", "tpe", "gp"]
 PrunerName = Literal["median", "hyperband", "none"]
+"""The pruners a search can use: Optuna's MedianPruner, HyperbandPruner, or none."""
+
+PRUNERS: tuple[PrunerName, ...] = ("median", "hyperband", "none")
+
+
+_PRUNER_ARGS: dict[str, tuple[str, ...]] = {
+    "median": ("n_startup_trials", "n_warmup_steps", "interval_steps", "n_min_trials"),
+    "hyperband": ("min_resource", "max_resource", "reduction_factor", "bootstrap_count"),
+    "none": (),
+}
+
+
 SAMPLERS = ("grid", "random", "tpe", "gp")
 MEMORY = "memory"
 """The ``storage`` of a study kept in this process's memory (no file, no resume)."""
@@ -125,8 +143,6 @@ def make_pruner(name: str, *, max_epochs: int | None = None) -> Any:
     """
     if name not in PRUNERS:
         raise choice_error("pruner", name, PRUNERS)
-    from lightning_recipes.tuning.pruning import build_pruner
-
     return build_pruner(name, **pruner_args(name, max_epochs=max_epochs))
 
 
@@ -162,3 +178,63 @@ def open_study_storage(
     if isinstance(rdb, optuna.storages.RDBStorage) and url.startswith("sqlite"):
         write_ahead_log(rdb)
     return rdb
+
+
+def check_pruner(name: Any, args: Any) -> dict[str, Any]:
+    """Validate a pruner name and its arguments (the study's and each reporter's)."""
+    if name not in PRUNERS:
+        raise choice_error("pruner", name, PRUNERS)
+    if args is None:
+        return {}
+    if not isinstance(args, Mapping):
+        raise config_error("pruner_args", args, "Pass a mapping of argument names to values.")
+    allowed = _PRUNER_ARGS[name]
+    for key in args:
+        if key not in allowed:
+            listed = ", ".join(repr(a) for a in allowed) or "none"
+            raise config_error(
+                "pruner_args",
+                dict(args),
+                f"{key!r} is not an argument of the {name!r} pruner; its arguments: {listed}.",
+            )
+    return dict(args)
+
+
+def build_pruner(name: PrunerName, **args: Any) -> "optuna.pruners.BasePruner":
+    """Build the Optuna pruner called ``name``.
+
+    The search and every `TrialReporter` of its trials must use the same pruner: build both
+    with this function and the same arguments.
+
+    Args:
+        name: ``"median"`` (`optuna.pruners.MedianPruner`), ``"hyperband"``
+            (`optuna.pruners.HyperbandPruner`) or ``"none"`` (`optuna.pruners.NopPruner`).
+        **args: Keyword arguments of that pruner (e.g. ``n_startup_trials=5``,
+            ``n_warmup_steps=2`` for median; ``min_resource=1``, ``reduction_factor=3`` for
+            hyperband).
+
+    Returns:
+        The pruner.
+
+    Raises:
+        RecipeConfigError: For an unknown name, an argument the pruner does not take, or a
+            value it refuses.
+
+    Examples:
+        >>> type(build_pruner("median", n_startup_trials=3)).__name__
+        'MedianPruner'
+    """
+    kwargs = check_pruner(name, args)
+    pruners = require("optuna", extra="tune", feature=_FEATURE).pruners
+    factory = {
+        "median": pruners.MedianPruner,
+        "hyperband": pruners.HyperbandPruner,
+        "none": pruners.NopPruner,
+    }[name]
+    try:
+        pruner: optuna.pruners.BasePruner = factory(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise config_error(
+            "pruner_args", kwargs, f"The {name!r} pruner refused them: {err}"
+        ) from err
+    return pruner
