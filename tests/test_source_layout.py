@@ -19,7 +19,6 @@ TOO_LONG_FOR_NOW = {
     "lr/finder.py",
     "attribution/explain.py",
     "attribution/callback.py",
-    "_core/trainer.py",
     "demo.py",
     "imbalance/samplers.py",
     "imbalance/losses.py",

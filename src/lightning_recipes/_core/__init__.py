@@ -1,7 +1,8 @@
 """What the recipes share, each concept once: the internals no recipe package owns.
 
 - `trainer`: the boundary with Lightning's Trainer (the only place that reads its private
-  attributes, each with the reason), broadcast and rank-zero helpers.
+  attributes, each with the reason), rank-zero helpers; `collectives`: reduce, gather,
+  broadcast between ranks.
 - `contract`: what each recipe declares it touches, and the run summary it reports.
 - `batch` and `labels`: where the inputs and the labels are in a batch.
 - `loss` and `loss_path`: the module's loss, and the one path through which the loss
