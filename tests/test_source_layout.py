@@ -21,7 +21,6 @@ TOO_LONG_FOR_NOW = {
     "attribution/callback.py",
     "demo.py",
     "imbalance/samplers.py",
-    "imbalance/losses.py",
 }
 
 

@@ -10,7 +10,8 @@ only), and metrics that do not hide a neglected class. Samplers and resampling n
 
 from lightning_recipes.imbalance.callback import ClassWeighting, binary_pos_weight
 from lightning_recipes.imbalance.datamodule import ResampledDataModule, resample_arrays
-from lightning_recipes.imbalance.losses import FocalLoss, focal_loss
+from lightning_recipes.imbalance.focal import focal_loss
+from lightning_recipes.imbalance.losses import FocalLoss
 from lightning_recipes.imbalance.metrics import (
     BalancedAccuracy,
     GeometricMeanRecall,
