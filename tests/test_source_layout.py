@@ -20,7 +20,6 @@ TOO_LONG_FOR_NOW = {
     "attribution/explain.py",
     "attribution/callback.py",
     "demo.py",
-    "imbalance/samplers.py",
 }
 
 
