@@ -13,7 +13,6 @@ MAX_LINES = 450
 TOO_LONG_FOR_NOW = {
     "finetuning/freezer.py",
     "gradients/monitor.py",
-    "tuning/space.py",
     "imbalance/callback.py",
     "stopping/callback.py",
     "lr/finder.py",
