@@ -12,8 +12,8 @@ Modules, one job each: `search` (`tune` itself), `checks` (its arguments and bot
 every range, before any trial), `study_setup` (storage, sampler, pruner), `in_process` (a
 trial fitted in this process), `trial` (a trial in a subprocess), `pruning`
 (`TrialReporter`), `storage` and `journal` (where a study lives), `results` (``study.md``,
-figures, ``best.yaml``), `progress`, `space` (with `space_param`), `config`, and `cv` (`cross_validate`) with
-`cv_folds` (running the folds) and `cv_results`.
+figures, ``best.yaml``), `progress`, `space` (with `space_param`), `config` (with
+`config_parser`), and `cv` (`cross_validate`) with `cv_folds` and `cv_results`.
 """
 
 from lightning_recipes.tuning.config import apply_params, config_keys, load_config
