@@ -20,7 +20,7 @@ import yaml
 from lightning_recipes.cli import main
 from lightning_recipes.errors import RecipeConfigError
 from lightning_recipes.runner import RecipesCLI
-from lightning_recipes.tuning import open_storage, tune, write_results
+from lightning_recipes.tuning import config_parser, open_storage, tune, write_results
 from lightning_recipes.tuning.config import apply_params, load_config
 from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.journal import HeartbeatJournalStorage
@@ -66,7 +66,7 @@ def test_no_figures_writes_the_report_and_best_yaml_and_the_figures_can_be_drawn
     assert "figures=False" not in (out / "study.md").read_text()
 
 
-def test_a_study_builds_lightningclis_parser_once(
+def test_lightningclis_parser_is_built_once_for_every_study_of_a_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[int] = []
@@ -77,20 +77,23 @@ def test_a_study_builds_lightningclis_parser_once(
         original(self, *args)
 
     monkeypatch.setattr(RecipesCLI, "setup_parser", counting)
-    study = tune(
-        CONFIG,
-        SMALL_SPACE,
-        n_trials=3,
-        sampler="random",
-        pruner="median",
-        seed=0,
-        out_dir=tmp_path,
-        progress=False,
-        overrides=FAST,
-        figures=False,
-    )
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
-    # expand, both ends of the space and three trials: one parser for all of them.
+    monkeypatch.setattr(config_parser, "_BUILT", {})  # as in a fresh process
+    for name in ("first", "second"):
+        study = tune(
+            CONFIG,
+            SMALL_SPACE,
+            n_trials=3,
+            sampler="random",
+            pruner="median",
+            seed=0,
+            out_dir=tmp_path,
+            study_name=name,
+            progress=False,
+            overrides=FAST,
+            figures=False,
+        )
+        assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    # expand, both ends of the space and three trials, twice: one parser for all of them.
     assert len(built) == 1
 
 
@@ -494,3 +497,44 @@ def test_the_journal_fails_a_running_trial_whose_heartbeat_stopped(tmp_path: Pat
     assert states == {alive.number: "RUNNING", dead.number: "FAIL"}
     # Without heartbeats nothing is ever stale.
     assert HeartbeatJournalStorage(tmp_path / "s.journal")._get_stale_trial_ids(0) == []
+
+
+def test_the_default_journal_never_waits_for_the_disk_and_survives_a_cut_last_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("an append synced the disk"))
+    storage = HeartbeatJournalStorage(tmp_path / "s.journal", heartbeat_interval=10)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    # A power cut while appending leaves the last line cut short: Optuna's reader skips it.
+    with (tmp_path / "s.journal").open("ab") as journal:
+        journal.write(b'{"op_code":4,"worker_id":"w","trial_id":1,"sta')
+    again = optuna.load_study(study_name="s", storage=stored(tmp_path / "s.journal"))
+    assert [t.params["x"] for t in again.trials] == [t.params["x"] for t in study.trials]
+
+
+def test_an_in_process_trial_has_the_callbacks_fit_c_its_trial_yaml_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightning.pytorch import Trainer
+
+    fitted: list[list[str]] = []
+    original = Trainer.fit
+
+    def recording(self: Trainer, *args: Any, **kwargs: Any) -> Any:
+        fitted.append([type(c).__name__ for c in self.callbacks])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording)
+    lr = {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    study = tune(
+        CONFIG, lr, n_trials=1, pruner="median", out_dir=tmp_path, progress=False,
+        overrides=FAST, figures=False,
+    )  # fmt: skip
+    trial_yaml = Path(study.trials[0].user_attrs["trial_dir"]) / "trial.yaml"
+    cli = RecipesCLI(args=["--config", str(trial_yaml)], run=False, save_config=False)
+    built = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert built.index("TrialReporter") < built.index("ModelCheckpoint")  # the config's order
+    assert fitted == [[*built, "_ValueRecorder"]]  # the reporter built from its entry

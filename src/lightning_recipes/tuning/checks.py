@@ -81,12 +81,14 @@ def _check_values(
     space: SearchSpace,
     base: Mapping[str, Any],
     parser: ConfigParser,
-    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    shape: Callable[[Mapping[str, Any]], Mapping[str, Any]],
 ) -> None:
     """Parse the config with both ends of every range, so wrong types fail before trial 0.
 
-    With ``shape`` (config -> the config a trial trains), the configs are parsed in that
-    shape and the first parse is kept for the trials to reuse.
+    The configs are parsed in the shape of a trial's (``shape``: config -> the config a
+    trial parses); the values they accept count as accepted for the trials, and the first
+    parse is kept for trials of its shape where none is kept yet (a space that sets a
+    list's length: see `ConfigParser.cli`).
     """
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     for high in (False, True):
@@ -95,10 +97,7 @@ def _check_values(
         values = resize_lists(cfg, params)
         probe = apply_params(cfg, values)
         try:
-            if shape is None:
-                parser.check(probe)
-            else:
-                parser.check(shape(probe), template=not high)
+            parser.check(shape(probe), template=not high)
         except RecipeConfigError as err:
             raise config_error(
                 "space",

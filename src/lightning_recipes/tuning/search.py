@@ -34,7 +34,7 @@ from lightning_recipes.tuning.config import (
     load_config,
     unknown_key_error,
 )
-from lightning_recipes.tuning.config_parser import ConfigParser, expand_config
+from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.in_process import (
     _YAML_DUMPER,
     _dumped_sections,
@@ -181,8 +181,20 @@ def tune(
     mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     base = load_config(config, overrides)
-    parser = ConfigParser()  # built once: every parse below and every trial reuses it
-    full = expand_config(base, parser)
+    name = study_name or _default_name(config)
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
+    out = Path(out_dir) / name
+    parser = ConfigParser()  # every parse below and every trial reuses LightningCLI's parser
+    # Expanded in the shape of an in-process trial's config (its folder and bar settings,
+    # which nothing below reads), the parse serves every such trial whose config differs
+    # from it only in accepted values (see ConfigParser.cli): no trial parses in full.
+    probe_dir = (out / "trial_0000").resolve()
+
+    def trial_shape(cfg: Mapping[str, Any]) -> dict[str, Any]:
+        return trial_config(cfg, probe_dir)
+
+    full = parser.expand(base, trial_shape=trial_shape)
     keys = config_keys(full)
 
     space_fn: SpaceFunction | None = None
@@ -193,10 +205,6 @@ def tune(
         space_fn = space
     else:
         parsed = load_space(space)
-    name = study_name or _default_name(config)
-    if not re.fullmatch(r"[\w.-]+", name):
-        raise config_error("study_name", name, "Use letters, digits, '.', '_' and '-' only.")
-    out = Path(out_dir) / name
     url = f"memory://{name}" if storage == MEMORY else storage or default_storage(out_dir, name)
     # (for memory: the key under which the reporters find the study)
     max_epochs = (full.get("trainer") or {}).get("max_epochs")
@@ -204,22 +212,16 @@ def tune(
     subprocess_mode = n_jobs > 1 or needs_subprocess(full)
     use_reporter = subprocess_mode or pruner != "none"
 
-    def run_config(cfg: Mapping[str, Any], trial_dir: Path, trial_id: int) -> dict[str, Any]:
-        """The config a trial trains: its folder, and its reporter where it has one."""
-        reporter = _reporter_entry(
+    def reporter_of(trial_dir: Path, trial_id: int) -> dict[str, Any]:
+        """The ``trainer.callbacks`` entry of a trial's `TrialReporter`."""
+        return _reporter_entry(
             url, name, trial_id, monitor, mode, pruner, pruner_args(pruner, max_epochs=epochs),
             trial_dir,
         )  # fmt: skip
-        return trial_config(cfg, trial_dir, callbacks=[reporter] if use_reporter else ())
 
     if parsed is not None:
         parsed.check(full, keys)
-        # Checked in the shape of an in-process trial's config, the first check's parse
-        # serves every such trial (see ConfigParser.cli): no trial parses in full.
-        probe_dir = (out / "trial_0000").resolve()
-        in_process = not subprocess_mode and cv is None
-        shape = (lambda cfg: run_config(cfg, probe_dir, 0)) if in_process else None
-        _check_values(parsed, base, parser, shape)
+        _check_values(parsed, base, parser, trial_shape)
     sampler_obj = make_sampler(sampler, seed=seed, space=parsed)
     pruner_obj = make_pruner(pruner, max_epochs=epochs)
     out.mkdir(parents=True, exist_ok=True)
@@ -297,8 +299,9 @@ def tune(
                 )
             )
         # trial._trial_id: private, but Optuna has no public id of a trial in its storage
-        run_cfg = run_config(cfg, trial_dir, trial._trial_id)
-        cfg_path = trial_dir / "trial.yaml"
+        reporter = reporter_of(trial_dir, trial._trial_id) if use_reporter else None
+        run_cfg = trial_config(cfg, trial_dir, callbacks=[reporter] if reporter else ())
+        cfg_path = trial_dir / "trial.yaml"  # what `fit -c trial.yaml` trains again
         cfg_path.write_text(yaml.dump(run_cfg, Dumper=_YAML_DUMPER, sort_keys=False))
         if subprocess_mode:
             from lightning_recipes.tuning.trial import (  # type: ignore[import-not-found,unused-ignore]
@@ -319,7 +322,9 @@ def tune(
         # cache in front of it (a study holds one; a storage lent bare would give the
         # reporter a cold cache, which reads every trial back at each report).
         with share_storage(url, lent):
-            values, pruned = _fit_in_process(run_cfg, monitor, use_reporter, parser, dumped)
+            values, pruned = _fit_in_process(
+                trial_config(cfg, trial_dir), reporter, monitor, parser, dumped
+            )
         trial.set_user_attr("epochs", len(values))
         if pruned:
             raise optuna.TrialPruned(f"pruned after {len(values)} epoch(s)")
