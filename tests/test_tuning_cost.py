@@ -234,6 +234,7 @@ def _trial_cfg(base: dict[str, Any], params: dict[str, Any], folder: Path, trial
     return trial_config(cfg, folder, callbacks=[reporter])
 
 
+LR = "model.init_args.lr"
 TRUSTED = [
     "trainer.default_root_dir",
     "trainer.callbacks.2.init_args.trial_id",
@@ -538,3 +539,23 @@ def test_an_in_process_trial_has_the_callbacks_fit_c_its_trial_yaml_builds(
     built = [type(c).__name__ for c in cli.trainer.callbacks]
     assert built.index("TrialReporter") < built.index("ModelCheckpoint")  # the config's order
     assert fitted == [[*built, "_ValueRecorder"]]  # the reporter built from its entry
+
+
+def test_a_check_of_the_kept_shape_accepts_only_what_a_full_parse_keeps(tmp_path: Path) -> None:
+    # The space's ends are checked without defaults once the study's config is kept: a
+    # value the parser turns into another ("32" -> 32) must still not count as accepted.
+    base = apply_params(load_config(CONFIG, FAST), {"trainer.precision": "32-true"})
+    parser = ConfigParser()
+    parser.expand(base, trial_shape=lambda cfg: _trial_cfg(dict(cfg), {}, tmp_path / "t0", 0))
+    full = parser.parsed
+    for precision, lr in (("32", 1e-3), ("32-true", 3e-2)):
+        parser.check(_trial_cfg(base, {"trainer.precision": precision, LR: lr}, tmp_path, 0))
+    assert parser.parsed == full  # both checks took the quick way
+    with pytest.raises(RecipeConfigError):  # which still refuses what LightningCLI refuses
+        parser.check(_trial_cfg(base, {"trainer.precision": "31-true"}, tmp_path, 0))
+    for number, (precision, reused) in enumerate([("32", False), ("32-true", True)], start=1):
+        cfg = _trial_cfg(base, {"trainer.precision": precision, LR: 0.01}, tmp_path, number)
+        before = parser.parsed
+        cli = parser.cli(cfg, save_config=False, reuse=True, trusted=TRUSTED)
+        assert (parser.parsed == before) is reused
+        _same_build(cli, ConfigParser().cli(cfg, save_config=False))

@@ -214,6 +214,7 @@ def test_a_killed_study_resumes_keeping_finished_trials(tmp_path: Path) -> None:
     assert all(t.params != trials[0].params for t in trials[1:])
 
 
+# fmt: off
 BAD_TUNE: list[tuple[dict[str, Any], str]] = [
     ({"n_trials": 0}, "n_trials"),
     ({"sampler": "bayes"}, "sampler"),
@@ -234,6 +235,9 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
     ),
     ({"space": {}}, "space"),
     ({"space": {"data.init_args.batch_size": {"type": "float", "low": 8, "high": 64}}}, "space"),
+    # A value of the config's type that LightningCLI refuses (the quick check, no defaults).
+    ({"space": {"model.init_args.optimizer": {"type": "categorical", "choices": ["sgd", "x"]}}},
+     "space"),
     (
         {
             "space": {"model.init_args.lr": {"type": "float", "low": 0.001, "high": 0.1}},
@@ -246,6 +250,7 @@ BAD_TUNE: list[tuple[dict[str, Any], str]] = [
     ({"overrides": "--trainer.max_epochs=1"}, "Invalid overrides='--trainer.max_epochs=1'"),
     ({"config": "missing.yaml"}, "config"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("change", "named"), BAD_TUNE)

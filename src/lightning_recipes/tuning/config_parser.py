@@ -259,9 +259,29 @@ class ConfigParser:
         Raises:
             RecipeConfigError: If LightningCLI rejects the config.
         """
+        if self.parser is not None and _skeleton(config) in self._templates:
+            self._check_values(config)
+            return
         cli = self._parse(config, copy.deepcopy(dict(config)))
         if template:
             self._keep(config, cli.parsed_config)
+
+    def _check_values(self, config: Mapping[str, Any]) -> None:
+        """Parse ``config``, which differs from a kept parse's in values only, without defaults.
+
+        jsonargparse checks and adapts each given value as in a full parse, but fills in no
+        defaults: a quarter of the cost (~5 ms against ~20 ms on the MNIST-1D CNN's config).
+        The kept config of the same shape was parsed in full, so nothing a full parse would
+        find missing is missing here.
+        """
+        try:
+            namespace = self.parser.parse_object(copy.deepcopy(dict(config)), defaults=False)
+        except SystemExit as err:
+            raise RecipeConfigError(
+                "LightningCLI rejected the config (its message is printed above); fix the YAML "
+                "or the overrides."
+            ) from err
+        self._accept(config, namespace)
 
     def _keep(self, config: Mapping[str, Any], namespace: Any) -> None:
         """Keep ``namespace`` (the parse of ``config``) for configs of its shape, if none is."""
