@@ -35,6 +35,7 @@ One intra-op thread: on a loaded 2-core machine the default made each step 10-30
 """
 
 import argparse
+import gc
 import logging
 import operator
 import statistics
@@ -151,6 +152,7 @@ def run(variant: str, seed: int, epochs: int) -> dict[str, Any]:
     model, callbacks, layout = build(variant)
     data = Mnist1dDataModule(batch_size=100, val_fraction=0.0, seed=seed, layout=layout)
     trainer = quiet_trainer(max_epochs=epochs, callbacks=callbacks)
+    gc.collect()  # each fit starts from a collected heap: no pause left over from the last
     start, cpu = time.perf_counter(), time.process_time()
     try:
         trainer.fit(model, datamodule=data)
