@@ -15,7 +15,7 @@ from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.labels import batch_labels
-from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.loss import attack_loss
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import (
@@ -54,12 +54,6 @@ def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
     keys = batch_key("input_key", input_key), batch_key("label_key", label_key)
     distinct_batch_keys(input_key=keys[0], label_key=keys[1])
     return keys
-
-
-def _loss_of(module: nn.Module) -> nn.Module:
-    """The module's own loss (as ClassWeighting finds it), else cross-entropy."""
-    found = loss_module(module)
-    return nn.CrossEntropyLoss() if found is None else found[0]
 
 
 class AdversarialTraining(Callback):
@@ -131,6 +125,7 @@ class AdversarialTraining(Callback):
         self.label_key = label_key
         self.seed = seed
         self.batches = 0
+        self.loss_attacked: str | None = None
 
     @property
     @override
@@ -167,7 +162,7 @@ class AdversarialTraining(Callback):
         x, y = args[0], self._labels
         assert y is not None
         count = max(1, round(self.ratio * x.shape[0]))
-        loss = _loss_of(module)
+        loss, self.loss_attacked = attack_loss(module, "training")
         part = x[:count].detach()
         self._busy = True
         try:
@@ -222,6 +217,7 @@ class AdversarialTraining(Callback):
                 "steps": self.steps if self.attack == "pgd" else 1,
                 "share of each batch": self.ratio,
                 "batches attacked": self.batches,
+                "loss attacked": self.loss_attacked or "none yet (no training step)",
             },
         )
 
@@ -301,6 +297,7 @@ class RobustnessEvaluation(Callback):
         self.label_key = label_key
         self.results: dict[str, dict[float, float]] = {}
         self.figure_paths: dict[str, Path] = {}
+        self.loss_attacked: str | None = None
 
     @property
     @override
@@ -327,9 +324,10 @@ class RobustnessEvaluation(Callback):
             x, y = self._sample(loader)
             x, y = x.to(pl_module.device), y.to(pl_module.device)
             generator = torch.Generator().manual_seed(0)
+            loss, self.loss_attacked = attack_loss(pl_module, "evaluation")
             counts = correct_counts(
                 pl_module, x, y, self.epsilons, self.attack, steps=self.steps, norm=self.norm,
-                clip=self.clip, loss_fn=nn.functional.cross_entropy, generator=generator,
+                clip=self.clip, loss_fn=loss, generator=generator,
             )  # fmt: skip
         total = helpers.reduce_sum(trainer, torch.tensor(float(len(y)), device=counts.device))
         accuracy = helpers.reduce_sum(trainer, counts.float()) / total
@@ -377,6 +375,7 @@ class RobustnessEvaluation(Callback):
             "Robustness evaluation",
             facts={
                 "attack": f"{self.attack} ({self.norm})",
+                "loss attacked": self.loss_attacked or "none yet (nothing evaluated)",
                 "accuracy at eps": {
                     k: {f"{e:g}": round(a, 4) for e, a in r.items()}
                     for k, r in self.results.items()
