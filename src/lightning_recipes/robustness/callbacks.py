@@ -1,6 +1,5 @@
 """AdversarialTraining and RobustnessEvaluation: the attacks, decided when and where."""
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -26,18 +25,13 @@ from lightning_recipes._core.validate import (
     is_int,
     is_real,
     positive_int,
+    positive_real,
 )
 from lightning_recipes.errors import config_error
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
 from lightning_recipes.robustness.evaluate import AttackName, correct_counts
 
 __all__ = ["AdversarialTraining", "RobustnessEvaluation"]
-
-
-def _positive(name: str, value: Any) -> float:
-    if not is_real(value) or not 0 < value < math.inf:
-        raise config_error(name, value, "Pass a positive, finite number, in input units.")
-    return float(value)
 
 
 def _clip(value: Any) -> tuple[float, float] | None:
@@ -103,7 +97,7 @@ class AdversarialTraining(Callback):
     ) -> None:
         super().__init__()
         attack = renamed("AdversarialTraining", "method", "attack", method, attack, "fgsm")
-        self.eps = _positive("eps", eps)
+        self.eps = positive_real("eps", eps, "Pass a positive, finite number, in input units.")
         if attack not in ("fgsm", "pgd"):
             raise config_error("attack", attack, "Choose 'fgsm' (fast, random start) or 'pgd'.")
         positive_int("steps", steps, "Pass a number of PGD steps >= 1.")
