@@ -176,3 +176,15 @@ def test_method_is_the_deprecated_name_of_attack() -> None:
     assert training.attack == "pgd"
     with pytest.raises(RecipeConfigError, match="not both"):
         AdversarialTraining(eps=0.1, attack="pgd", method="fgsm")
+
+
+def test_the_labels_default_is_every_recipes_rule_never_a_guess(tmp_path: Path) -> None:
+    # (inputs, labels, sample_weight): the house rule refuses to guess which is the label.
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.rand(16, 64), torch.randint(0, 10, (16,))
+    loader = DataLoader(TensorDataset(x, y, torch.ones(16)), batch_size=8)
+    attack = AdversarialTraining(eps=0.1)
+    assert attack.label_key is None
+    with pytest.raises(RecipeConfigError, match="label_key"):
+        trainer(tmp_path, [attack], limit_val_batches=0).fit(Recorder(), loader)

@@ -11,7 +11,7 @@ probability rows, 0/1 targets) into what is counted, or refuse it with the reaso
 `labels_array` checks labels passed by hand, and `kind_of_labels` tells which they are.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
@@ -24,15 +24,13 @@ from lightning_recipes._core.labels import (
     ambiguous_labels,
     batch_labels,
     check_label_key,
-    describe_batch,
 )
-from lightning_recipes.errors import RecipeConfigError, config_error
+from lightning_recipes.errors import config_error
 
 __all__ = [
     "LABEL_ATTRIBUTES",
     "LabelKey",
     "LabelKind",
-    "batch_inputs",
     "batch_labels",
     "binary_matrix",
     "check_label_key",
@@ -49,35 +47,6 @@ LabelKind = Literal["multiclass", "binary"]
 """What the labels are counted as: class ids (or rows) of one class, or 0/1 targets."""
 
 _SUM_TOLERANCE = 1e-3  # probability rows must sum to 1 within this
-
-
-def batch_inputs(batch: Any, input_key: LabelKey = None, *, owner: str) -> Any:
-    """The model inputs of one batch: ``batch[input_key]``, or element 0 of a tuple/list.
-
-    Args:
-        batch: A batch as a DataLoader yields it.
-        input_key: Index or key of the inputs; None for element 0 of a tuple/list.
-        owner: The recipe asking, for the error message.
-
-    Returns:
-        The inputs, as the module's ``forward`` takes them.
-
-    Raises:
-        RecipeConfigError: If the inputs cannot be found.
-    """
-    if input_key is None:
-        if isinstance(batch, list | tuple) and batch:
-            return batch[0]
-    elif isinstance(input_key, int) and isinstance(batch, list | tuple):
-        if -len(batch) <= input_key < len(batch):
-            return batch[input_key]
-    elif isinstance(input_key, str) and isinstance(batch, Mapping) and input_key in batch:
-        return batch[input_key]
-    raise RecipeConfigError(
-        f"{owner} cannot find the model inputs in the batch {describe_batch(batch)} with "
-        f"input_key={input_key!r}. Pass input_key=<index or key of the inputs>, or return "
-        "'preds' or 'logits' from the step so that no forward pass is needed."
-    )
 
 
 def _as_array(values: Any) -> npt.NDArray[Any] | None:

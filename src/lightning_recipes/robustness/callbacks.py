@@ -13,7 +13,7 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
-from lightning_recipes._core.labels import batch_labels
+from lightning_recipes._core.labels import LabelKey, batch_labels, check_label_key
 from lightning_recipes._core.loss import attack_loss
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import preserved_rng
@@ -44,8 +44,8 @@ def _clip(value: Any) -> tuple[float, float] | None:
     return low_high[0], low_high[1]
 
 
-def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
-    keys = batch_key("input_key", input_key), batch_key("label_key", label_key)
+def _keys(input_key: Any, label_key: Any) -> tuple[int | str, LabelKey]:
+    keys = batch_key("input_key", input_key), check_label_key(label_key)
     distinct_batch_keys(input_key=keys[0], label_key=keys[1])
     return keys
 
@@ -73,7 +73,8 @@ class AdversarialTraining(Callback):
         ratio: Share of each batch replaced, in (0, 1].
         clip: Valid input range, e.g. ``[0.0, 1.0]``, or None.
         input_key: Index or key of the inputs in the batch.
-        label_key: Index or key of the labels in the batch.
+        label_key: Index or key of the labels in the batch; None (as every recipe):
+            the second of an ``(inputs, labels)`` batch, or a dict's one label key.
         seed: Seed of the random starts.
         method: Deprecated name of ``attack`` (goes in the next release).
 
@@ -91,7 +92,7 @@ class AdversarialTraining(Callback):
         ratio: float = 1.0,
         clip: Sequence[float] | None = None,
         input_key: int | str = 0,
-        label_key: int | str = 1,
+        label_key: int | str | None = None,
         seed: int = 0,
         method: Literal["fgsm", "pgd"] | None = None,
     ) -> None:
@@ -243,7 +244,8 @@ class RobustnessEvaluation(Callback):
         every_n_epochs: Validations between evaluations.
         plot: Save the accuracy-vs-epsilon figure.
         input_key: Index or key of the inputs in the batch.
-        label_key: Index or key of the labels in the batch.
+        label_key: Index or key of the labels in the batch; None (as every recipe):
+            the second of an ``(inputs, labels)`` batch, or a dict's one label key.
 
     Attributes:
         results: ``{"val_epoch<k>" | "test": {eps: accuracy}}``.
@@ -260,7 +262,7 @@ class RobustnessEvaluation(Callback):
         every_n_epochs: int = 1,
         plot: bool = True,
         input_key: int | str = 0,
-        label_key: int | str = 1,
+        label_key: int | str | None = None,
     ) -> None:
         super().__init__()
         fix = "Pass a non-empty list of distinct, positive, finite radii, e.g. [0.05, 0.1]."
