@@ -52,8 +52,8 @@ from lightning_recipes.ensembles import (
     EnsembleModule,
     SnapshotEnsemble,
     WeightAverage,
-    snapshot_schedule,
 )
+from lightning_recipes.lr import snapshot_schedule
 from lightning_recipes.modules import MLP, Classifier
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

@@ -18,9 +18,9 @@ from lightning_recipes.ensembles import (
     EnsembleModule,
     SnapshotEnsemble,
     average_probabilities,
-    snapshot_schedule,
 )
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
+from lightning_recipes.lr import snapshot_schedule
 
 MAX_EPOCHS = 6
 CYCLE = 2

@@ -9,8 +9,8 @@ from lightning_recipes.ensembles import (
     average_probabilities,
     cosine_cycle_lr,
     cycle_end_epochs,
-    snapshot_schedule,
 )
+from lightning_recipes.lr import snapshot_schedule
 
 
 def test_average_is_mean_of_softmax_and_a_distribution() -> None:
@@ -72,3 +72,16 @@ def test_snapshot_schedule_follows_the_cosine_cycle(interval: str) -> None:
         assert opt.param_groups[0]["lr"] == pytest.approx(cosine_cycle_lr(step, period, 0.1, 0.001))
         opt.step()
         scheduler.step()
+
+
+def test_snapshot_schedule_moved_to_lr_and_its_old_paths_still_work_deprecated() -> None:
+    import importlib
+
+    from lightning_recipes import lr
+
+    for module in ("lightning_recipes.ensembles", "lightning_recipes.ensembles.schedule"):
+        with pytest.warns(DeprecationWarning, match=r"import it from lightning_recipes\.lr"):
+            old = importlib.import_module(module).snapshot_schedule
+        assert old is lr.snapshot_schedule
+    with pytest.raises(AttributeError):
+        importlib.import_module("lightning_recipes.ensembles").no_such_name  # noqa: B018

@@ -89,6 +89,42 @@ def test_robustness_evaluation_reports_accuracy_that_falls_with_epsilon(tmp_path
     assert test[0.0] >= test[0.05] >= test[0.3]
     assert test[0.3] < test[0.0]
     assert evaluation.run_summary().facts["accuracy at eps"]["test"]["0.3"] == round(test[0.3], 4)
+    # The module has a loss_fn, but an evaluation attacks cross-entropy (comparable).
+    assert evaluation.run_summary().facts["loss attacked"].startswith("cross-entropy")
+
+
+class CallsCrossEntropy(Recorder):
+    """No loss attribute: ``F.cross_entropy`` in the step, with a weight the attack ignores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.loss_fn
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        self.clean = x.detach().clone()
+        return nn.functional.cross_entropy(self(x), y)
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [(Recorder, "the module's loss_fn (CrossEntropyLoss)"), (CallsCrossEntropy, "cross-entropy (")],
+)
+def test_adversarial_training_attacks_the_modules_loss_else_cross_entropy_and_says_which(
+    tmp_path: Path, module: type[Recorder], said: str
+) -> None:
+    seed_everything(0)
+    model = module()
+    used: list[Any] = []
+    if hasattr(model, "loss_fn"):
+        model.loss_fn.register_forward_hook(lambda m, a, out: used.append(a))
+    attack = AdversarialTraining(eps=0.1, attack="fgsm")
+    trainer(tmp_path, [attack], limit_val_batches=0, num_sanity_val_steps=0).fit(
+        model, DigitsDataModule(batch_size=32)
+    )
+    assert attack.run_summary().facts["loss attacked"].startswith(said)
+    if hasattr(model, "loss_fn"):
+        assert len(used) == 2  # once by the attack (on the attacked part), once by the step
 
 
 @pytest.mark.parametrize(
@@ -140,3 +176,15 @@ def test_method_is_the_deprecated_name_of_attack() -> None:
     assert training.attack == "pgd"
     with pytest.raises(RecipeConfigError, match="not both"):
         AdversarialTraining(eps=0.1, attack="pgd", method="fgsm")
+
+
+def test_the_labels_default_is_every_recipes_rule_never_a_guess(tmp_path: Path) -> None:
+    # (inputs, labels, sample_weight): the house rule refuses to guess which is the label.
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = torch.rand(16, 64), torch.randint(0, 10, (16,))
+    loader = DataLoader(TensorDataset(x, y, torch.ones(16)), batch_size=8)
+    attack = AdversarialTraining(eps=0.1)
+    assert attack.label_key is None
+    with pytest.raises(RecipeConfigError, match="label_key"):
+        trainer(tmp_path, [attack], limit_val_batches=0).fit(Recorder(), loader)

@@ -8,19 +8,6 @@ import lightning_recipes
 SRC = Path(lightning_recipes.__file__).parent
 MAX_LINES = 450
 
-# Modules still over MAX_LINES, each to be split by job (issue 23). The list only shrinks:
-# a module that gets under the limit must leave it, and no new one may join.
-TOO_LONG_FOR_NOW = {
-    "finetuning/freezer.py",
-    "gradients/monitor.py",
-    "imbalance/callback.py",
-    "stopping/callback.py",
-    "lr/finder.py",
-    "attribution/explain.py",
-    "attribution/callback.py",
-    "demo.py",
-}
-
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(SRC.parent).with_suffix("").parts
@@ -61,11 +48,10 @@ def test_the_import_graph_has_no_circle() -> None:
     assert circles == []
 
 
-def test_no_module_is_over_the_length_limit_but_those_listed() -> None:
+def test_no_module_is_over_the_length_limit() -> None:
     lengths = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in SRC.rglob("*.py")}
-    too_long = {name for name, n in lengths.items() if n > MAX_LINES}
-    assert too_long - TOO_LONG_FOR_NOW == set(), "split these modules by job"
-    assert TOO_LONG_FOR_NOW - too_long == set(), "under the limit now: remove from the list"
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
+    assert too_long == {}, "split these modules by job"
 
 
 def test_the_core_imports_no_recipe_package() -> None:

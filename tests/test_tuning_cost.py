@@ -538,7 +538,7 @@ def test_an_in_process_trial_has_the_callbacks_fit_c_its_trial_yaml_builds(
     cli = RecipesCLI(args=["--config", str(trial_yaml)], run=False, save_config=False)
     built = [type(c).__name__ for c in cli.trainer.callbacks]
     assert built.index("TrialReporter") < built.index("ModelCheckpoint")  # the config's order
-    assert fitted == [[*built, "_ValueRecorder"]]  # the reporter built from its entry
+    assert fitted == [[*built, "MetricRecorder"]]  # the reporter built from its entry
 
 
 def test_a_check_of_the_kept_shape_accepts_only_what_a_full_parse_keeps(tmp_path: Path) -> None:
@@ -559,3 +559,13 @@ def test_a_check_of_the_kept_shape_accepts_only_what_a_full_parse_keeps(tmp_path
         cli = parser.cli(cfg, save_config=False, reuse=True, trusted=TRUSTED)
         assert (parser.parsed == before) is reused
         _same_build(cli, ConfigParser().cli(cfg, save_config=False))
+
+
+def test_a_monitor_the_trial_never_logs_fails_the_first_trial_naming_what_was_logged(
+    tmp_path: Path,
+) -> None:
+    from lightning_recipes.errors import MissingMetricError
+
+    lr = {"model.init_args.lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True}}
+    with pytest.raises(MissingMetricError, match=r"^tune: monitor='val_f2'.*'val_acc'"):
+        _small_study(tmp_path, lr, 2, monitor="val_f2", mode="max")

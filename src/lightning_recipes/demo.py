@@ -1,310 +1,38 @@
-"""The demo: train a Classifier on the bundled digits or MNIST-1D and write a report."""
+"""The demo: train a Classifier on the bundled digits or MNIST-1D and write a report.
+
+`run_demo` sets up the data and backbone, trains, tests and writes the report. Its parts
+live beside it (`demo_options`, `demo_recipes`, `demo_side_runs`, `demo_runs`); the names
+users import from here still resolve here.
+"""
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Callback, Trainer, seed_everything
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch import Trainer, seed_everything
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from lightning_recipes._core.contract import run_summaries
-from lightning_recipes._core.optional import require
 from lightning_recipes._core.trainer import trainer_callbacks
 from lightning_recipes.data import DigitsDataModule, Mnist1dDataModule
 from lightning_recipes.data.bundled import BundledDataModule
+from lightning_recipes.demo_options import DEMO_DATA, parse_imbalance
+from lightning_recipes.demo_options import DemoData as DemoData
+from lightning_recipes.demo_recipes import DEMO_RECIPES as DEMO_RECIPES
+from lightning_recipes.demo_recipes import MNIST1D_SHAPE as MNIST1D_SHAPE
+from lightning_recipes.demo_recipes import _recipe_callbacks
+from lightning_recipes.demo_recipes import snapshot_cycle as snapshot_cycle
+from lightning_recipes.demo_runs import DemoResult, _logger, new_version_dir
+from lightning_recipes.demo_side_runs import PRETRAIN_EPOCHS as PRETRAIN_EPOCHS
+from lightning_recipes.demo_side_runs import _pretrain, _test_snapshot_ensemble
 from lightning_recipes.errors import choice_error, config_error
 from lightning_recipes.history import MetricHistory
 from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN, SmallCNN
 from lightning_recipes.report import RunReport, write_report
 
 __all__ = ["DEMO_DATA", "DemoResult", "new_version_dir", "parse_imbalance", "run_demo"]
-
-
-@dataclass
-class DemoResult:
-    """What `run_demo` produced.
-
-    Attributes:
-        run_dir: This run's own folder (``<out_dir>/<name>/version_<n>``) holding the
-            report, metrics, figures and logs.
-        report: The measured figures.
-        files: The report files written, by kind.
-        seconds: Wall-clock time of the whole run.
-    """
-
-    run_dir: Path
-    report: RunReport
-    files: dict[str, Path]
-    seconds: float
-
-
-def parse_imbalance(text: str) -> dict[int, float]:
-    """Parse ``"3:0.1,8:0.05"`` into ``{3: 0.1, 8: 0.05}``.
-
-    Args:
-        text: Comma-separated ``class:fraction`` pairs; empty for none.
-
-    Returns:
-        The mapping.
-
-    Examples:
-        >>> parse_imbalance("3:0.1, 8:0.05")
-        {3: 0.1, 8: 0.05}
-    """
-    result: dict[int, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        cls, sep, fraction = item.partition(":")
-        try:
-            if not sep:
-                raise ValueError(item)
-            result[int(cls)] = float(fraction)
-        except ValueError as err:
-            raise config_error(
-                "imbalance",
-                text,
-                "Write class:fraction pairs separated by commas, e.g. 3:0.1,8:0.1.",
-            ) from err
-    return result
-
-
-def new_version_dir(folder: Path) -> Path:
-    """Create and return ``folder/version_<n>``, one past the highest version already there.
-
-    Lightning's logger convention: every run gets its own folder, so a second run never
-    mixes its logs, checkpoints or report with the first one's.
-
-    Args:
-        folder: The folder holding the versions (created if needed).
-
-    Returns:
-        The new, empty version folder.
-
-    Examples:
-        >>> import tempfile
-        >>> root = Path(tempfile.mkdtemp())
-        >>> [new_version_dir(root).name for _ in range(2)]
-        ['version_0', 'version_1']
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    taken = [
-        int(entry.name.removeprefix("version_"))
-        for entry in folder.iterdir()
-        if entry.name.startswith("version_") and entry.name.removeprefix("version_").isdigit()
-    ]
-    version = max(taken, default=-1) + 1
-    while True:
-        candidate = folder / f"version_{version}"
-        try:
-            candidate.mkdir()  # fails if a concurrent run took it: try the next one
-        except FileExistsError:
-            version += 1
-            continue
-        return candidate
-
-
-def _logger(run_dir: Path) -> Logger:
-    try:
-        require("tensorboard", extra="demo", feature="The demo's TensorBoard log")
-    except ImportError:
-        return CSVLogger(save_dir=run_dir, name="", version="logs")
-    return TensorBoardLogger(save_dir=run_dir, name="", version="logs", default_hp_metric=False)
-
-
-DEMO_RECIPES = (
-    "class-weighting",
-    "find-lr",
-    "early-stopping",
-    "freeze",
-    "attribution",
-    "weight-penalty",
-    "weight-init",
-    "activations",
-    "mixup",
-    "cutmix",
-    "label-smoothing",
-    "image-augmentation",
-    "adversarial",
-    "robustness",
-    "weight-average",
-    "snapshot-ensemble",
-)
-"""Recipes the demo can add, in the order their callbacks run."""
-
-
-DEMO_DATA = ("digits", "mnist1d")
-"""Data sets the demo trains on: scikit-learn's 8x8 digits, or MNIST-1D's 40-long signals."""
-
-DemoData = Literal["digits", "mnist1d"]
-
-MNIST1D_SHAPE = (1, 1, 40)
-"""An MNIST-1D signal seen as a ``(C, H, W)`` image by the image recipes (a 1 x 40 strip)."""
-
-
-PRETRAIN_EPOCHS = 10
-"""Epochs of the source task that gives ``freeze`` a pretrained backbone."""
-
-
-def _pretrain(
-    backbone: torch.nn.Module,
-    data: BundledDataModule,
-    epochs: int,
-    progress: bool,
-    weighted: bool,
-) -> None:
-    """Pretrain ``backbone`` in place on the training split, under a head that is discarded.
-
-    Freezing only makes sense for a backbone that already knows something: freezing a
-    random one trains a linear model on random features. The demo has no second dataset,
-    so its source task is the training split itself under a separate head (a warm start),
-    which costs ``epochs`` more epochs of compute; the report says so. With ``weighted``
-    (``class-weighting`` chosen too) the source task uses the same weighted loss, so the
-    features it learns do not neglect the rare classes that the target task weights up.
-    """
-    source = Classifier(backbone, num_classes=10, lr=3e-3, scheduler="onecycle")
-    callbacks: list[Callback] = []
-    if weighted:
-        from lightning_recipes.imbalance import ClassWeighting
-
-        callbacks.append(ClassWeighting(log=False))
-    Trainer(
-        callbacks=callbacks,
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-    ).fit(source, datamodule=data)
-
-
-def _recipe_callbacks(
-    recipes: Sequence[str],
-    max_epochs: int,
-    layout: Literal["flat", "image"] = "flat",
-    data: DemoData = "digits",
-) -> list[Callback]:
-    """The demo's callbacks for the chosen recipes, in a working order.
-
-    On MNIST-1D (always the flat layout, ``(N, 40)``) the image recipes see each signal as
-    a 1 x 40 image: CutMix pastes a segment of another signal, the augmentation shifts and
-    stretches along time (no rotation, shear or flip: a reversed or tilted signal is another
-    signal); the signals are standardised, not in [0, 1], so the attacks have no valid range
-    to clip to and their radii are in standard deviations.
-    """
-    chosen = set(recipes)
-    signals = data == "mnist1d"
-    callbacks: list[Callback] = []
-    if "class-weighting" in chosen:  # before the LR finder: it sweeps the weighted loss
-        from lightning_recipes.imbalance import ClassWeighting
-
-        callbacks.append(ClassWeighting())
-    if "freeze" in chosen:
-        from lightning_recipes.finetuning import Freezer
-
-        callbacks.append(
-            Freezer(unfreeze="gradual", every_n_epochs=max(max_epochs // 7, 1), lr_decay=0.5)
-        )
-    if "find-lr" in chosen:
-        from lightning_recipes.lr import LRFinder
-
-        callbacks.append(LRFinder())
-    if "early-stopping" in chosen:
-        from lightning_recipes.stopping import EarlyStopping
-
-        # Macro F1, not the loss: with rare classes the best loss can come from an epoch
-        # that still neglects them (measured: benchmarks/demo_recipes.py).
-        callbacks.append(
-            EarlyStopping("val_macro_f1", mode="max", patience=5, restore_best_weights=True)
-        )
-    if "weight-penalty" in chosen:
-        from lightning_recipes.regularization import WeightPenalty
-
-        callbacks.append(WeightPenalty(l2=1e-4))
-    if "weight-init" in chosen:
-        from lightning_recipes.regularization import WeightInit
-
-        callbacks.append(WeightInit("kaiming_normal"))
-    if "activations" in chosen:
-        from lightning_recipes.regularization import ActivationMonitor
-
-        callbacks.append(ActivationMonitor())
-    flat = MNIST1D_SHAPE if signals else (1, 8, 8) if layout == "flat" else None
-    if "image-augmentation" in chosen:  # images first; no flip: a mirrored digit is another
-        from lightning_recipes.augmentation import ImageAugmentation
-
-        callbacks.append(
-            ImageAugmentation(translate=(0.1, 0.0), scale=(0.9, 1.1), image_shape=flat)
-            if signals
-            else ImageAugmentation(rotation=10, scale=(0.9, 1.1), shear=10, image_shape=flat)
-        )
-    if "mixup" in chosen:
-        from lightning_recipes.augmentation import MixUp
-
-        callbacks.append(MixUp(alpha=0.4, stop_at_epoch=max(1, max_epochs - 2)))
-    if "cutmix" in chosen:
-        from lightning_recipes.augmentation import CutMix
-
-        callbacks.append(CutMix(alpha=1.0, image_shape=flat))
-    if "label-smoothing" in chosen:
-        from lightning_recipes.augmentation import LabelSmoothing
-
-        callbacks.append(LabelSmoothing(0.1))
-    # Digits are in [0, 1]; MNIST-1D signals are standardised: radii in standard deviations.
-    clip = None if signals else (0.0, 1.0)
-    if "adversarial" in chosen:  # after augmentation: it attacks what the model sees
-        from lightning_recipes.robustness import AdversarialTraining
-
-        eps = 0.05 if signals else 0.1
-        callbacks.append(AdversarialTraining(eps=eps, method="fgsm", ratio=0.5, clip=clip))
-    if "robustness" in chosen:  # at the last validation and at test
-        from lightning_recipes.robustness import RobustnessEvaluation
-
-        epsilons = (0.02, 0.05, 0.1) if signals else (0.05, 0.1, 0.2)
-        callbacks.append(
-            RobustnessEvaluation(epsilons=epsilons, clip=clip, every_n_epochs=max_epochs)
-        )
-    if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
-        from lightning_recipes.ensembles import WeightAverage
-
-        # The decay follows the run's length (a fixed 0.999 would ruin a short demo).
-        callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2))
-    if "snapshot-ensemble" in chosen:
-        from lightning_recipes.ensembles import SnapshotEnsemble
-
-        callbacks.append(SnapshotEnsemble(cycle_epochs=snapshot_cycle(max_epochs)))
-    if "attribution" in chosen:
-        from lightning_recipes.attribution import Attribution
-
-        names = [f"t{i}" for i in range(MNIST1D_SHAPE[-1])] if signals else None
-        callbacks.append(Attribution(at_fit_end=False, feature_names=names))
-    return callbacks
-
-
-def snapshot_cycle(max_epochs: int) -> int:
-    """Epochs per learning-rate cycle of ``snapshot-ensemble``: three cycles per run."""
-    return max(max_epochs // 3, 1)
-
-
-def _test_snapshot_ensemble(
-    trainer: Trainer, classifier: Classifier, data: BundledDataModule, limit: int | float
-) -> dict[str, float]:
-    """Test accuracy and NLL of the snapshots' averaged probabilities (empty if none)."""
-    from lightning_recipes.ensembles import SnapshotEnsemble
-
-    for callback in trainer_callbacks(trainer):
-        if isinstance(callback, SnapshotEnsemble) and callback.snapshots:
-            ensemble = callback.ensemble(classifier)
-            tested = Trainer(
-                accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                enable_model_summary=False, limit_test_batches=limit,
-            ).test(ensemble, datamodule=data, verbose=False)  # fmt: skip
-            return {f"snapshot_ensemble_{k}": float(v) for k, v in tested[0].items()}
-    return {}
 
 
 def run_demo(

@@ -6,7 +6,7 @@ so its tensor is overwritten in place, which is refused when that tensor is a vi
 larger one (a slice of a dataset held in memory): writing into it would change the data.
 """
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from torch import Tensor
 
@@ -15,13 +15,25 @@ from lightning_recipes.errors import RecipeConfigError, config_error
 __all__ = ["batch_inputs", "replace_inputs"]
 
 
-def batch_inputs(batch: Any, key: int | str, owner: str) -> Tensor:
-    """The floating-point inputs of ``batch`` at ``key`` (the batch itself for a tensor).
+@overload
+def batch_inputs(
+    batch: Any, key: int | str, owner: str, *, floating: Literal[True] = True
+) -> Tensor: ...
+
+
+@overload
+def batch_inputs(batch: Any, key: int | str, owner: str, *, floating: Literal[False]) -> Any: ...
+
+
+def batch_inputs(batch: Any, key: int | str, owner: str, *, floating: bool = True) -> Any:
+    """The inputs of ``batch`` at ``key`` (the batch itself for a tensor): the one lookup.
 
     Args:
-        batch: The training batch.
+        batch: The batch.
         key: Index (tuple/list) or key (dict) of the inputs.
         owner: The recipe asking, for the error message.
+        floating: Require a floating-point tensor (to perturb or mix it); False for a
+            recipe that only runs the model's forward on it (token ids pass).
 
     Returns:
         The inputs tensor.
@@ -38,6 +50,8 @@ def batch_inputs(batch: Any, key: int | str, owner: str) -> Tensor:
             f"The training batch is a {type(batch).__name__} without it: pass the index "
             "(tuple/list) or key (dict) of the inputs.",
         ) from err
+    if not floating:
+        return inputs
     if not isinstance(inputs, Tensor) or not inputs.is_floating_point():
         what = inputs.dtype if isinstance(inputs, Tensor) else type(inputs).__name__
         raise config_error(

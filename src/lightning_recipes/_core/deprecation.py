@@ -1,11 +1,12 @@
-"""Renamed arguments: the old name works for one release, with a `DeprecationWarning`."""
+"""Renamed arguments and moved names: the old ones work for one release, with a warning."""
 
+import importlib
 import warnings
 from typing import Any, TypeVar
 
 from lightning_recipes.errors import RecipeConfigError
 
-__all__ = ["renamed"]
+__all__ = ["moved_attribute", "renamed"]
 
 T = TypeVar("T")
 
@@ -48,3 +49,38 @@ def renamed(owner: str, old: str, new: str, old_value: Any, new_value: T, defaul
         stacklevel=3,
     )
     return old_value  # type: ignore[no-any-return]
+
+
+def moved_attribute(old_module: str, name: str, new_module: str) -> Any:
+    """``name`` from ``new_module``, for a module ``__getattr__`` keeping its old path alive.
+
+    Args:
+        old_module: The module the name was imported from (its ``__name__``).
+        name: The attribute asked for.
+        new_module: Where it lives now.
+
+    Returns:
+        The attribute, with a `DeprecationWarning` naming the new path.
+
+    Raises:
+        AttributeError: If ``new_module`` has no such attribute either.
+
+    Examples:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     moved_attribute("old.place", "sqrt", "math")(4.0)
+        2.0
+        >>> str(caught[0].message).split(" is ")[0]
+        'old.place.sqrt'
+    """
+    module = importlib.import_module(new_module)
+    if not hasattr(module, name) or name.startswith("__"):
+        raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{old_module}.{name} is deprecated and will be removed in the next release: "
+        f"import it from {new_module}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(module, name)

@@ -4,11 +4,14 @@ ClassWeighting installs class weights in it, MixUp/CutMix/LabelSmoothing mix tar
 through it, and AdversarialTraining attacks it, so all of them must find the same object.
 """
 
-from torch import nn
+from collections.abc import Callable
+from typing import Literal
+
+from torch import Tensor, nn
 
 from lightning_recipes.errors import RecipeConfigError
 
-__all__ = ["LOSS_ATTRIBUTES", "find_loss", "loss_module"]
+__all__ = ["LOSS_ATTRIBUTES", "attack_loss", "find_loss", "loss_module"]
 
 LOSS_ATTRIBUTES = ("loss_fn", "criterion", "loss")
 """Module attributes searched for the loss, in this order."""
@@ -53,3 +56,31 @@ def find_loss(
         f"{children}. Store the loss as self.loss_fn = nn.CrossEntropyLoss() and call it in "
         "training_step, or pass loss_attr='<attribute>'."
     )
+
+
+def attack_loss(
+    module: nn.Module, purpose: Literal["training", "evaluation"]
+) -> tuple[Callable[[Tensor, Tensor], Tensor], str]:
+    """The loss an adversarial attack on ``module`` increases, and what it is, in words.
+
+    One policy for every recipe that attacks. In training (`AdversarialTraining`), the
+    module's own loss module (`loss_module`: class weights that ClassWeighting installed
+    apply), else cross-entropy: the loss of a module that calls ``F.cross_entropy`` in its
+    ``training_step``. In evaluation (`RobustnessEvaluation`), always cross-entropy, as
+    torchattacks and the robustness literature attack: robust accuracies then compare
+    across models and training recipes.
+
+    Args:
+        module: The module attacked.
+        purpose: ``"training"`` or ``"evaluation"``.
+
+    Returns:
+        The loss (logits, labels) -> scalar, and a description for the run report.
+    """
+    if purpose == "training":
+        found = loss_module(module)
+        if found is not None:
+            return found[0], f"the module's {found[1]} ({type(found[0]).__name__})"
+        names = " / ".join(LOSS_ATTRIBUTES)
+        return nn.functional.cross_entropy, f"cross-entropy (the module has no {names})"
+    return nn.functional.cross_entropy, "cross-entropy (the standard attack of an evaluation)"

@@ -23,7 +23,9 @@ __all__ = [
     "check_globs",
     "check_selection",
     "check_types",
+    "first_unmatched",
     "is_type",
+    "name_matches",
     "select_modules",
     "selected_parameters",
 ]
@@ -70,8 +72,27 @@ def is_type(module: nn.Module, types: Sequence[str]) -> bool:
     return False
 
 
-def _matches(name: str, globs: Sequence[str]) -> bool:
+def name_matches(name: str, globs: Sequence[str]) -> bool:
+    """Whether a module or parameter name matches one of ``globs``: the one glob rule.
+
+    A glob matches the whole dotted name, case-sensitively (``fnmatchcase``): ``"head"`` is
+    the container, ``"head.*"`` what it holds. Every recipe that selects by name uses it.
+
+    Examples:
+        >>> name_matches("head.0.weight", ["head.*"]), name_matches("head", ["head.*"])
+        (True, False)
+    """
     return any(fnmatchcase(name, g) for g in globs)
+
+
+def first_unmatched(names: Sequence[str], globs: Sequence[str]) -> str | None:
+    """The first of ``globs`` that matches none of ``names`` (a typo), or None.
+
+    Examples:
+        >>> first_unmatched(["0.weight", "0.bias"], ["0.*", "1.*"])
+        '1.*'
+    """
+    return next((g for g in globs if not any(name_matches(n, [g]) for n in names)), None)
 
 
 def select_modules(
@@ -102,9 +123,9 @@ def select_modules(
     for name, module in root.named_modules():
         if not is_type(module, types):
             continue
-        if names is not None and not _matches(name, names):
+        if names is not None and not name_matches(name, names):
             continue
-        if _matches(name, exclude):
+        if name_matches(name, exclude):
             continue
         chosen.append((name, module))
     return chosen
@@ -256,12 +277,12 @@ def check_selection(
         )
     candidates = [n for n, module in modules if is_type(module, types)]
     for argument, globs in (("names", names or ()), ("exclude", exclude)):
-        for glob in globs:
-            if not any(fnmatchcase(candidate, glob) for candidate in candidates):
-                raise config_error(
-                    argument,
-                    list(globs),
-                    f"{glob!r} matches no layer of {model} of the selected types (a glob "
-                    f"matches a whole name: 'head' is a container, 'head.*' its layers); "
-                    f"their names are: {listing(candidates)}.",
-                )
+        glob = first_unmatched(candidates, globs)
+        if glob is not None:
+            raise config_error(
+                argument,
+                list(globs),
+                f"{glob!r} matches no layer of {model} of the selected types (a glob "
+                f"matches a whole name: 'head' is a container, 'head.*' its layers); "
+                f"their names are: {listing(candidates)}.",
+            )

@@ -20,12 +20,14 @@ __all__ = [
     "flag",
     "int_at_least",
     "is_int",
+    "is_number",
     "is_real",
     "known_names",
     "listing",
     "names_sequence",
     "non_negative_int",
     "positive_int",
+    "positive_real",
     "unknown_sentence",
 ]
 
@@ -53,6 +55,36 @@ def is_real(value: object) -> TypeGuard[int | float]:
         (True, True, False, False)
     """
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is an int or a float, not a bool and not NaN (infinities pass).
+
+    Examples:
+        >>> is_number(1.5), is_number(float("inf")), is_number(float("nan")), is_number(True)
+        (True, True, False, False)
+    """
+    return is_real(value) and value == value
+
+
+def positive_real(name: str, value: Any, fix: str) -> float:
+    """Check that ``value`` is a finite number ``> 0``; return it as a float.
+
+    Args:
+        name: The argument's name, for the error.
+        value: The value given.
+        fix: How to fix it, for the error.
+
+    Raises:
+        RecipeConfigError: Naming the argument and the value.
+
+    Examples:
+        >>> positive_real("eps", 0.1, "Pass a positive radius.")
+        0.1
+    """
+    if not is_real(value) or not 0 < value < math.inf:
+        raise config_error(name, value, fix)
+    return float(value)
 
 
 def int_at_least(name: str, value: Any, minimum: int, fix: str, *, numpy_ints: bool = False) -> int:

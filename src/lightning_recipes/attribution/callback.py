@@ -13,8 +13,8 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
-from lightning_recipes._core.optional import new_figure, require
-from lightning_recipes._core.rng import dataloader_generators, preserved_rng
+from lightning_recipes._core.optional import require
+from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import flag as check_flag
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.attribution.checks import check_baselines
@@ -25,55 +25,14 @@ from lightning_recipes.attribution.explain import (
     explain,
     preflight,
 )
+from lightning_recipes.attribution.explanation import feature_importance
+from lightning_recipes.attribution.figures import heatmaps_figure, importance_figure
+from lightning_recipes.attribution.inputs import _check_inputs, first_inputs, training_background
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["Attribution", "feature_importance"]
 
 BaselineKind = Literal["zeros", "mean", "train_sample"]
-_BACKGROUND = 16  # training inputs taken for baselines="train_sample"
-
-
-def _check_inputs(inputs: object) -> Tensor | None:
-    """The input tensor of ``inputs=`` (a tensor or an ``(inputs, labels)`` pair)."""
-    if inputs is None:
-        return None
-    if isinstance(inputs, tuple | list) and len(inputs) == 2 and isinstance(inputs[0], Tensor):
-        inputs = inputs[0]
-    if not isinstance(inputs, Tensor) or inputs.ndim < 2 or len(inputs) == 0:
-        shown = f"<tensor of shape {tuple(inputs.shape)}>" if isinstance(inputs, Tensor) else inputs
-        raise config_error(
-            "inputs",
-            shown,
-            "Pass a tensor (N, ...) with a batch dimension (or an (inputs, labels) pair); "
-            "x.unsqueeze(0) for a single example.",
-        )
-    return inputs.detach().cpu().clone()
-
-
-def feature_importance(explanation: Explanation) -> tuple[Tensor, dict[int, Tensor]]:
-    """Mean absolute attribution per feature, over all inputs and per explained class.
-
-    Args:
-        explanation: The result of `explain` on 2-D (tabular) inputs.
-
-    Returns:
-        ``(overall, by_class)``: a ``(features,)`` tensor, and one per class present.
-
-    Examples:
-        >>> import torch
-        >>> from lightning_recipes.attribution.explain import Explanation
-        >>> e = Explanation("saliency", torch.tensor([[1.0, -3.0], [3.0, 1.0]]),
-        ...                 torch.tensor([0, 1]), None)
-        >>> overall, by_class = feature_importance(e)
-        >>> overall.tolist(), by_class[0].tolist()
-        ([2.0, 2.0], [1.0, 3.0])
-    """
-    magnitude = explanation.attributions.abs().reshape(len(explanation.attributions), -1)
-    by_class = {
-        int(c): magnitude[explanation.target == c].mean(dim=0)
-        for c in sorted(set(explanation.target.tolist()))
-    }
-    return magnitude.mean(dim=0), by_class
 
 
 class Attribution(Callback):
@@ -338,29 +297,13 @@ class Attribution(Callback):
 
     # ------------------------------------------------------------ what
 
-    def _take(self, loaders: Any, count: int) -> Tensor | None:
-        """The first ``count`` inputs of a dataloader (or list of them), RNG untouched."""
-        loader = loaders[0] if isinstance(loaders, list | tuple) and loaders else loaders
-        if loader is None or isinstance(loader, list | tuple):
-            return None
-        parts: list[Tensor] = []
-        with preserved_rng(dataloader_generators(loader)):
-            for batch in loader:
-                x = batch[0] if isinstance(batch, list | tuple) else batch
-                if not isinstance(x, Tensor):
-                    return None
-                parts.append(x.detach().cpu())
-                if sum(len(p) for p in parts) >= count:
-                    break
-        return torch.cat(parts)[:count].clone() if parts else None
-
     def _sample_inputs(self, trainer: Trainer) -> Tensor:
         if self._sample is None:
             sample = self.inputs
             if sample is None:
-                sample = self._take(trainer.val_dataloaders, self.num_samples)
+                sample = first_inputs(trainer.val_dataloaders, self.num_samples)
             if sample is None:
-                sample = self._take(trainer.test_dataloaders, self.num_samples)
+                sample = first_inputs(trainer.test_dataloaders, self.num_samples)
             if sample is None:
                 raise config_error(
                     "inputs",
@@ -378,11 +321,7 @@ class Attribution(Callback):
             return sample.mean(dim=0, keepdim=True)
         if self.baselines == "train_sample":
             if self._background is None:
-                # Never as many as the inputs: explain() would pair them one to one.
-                count = _BACKGROUND if len(sample) != _BACKGROUND else _BACKGROUND - 1
-                self._background = self._take(trainer.train_dataloader, count)
-                if self._background is not None and len(self._background) == len(sample) > 1:
-                    self._background = self._background[:-1]
+                self._background = training_background(trainer.train_dataloader, len(sample))
             if self._background is not None:
                 return self._background
         return None  # zeros: explain()'s default for the method
@@ -438,13 +377,12 @@ class Attribution(Callback):
             if folder is not None:
                 self._write_table(folder, result)
             if plots:
-                path = helpers.log_figure(
-                    trainer, self._importance_figure(result), f"attribution/{when}/importance"
-                )
+                figure = importance_figure(result, self._names(sample.shape[1]))
+                path = helpers.log_figure(trainer, figure, f"attribution/{when}/importance")
                 self._remember(f"feature importance ({when})", path)
         elif sample.ndim >= 3 and plots:
             path = helpers.log_figure(
-                trainer, self._heatmaps(sample, result), f"attribution/{when}/heatmaps"
+                trainer, heatmaps_figure(sample, result), f"attribution/{when}/heatmaps"
             )
             self._remember(f"attribution heatmaps ({when})", path)
 
@@ -482,34 +420,6 @@ class Attribution(Callback):
                 writer.writerow(
                     [name, f"{overall[i]:.6g}", *(f"{by_class[c][i]:.6g}" for c in classes)]
                 )
-
-    def _importance_figure(self, result: Explanation) -> Any:
-        overall, _ = feature_importance(result)
-        names = self._names(len(overall))
-        order = overall.argsort(descending=True)[:20].tolist()[::-1]
-        figure = new_figure("Attribution", figsize=(6, 0.3 * len(order) + 1.2))
-        ax = figure.add_subplot()
-        ax.barh([names[i] for i in order], [float(overall[i]) for i in order], color="C0")
-        ax.set_xlabel(f"mean |attribution| ({result.method})")
-        ax.set_title("Feature importance")
-        return figure
-
-    def _heatmaps(self, sample: Tensor, result: Explanation) -> Any:
-        count = min(len(sample), 8)
-        figure = new_figure("Attribution", figsize=(1.6 * count, 3.4))
-        axes = figure.subplots(2, count, squeeze=False)
-        for i in range(count):
-            image = sample[i].reshape(-1, *sample.shape[-2:]).mean(dim=0)
-            heat = result.attributions[i].reshape(-1, *sample.shape[-2:]).sum(dim=0)
-            limit = float(heat.abs().max()) or 1.0
-            axes[0][i].imshow(image.numpy(), cmap="gray")
-            axes[0][i].set_title(f"class {int(result.target[i])}", fontsize=8)
-            axes[1][i].imshow(heat.numpy(), cmap="bwr", vmin=-limit, vmax=limit)
-            for ax in (axes[0][i], axes[1][i]):
-                ax.set_xticks([])
-                ax.set_yticks([])
-        figure.suptitle(f"{result.method}: red pushes towards the class, blue away")
-        return figure
 
 
 def _can_import(module: str) -> bool:

@@ -5,24 +5,32 @@
 ``predict`` run under), moves the inputs to the model's device, picks the explained class,
 chooses baselines, chunks the work, checks the method's requirements up front (see
 `check_method`) and measures the completeness gap of the methods that have one. Captum
-(the ``attribution`` extra) is imported only when `explain` runs.
+(the ``attribution`` extra) is imported only when `explain` runs. The methods and their
+arguments are in `methods`, the choice of scores and classes in `scores`, the result in
+`explanation`.
 """
 
-import inspect
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from lightning_recipes._core.module_modes import evaluation_mode
-from lightning_recipes._core.optional import require
-from lightning_recipes._core.validate import is_int
 from lightning_recipes.attribution.checks import check_method, forward_scores, model_device
-from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
+from lightning_recipes.attribution.explanation import Explanation
+from lightning_recipes.attribution.methods import (
+    METHODS,
+    _attribute_kwargs,
+    _attribute_parameters,
+    _baselines,
+    check_arguments,
+    resolve_method,
+)
+from lightning_recipes.attribution.scores import _resolve_target, _with_output, select_output
+from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = [
     "METHODS",
@@ -34,26 +42,6 @@ __all__ = [
     "select_output",
 ]
 
-#: Our method names and the captum classes they run; ``"gradient_shap"`` is the default.
-METHODS: dict[str, str] = {
-    "gradient_shap": "GradientShap",
-    "kernel_shap": "KernelShap",
-    "shapley_value_sampling": "ShapleyValueSampling",
-    "integrated_gradients": "IntegratedGradients",
-    "deep_lift": "DeepLift",
-    "deep_lift_shap": "DeepLiftShap",
-    "saliency": "Saliency",
-    "lime": "Lime",
-    "occlusion": "Occlusion",
-    "feature_ablation": "FeatureAblation",
-}
-_BY_CLASS = {class_name: name for name, class_name in METHODS.items()}
-# Methods that take a distribution of baselines rather than one baseline per input.
-_DISTRIBUTION = frozenset({"gradient_shap", "deep_lift_shap"})
-# Methods whose default interpretable model is a scikit-learn one.
-_SKLEARN = frozenset({"kernel_shap", "lime"})
-_N_SAMPLES = {"gradient_shap": 20, "kernel_shap": 200, "lime": 200, "shapley_value_sampling": 25}
-_PERTURBATIONS_PER_EVAL = 16
 # Captum's notes about what explain() does on purpose: a batch for Lime and KernelShap (one
 # interpretable model per input), inputs cloned without requires_grad, DeepLift's hooks.
 _EXPECTED_WARNINGS = (
@@ -61,41 +49,6 @@ _EXPECTED_WARNINGS = (
     "Input Tensor .* did not already require gradients",
     "Setting forward, backward hooks and attributes on non-linear",
 )
-# Arguments explain() passes itself; not accepted in **kwargs.
-_OWN = ("inputs", "baselines", "target", "return_convergence_delta")
-# Captum arguments whose name explain() uses itself, and the keyword that reaches them.
-_ALIASES = {"method": "integration_method"}
-_CAPTUM_NAMES = {alias: name for name, alias in _ALIASES.items()}
-# Counts that captum takes as positive integers (0 fails late or silently gives nothing).
-_COUNTS = frozenset({"n_steps", "n_samples", "internal_batch_size", "perturbations_per_eval"})
-
-
-@dataclass
-class Explanation:
-    """The attributions of one method for a batch of inputs, detached and on the CPU.
-
-    Attributes:
-        method: The name in `METHODS`, or the captum class name when a class was passed.
-        attributions: ``float32``, the inputs' shape: each input feature's contribution to
-            the explained output.
-        target: ``(N,)`` ``long``: the class explained for each input.
-        completeness_gap: ``(N,)``: ``|sum(attributions) - (f(x) - f(baseline))|`` per
-            input, for the methods with a convergence delta (``integrated_gradients``,
-            ``deep_lift``, ``deep_lift_shap``, ``gradient_shap``; for the last two the mean
-            over the baseline samples), else ``None``. Near 0 means the attributions add
-            up to the change of the output.
-
-    Examples:
-        >>> import torch
-        >>> e = Explanation("saliency", torch.ones(2, 3), torch.tensor([0, 1]), None)
-        >>> e.attributions.shape, e.completeness_gap
-        (torch.Size([2, 3]), None)
-    """
-
-    method: str
-    attributions: Tensor
-    target: Tensor
-    completeness_gap: Tensor | None
 
 
 def explain(
@@ -205,69 +158,6 @@ def explain(
         )
 
 
-def resolve_method(method: str | type) -> tuple[str, str, Any]:
-    """Resolve a method name or captum class, checking that captum is installed.
-
-    Args:
-        method: A name of `METHODS` or a captum attribution class.
-
-    Returns:
-        ``(label, key, captum class)``: the name reported in `Explanation`, the key
-        used for our defaults and checks, and the class to instantiate.
-
-    Raises:
-        RecipeConfigError: For an unknown name or something that is not a class.
-        MissingExtraError: If captum (or scikit-learn for kernel_shap and lime) is missing.
-    """
-    if isinstance(method, str):
-        if method not in METHODS:
-            raise choice_error("method", method, list(METHODS))
-        label, key = method, method
-    elif isinstance(method, type):
-        label = method.__name__
-        key = _BY_CLASS.get(label, label)
-    else:
-        raise config_error(
-            "method", method, f"Pass a name of METHODS ({', '.join(METHODS)}) or a captum class."
-        )
-    captum_attr = require("captum.attr", extra="attribution", feature="explain")
-    attribution_class: Any = getattr(captum_attr, METHODS[key]) if key in METHODS else method
-    if not callable(getattr(attribution_class, "attribute", None)):
-        raise config_error(
-            "method", label, "Pass a captum attribution class (one with an attribute() method)."
-        )
-    if key in _SKLEARN:
-        require("sklearn.linear_model", extra="attribution", feature=f"explain(method={key!r})")
-    return label, key, attribution_class
-
-
-def check_arguments(
-    method: str | type, kwargs: dict[str, Any], batch_size: int = 1, *, argument: str = ""
-) -> None:
-    """Check the extra keyword arguments of `explain` for ``method``, without a model.
-
-    Args:
-        method: A name of `METHODS` or a captum attribution class.
-        kwargs: What would be passed to `explain` as ``**kwargs``.
-        batch_size: The number of inputs (for the chunking defaults).
-        argument: The name under which the caller received ``kwargs`` (e.g.
-            ``"method_kwargs"``): errors then name ``method_kwargs['n_steps']``.
-
-    Raises:
-        RecipeConfigError: For an unknown method, an argument ``attribute()`` does not
-            take, or a sample/step count below 1.
-    """
-    _, key, attribution_class = resolve_method(method)
-    _attribute_kwargs(
-        attribution_class,
-        _attribute_parameters(attribution_class),
-        key,
-        batch_size,
-        kwargs,
-        argument=argument,
-    )
-
-
 def preflight(
     model: nn.Module,
     inputs: Tensor,
@@ -319,66 +209,6 @@ def preflight(
         _resolve_target(None, scores, len(x))
 
 
-class _SelectOutput(nn.Module):
-    """Wraps a model returning a dict/tuple so that it returns one entry of it."""
-
-    def __init__(self, model: nn.Module, output: int | str) -> None:
-        super().__init__()
-        self.model = model
-        self.output = output
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return select_output(self.model(*args, **kwargs), self.output)
-
-
-def select_output(value: Any, output: int | str | None) -> Any:
-    """The entry ``output`` of a model's dict/tuple/list output (the value itself for None).
-
-    Args:
-        value: What the model returned.
-        output: A key (for a mapping) or an index (for a tuple/list), or None.
-
-    Returns:
-        The selected entry.
-
-    Raises:
-        RecipeConfigError: Naming ``output`` when it does not fit the output.
-
-    Examples:
-        >>> select_output({"logits": 1, "aux": 2}, "logits"), select_output((3, 4), -1)
-        (1, 4)
-    """
-    if output is None:
-        return value
-    if isinstance(value, Mapping):
-        if output not in value:
-            keys = ", ".join(repr(k) for k in value)
-            raise config_error("output", output, f"The model returns a dict with keys: {keys}.")
-        return value[output]
-    if isinstance(value, (tuple, list)):
-        if not is_int(output) or not -len(value) <= int(output) < len(value):
-            raise config_error(
-                "output",
-                output,
-                f"The model returns a {type(value).__name__} of {len(value)}: pass an index "
-                f"in [0, {len(value) - 1}].",
-            )
-        return value[int(output)]
-    raise config_error(
-        "output",
-        output,
-        f"The model returns a {type(value).__name__}, not a dict or tuple: leave output=None.",
-    )
-
-
-def _with_output(model: nn.Module, output: int | str | None) -> nn.Module:
-    if output is None:
-        return model
-    if not (is_int(output) or isinstance(output, str)):
-        raise config_error("output", output, "Pass a key (str) or an index (int), or None.")
-    return _SelectOutput(model, output)
-
-
 @contextmanager
 def _explaining(model: nn.Module) -> Iterator[None]:
     """Eval mode, gradients on, inference mode off, parameters frozen; all restored."""
@@ -391,131 +221,3 @@ def _explaining(model: nn.Module) -> Iterator[None]:
         finally:
             for parameter, requires_grad in flags:
                 parameter.requires_grad_(requires_grad)
-
-
-def _attribute_parameters(attribution_class: Any) -> dict[str, inspect.Parameter]:
-    """The named parameters of ``attribute()`` (``self`` and ``**kwargs`` left out)."""
-    signature = inspect.signature(attribution_class.attribute)
-    return {
-        name: parameter
-        for name, parameter in signature.parameters.items()
-        if name != "self"
-        and parameter.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
-    }
-
-
-def _attribute_kwargs(
-    attribution_class: Any,
-    parameters: dict[str, inspect.Parameter],
-    key: str,
-    batch_size: int,
-    kwargs: dict[str, Any],
-    *,
-    argument: str = "",
-) -> dict[str, Any]:
-    """Our defaults for the arguments ``attribute()`` accepts, updated with the user's."""
-    accepted = [_ALIASES.get(name, name) for name in parameters if name not in _OWN]
-    renamed: dict[str, Any] = {}
-    for name, value in kwargs.items():
-        captum_name = _CAPTUM_NAMES.get(name, name)
-        label = f"{argument}[{name!r}]" if argument else name
-        if name == "return_convergence_delta":
-            raise config_error(
-                label,
-                value,
-                "explain() asks for the convergence delta of every method that has one: "
-                "read it from Explanation.completeness_gap.",
-            )
-        if captum_name not in parameters or captum_name in _OWN or name in _ALIASES:
-            raise config_error(
-                label,
-                value,
-                f"{attribution_class.__name__}.attribute() does not accept {name!r}; it "
-                f"accepts: {', '.join(accepted)}.",
-            )
-        if captum_name in _COUNTS and (not is_int(value) or value < 1):
-            raise config_error(label, value, "Pass a positive integer.")
-        renamed[captum_name] = value
-    defaults: dict[str, Any] = {
-        "internal_batch_size": max(batch_size, 1),
-        "perturbations_per_eval": _PERTURBATIONS_PER_EVAL,
-    }
-    if key in _N_SAMPLES:
-        defaults["n_samples"] = _N_SAMPLES[key]
-    if key == "integrated_gradients":
-        defaults["n_steps"] = 50
-    call = {name: value for name, value in defaults.items() if name in parameters}
-    call.update(renamed)
-    return call
-
-
-def _resolve_target(
-    target: int | Tensor | None, output: Any, batch_size: int
-) -> tuple[Any, Tensor]:
-    """Captum's ``target`` argument and the ``(N,)`` explained classes on the CPU."""
-    if isinstance(output, (Mapping, tuple, list)):
-        entries = (
-            f"keys {', '.join(repr(k) for k in output)}"
-            if isinstance(output, Mapping)
-            else f"{len(output)} entries"
-        )
-        raise config_error(
-            "output",
-            None,
-            f"The model returns a {type(output).__name__} ({entries}): pass output=<key or "
-            "index> to choose the (N, classes) scores to explain.",
-        )
-    if not isinstance(output, Tensor) or output.ndim not in (1, 2) or len(output) != batch_size:
-        shown = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-        raise config_error(
-            "model output",
-            shown,
-            "explain() needs a model returning (N, classes) scores (or (N,) scores): wrap "
-            "the model so that it returns one score per class.",
-        )
-    if output.ndim == 1:
-        if target is not None:
-            raise config_error(
-                "target", target, "The model returns one score per input: leave target=None."
-            )
-        return None, torch.zeros(batch_size, dtype=torch.long)
-    classes = output.shape[1]
-    if target is None:
-        explained = output.argmax(dim=-1)
-    elif isinstance(target, Tensor) and not target.is_floating_point():
-        explained = target.detach().to(output.device, torch.long).reshape(-1).clone()
-        if explained.numel() == 1:
-            explained = explained.expand(batch_size).clone()
-        elif explained.numel() != batch_size:
-            raise config_error(
-                "target",
-                tuple(target.shape),
-                f"Pass one class index per input ({batch_size}) or a single int.",
-            )
-    elif is_int(target):
-        explained = torch.full((batch_size,), target, dtype=torch.long, device=output.device)
-    else:
-        raise config_error("target", target, "Pass None, an int or a tensor of class indices.")
-    if len(explained) and not (int(explained.min()) >= 0 and int(explained.max()) < classes):
-        raise config_error(
-            "target",
-            target,
-            f"The model has {classes} outputs: pass class indices in [0, {classes - 1}].",
-        )
-    return explained, explained.cpu()
-
-
-def _baselines(key: str, x: Tensor, baselines: Tensor | float | None) -> Tensor:
-    """The baselines as captum takes them, on ``x``'s device and dtype."""
-    count = 2 if key in _DISTRIBUTION else 1
-    if baselines is None:
-        return torch.zeros(count, *x.shape[1:], dtype=x.dtype, device=x.device)
-    if not isinstance(baselines, Tensor):
-        value = float(baselines)
-        return torch.full((count, *x.shape[1:]), value, dtype=x.dtype, device=x.device)
-    chosen = baselines.detach().to(x.device, x.dtype).clone()
-    if chosen.ndim == x.ndim - 1:
-        chosen = chosen.unsqueeze(0)
-    if key in METHODS and key not in _DISTRIBUTION and len(chosen) not in (1, len(x)):
-        chosen = chosen.mean(dim=0, keepdim=True)
-    return chosen

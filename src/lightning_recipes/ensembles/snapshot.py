@@ -28,7 +28,8 @@ class SnapshotEnsemble(Callback):
     """Keep a snapshot of the weights at the end of every learning-rate cycle.
 
     Snapshot ensembles (Huang et al. 2017, "Train 1, get M for free"): train with a cyclic
-    cosine schedule with restarts (`snapshot_schedule`, same ``cycle_epochs``), and at
+    cosine schedule with restarts (``lightning_recipes.lr.snapshot_schedule``, same
+    ``cycle_epochs``), and at
     the end of each cycle, where the rate is lowest and the model sits in a minimum, keep
     a copy of the weights. `ensemble` then builds an `EnsembleModule` that averages the
     snapshots' predicted probabilities for validate/test/predict.
@@ -251,7 +252,7 @@ class SnapshotEnsemble(Callback):
             f"at {rates} through the whole cycle ({span}). Snapshot "
             "ensembles need a cyclic schedule that anneals the rate within each cycle and "
             "restarts it, or the snapshots are points of one trajectory rather than distinct "
-            "minima: use snapshot_schedule(optimizer, cycle_epochs="
+            "minima: use lightning_recipes.lr.snapshot_schedule(optimizer, cycle_epochs="
             f"{self.cycle_epochs}) in configure_optimizers, or Classifier(scheduler="
             f"'cosine_restarts', scheduler_options={{'cycle_epochs': {self.cycle_epochs}}})."
         )

@@ -1,12 +1,7 @@
 """Freezer: freeze a backbone, unfreeze it gradually with discriminative LRs, right under DDP."""
 
-import itertools
-import re
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torch.optim import Optimizer
@@ -15,55 +10,32 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.optim import split_param_groups
-from lightning_recipes._core.optional import new_figure
-from lightning_recipes._core.validate import (
-    flag,
-    is_int,
-    is_real,
-    names_sequence,
-    non_negative_int,
-    positive_int,
-)
+from lightning_recipes._core.validate import flag, is_real, non_negative_int
 from lightning_recipes.errors import RecipeConfigError, config_error
-from lightning_recipes.finetuning.groups import (
-    GroupSpec,
-    LayerGroup,
-    check_group_spec,
-    layer_groups,
-    select_backbone,
+from lightning_recipes.finetuning.backbone_spec import (
+    BackboneSpec,
+    check_backbone,
+    check_disjoint,
+    check_group_split,
+    check_head,
+    resolve_backbone,
+    spec_key,
 )
+from lightning_recipes.finetuning.frozen_groups import GroupNorms, find_norms, freeze_below, hold
+from lightning_recipes.finetuning.groups import GroupSpec, LayerGroup
+from lightning_recipes.finetuning.plan_figure import plan_figure
+from lightning_recipes.finetuning.unfreeze_schedule import (
+    Schedule,
+    check_pace,
+    check_schedule,
+    group_rates,
+    group_unfreeze_epochs,
+    unfrozen_at,
+    unfrozen_count,
+)
+from lightning_recipes.finetuning.warmup import scale_warming_up, unscale
 
 __all__ = ["Freezer", "unfrozen_at"]
-
-Schedule = Mapping[int, int] | Literal["gradual"] | int | None
-_EVERY_GROUP = sys.maxsize  # the group count of `unfreeze=epoch`: capped at the total
-BackboneSpec = str | Sequence[str] | Callable[[LightningModule], nn.Module]
-_BatchNorm = nn.modules.batchnorm._BatchNorm
-
-
-def unfrozen_at(schedule: Mapping[int, int], epoch: int) -> int:
-    """How many groups (from the top) a ``{epoch: groups}`` schedule has unfrozen at ``epoch``.
-
-    Args:
-        schedule: ``{epoch: number of groups unfrozen from the top}``.
-        epoch: The epoch.
-
-    Returns:
-        The value of the latest scheduled epoch ``<= epoch`` (0 before the first).
-
-    Raises:
-        RecipeConfigError: If ``schedule`` is not a mapping or ``epoch`` is not an integer.
-
-    Examples:
-        >>> unfrozen_at({2: 1, 4: 3}, 3), unfrozen_at({2: 1, 4: 3}, 9), unfrozen_at({2: 1}, 0)
-        (1, 3, 0)
-    """
-    if not isinstance(schedule, Mapping):
-        raise config_error("schedule", schedule, "Pass a mapping {epoch: groups unfrozen}.")
-    if not is_int(epoch):
-        raise config_error("epoch", epoch, "Pass an integer epoch.")
-    reached = [count for start, count in schedule.items() if start <= epoch]
-    return max(reached, default=0)
 
 
 class Freezer(Callback):
@@ -168,29 +140,12 @@ class Freezer(Callback):
         super().__init__()
         if not is_real(lr_decay) or not 0 < lr_decay <= 1:
             raise config_error("lr_decay", lr_decay, "Pass a factor in (0, 1], e.g. 0.5.")
-        positive_int("every_n_epochs", every_n_epochs)
-        if every_n_epochs != 1 and unfreeze != "gradual":
-            raise config_error(
-                "every_n_epochs",
-                every_n_epochs,
-                f"It sets the pace of unfreeze='gradual' only (unfreeze={unfreeze!r}): "
-                "leave it out, or pass unfreeze='gradual'.",
-            )
+        check_pace(every_n_epochs, unfreeze)
         non_negative_int("warmup_steps", warmup_steps, "Pass 0 or a positive integer.")
         flag("train_bn", train_bn)
-        self._schedule = self._check_schedule(unfreeze)
-        backbone = self._check_backbone(backbone, backbone_regex, all_but_last)
-        check_group_spec(groups)
-        one_group_per_module = backbone is None or (
-            isinstance(backbone, Sequence) and not isinstance(backbone, str)
-        )
-        if groups != "auto" and one_group_per_module:
-            raise config_error(
-                "groups",
-                groups,
-                "It splits a backbone named by one module (backbone='name'); a list, "
-                "backbone_regex or all_but_last already make one group per module.",
-            )
+        self._schedule = check_schedule(unfreeze)
+        backbone = check_backbone(backbone, backbone_regex, all_but_last)
+        check_group_split(groups, backbone)
         self.backbone = backbone
         self.backbone_regex = backbone_regex
         self.all_but_last = all_but_last
@@ -209,134 +164,19 @@ class Freezer(Callback):
         self._scaled: dict[int, float] = {}  # group index -> rate before warm-up scaling
         # The BatchNorm layers of each group, with their parent module (whose mode an
         # unfrozen layer takes back), and the layers held in eval mode while frozen.
-        self._norms: list[list[tuple[nn.Module, nn.Module]]] = []
+        self._norms: GroupNorms = []
         self._held: list[nn.Module] = []
 
     @property
     @override
     def state_key(self) -> str:
         """Unique per backbone, so two Freezers in one Trainer keep separate state."""
-        backbone = self.backbone
-        if callable(backbone) and not isinstance(backbone, str):
-            backbone = getattr(backbone, "__qualname__", type(backbone).__qualname__)
-        groups = self.group_spec
-        if callable(groups) and not isinstance(groups, str):
-            groups = getattr(groups, "__qualname__", type(groups).__qualname__)
         return self._generate_state_key(
-            backbone=backbone,
+            backbone=spec_key(self.backbone),
             backbone_regex=self.backbone_regex,
             all_but_last=self.all_but_last,
-            groups=groups,
+            groups=spec_key(self.group_spec),
         )
-
-    @staticmethod
-    def _check_backbone(backbone: Any, regex: Any, all_but_last: Any) -> BackboneSpec | None:
-        """Validate the backbone forms; returns ``backbone`` (``"backbone"`` if none is given)."""
-        given = [
-            name
-            for name, value in (
-                ("backbone", backbone),
-                ("backbone_regex", regex),
-                ("all_but_last", all_but_last),
-            )
-            if value is not None
-        ]
-        if len(given) > 1:
-            raise config_error(
-                given[1],
-                regex if given[1] == "backbone_regex" else all_but_last,
-                f"Name the backbone one way only: {' and '.join(given)} were both given.",
-            )
-        if regex is not None:
-            if not isinstance(regex, str) or not regex:
-                raise config_error(
-                    "backbone_regex", regex, "Pass a regular expression over module names."
-                )
-            try:
-                re.compile(regex)
-            except re.error as error:
-                raise config_error(
-                    "backbone_regex", regex, f"It is not a valid regular expression ({error})."
-                ) from None
-            return None
-        if all_but_last is not None:
-            if not is_int(all_but_last):
-                raise config_error(
-                    "all_but_last", all_but_last, "Pass the number of head modules, e.g. 1."
-                )
-            if all_but_last < 1:
-                raise config_error(
-                    "all_but_last",
-                    all_but_last,
-                    "Pass at least 1: the head (the last top-level modules) must train.",
-                )
-            return None
-        if backbone is None:
-            return "backbone"
-        if isinstance(backbone, str):
-            if not backbone:
-                raise config_error("backbone", backbone, "Pass a module name, e.g. 'backbone'.")
-            return backbone
-        if callable(backbone) and not isinstance(backbone, nn.Module):
-            return backbone  # type: ignore[no-any-return]
-        if isinstance(backbone, nn.Module):
-            raise config_error(
-                "backbone",
-                type(backbone).__name__,
-                "Pass the module's attribute name (e.g. 'backbone'), not the module.",
-            )
-        if not isinstance(backbone, Sequence) or isinstance(backbone, bytes):
-            raise config_error(
-                "backbone",
-                backbone,
-                "Pass a module name, a list of module names, a callable, or use "
-                "backbone_regex / all_but_last.",
-            )
-        return list(
-            names_sequence("backbone", backbone, what="module names or globs", example=["encoder"])
-        )
-
-    @staticmethod
-    def _check_schedule(unfreeze: Schedule) -> dict[int, int] | str | None:
-        if unfreeze is None or unfreeze == "gradual":
-            return unfreeze
-        if is_int(unfreeze):
-            if unfreeze < 0:
-                raise config_error(
-                    "unfreeze", unfreeze, "Pass the epoch (>= 0) that unfreezes the backbone."
-                )
-            return {int(unfreeze): _EVERY_GROUP}
-        if isinstance(unfreeze, str) or not isinstance(unfreeze, Mapping):
-            raise config_error(
-                "unfreeze",
-                unfreeze,
-                "Pass an epoch, None, 'gradual' or {epoch: groups unfrozen}.",
-            )
-        if not unfreeze:
-            raise config_error(
-                "unfreeze", dict(unfreeze), "Pass None to never unfreeze, or {epoch: groups}."
-            )
-        schedule: dict[int, int] = {}
-        for key, value in unfreeze.items():
-            epoch, count = _as_int(key), _as_int(value)
-            if epoch is None or count is None:
-                raise config_error(
-                    "unfreeze",
-                    dict(unfreeze),
-                    "Epochs and group counts must be integers, e.g. {2: 1, 4: 2}.",
-                )
-            schedule[epoch] = count
-        ordered = sorted(schedule.items())
-        if any(e < 0 or n < 0 for e, n in ordered) or any(
-            b[1] < a[1] for a, b in itertools.pairwise(ordered)
-        ):
-            raise config_error(
-                "unfreeze",
-                dict(unfreeze),
-                "The schedule must not go backwards: epochs >= 0 and, by epoch, a "
-                "non-decreasing number of unfrozen groups.",
-            )
-        return schedule
 
     def target(self, epoch: int) -> int:
         """How many groups from the top are trainable at ``epoch`` (capped at the total).
@@ -347,14 +187,7 @@ class Freezer(Callback):
         Returns:
             The number of unfrozen groups the schedule asks for.
         """
-        if self._schedule is None:
-            wanted = 0
-        elif self._schedule == "gradual":
-            wanted = epoch // self.every_n_epochs
-        else:
-            assert isinstance(self._schedule, dict)
-            wanted = unfrozen_at(self._schedule, epoch)
-        return min(wanted, len(self.groups))
+        return unfrozen_count(self._schedule, self.every_n_epochs, epoch, len(self.groups))
 
     def unfreeze_epochs(self, n_groups: int | None = None) -> list[int | None]:
         """The epoch at which each backbone group becomes trainable (None: never).
@@ -380,18 +213,7 @@ class Freezer(Callback):
             [6, 4, 2]
         """
         n = len(self.groups) if n_groups is None else n_groups
-        non_negative_int("n_groups", n, "Pass a number of groups >= 0.")
-        from_top: list[int | None] = []
-        for k in range(1, n + 1):  # k-th group from the top
-            if self._schedule is None:
-                from_top.append(None)
-            elif self._schedule == "gradual":
-                from_top.append(k * self.every_n_epochs)
-            else:
-                assert isinstance(self._schedule, dict)
-                reached = [e for e, count in self._schedule.items() if count >= k]
-                from_top.append(min(reached, default=None))
-        return from_top[::-1]
+        return group_unfreeze_epochs(self._schedule, self.every_n_epochs, n)
 
     def planned_change_epochs(self, max_epochs: int) -> list[int]:
         """The epochs below ``max_epochs`` at whose start some group is unfrozen.
@@ -451,14 +273,8 @@ class Freezer(Callback):
             after setup, or assign them with `layer_groups`). Warm-up and LR schedules
             are not included.
         """
-        n = len(self.groups)
-        rows: list[list[float | None]] = []
-        for epoch in range(epochs):
-            first = n - self.target(epoch)
-            rows.append(
-                [base_lr * self.lr_decay ** (n - i) if i >= first else None for i in range(n)]
-            )
-        return rows
+        unfrozen = [self.target(epoch) for epoch in range(epochs)]
+        return group_rates(unfrozen, len(self.groups), base_lr, self.lr_decay)
 
     def plot_plan(self, epochs: int, base_lr: float) -> Any:
         """Draw `plan`: which groups train at each epoch, and at what rate.
@@ -470,85 +286,17 @@ class Freezer(Callback):
         Returns:
             A ``matplotlib.figure.Figure`` (needs the ``plots`` extra).
         """
-        rows = self.plan(epochs, base_lr)
-        figure = new_figure(
-            "Freezer.plot_plan", figsize=(1.2 + 0.35 * epochs, 0.9 + 0.45 * len(self.groups))
-        )
-        ax = figure.add_subplot()
-        values = [[float("nan") if v is None else v for v in row] for row in rows]
-        image = ax.imshow(
-            torch.tensor(values).T.log10().numpy(), origin="lower", aspect="auto", cmap="viridis"
-        )
-        ax.set_xticks(range(epochs))
-        ax.set_yticks(range(len(self.groups)), [g.name for g in self.groups])
-        ax.set_xlabel("epoch (blank: frozen)")
-        ax.set_ylabel("backbone group (bottom first)")
-        figure.colorbar(image, ax=ax, label="log10(learning rate)")
-        return figure
+        return plan_figure(self.plan(epochs, base_lr), [g.name for g in self.groups])
 
     # ------------------------------------------------------------ setup
 
-    def _resolve(self, pl_module: LightningModule) -> list[LayerGroup]:
-        if self.backbone_regex is not None:
-            return select_backbone(pl_module, regex=self.backbone_regex)
-        if self.all_but_last is not None:
-            return select_backbone(pl_module, all_but_last=self.all_but_last)
-        available = ", ".join(name for name, _ in pl_module.named_children()) or "none"
-        spec = self.backbone
-        if isinstance(spec, str):
-            try:
-                found = pl_module.get_submodule(spec)
-            except AttributeError:
-                found = None
-            if found is None or found is pl_module:
-                raise config_error(
-                    "backbone", spec, f"No such module. Top-level modules: {available}."
-                )
-            return layer_groups(found, self.group_spec)
-        if callable(spec):
-            made = spec(pl_module)
-            if not isinstance(made, nn.Module):
-                raise config_error("backbone", made, "The callable must return an nn.Module.")
-            return layer_groups(made, self.group_spec)
-        assert spec is not None
-        # A list names the backbone's modules: everything else is the head, not a group.
-        return select_backbone(pl_module, names=list(spec))
-
     def _check_head(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Refuse a backbone that leaves nothing trainable, or overlaps another Freezer's."""
-        first = len(self.groups) - self.target(0)
-        frozen = {id(p) for group in self.groups[:first] for p in group.params}
-        if all(id(p) in frozen for p in pl_module.parameters()):
-            names = ", ".join(g.name for g in self.groups)
-            raise config_error(
-                "backbone",
-                self.backbone if self.backbone_regex is None else self.backbone_regex,
-                f"It covers every parameter of {type(pl_module).__name__} (groups: {names}), "
-                "so nothing would train in epoch 0. Leave the head out of the backbone.",
-            )
-        mine = {id(p) for group in self.groups for p in group.params}
-        for other in trainer.callbacks:  # type: ignore[attr-defined]
-            if other is self or not isinstance(other, Freezer) or not other.groups:
-                continue
-            if any(id(p) in mine for group in other.groups for p in group.params):
-                raise RecipeConfigError(
-                    f"Two Freezers ({other.state_key} and {self.state_key}) freeze the same "
-                    "parameters: give each its own backbone, or use one Freezer."
-                )
-
-    def _find_norms(self, pl_module: LightningModule) -> None:
-        parent: dict[int, nn.Module] = {}
-        for module in pl_module.modules():
-            for child in module.children():
-                parent[id(child)] = module
-        self._norms = []
-        for group in self.groups:
-            norms: list[tuple[nn.Module, nn.Module]] = []
-            for module in group.modules:
-                for layer in module.modules():
-                    if isinstance(layer, _BatchNorm):
-                        norms.append((layer, parent.get(id(layer), pl_module)))
-            self._norms.append(norms)
+        named = self.backbone if self.backbone_regex is None else self.backbone_regex
+        check_head(pl_module, self.groups, len(self.groups) - self.target(0), named)
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        others = [f for f in callbacks if isinstance(f, Freezer) and f is not self and f.groups]
+        check_disjoint(self.groups, self.state_key, [(f.state_key, f.groups) for f in others])
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -560,36 +308,23 @@ class Freezer(Callback):
             reason="sharded parameters cannot be frozen group by group here. Freeze in "
             "configure_model, or use DDP.",
         )
-        self.groups = self._resolve(pl_module)
+        self.groups = resolve_backbone(
+            pl_module, self.backbone, self.group_spec, self.backbone_regex, self.all_but_last
+        )
         self._check_head(trainer, pl_module)
-        self._find_norms(pl_module)
+        self._norms = find_norms(pl_module, self.groups)
         # Freeze before the strategy builds DDP, so that DDP registers the trainable set.
-        # BatchNorm modes are set when training starts (`_hold_norms`), after Lightning's
+        # BatchNorm modes are set when training starts (`hold`), after Lightning's
         # check for modules left in eval mode.
         self._apply(pl_module, self.target(0))
 
     def _apply(self, pl_module: LightningModule, unfrozen: int) -> None:
         """Make the top ``unfrozen`` groups trainable and the others frozen."""
         first_trainable = len(self.groups) - unfrozen
-        for index, group in enumerate(self.groups):
-            for param in group.params:
-                param.requires_grad_(index >= first_trainable)
+        self._held = freeze_below(
+            self.groups, self._norms, first_trainable, self.train_bn, self._held
+        )
         self.unfrozen = unfrozen
-        held = []
-        was_held = {id(layer) for layer in self._held}
-        for index, norms in enumerate(self._norms):
-            for layer, parent in norms:
-                if index < first_trainable and not self.train_bn:
-                    held.append(layer)
-                elif id(layer) in was_held:
-                    # Unfrozen: back to the mode it would have had if never frozen.
-                    layer.train(parent.training)
-        self._held = held
-
-    def _hold_norms(self) -> None:
-        """Put frozen BatchNorm layers back in eval mode (cheap: no tensor is touched)."""
-        for layer in self._held:
-            layer.training = False
 
     # ------------------------------------------------------------ optimizer
 
@@ -638,7 +373,7 @@ class Freezer(Callback):
                 f"backbone groups trainable ({', '.join(self.groups[i].name for i in newly)} "
                 "unfrozen)."
             )
-        self._hold_norms()
+        hold(self._held)
 
     @override
     def on_train_batch_start(
@@ -646,7 +381,7 @@ class Freezer(Callback):
     ) -> None:
         # Anything may have called model.train() since (a callback, or Lightning's
         # validation->train switch when on_validation_model_train is overridden).
-        self._hold_norms()
+        hold(self._held)
 
     # ------------------------------------------------------------ warm-up
 
@@ -654,13 +389,7 @@ class Freezer(Callback):
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
     ) -> None:
-        for index, done in list(self._warmup.items()):
-            group = optimizer.param_groups[index]
-            self._scaled[index] = group["lr"]
-            group["lr"] = group["lr"] * (done + 1) / (self.warmup_steps + 1)
-            self._warmup[index] = done + 1
-            if done + 1 >= self.warmup_steps:
-                del self._warmup[index]
+        scale_warming_up(optimizer.param_groups, self._warmup, self._scaled, self.warmup_steps)
 
     @override
     def on_train_batch_end(
@@ -668,10 +397,7 @@ class Freezer(Callback):
     ) -> None:
         # Put back the unscaled rate before the schedulers step (they run after this hook).
         if self._scaled:
-            optimizer = trainer.optimizers[0]
-            for index, value in self._scaled.items():
-                optimizer.param_groups[index]["lr"] = value
-            self._scaled.clear()
+            unscale(trainer.optimizers[0].param_groups, self._scaled)
 
     # ------------------------------------------------------------ state
 
@@ -719,14 +445,3 @@ class Freezer(Callback):
         self._restored = int(state_dict["unfrozen"])
         self._warmup = {int(k): int(v) for k, v in state_dict["warmup"].items()}
         self.unfrozen_at = {str(k): int(v) for k, v in state_dict.get("unfrozen_at", {}).items()}
-
-
-def _as_int(value: Any) -> int | None:
-    """``value`` as an int if it is one (or an integral string, as JSON keys are), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None

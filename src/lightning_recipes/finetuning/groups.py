@@ -6,7 +6,6 @@ discriminative learning rates shrink towards the bottom. Parameters are tracked 
 identity (two parameters with equal values are still two parameters).
 """
 
-import fnmatch
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from lightning_recipes._core.selection import name_matches
 from lightning_recipes._core.validate import is_real, names_sequence, positive_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 
@@ -125,7 +125,7 @@ def _match_names(
     named = dict(root.named_modules())
     groups = []
     for pattern in patterns:
-        matched = [m for n, m in named.items() if n and fnmatch.fnmatchcase(n, pattern)]
+        matched = [m for n, m in named.items() if n and name_matches(n, [pattern])]
         if not matched:
             raise config_error(
                 argument,

@@ -13,6 +13,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.module_modes import evaluation_mode
 from lightning_recipes._core.tables import format_table
+from lightning_recipes._core.validate import is_int, is_number
 from lightning_recipes.errors import BatchMixingError, choice_error, config_error
 
 __all__ = [
@@ -24,14 +25,6 @@ __all__ = [
     "check_gradients",
     "evaluation_mode",
 ]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _first_tensor(output: Any) -> Tensor:
@@ -172,12 +165,12 @@ def check_gradients(
         )
     for name, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
         positive = name == "eps"
-        if not _is_number(value) or not (value > 0 if positive else value >= 0):
+        if not is_number(value) or not (value > 0 if positive else value >= 0):
             bound = "a number > 0" if positive else "a number >= 0"
             raise config_error(name, value, f"Pass {bound}, e.g. 1e-6.")
-    if not _is_int(max_entries) or max_entries < 1:
+    if not is_int(max_entries) or max_entries < 1:
         raise config_error("max_entries", max_entries, "Pass an integer >= 1.")
-    if not _is_int(seed):
+    if not is_int(seed):
         raise config_error("seed", seed, "Pass an integer seed.")
     model = copy.deepcopy(module).double()
     generator = torch.Generator().manual_seed(seed)
@@ -332,7 +325,7 @@ class BatchMixingCheck(Callback):
         if (
             isinstance(samples, (str, bytes))
             or not isinstance(samples, Sequence)
-            or not all(_is_int(i) for i in samples)
+            or not all(is_int(i) for i in samples)
         ):
             raise config_error(
                 "samples", samples, "Pass a list of sample indices (ints), e.g. [0, -1]."

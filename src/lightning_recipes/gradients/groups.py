@@ -1,11 +1,11 @@
 """Parameter groups of `GradientMonitor`: by module, layer, parameter, or name globs."""
 
-import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from torch import nn
 
+from lightning_recipes._core.selection import first_unmatched, name_matches
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = ["GroupBy", "check_groups", "parameter_groups"]
@@ -45,11 +45,7 @@ def parameter_groups(
     for param_name, _ in named_parameters:
         if isinstance(groups, Mapping):
             group = next(
-                (
-                    g
-                    for g, globs in groups.items()
-                    if any(fnmatch.fnmatchcase(param_name, p) for p in globs)
-                ),
+                (g for g, globs in groups.items() if name_matches(param_name, globs)),
                 "other",
             )
         elif groups == "module":
@@ -70,15 +66,14 @@ def parameter_groups(
 def _check_globs_match(names: list[str], groups: Mapping[str, Sequence[str]]) -> None:
     """Refuse a glob that matches no parameter: a typo would silently empty its group."""
     for group, globs in groups.items():
-        for glob in globs:
-            if not any(fnmatch.fnmatchcase(name, glob) for name in names):
-                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-                raise config_error(
-                    "groups",
-                    {k: list(v) for k, v in groups.items()},
-                    f"{glob!r} (group {group!r}) matches no parameter; the parameters are: "
-                    f"{shown}.",
-                )
+        glob = first_unmatched(names, globs)
+        if glob is not None:
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            raise config_error(
+                "groups",
+                {k: list(v) for k, v in groups.items()},
+                f"{glob!r} (group {group!r}) matches no parameter; the parameters are: {shown}.",
+            )
 
 
 def check_groups(groups: object) -> None:

@@ -3,26 +3,26 @@
 The callback decides *when* each unit runs and *where* its results go; the work is done by
 small units, each tested on its own: `step_norms`/`grad_stats` (norms.py, the statistics),
 `GradientClipper` (clipping.py), `NonFiniteGuard` (guard.py), `AnomalyTracker` and
-`anomaly_warning` (anomaly.py, the alarms), `norms_figure` (figure.py) and
-`parameter_groups` (groups.py). One code path for every device: no step branches on
-where the gradients live.
+`anomaly_warning` (anomaly.py, the alarms), `norms_figure` (figure.py),
+`parameter_groups` (groups.py), `ParameterLayout` (layout.py, which parameter is in which
+group and optimizer), `LogSchedule`/`read_back`/`step_metrics` (step_log.py, the logging
+steps) and `check_monitor_args` (monitor_args.py). One code path for every device: no step
+branches on where the gradients live.
 """
 
-import math
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
-from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.optional import new_figure
-from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.errors import config_error
 from lightning_recipes.gradients.anomaly import (
     REMEDIES,
     AnomalyTracker,
@@ -31,19 +31,15 @@ from lightning_recipes.gradients.anomaly import (
 )
 from lightning_recipes.gradients.clipping import ClipMode, GradientClipper
 from lightning_recipes.gradients.figure import norms_figure
-from lightning_recipes.gradients.groups import GroupBy, check_groups, parameter_groups
+from lightning_recipes.gradients.groups import GroupBy, parameter_groups
 from lightning_recipes.gradients.guard import NonFinite, NonFiniteGuard
+from lightning_recipes.gradients.layout import ParameterLayout
+from lightning_recipes.gradients.layout import optimizer_index as optimizer_index_of
+from lightning_recipes.gradients.monitor_args import check_monitor_args
 from lightning_recipes.gradients.norms import GradStats, dense_grads, grad_stats, step_norms
+from lightning_recipes.gradients.step_log import LogSchedule, read_back, step_metrics
 
 __all__ = ["REMEDIES", "GradientMonitor", "parameter_groups"]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class GradientMonitor(Callback):
@@ -129,60 +125,20 @@ class GradientMonitor(Callback):
         non_finite: NonFinite = "warn",
         plot: bool = True,
     ) -> None:
-        check_groups(groups)
-        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)):
-            raise config_error(
-                "norm_type", norm_type, "Pass a number p > 0, e.g. 2.0, or float('inf')."
-            )
-        if not (norm_type > 0 or math.isinf(norm_type)):
-            raise config_error("norm_type", norm_type, "Pass p > 0, e.g. 2.0, or float('inf').")
-        if log_every_n_steps is not None and (
-            not _is_int(log_every_n_steps) or log_every_n_steps < 1
-        ):
-            raise config_error(
-                "log_every_n_steps",
-                log_every_n_steps,
-                "Pass a positive integer number of optimizer steps, or None for the Trainer's.",
-            )
-        if clip is not None and clip not in ("norm", "value", "agc"):
-            raise choice_error("clip", clip, ("norm", "value", "agc"))
-        if max_norm is not None and not _is_number(max_norm):
-            raise config_error("max_norm", max_norm, "Pass a positive number.")
-        if clip is not None and (max_norm is None or not max_norm > 0 or math.isinf(max_norm)):
-            raise config_error(
-                "max_norm", max_norm, f"clip={clip!r} needs a positive, finite max_norm."
-            )
-        if clip is None and max_norm is not None:
-            raise config_error("max_norm", max_norm, "Also pass clip='norm', 'value' or 'agc'.")
-        for name, value in (
-            ("vanish_threshold", vanish_threshold),
-            ("explode_threshold", explode_threshold),
-        ):
-            if value is not None and (not _is_number(value) or not 0 < value < math.inf):
-                raise config_error(
-                    name, value, "Pass a positive, finite bound, or None to disable."
-                )
-        if (
-            threshold_mode == "absolute"
-            and vanish_threshold is not None
-            and explode_threshold is not None
-            and not vanish_threshold < explode_threshold
-        ):
-            raise config_error(
-                "vanish_threshold",
-                vanish_threshold,
-                f"It must be below explode_threshold={explode_threshold!r}.",
-            )
-        if threshold_mode not in ("absolute", "relative"):
-            raise choice_error("threshold_mode", threshold_mode, ("absolute", "relative"))
-        if not _is_int(patience) or patience < 1:
-            raise config_error("patience", patience, "Pass an integer of 1 or more logging steps.")
-        if on_anomaly not in ("warn", "stop"):
-            raise choice_error("on_anomaly", on_anomaly, ("warn", "stop"))
-        if non_finite not in ("skip", "stop", "raise", "warn"):
-            raise choice_error("non_finite", non_finite, ("skip", "stop", "raise", "warn"))
-        if not isinstance(plot, bool):
-            raise config_error("plot", plot, "Pass True or False.")
+        check_monitor_args(
+            groups=groups,
+            norm_type=norm_type,
+            log_every_n_steps=log_every_n_steps,
+            clip=clip,
+            max_norm=max_norm,
+            vanish_threshold=vanish_threshold,
+            explode_threshold=explode_threshold,
+            threshold_mode=threshold_mode,
+            patience=patience,
+            on_anomaly=on_anomaly,
+            non_finite=non_finite,
+            plot=plot,
+        )
         self.groups = groups
         self.norm_type = float(norm_type)
         self.log_every_n_steps = log_every_n_steps
@@ -195,13 +151,8 @@ class GradientMonitor(Callback):
         self.clipper = (
             GradientClipper(clip, max_norm) if clip is not None and max_norm is not None else None
         )
-        # Set up in `setup`.
-        self._every = 1
-        self._names: list[str] = []
-        self._params: list[nn.Parameter] = []
-        self._group_names: list[str] = []
-        self._group_of: list[int] = []
-        self._index_cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+        self._schedule = LogSchedule()  # its period is set in `setup`
+        self._layout = ParameterLayout()  # the module's parameters, from `on_fit_start`
         self._process_group: Any = None
         # Steps the hook worked on (host int); the units count on the device what the
         # host does not know (clipped and skipped steps, the first non-finite gradient).
@@ -212,12 +163,6 @@ class GradientMonitor(Callback):
         self.absent_groups: dict[str, int] = {}
         self.frozen_groups: set[str] = set()
         self.figure_path: Path | None = None
-        # Positions in `_params` of each optimizer's parameters (host side, no kernels).
-        self._position: dict[int, int] = {}
-        self._optimizer_cache: dict[int, tuple[tuple[int, ...], list[int]]] = {}
-        # Logging: the last logging period each optimizer was logged in (see `_log_now`).
-        self._logged_period: dict[int, int] = {}
-        self._start_period = -1
         self._n_optimizers = 1
 
     @property
@@ -298,7 +243,7 @@ class GradientMonitor(Callback):
         # Trainer(log_every_n_steps=...) is stored as a plain attribute that the Trainer's
         # class does not declare, hence getattr.
         trainer_every = int(getattr(trainer, "log_every_n_steps", 50))
-        self._every = self.log_every_n_steps or max(trainer_every, 1)
+        self._schedule.every = self.log_every_n_steps or max(trainer_every, 1)
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -312,101 +257,39 @@ class GradientMonitor(Callback):
                 f"{type(pl_module).__name__} has no parameters at fit start, so nothing "
                 "would be clipped. Build the layers in __init__ or configure_model.",
             )
-        self._names = [n for n, _ in named]
-        self._params = [p for _, p in named]
-        self._position = {id(p): i for i, p in enumerate(self._params)}
-        self._optimizer_cache = {}
-        self._group_names, self._group_of = parameter_groups(named, self.groups)
-        self._index_cache = {}
+        self._layout = ParameterLayout(named, self.groups)
         self._n_optimizers = max(len(trainer.optimizers), 1)
 
     @override
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # The global step is restored from a checkpoint by now: the period it is in was
-        # logged before the interruption unless the step opens it.
-        self._logged_period = {}
-        self._start_period = (trainer.global_step - 1) // self._every
-
-    def _log_now(self, trainer: Trainer, optimizer_index: int) -> bool:
-        """Whether this optimizer step is a logging step, for this optimizer.
-
-        One optimizer: every ``log_every_n_steps``-th global step. Several (manual
-        optimization, e.g. a GAN's generator and discriminator steps, each counting as a
-        global step): each optimizer logs at its first step in every period, so that every
-        network is logged whatever the period and the number of optimizers.
-        """
-        period = trainer.global_step // self._every
-        if period <= self._logged_period.get(optimizer_index, self._start_period):
-            return False
-        self._logged_period[optimizer_index] = period
-        return True
-
-    def _optimizer_positions(self, optimizer: Optimizer) -> list[int]:
-        """Positions (in `_params`) of the parameters this optimizer steps, cached."""
-        groups = optimizer.param_groups
-        layout = tuple(len(group["params"]) for group in groups)
-        cached = self._optimizer_cache.get(id(optimizer))
-        if cached is None or cached[0] != layout:
-            positions = sorted(
-                {
-                    self._position[id(p)]
-                    for group in groups
-                    for p in group["params"]
-                    if id(p) in self._position
-                }
-            )
-            cached = (layout, positions)
-            self._optimizer_cache[id(optimizer)] = cached
-        return cached[1]
-
-    def _optimizer_index(self, trainer: Trainer, optimizer: Optimizer) -> int:
-        inner = getattr(optimizer, "_optimizer", optimizer)  # a LightningOptimizer's torch one
-        for index, candidate in enumerate(trainer.optimizers):
-            if candidate is inner or candidate is optimizer:
-                return index
-        return 0
-
-    def _indices(self, positions: list[int], device: torch.device) -> tuple[Tensor, Tensor]:
-        """Group index and parameter index of each present gradient, cached per layout."""
-        key = tuple(positions)
-        cached = self._index_cache.get(key)
-        if cached is None or cached[0].device != device:
-            group = torch.tensor([self._group_of[i] for i in positions], device=device)
-            cached = (group, torch.tensor(positions, device=device))
-            self._index_cache[key] = cached
-        return cached
+        self._schedule.start(trainer.global_step)  # restored from a checkpoint by now
 
     @override
     def on_before_optimizer_step(
         self, trainer: Trainer, pl_module: LightningModule, optimizer: Optimizer
     ) -> None:
         self.steps += 1  # every optimizer step, also those with nothing to log or check
-        optimizer_index = self._optimizer_index(trainer, optimizer)
-        log_now = self._log_now(trainer, optimizer_index)
+        optimizer_index = optimizer_index_of(trainer.optimizers, optimizer)
+        log_now = self._schedule.due(trainer.global_step, optimizer_index)
         if not (log_now or self.clipper is not None or self.guard.active):
             return  # nothing to do on this step: not a single kernel
-        # Only this optimizer's parameters: under manual optimization with several
-        # optimizers (a GAN), the other network's gradients are stale here. Frozen
-        # parameters (requires_grad=False) may hold a stale gradient too: left out.
-        positions = [
-            i
-            for i in self._optimizer_positions(optimizer)
-            if self._params[i].requires_grad and self._params[i].grad is not None
-        ]
-        params = [self._params[i] for i in positions]
+        layout = self._layout
+        # Only this optimizer's parameters that have a gradient (see `with_gradient`).
+        positions = layout.with_gradient(optimizer)
+        params = [layout.params[i] for i in positions]
         grads, _ = dense_grads(params)
         if not grads:
             return
-        group_index, param_index = self._indices(positions, grads[0].device)
+        group_index, param_index = layout.indices(positions, grads[0].device)
         norms = step_norms(grads, self.norm_type, self._process_group)
-        self.guard.check_(grads, norms, param_index, trainer.global_step, self._names)
+        self.guard.check_(grads, norms, param_index, trainer.global_step, layout.names)
         # Statistics before clipping: the logged norms are what the model produced.
         stats = (
             grad_stats(
                 grads,
                 self.norm_type,
                 group_index,
-                len(self._group_names),
+                len(layout.group_names),
                 self._process_group,
                 norms=norms,
             )
@@ -443,67 +326,44 @@ class GradientMonitor(Callback):
         any gradient this step (unused, or stepped by another optimizer) has no norm, not
         a zero norm.
         """
-        n_groups = len(self._group_names)
+        layout = self._layout
         device = stats.total.device
         clipped = (
             self.clipper.count(device)
             if self.clipper is not None
             else torch.zeros((), dtype=torch.long, device=device)
         )
-        parts = [
-            stats.groups,
-            stats.total[None],
-            stats.max_abs[None],
-            stats.zero_fraction[None],
-            clipped[None],
-            self.guard.state(device),
-        ]
-        values = torch.cat([part.double() for part in parts]).tolist()  # the one host sync
-        present = {self._group_of[i] for i in positions}
+        readout = read_back(stats, clipped, self.guard.state(device))
+        present = {layout.group_of[i] for i in positions}
         group_values = {
             name: value
-            for g, (name, value) in enumerate(
-                zip(self._group_names, values[:n_groups], strict=True)
-            )
+            for g, (name, value) in enumerate(zip(layout.group_names, readout.groups, strict=True))
             if g in present
         }
         self._note_absent_groups(optimizer, present)
-        total_value, max_value, zero_value, clipped_value = values[n_groups : n_groups + 4]
-        guard_values = values[n_groups + 4 :]
-        self.guard.read(guard_values, self._names)
-        skipped = guard_values[0]
+        self.guard.read(readout.guard, layout.names)
+        skipped = readout.guard[0]
         several = self._n_optimizers > 1
-        prefix = f"grad/optimizer_{optimizer_index}/" if several else "grad/"
-        metrics = {
-            f"{prefix}norm_total": total_value,
-            f"{prefix}max_abs": max_value,
-            f"{prefix}zero_fraction": zero_value,
-        }
-        if len(self._group_names) > 1:
-            metrics.update({f"grad/norm/{g}": v for g, v in group_values.items()})
-        if self.clipper is not None:
-            metrics["grad/clip_fraction"] = clipped_value / max(self.steps, 1)
-        if self.guard.zeroes:
-            metrics["grad/skipped_steps"] = skipped
+        clipping = self.clipper is not None
+        metrics = step_metrics(
+            readout,
+            group_values,
+            optimizer_index if several else None,
+            per_group=len(layout.group_names) > 1,
+            clip_fraction=readout.clipped / max(self.steps, 1) if clipping else None,
+            skipped=self.guard.zeroes,
+        )
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         total_key = f"total/optimizer_{optimizer_index}" if several else "total"
-        self.history.append((trainer.global_step, {total_key: total_value, **group_values}))
+        self.history.append((trainer.global_step, {total_key: readout.total, **group_values}))
         self._report(trainer, group_values, int(skipped))
 
     def _note_absent_groups(self, optimizer: Optimizer, present: set[int]) -> None:
         """Record this optimizer's groups that had no gradient, and the frozen groups."""
-        trainable = [False] * len(self._group_names)
-        for param, group in zip(self._params, self._group_of, strict=True):
-            trainable[group] = trainable[group] or param.requires_grad
-        self.frozen_groups.update(
-            name for g, name in enumerate(self._group_names) if not trainable[g]
-        )
-        owned = {self._group_of[i] for i in self._optimizer_positions(optimizer)}
-        for g in sorted(owned - present):
-            if not trainable[g]:
-                continue  # frozen, recorded above
-            name = self._group_names[g]
+        frozen, absent = self._layout.missing_groups(optimizer, present)
+        self.frozen_groups.update(frozen)
+        for name in absent:
             self.absent_groups[name] = self.absent_groups.get(name, 0) + 1
 
     def _report(self, trainer: Trainer, group_values: dict[str, float], skipped: int) -> None:
@@ -525,7 +385,7 @@ class GradientMonitor(Callback):
             return
         figure = norms_figure(
             self.history,
-            self._group_names,
+            self._layout.group_names,
             self.frozen_groups,
             self.absent_groups,
             self.norm_type,

@@ -1,6 +1,5 @@
 """ClassWeighting: count the training labels once, install class weights in the module's loss."""
 
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.loss import LOSS_ATTRIBUTES, loss_module
-from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.loss_path import LossRecipe
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes._core.validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
@@ -24,41 +23,17 @@ from lightning_recipes.imbalance.labels import (
     check_label_key,
     dataset_labels,
     iterate_labels,
+    kind_of_labels,
+    labels_array,
     multiclass_ids,
 )
-from lightning_recipes.imbalance.losses import FocalLoss
-from lightning_recipes.imbalance.weights import WEIGHT_SCHEMES, class_weights
+from lightning_recipes.imbalance.labels import LabelKind as Kind
+from lightning_recipes.imbalance.loss_target import install_weights, weight_target
+from lightning_recipes.imbalance.weights import binary_pos_weight, check_scheme, class_weights
 
 __all__ = ["LOSS_ATTRIBUTES", "ClassWeighting", "binary_pos_weight"]
 
 """Module attributes searched for the loss, in this order (unless ``loss_attr`` is given)."""
-
-Kind = Literal["multiclass", "binary"]
-
-
-def binary_pos_weight(
-    positives: npt.ArrayLike, total: int, scheme: str | Mapping[int, float], beta: float
-) -> torch.Tensor:
-    """``pos_weight`` for BCE-style losses: the positive class's weight over the negative's.
-
-    Args:
-        positives: Number of positives per label (one label for binary tasks).
-        total: Number of samples.
-        scheme: A scheme of `class_weights`.
-        beta: Its ``beta``.
-
-    Returns:
-        One ratio per label; ``"balanced"`` gives ``negatives / positives``.
-
-    Examples:
-        >>> binary_pos_weight([10, 50], 100, "balanced", 0.999).tolist()
-        [9.0, 1.0]
-    """
-    ratios = []
-    for count in np.atleast_1d(np.asarray(positives, dtype=np.int64)):
-        weights = class_weights([total - int(count), int(count)], scheme, beta=beta)
-        ratios.append(float(weights[1] / weights[0]))
-    return torch.tensor(ratios, dtype=torch.float32)
 
 
 class ClassWeighting(LossRecipe):
@@ -156,7 +131,7 @@ class ClassWeighting(LossRecipe):
         log: bool = True,
     ) -> None:
         super().__init__()
-        self.scheme = _check_scheme(scheme)
+        self.scheme = check_scheme(scheme)
         if not is_real(beta) or not 0.0 <= beta < 1.0:
             raise config_error("beta", beta, "Pass a value in [0, 1), e.g. 0.999.")
         if zero_count not in ("error", "zero"):
@@ -171,7 +146,7 @@ class ClassWeighting(LossRecipe):
             )
         flag("log", log)
         self.beta = float(beta)
-        self.labels = None if labels is None else _labels_array(labels)
+        self.labels = None if labels is None else labels_array(labels)
         self.label_key: LabelKey = check_label_key(label_key)
         self.loss_attr = loss_attr
         self.num_classes = num_classes
@@ -241,7 +216,7 @@ class ClassWeighting(LossRecipe):
         weights = self.weights.to(pl_module.device)
         installed = None
         if loss is not None:
-            _install(loss, name, weights)
+            install_weights(loss, name, weights)
             installed = (loss, name)
         if self.loss_path is None:  # called before setup (a range test of another recipe)
             self.attach_loss_path(pl_module, self.label_key)
@@ -269,7 +244,7 @@ class ClassWeighting(LossRecipe):
                 )
             return None, "", None
         loss, attr = found
-        target = _target_of(loss, attr)
+        target = weight_target(loss, attr)
         if target is None:  # a custom module: the loss functions inside it are weighted
             return None, "", None
         self._kind = target[1]
@@ -335,7 +310,7 @@ class ClassWeighting(LossRecipe):
     ) -> torch.Tensor:
         labels, whole = self._local_labels(trainer)
         device = pl_module.device
-        kind = self._kind = kind or _kind_of_labels(labels)
+        kind = self._kind = kind or kind_of_labels(labels)
         if kind == "binary":
             matrix = binary_matrix(labels)
             local = torch.tensor(
@@ -424,102 +399,6 @@ class ClassWeighting(LossRecipe):
         weights = state_dict["weights"]
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
         self._kind = state_dict.get("kind")
-
-
-def _check_scheme(scheme: Any) -> str | Mapping[int, float]:
-    """Validate ``scheme`` at construction: a known name or a ``{class_id: weight}`` mapping."""
-    if isinstance(scheme, str):
-        if scheme not in WEIGHT_SCHEMES:
-            raise choice_error("scheme", scheme, WEIGHT_SCHEMES)
-        return scheme
-    if not isinstance(scheme, Mapping) or not scheme:
-        raise config_error(
-            "scheme",
-            scheme,
-            f"Pass one of {', '.join(map(repr, WEIGHT_SCHEMES))} or a non-empty mapping "
-            "{class_id: weight}.",
-        )
-    for key, value in scheme.items():
-        bad_key = isinstance(key, bool) or not isinstance(key, int | np.integer) or key < 0
-        bad_value = (
-            isinstance(value, bool)
-            or not isinstance(value, int | float | np.integer | np.floating)
-            or not math.isfinite(value)
-            or value < 0
-        )
-        if bad_key or bad_value:
-            raise config_error(
-                "scheme",
-                dict(scheme),
-                f"Entry {key!r}: {value!r}: keys are class ids >= 0, weights finite and >= 0.",
-            )
-    return scheme
-
-
-def _labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
-    """Validate ``labels=`` at construction; what they mean is decided with the loss."""
-    if isinstance(labels, torch.Tensor):
-        tensor = labels.detach().cpu()
-        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    else:
-        try:
-            array = np.asarray(labels)
-        except (TypeError, ValueError) as err:  # ragged
-            raise config_error("labels", f"<{type(labels).__name__}>", "Pass an array.") from err
-    if array.ndim == 0 or array.size == 0:
-        raise config_error(
-            "labels", f"<array of shape {array.shape}>", "Pass one label per training sample."
-        )
-    if array.dtype.kind not in "iubf":
-        raise config_error(
-            "labels",
-            f"<{array.dtype} array>",
-            "Pass integer class ids, one-hot/probability rows, or 0/1 targets.",
-        )
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)):
-            raise config_error("labels", "<array with NaN or inf>", "Pass finite labels.")
-        whole = bool(np.all(array == np.round(array)))
-        unit = bool(array.min() >= 0 and array.max() <= 1)
-        if array.min() < 0 or (array.ndim == 1 and not (whole or unit)):
-            raise config_error(
-                "labels",
-                f"<{array.dtype} array of shape {array.shape}>",
-                "Floating labels must be whole-number class ids, 0/1 (or soft) targets in "
-                "[0, 1], or one-hot/probability rows of shape (N, num_classes).",
-            )
-    return array
-
-
-def _target_of(loss: nn.Module, attr: str) -> tuple[str, Kind] | None:
-    """Which buffer of the loss receives the weights, and for which kind of labels.
-
-    None for a custom loss module: the loss functions it calls on the labels are weighted
-    by the loss path. torch's other losses (MSE, ...) are refused.
-    """
-    if isinstance(loss, FocalLoss):
-        return "weight", "multiclass" if loss.task == "multiclass" else "binary"
-    kind = check_loss_module(loss, attr, "ClassWeighting", weighting=True)
-    if kind is None:
-        return None
-    return ("pos_weight", "binary") if kind == "binary_logits" else ("weight", "multiclass")
-
-
-def _kind_of_labels(labels: npt.NDArray[Any]) -> Kind:
-    """Labels read without a loss object to tell: 0/1 targets for BCE or class ids/rows."""
-    if labels.dtype.kind != "f":
-        return "multiclass"
-    rows = labels.ndim == 2 and bool(np.allclose(labels.sum(axis=1), 1.0, atol=1e-3))
-    return "multiclass" if rows else "binary"
-
-
-def _install(loss: nn.Module, name: str, weights: torch.Tensor) -> None:
-    """Replace ``loss.<name>`` by a non-persistent buffer holding ``weights``."""
-    if hasattr(loss, name):
-        delattr(loss, name)
-    # Non-persistent: the model's state_dict keeps its shape whether or not the callback
-    # ran; the weights are restored from the callback's own state on resume.
-    loss.register_buffer(name, weights, persistent=False)
 
 
 def _combine(trainer: Trainer, local: torch.Tensor, whole: bool) -> torch.Tensor:

@@ -7,11 +7,12 @@ dict holding exactly one of the keys ``label`` / ``labels`` / ``y`` / ``target``
 refused with the fix: picking "the last integer tensor" silently counts the wrong thing.
 
 `multiclass_ids` and `binary_matrix` turn what was read (class ids, one-hot or
-probability rows, 0/1 targets) into what is counted, or refuse it with the reason.
+probability rows, 0/1 targets) into what is counted, or refuse it with the reason;
+`labels_array` checks labels passed by hand, and `kind_of_labels` tells which they are.
 """
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -23,54 +24,29 @@ from lightning_recipes._core.labels import (
     ambiguous_labels,
     batch_labels,
     check_label_key,
-    describe_batch,
 )
-from lightning_recipes.errors import RecipeConfigError, config_error
+from lightning_recipes.errors import config_error
 
 __all__ = [
     "LABEL_ATTRIBUTES",
     "LabelKey",
-    "batch_inputs",
+    "LabelKind",
     "batch_labels",
     "binary_matrix",
     "check_label_key",
     "dataset_labels",
+    "kind_of_labels",
+    "labels_array",
     "multiclass_ids",
 ]
 
 LABEL_ATTRIBUTES = ("targets", "labels", "y")
 """Dataset attributes read as the labels, in this order."""
 
+LabelKind = Literal["multiclass", "binary"]
+"""What the labels are counted as: class ids (or rows) of one class, or 0/1 targets."""
+
 _SUM_TOLERANCE = 1e-3  # probability rows must sum to 1 within this
-
-
-def batch_inputs(batch: Any, input_key: LabelKey = None, *, owner: str) -> Any:
-    """The model inputs of one batch: ``batch[input_key]``, or element 0 of a tuple/list.
-
-    Args:
-        batch: A batch as a DataLoader yields it.
-        input_key: Index or key of the inputs; None for element 0 of a tuple/list.
-        owner: The recipe asking, for the error message.
-
-    Returns:
-        The inputs, as the module's ``forward`` takes them.
-
-    Raises:
-        RecipeConfigError: If the inputs cannot be found.
-    """
-    if input_key is None:
-        if isinstance(batch, list | tuple) and batch:
-            return batch[0]
-    elif isinstance(input_key, int) and isinstance(batch, list | tuple):
-        if -len(batch) <= input_key < len(batch):
-            return batch[input_key]
-    elif isinstance(input_key, str) and isinstance(batch, Mapping) and input_key in batch:
-        return batch[input_key]
-    raise RecipeConfigError(
-        f"{owner} cannot find the model inputs in the batch {describe_batch(batch)} with "
-        f"input_key={input_key!r}. Pass input_key=<index or key of the inputs>, or return "
-        "'preds' or 'logits' from the step so that no forward pass is needed."
-    )
 
 
 def _as_array(values: Any) -> npt.NDArray[Any] | None:
@@ -162,6 +138,72 @@ def iterate_labels(
 
 def _shape(labels: npt.NDArray[Any]) -> str:
     return f"<{labels.dtype} labels of shape {labels.shape}>"
+
+
+def labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
+    """Validate ``labels=`` at construction; what they mean is decided with the loss.
+
+    Args:
+        labels: The training labels passed by the user.
+
+    Returns:
+        The labels as a NumPy array (a bfloat16 tensor as float32).
+
+    Raises:
+        RecipeConfigError: If they are empty, not numeric, not finite, or floating labels
+            that are neither class ids, targets in [0, 1] nor rows ``(N, num_classes)``.
+
+    Examples:
+        >>> labels_array([0, 2, 1]).tolist()
+        [0, 2, 1]
+    """
+    if isinstance(labels, torch.Tensor):
+        tensor = labels.detach().cpu()
+        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    else:
+        try:
+            array = np.asarray(labels)
+        except (TypeError, ValueError) as err:  # ragged
+            raise config_error("labels", f"<{type(labels).__name__}>", "Pass an array.") from err
+    if array.ndim == 0 or array.size == 0:
+        raise config_error(
+            "labels", f"<array of shape {array.shape}>", "Pass one label per training sample."
+        )
+    if array.dtype.kind not in "iubf":
+        raise config_error(
+            "labels",
+            f"<{array.dtype} array>",
+            "Pass integer class ids, one-hot/probability rows, or 0/1 targets.",
+        )
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)):
+            raise config_error("labels", "<array with NaN or inf>", "Pass finite labels.")
+        whole = bool(np.all(array == np.round(array)))
+        unit = bool(array.min() >= 0 and array.max() <= 1)
+        if array.min() < 0 or (array.ndim == 1 and not (whole or unit)):
+            raise config_error(
+                "labels",
+                f"<{array.dtype} array of shape {array.shape}>",
+                "Floating labels must be whole-number class ids, 0/1 (or soft) targets in "
+                "[0, 1], or one-hot/probability rows of shape (N, num_classes).",
+            )
+    return array
+
+
+def kind_of_labels(labels: npt.NDArray[Any]) -> LabelKind:
+    """Labels read without a loss object to tell: 0/1 targets for BCE or class ids/rows.
+
+    Examples:
+        >>> import numpy as np
+        >>> kind_of_labels(np.array([0, 2])), kind_of_labels(np.array([[0.0, 1.0], [1.0, 0.0]]))
+        ('multiclass', 'multiclass')
+        >>> kind_of_labels(np.array([0.0, 1.0, 1.0]))
+        'binary'
+    """
+    if labels.dtype.kind != "f":
+        return "multiclass"
+    rows = labels.ndim == 2 and bool(np.allclose(labels.sum(axis=1), 1.0, atol=1e-3))
+    return "multiclass" if rows else "binary"
 
 
 def multiclass_ids(

@@ -20,12 +20,12 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
+from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.optional import new_figure, require
-from lightning_recipes._core.validate import flag, int_at_least
+from lightning_recipes._core.validate import batch_key, flag, int_at_least
 from lightning_recipes.errors import config_error
 from lightning_recipes.imbalance.labels import (
     LabelKey,
-    batch_inputs,
     batch_labels,
     check_label_key,
 )
@@ -270,7 +270,8 @@ class ImbalanceReport(Callback):
         plot: Draw the per-class recall chart.
         label_key: The label's index in a tuple/list batch or key in a dict batch.
         input_key: The inputs' index or key, for the forward pass when ``test_step``
-            returns no ``preds``/``logits``; None for element 0 of a tuple/list batch.
+            returns no ``preds``/``logits`` (0, as every recipe's; None, the old default,
+            is read as 0).
 
     Attributes:
         confusion: The last test's confusion matrix (numpy), None before.
@@ -286,7 +287,7 @@ class ImbalanceReport(Callback):
         plot: bool = True,
         *,
         label_key: int | str | None = None,
-        input_key: int | str | None = None,
+        input_key: int | str | None = 0,
     ) -> None:
         super().__init__()
         _check_num_classes(num_classes)
@@ -304,7 +305,7 @@ class ImbalanceReport(Callback):
             )
         flag("plot", plot)
         self.label_key: LabelKey = check_label_key(label_key)
-        self.input_key: LabelKey = check_label_key(input_key, "input_key")
+        self.input_key = batch_key("input_key", 0 if input_key is None else input_key)
         require("imblearn.metrics", extra="imbalanced", feature="ImbalanceReport")
         if plot:
             new_figure("ImbalanceReport(plot=True)")
@@ -339,7 +340,8 @@ class ImbalanceReport(Callback):
         if isinstance(outputs, dict):
             scores = outputs.get("preds", outputs.get("logits"))
         if not isinstance(scores, Tensor):
-            scores = pl_module(batch_inputs(batch, self.input_key, owner="ImbalanceReport"))
+            inputs = batch_inputs(batch, self.input_key, "ImbalanceReport", floating=False)
+            scores = pl_module(inputs)
         self._matrix += _confusion(scores.detach(), target, self.num_classes)
 
     @override

@@ -8,7 +8,8 @@ class, for a loss's ``weight=`` argument (``CrossEntropyLoss``, `FocalLoss`) or,
 * ``"effective_number"``: Cui et al. 2019, ``(1 - beta) / (1 - beta**n_c)``, normalised;
 * ``"inverse_sqrt"``: ``1 / sqrt(n_c)``, normalised;
 
-or an explicit ``{class_id: weight}`` mapping. Pure numpy/torch: no Lightning here.
+or an explicit ``{class_id: weight}`` mapping. `binary_pos_weight` turns the same schemes
+into a BCE-style loss's ``pos_weight``. Pure numpy/torch: no Lightning here.
 """
 
 import math
@@ -23,7 +24,13 @@ from torch import Tensor
 
 from lightning_recipes.errors import choice_error, config_error
 
-__all__ = ["WEIGHT_SCHEMES", "class_weights", "sample_weights"]
+__all__ = [
+    "WEIGHT_SCHEMES",
+    "binary_pos_weight",
+    "check_scheme",
+    "class_weights",
+    "sample_weights",
+]
 
 WEIGHT_SCHEMES: tuple[str, ...] = ("balanced", "effective_number", "inverse_sqrt")
 """The named schemes accepted by `class_weights` (besides a ``{class_id: weight}`` mapping)."""
@@ -129,6 +136,53 @@ def _normalise(raw: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]) -> 
     raw[present] *= present.sum() / raw[present].sum()
 
 
+def check_scheme(scheme: Any) -> str | Mapping[int, float]:
+    """Validate ``scheme`` at construction: a known name or a ``{class_id: weight}`` mapping.
+
+    The class ids a mapping must cover are only known with the counts (`class_weights`).
+
+    Args:
+        scheme: What was passed as ``scheme``.
+
+    Returns:
+        ``scheme`` unchanged.
+
+    Raises:
+        RecipeConfigError: For an unknown name, an empty mapping or anything else, or an
+            entry that is not ``class id >= 0: finite weight >= 0``.
+
+    Examples:
+        >>> check_scheme({0: 1.0, 1: 4.0})
+        {0: 1.0, 1: 4.0}
+    """
+    if isinstance(scheme, str):
+        if scheme not in WEIGHT_SCHEMES:
+            raise choice_error("scheme", scheme, WEIGHT_SCHEMES)
+        return scheme
+    if not isinstance(scheme, Mapping) or not scheme:
+        raise config_error(
+            "scheme",
+            scheme,
+            f"Pass one of {', '.join(map(repr, WEIGHT_SCHEMES))} or a non-empty mapping "
+            "{class_id: weight}.",
+        )
+    for key, value in scheme.items():
+        bad_key = isinstance(key, bool) or not isinstance(key, int | np.integer) or key < 0
+        bad_value = (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.integer | np.floating)
+            or not math.isfinite(value)
+            or value < 0
+        )
+        if bad_key or bad_value:
+            raise config_error(
+                "scheme",
+                dict(scheme),
+                f"Entry {key!r}: {value!r}: keys are class ids >= 0, weights finite and >= 0.",
+            )
+    return scheme
+
+
 def class_weights(
     counts: Sequence[int] | npt.NDArray[Any] | Tensor,
     scheme: str | Mapping[int, float] = "balanced",
@@ -225,6 +279,31 @@ def class_weights(
         )
     weights[~present] = 0.0
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def binary_pos_weight(
+    positives: npt.ArrayLike, total: int, scheme: str | Mapping[int, float], beta: float
+) -> torch.Tensor:
+    """``pos_weight`` for BCE-style losses: the positive class's weight over the negative's.
+
+    Args:
+        positives: Number of positives per label (one label for binary tasks).
+        total: Number of samples.
+        scheme: A scheme of `class_weights`.
+        beta: Its ``beta``.
+
+    Returns:
+        One ratio per label; ``"balanced"`` gives ``negatives / positives``.
+
+    Examples:
+        >>> binary_pos_weight([10, 50], 100, "balanced", 0.999).tolist()
+        [9.0, 1.0]
+    """
+    ratios = []
+    for count in np.atleast_1d(np.asarray(positives, dtype=np.int64)):
+        weights = class_weights([total - int(count), int(count)], scheme, beta=beta)
+        ratios.append(float(weights[1] / weights[0]))
+    return torch.tensor(ratios, dtype=torch.float32)
 
 
 def sample_weights(

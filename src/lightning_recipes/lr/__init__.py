@@ -1,4 +1,4 @@
-"""Learning rates: the range-test finder, its suggestion rules, and schedules."""
+"""Learning rates: the range-test finder, its suggestion rules, and every schedule."""
 
 from lightning_recipes.lr.apply import (
     group_ratios,
@@ -6,6 +6,7 @@ from lightning_recipes.lr.apply import (
     scale_learning_rate,
     set_module_lr,
 )
+from lightning_recipes.lr.cosine_restarts import snapshot_schedule
 from lightning_recipes.lr.finder import DEFAULT_SUGGESTION, LRFinder, find_lr
 from lightning_recipes.lr.result import LRFinderResult, all_suggestions, boundary
 from lightning_recipes.lr.schedules import (
@@ -57,6 +58,7 @@ __all__ = [
     "set_module_lr",
     "slide",
     "steep",
+    "snapshot_schedule",
     "step_decay",
     "sweep_lrs",
     "valley",

@@ -2,7 +2,6 @@
 
 import importlib.util
 import inspect
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -21,9 +20,9 @@ from lightning_recipes._core.contract import (
 from lightning_recipes._core.optim import reference_lr, scale_learning_rate, set_module_lr
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
-from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
+from lightning_recipes.errors import RecipeConfigError, choice_error
+from lightning_recipes.lr.checks import _attr_names, _check_args, _check_find_lr_args, _milestones
 from lightning_recipes.lr.result import LRFinderResult
-from lightning_recipes.lr.suggest import SUGGESTIONS
 from lightning_recipes.lr.sweep import run_sweep, sweep_lrs
 
 __all__ = ["DEFAULT_SUGGESTION", "LRFinder", "find_lr"]
@@ -39,40 +38,6 @@ came within 1 percentage point of the grid's best accuracy in 6 of 6 settings (m
 0.1 pp, worst 0.8 pp); ``valley`` in 5 of 6 (worst 8.4 pp, SGD on make_classification);
 Lightning's ``lr_find`` suggestion in 0 of 6.
 """
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _milestones(milestones: Any) -> list[int]:
-    """Validated milestones: distinct epochs >= 1, as a sorted list."""
-    fix = "Pass a list of distinct epoch numbers >= 1, e.g. [5, 10] (epoch 0 is at_start=True)."
-    if isinstance(milestones, str) or not isinstance(milestones, Sequence):
-        raise config_error("milestones", milestones, fix)
-    bad = [m for m in milestones if isinstance(m, bool) or not isinstance(m, int) or m < 1]
-    if bad or len(set(milestones)) != len(milestones):
-        raise config_error("milestones", list(milestones), fix)
-    return sorted(milestones)
-
-
-def _attr_names(attr_names: Any) -> list[str] | None:
-    """Validated attribute names; a single string is one name, not its characters."""
-    if attr_names is None:
-        return None
-    names = [attr_names] if isinstance(attr_names, str) else attr_names
-    if (
-        not isinstance(names, Sequence)
-        or not names
-        or not all(isinstance(n, str) and n.isidentifier() for n in names)
-    ):
-        raise config_error(
-            "attr_names",
-            attr_names,
-            "Pass an attribute name or a non-empty list of them, e.g. 'lr' or "
-            "['lr', 'learning_rate'], or None for those of lr / learning_rate that exist.",
-        )
-    return list(names)
 
 
 class LRFinder(Callback):
@@ -162,28 +127,13 @@ class LRFinder(Callback):
         super().__init__()
         self.lrs = sweep_lrs(min_lr, max_lr, num_steps, mode)  # validates the range
         self.min_lr, self.max_lr, self.num_steps, self.mode = min_lr, max_lr, num_steps, mode
-        if not isinstance(suggestion, str) or suggestion not in SUGGESTIONS:
-            raise choice_error("suggestion", suggestion, list(SUGGESTIONS))
-        if diverge_threshold is not None and not (
-            _is_number(diverge_threshold)
-            and math.isfinite(diverge_threshold)
-            and diverge_threshold > 1
-        ):
-            raise config_error(
-                "diverge_threshold",
-                diverge_threshold,
-                "Pass a finite factor above 1 (e.g. 4), or None to never stop early.",
-            )
-        for name, flag in (
-            ("at_start", at_start),
-            ("update_lr", update_lr),
-            ("verbose", verbose),
-            ("apply_at_boundary", apply_at_boundary),
-        ):
-            if not isinstance(flag, bool):
-                raise config_error(name, flag, "Pass True or False.")
-        if plot is not None and not isinstance(plot, bool):
-            raise config_error("plot", plot, "Pass True, False, or None (if matplotlib is there).")
+        flags = {
+            "at_start": at_start,
+            "update_lr": update_lr,
+            "verbose": verbose,
+            "apply_at_boundary": apply_at_boundary,
+        }
+        _check_args(suggestion, diverge_threshold, plot, flags)
         self.milestones = _milestones(milestones)
         self.attr_names = _attr_names(attr_names)
         if plot:
@@ -454,44 +404,7 @@ def find_lr(
     Raises:
         RecipeConfigError: On bad arguments or a spawn-based strategy.
     """
-    fixed = {"at_start", "milestones"} & options.keys()
-    if fixed:
-        raise config_error(
-            sorted(fixed)[0],
-            options[sorted(fixed)[0]],
-            "find_lr runs one test at the start; "
-            "use the LRFinder callback for tests at milestones.",
-        )
-    unknown = sorted(options.keys() - _FIND_LR_OPTIONS)
-    if unknown:
-        raise config_error(
-            unknown[0],
-            options[unknown[0]],
-            f"find_lr accepts: {', '.join(sorted(_FIND_LR_OPTIONS))}.",
-        )
-    if not isinstance(trainer, Trainer):
-        raise config_error("trainer", trainer, "Pass a lightning.pytorch.Trainer.")
-    if not isinstance(model, LightningModule):
-        raise config_error("model", model, "Pass a lightning.pytorch.LightningModule.")
-    if datamodule is not None and not isinstance(datamodule, LightningDataModule):
-        raise config_error(
-            "datamodule",
-            datamodule,
-            "Pass a LightningDataModule, or the loaders as train_dataloaders=.",
-        )
-    if datamodule is not None and train_dataloaders is not None:
-        raise config_error(
-            "train_dataloaders",
-            train_dataloaders,
-            "Pass a datamodule or train_dataloaders, not both.",
-        )
-    if helpers.spawns_processes(trainer):
-        raise config_error(
-            "trainer",
-            f"<Trainer with {type(trainer.strategy).__name__}>",
-            "find_lr cannot bring the result back from processes the strategy spawns "
-            "(ddp_spawn): put the LRFinder callback in trainer.fit instead.",
-        )
+    _check_find_lr_args(trainer, model, datamodule, train_dataloaders, options, _FIND_LR_OPTIONS)
     finder = LRFinder(**options)
     # The finder goes first, so that fit ends before any other callback's on_train_start.
     # Trainer.callbacks is a public list, set in __init__ without a class annotation.

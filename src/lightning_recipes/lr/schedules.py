@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfigType
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
 
+from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import config_error
 
 __all__ = [
@@ -33,14 +34,6 @@ __all__ = [
 ]
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _check_optimizer(optimizer: object) -> None:
     if not isinstance(optimizer, Optimizer):
         raise config_error(
@@ -52,16 +45,16 @@ def _check_optimizer(optimizer: object) -> None:
 
 def _check_share(name: str, value: object, fix: str, *, low: float, high: float) -> None:
     """Refuse anything but a real number in [low, high] (the bounds given by ``fix``)."""
-    if not (_is_real(value) and low <= value <= high):  # type: ignore[operator]
+    if not (is_real(value) and low <= value <= high):
         raise config_error(name, value, fix)
 
 
 def _check_steps(total_steps: int, warmup_steps: int, final_factor: float) -> None:
-    if not _is_int(total_steps) or total_steps < 1:
+    if not is_int(total_steps) or total_steps < 1:
         raise config_error(
             "total_steps", total_steps, "Pass the number of optimizer steps, an integer >= 1."
         )
-    if not _is_int(warmup_steps) or not 0 <= warmup_steps < total_steps:
+    if not is_int(warmup_steps) or not 0 <= warmup_steps < total_steps:
         raise config_error(
             "warmup_steps", warmup_steps, f"Pass 0 <= warmup_steps < total_steps ({total_steps})."
         )
@@ -195,7 +188,7 @@ def one_cycle(
     """
     _check_optimizer(optimizer)
     _check_steps(total_steps, 0, 0.0)
-    if not (_is_real(pct_start) and 0.0 < pct_start < 1.0):
+    if not (is_real(pct_start) and 0.0 < pct_start < 1.0):
         raise config_error("pct_start", pct_start, "Pass a share strictly between 0 and 1.")
     peaks = [group["lr"] for group in optimizer.param_groups]
     scheduler = sched.OneCycleLR(
@@ -218,9 +211,9 @@ def step_decay(
         A Lightning ``lr_scheduler`` config dict.
     """
     _check_optimizer(optimizer)
-    if not _is_int(every_epochs) or every_epochs < 1:
+    if not is_int(every_epochs) or every_epochs < 1:
         raise config_error("every_epochs", every_epochs, "Pass a positive whole number of epochs.")
-    if not (_is_real(factor) and 0.0 < factor < 1.0):
+    if not (is_real(factor) and 0.0 < factor < 1.0):
         raise config_error("factor", factor, "Pass a decay factor strictly between 0 and 1.")
     scheduler = sched.StepLR(optimizer, step_size=every_epochs, gamma=factor)
     return {"scheduler": scheduler, "interval": "epoch", "name": "step_decay"}
@@ -237,7 +230,7 @@ def exponential_decay(optimizer: Optimizer, factor: float = 0.95) -> LRScheduler
         A Lightning ``lr_scheduler`` config dict.
     """
     _check_optimizer(optimizer)
-    if not (_is_real(factor) and 0.0 < factor < 1.0):
+    if not (is_real(factor) and 0.0 < factor < 1.0):
         raise config_error("factor", factor, "Pass a decay factor strictly between 0 and 1.")
     scheduler = sched.ExponentialLR(optimizer, gamma=factor)
     return {"scheduler": scheduler, "interval": "epoch", "name": "exponential_decay"}

@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Mapping
-from fnmatch import fnmatchcase
 from typing import Any
 
 import torch
@@ -17,6 +16,8 @@ from lightning_recipes._core.selection import (
     check_globs,
     check_selection,
     check_types,
+    first_unmatched,
+    name_matches,
     select_modules,
     selected_parameters,
 )
@@ -151,14 +152,14 @@ class WeightPenalty(Callback):
 
     def _check_per_layer_matches(self, pl_module: LightningModule, selected: list[str]) -> None:
         """Refuse a per_layer glob that matches no selected layer (a typo would be ignored)."""
-        for glob in self.per_layer:
-            if not any(fnmatchcase(name, glob) for name in selected):
-                raise config_error(
-                    "per_layer",
-                    self.per_layer,
-                    f"{glob!r} matches no layer of {type(pl_module).__name__} that this "
-                    f"penalty selects; their names are: {listing(selected)}.",
-                )
+        glob = first_unmatched(selected, list(self.per_layer))
+        if glob is not None:
+            raise config_error(
+                "per_layer",
+                self.per_layer,
+                f"{glob!r} matches no layer of {type(pl_module).__name__} that this "
+                f"penalty selects; their names are: {listing(selected)}.",
+            )
 
     @property
     def state_key(self) -> str:
@@ -175,7 +176,7 @@ class WeightPenalty(Callback):
 
     def _strengths_of(self, name: str) -> tuple[float, float]:
         for glob, strengths in self.per_layer.items():
-            if fnmatchcase(name, glob):
+            if name_matches(name, [glob]):
                 return strengths.get("l1", 0.0), strengths.get("l2", 0.0)
         return self.l1, self.l2
 

@@ -1,6 +1,5 @@
 """AdversarialTraining and RobustnessEvaluation: the attacks, decided when and where."""
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -14,8 +13,8 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
-from lightning_recipes._core.labels import batch_labels
-from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.labels import LabelKey, batch_labels, check_label_key
+from lightning_recipes._core.loss import attack_loss
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import (
@@ -26,18 +25,13 @@ from lightning_recipes._core.validate import (
     is_int,
     is_real,
     positive_int,
+    positive_real,
 )
 from lightning_recipes.errors import config_error
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd
 from lightning_recipes.robustness.evaluate import AttackName, correct_counts
 
 __all__ = ["AdversarialTraining", "RobustnessEvaluation"]
-
-
-def _positive(name: str, value: Any) -> float:
-    if not is_real(value) or not 0 < value < math.inf:
-        raise config_error(name, value, "Pass a positive, finite number, in input units.")
-    return float(value)
 
 
 def _clip(value: Any) -> tuple[float, float] | None:
@@ -50,16 +44,10 @@ def _clip(value: Any) -> tuple[float, float] | None:
     return low_high[0], low_high[1]
 
 
-def _keys(input_key: Any, label_key: Any) -> tuple[int | str, int | str]:
-    keys = batch_key("input_key", input_key), batch_key("label_key", label_key)
+def _keys(input_key: Any, label_key: Any) -> tuple[int | str, LabelKey]:
+    keys = batch_key("input_key", input_key), check_label_key(label_key)
     distinct_batch_keys(input_key=keys[0], label_key=keys[1])
     return keys
-
-
-def _loss_of(module: nn.Module) -> nn.Module:
-    """The module's own loss (as ClassWeighting finds it), else cross-entropy."""
-    found = loss_module(module)
-    return nn.CrossEntropyLoss() if found is None else found[0]
 
 
 class AdversarialTraining(Callback):
@@ -85,7 +73,8 @@ class AdversarialTraining(Callback):
         ratio: Share of each batch replaced, in (0, 1].
         clip: Valid input range, e.g. ``[0.0, 1.0]``, or None.
         input_key: Index or key of the inputs in the batch.
-        label_key: Index or key of the labels in the batch.
+        label_key: Index or key of the labels in the batch; None (as every recipe):
+            the second of an ``(inputs, labels)`` batch, or a dict's one label key.
         seed: Seed of the random starts.
         method: Deprecated name of ``attack`` (goes in the next release).
 
@@ -103,13 +92,13 @@ class AdversarialTraining(Callback):
         ratio: float = 1.0,
         clip: Sequence[float] | None = None,
         input_key: int | str = 0,
-        label_key: int | str = 1,
+        label_key: int | str | None = None,
         seed: int = 0,
         method: Literal["fgsm", "pgd"] | None = None,
     ) -> None:
         super().__init__()
         attack = renamed("AdversarialTraining", "method", "attack", method, attack, "fgsm")
-        self.eps = _positive("eps", eps)
+        self.eps = positive_real("eps", eps, "Pass a positive, finite number, in input units.")
         if attack not in ("fgsm", "pgd"):
             raise config_error("attack", attack, "Choose 'fgsm' (fast, random start) or 'pgd'.")
         positive_int("steps", steps, "Pass a number of PGD steps >= 1.")
@@ -131,6 +120,7 @@ class AdversarialTraining(Callback):
         self.label_key = label_key
         self.seed = seed
         self.batches = 0
+        self.loss_attacked: str | None = None
 
     @property
     @override
@@ -167,7 +157,7 @@ class AdversarialTraining(Callback):
         x, y = args[0], self._labels
         assert y is not None
         count = max(1, round(self.ratio * x.shape[0]))
-        loss = _loss_of(module)
+        loss, self.loss_attacked = attack_loss(module, "training")
         part = x[:count].detach()
         self._busy = True
         try:
@@ -222,6 +212,7 @@ class AdversarialTraining(Callback):
                 "steps": self.steps if self.attack == "pgd" else 1,
                 "share of each batch": self.ratio,
                 "batches attacked": self.batches,
+                "loss attacked": self.loss_attacked or "none yet (no training step)",
             },
         )
 
@@ -253,7 +244,8 @@ class RobustnessEvaluation(Callback):
         every_n_epochs: Validations between evaluations.
         plot: Save the accuracy-vs-epsilon figure.
         input_key: Index or key of the inputs in the batch.
-        label_key: Index or key of the labels in the batch.
+        label_key: Index or key of the labels in the batch; None (as every recipe):
+            the second of an ``(inputs, labels)`` batch, or a dict's one label key.
 
     Attributes:
         results: ``{"val_epoch<k>" | "test": {eps: accuracy}}``.
@@ -270,7 +262,7 @@ class RobustnessEvaluation(Callback):
         every_n_epochs: int = 1,
         plot: bool = True,
         input_key: int | str = 0,
-        label_key: int | str = 1,
+        label_key: int | str | None = None,
     ) -> None:
         super().__init__()
         fix = "Pass a non-empty list of distinct, positive, finite radii, e.g. [0.05, 0.1]."
@@ -301,6 +293,7 @@ class RobustnessEvaluation(Callback):
         self.label_key = label_key
         self.results: dict[str, dict[float, float]] = {}
         self.figure_paths: dict[str, Path] = {}
+        self.loss_attacked: str | None = None
 
     @property
     @override
@@ -327,9 +320,10 @@ class RobustnessEvaluation(Callback):
             x, y = self._sample(loader)
             x, y = x.to(pl_module.device), y.to(pl_module.device)
             generator = torch.Generator().manual_seed(0)
+            loss, self.loss_attacked = attack_loss(pl_module, "evaluation")
             counts = correct_counts(
                 pl_module, x, y, self.epsilons, self.attack, steps=self.steps, norm=self.norm,
-                clip=self.clip, loss_fn=nn.functional.cross_entropy, generator=generator,
+                clip=self.clip, loss_fn=loss, generator=generator,
             )  # fmt: skip
         total = helpers.reduce_sum(trainer, torch.tensor(float(len(y)), device=counts.device))
         accuracy = helpers.reduce_sum(trainer, counts.float()) / total
@@ -377,6 +371,7 @@ class RobustnessEvaluation(Callback):
             "Robustness evaluation",
             facts={
                 "attack": f"{self.attack} ({self.norm})",
+                "loss attacked": self.loss_attacked or "none yet (nothing evaluated)",
                 "accuracy at eps": {
                     k: {f"{e:g}": round(a, 4) for e, a in r.items()}
                     for k, r in self.results.items()

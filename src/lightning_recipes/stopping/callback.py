@@ -1,6 +1,5 @@
 """EarlyStopping: Lightning's callback, plus best weights, baseline, warm-up and DDP sync."""
 
-import pickle
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -13,8 +12,15 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary, planned_change_epochs, validated_weights
-from lightning_recipes._core.modes import name_direction, resolve_mode
-from lightning_recipes.errors import MissingMetricError, choice_error, config_error
+from lightning_recipes._core.modes import resolve_mode
+from lightning_recipes.errors import MissingMetricError
+from lightning_recipes.stopping.checkpoint import (
+    Restore,
+    _holds_best_check,
+    _load_checkpoint,
+    matching_checkpoint,
+)
+from lightning_recipes.stopping.checks import _check_args, _check_restore_args
 from lightning_recipes.stopping.rules import (
     DeltaMode,
     EarlyStoppingReason,
@@ -24,8 +30,6 @@ from lightning_recipes.stopping.rules import (
 )
 
 __all__ = ["EarlyStopping"]
-
-Restore = Literal["copy", "checkpoint"]
 
 
 class EarlyStopping(LightningEarlyStopping):
@@ -125,37 +129,10 @@ class EarlyStopping(LightningEarlyStopping):
         min_delta_mode: DeltaMode = "absolute",
         wait_for_unfreezing: bool = True,
     ) -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise config_error("monitor", monitor, "Pass the name of a logged metric.")
-        if mode not in ("min", "max", "auto"):
-            # Worded so that code matching Lightning's message ("`mode` can be ...") still does.
-            raise config_error(
-                "mode",
-                mode,
-                f"`mode` can be min, max, auto, got {mode}: pass 'min' for losses and errors, "
-                "'max' for accuracy-like metrics, or 'auto' to read it from the metric's name.",
-            )
-        for name, flag in (("verbose", verbose), ("strict", strict),
-                           ("log_rank_zero_only", log_rank_zero_only),
-                           ("wait_for_unfreezing", wait_for_unfreezing)):  # fmt: skip
-            if not isinstance(flag, bool):
-                raise config_error(name, flag, "Pass True or False.")
-        if check_on_train_epoch_end is not None and not isinstance(check_on_train_epoch_end, bool):
-            raise config_error(
-                "check_on_train_epoch_end", check_on_train_epoch_end, "Pass True, False or None."
-            )
+        flags = {"verbose": verbose, "strict": strict, "log_rank_zero_only": log_rank_zero_only,
+                 "wait_for_unfreezing": wait_for_unfreezing}  # fmt: skip
+        _check_args(monitor, mode, check_on_train_epoch_end, flags)
         resolved = resolve_mode(monitor, mode)
-        said = name_direction(monitor)
-        if mode != "auto" and said is not None and said != mode:
-            # Lightning's default mode is "min": EarlyStopping("val_acc") would stop as soon
-            # as the accuracy stops falling. Say so rather than stop at the wrong epoch.
-            helpers.rank_zero_warn(
-                f"EarlyStopping(monitor={monitor!r}, mode={mode!r}): the name reads as a "
-                f"metric to {'minimise' if said == 'min' else 'maximise'}, but mode={mode!r} "
-                f"treats the {'highest' if mode == 'max' else 'lowest'} value as the best. "
-                f"Pass mode={said!r} (or mode='auto') if that is not what you mean.",
-                stacklevel=3,
-            )
         rule = StopRule(
             mode=resolved,
             patience=patience,
@@ -166,16 +143,7 @@ class EarlyStopping(LightningEarlyStopping):
             divergence_threshold=divergence_threshold,
             baseline=baseline,
         )
-        if not (isinstance(restore_best_weights, bool)
-                or restore_best_weights in ("copy", "checkpoint")):  # fmt: skip
-            choices = ("False", "True", "copy", "checkpoint")
-            raise choice_error("restore_best_weights", restore_best_weights, choices)
-        if (
-            isinstance(start_from_epoch, bool)
-            or not isinstance(start_from_epoch, int)
-            or (start_from_epoch < 0)
-        ):
-            raise config_error("start_from_epoch", start_from_epoch, "Pass an epoch number >= 0.")
+        _check_restore_args(restore_best_weights, start_from_epoch)
         super().__init__(
             monitor,
             min_delta=min_delta,
@@ -224,53 +192,21 @@ class EarlyStopping(LightningEarlyStopping):
             reason="the weights are sharded across ranks. Use restore_best_weights=False with "
             "a ModelCheckpoint(monitor=...) and load its best_model_path after fit.",
         )
-        self._checkpoint, why_not = self._matching_checkpoint(trainer)
-        if self.restore_best_weights == "checkpoint" and self._checkpoint is None:
-            raise config_error(
-                "restore_best_weights",
-                "checkpoint",
-                f"No ModelCheckpoint can hold this callback's best check: {why_not}. Fix "
-                "that, or pass restore_best_weights=True (or 'copy') to keep a copy in memory.",
-            )
+        self._checkpoint, why_not = matching_checkpoint(
+            trainer,
+            monitor=self.monitor,
+            mode=self.mode,
+            restore=self.restore_best_weights,
+            min_delta=self.rule.min_delta,
+            start_from_epoch=self.start_from_epoch,
+            on_train_epoch_end=bool(self._check_on_train_epoch_end),
+        )
         if self._checkpoint is None and self.verbose:
             self._log_info(
                 trainer,
                 f"EarlyStopping: the best weights are kept in memory ({why_not}).",
                 self.log_rank_zero_only,
             )
-
-    def _matching_checkpoint(self, trainer: Trainer) -> tuple[ModelCheckpoint | None, str]:
-        """A ModelCheckpoint whose best checkpoint is always our best check, or why none is."""
-        if self.restore_best_weights == "copy":
-            return None, "restore_best_weights='copy'"
-        if self.rule.min_delta:
-            return None, f"min_delta={self.rule.min_delta} (its best can be a check we skip)"
-        if self.start_from_epoch:
-            return None, f"start_from_epoch={self.start_from_epoch} (its best can be earlier)"
-        ours = "train epoch end" if self._check_on_train_epoch_end else "validation end"
-        reasons: list[str] = []
-        for callback in trainer.checkpoint_callbacks:
-            if not isinstance(callback, ModelCheckpoint):
-                continue
-            theirs = (
-                "train epoch end"
-                if helpers.checkpoint_saves_on_train_epoch_end(callback, trainer)
-                else "validation end"
-            )
-            if callback.monitor != self.monitor:
-                reasons.append(f"it monitors {callback.monitor!r}, not {self.monitor!r}")
-            elif callback.mode != self.mode:
-                reasons.append(f"its mode is {callback.mode!r}, not {self.mode!r}")
-            elif callback.save_top_k == 0:
-                reasons.append("it has save_top_k=0")
-            elif not helpers.checkpoint_saves_every_epoch(callback):
-                reasons.append("it does not save at every epoch (every_n_epochs != 1, or "
-                               "every_n_train_steps / train_time_interval set)")  # fmt: skip
-            elif theirs != ours:
-                reasons.append(f"it saves at {theirs}, this callback checks at {ours}")
-            else:
-                return callback, ""
-        return None, "; ".join(reasons) or "there is no ModelCheckpoint"
 
     # ------------------------------------------------------------ the check
 
@@ -449,15 +385,7 @@ class EarlyStopping(LightningEarlyStopping):
         trainer.strategy.barrier()  # rank 0 has finished writing the file
         path = checkpoint.best_model_path
         saved = _load_checkpoint(path) if path else None
-        where = (saved.get("epoch"), saved.get("global_step")) if saved else None
-        if saved is None or where != (self.best_epoch, self.best_step):
-            # Every best check was confirmed; this happens only if the file was replaced.
-            helpers.rank_zero_warn(
-                f"EarlyStopping: the ModelCheckpoint's best ({path or 'none'}, epoch/step "
-                f"{where}) is not this callback's best check (epoch/step "
-                f"{(self.best_epoch, self.best_step)}); the weights of the last epoch are kept. "
-                "Pass restore_best_weights='copy'."
-            )
+        if not _holds_best_check(saved, path, (self.best_epoch, self.best_step)):
             return False
         pl_module.load_state_dict(saved["state_dict"])  # the weights only
         self.restored_from = path
@@ -512,17 +440,3 @@ class EarlyStopping(LightningEarlyStopping):
         self._best_weights = state_dict.get("best_weights")
         self.patience_reset_at = state_dict.get("patience_reset_at")
         self.deferred_stops = int(state_dict.get("deferred_stops", 0))
-
-
-def _load_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint file, loaded with ``weights_only=True`` whenever that can work.
-
-    ``weights_only=False`` is used only when the file holds objects that
-    ``weights_only=True`` refuses (e.g. custom classes in ``hyper_parameters``); the file
-    is the one this run's ModelCheckpoint wrote, and only its ``state_dict`` is used.
-    """
-    try:
-        loaded: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-    return loaded

@@ -12,6 +12,7 @@ from typing import Literal
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from lightning_recipes._core.modes import Mode, infer_mode
+from lightning_recipes._core.validate import is_number, is_real
 from lightning_recipes.errors import choice_error, config_error
 
 __all__ = [
@@ -110,7 +111,7 @@ class StopRule:
             # 0 is accepted, as by Lightning: it stops at the first check without
             # improvement, like 1.
             raise config_error("patience", self.patience, "Pass 0 or more checks.")
-        if not (_is_real(self.min_delta) and math.isfinite(self.min_delta) and self.min_delta >= 0):
+        if not (is_real(self.min_delta) and math.isfinite(self.min_delta) and self.min_delta >= 0):
             raise config_error(
                 "min_delta", self.min_delta, "Pass a non-negative margin (the sign follows mode)."
             )
@@ -120,7 +121,7 @@ class StopRule:
             raise config_error("check_finite", self.check_finite, "Pass True or False.")
         for name in ("stopping_threshold", "divergence_threshold", "baseline"):
             value = getattr(self, name)
-            if value is not None and not (_is_real(value) and not math.isnan(value)):
+            if value is not None and not is_number(value):
                 raise config_error(name, value, "Pass a number (a value of the metric) or None.")
         if self.baseline is not None and not math.isfinite(self.baseline):
             raise config_error("baseline", self.baseline, "Pass a finite value of the metric.")
@@ -183,10 +184,6 @@ class Verdict:
     stop: bool
     reason: EarlyStoppingReason
     message: str | None
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, float | int) and not isinstance(value, bool)
 
 
 def _worse(value: float, threshold: float, mode: Mode) -> bool:

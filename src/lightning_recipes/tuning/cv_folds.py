@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from typing_extensions import override
 
 from lightning_recipes._core.modes import Mode, ModeChoice, resolve_mode
 from lightning_recipes._core.trainer import trainer_callbacks
@@ -32,52 +31,13 @@ from lightning_recipes.tuning.config_parser import ConfigParser
 if TYPE_CHECKING:
     pass
 from lightning_recipes.tuning.cv_results import FoldResult
+from lightning_recipes.tuning.recorder import MetricRecorder, not_logged
 
 __all__: list[str] = []
 
 Use = Literal["best", "last"]
 CallbacksFactory = Callable[[int], Sequence[Callback]]
 ReporterFactory = Callable[[int], Callback | None]
-
-
-class _FoldRecorder(Callback):
-    """Record the scalar metrics after every validation run.
-
-    At the end of the training epoch the record is completed with the epoch's training
-    aggregates (which Lightning computes only then).
-    """
-
-    def __init__(self, monitor: str | None = None) -> None:
-        self.monitor = monitor
-        self.records: list[dict[str, float]] = []
-        self.epochs: list[int] = []
-        self._epoch_of_last = -1
-
-    @staticmethod
-    def _scalars(trainer: Trainer) -> dict[str, float]:
-        # Once per validation run, not per step: reading the values to the host is fine here.
-        return {
-            name: float(value)
-            for name, value in trainer.callback_metrics.items()
-            if getattr(value, "numel", lambda: 1)() == 1
-        }
-
-    @override
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        self.records.append(self._scalars(trainer))
-        self.epochs.append(trainer.current_epoch)
-        self._epoch_of_last = trainer.current_epoch
-        if self.monitor is not None and self.monitor not in self.records[-1]:
-            # At the first validation, not after the fold has trained to the end.
-            raise MissingMetricError(_not_logged(self.monitor, self.records))
-
-    @override
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.records and self._epoch_of_last == trainer.current_epoch:
-            # The epoch's training aggregates are ready now; the validation values stay.
-            self.records[-1] = {**self._scalars(trainer), **self.records[-1]}
 
 
 def _check_args(
@@ -246,15 +206,7 @@ def _next_dump(first: Mapping[str, Any] | None, fold: int) -> dict[str, Any] | N
     return dumped
 
 
-def _not_logged(monitor: str, records: list[dict[str, float]]) -> str:
-    logged = sorted({name for r in records for name in r})
-    return (
-        f"cross_validate: monitor={monitor!r} was not logged during validation; "
-        f"logged metrics: {logged}. Pass one of them as monitor."
-    )
-
-
-def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tuple[int, float]:
+def _select(recorder: MetricRecorder, monitor: str, mode: Mode, use: Use) -> tuple[int, float]:
     """The index of the selected validation record and its monitored value."""
     if not recorder.records:
         raise MissingMetricError(
@@ -263,7 +215,7 @@ def _select(recorder: _FoldRecorder, monitor: str, mode: Mode, use: Use) -> tupl
         )
     history = [r.get(monitor) for r in recorder.records]
     if any(v is None for v in history):
-        raise MissingMetricError(_not_logged(monitor, recorder.records))
+        raise MissingMetricError(not_logged("cross_validate", monitor, recorder.records))
     values = np.asarray(history, dtype=np.float64)
     if use == "last":
         return len(values) - 1, float(values[-1])
@@ -342,7 +294,7 @@ def _run_folds(
                     "one device per fold (trainer.devices=1), or run each fold as its own "
                     "`lightning-recipes fit` with data.init_args.fold=i.",
                 )
-            recorder = _FoldRecorder(monitor)
+            recorder = MetricRecorder(monitor)
             extra = list(callbacks_factory(fold)) if callbacks_factory is not None else []
             _insert(trainer, [*extra, recorder])
             trainer.fit(cli.model, datamodule=datamodule)

@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
-from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import Checkpoint
-from typing_extensions import override
 
 from lightning_recipes._core.trainer import trainer_callbacks
-from lightning_recipes.errors import (
-    MissingMetricError,
-)
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.config_parser import ConfigParser
+from lightning_recipes.tuning.recorder import MetricRecorder
 from lightning_recipes.tuning.space import resize_lists
 
 __all__ = ["trial_config"]
@@ -27,27 +23,6 @@ _FEATURE = "Hyperparameter search (lightning_recipes.tuning)"
 # is written at every trial); PyYAML built without libyaml has only the Python one.
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _LENGTH = "__length__:"  # how SearchSpace.sample names a list's sampled length
-
-
-class _ValueRecorder(Callback):
-    """Record the monitored metric after each validation epoch (in-process trials only)."""
-
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
-        self.values: list[float] = []
-
-    @override
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
-            raise MissingMetricError(
-                f"tune(monitor={self.monitor!r}): the trial never logged {self.monitor!r}; "
-                f"metrics logged: {logged}. Pass monitor= one of them."
-            )
-        self.values.append(float(value))  # once per validation epoch, not per step
 
 
 def _reporter_entry(
@@ -129,7 +104,7 @@ def _fit_in_process(
     """
     trusted = ["trainer.default_root_dir"]  # set by trial_config: the trial's folder
     cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
-    recorder = _ValueRecorder(monitor)
+    recorder = MetricRecorder(monitor, owner="tune")
     callbacks = trainer_callbacks(cli.trainer)
     built = None
     if reporter is not None:
@@ -142,7 +117,7 @@ def _fit_in_process(
         callbacks.insert(checkpoints[0] if checkpoints else len(callbacks), built)
     callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return recorder.values, built is not None and built.pruned
+    return recorder.values(monitor), built is not None and built.pruned
 
 
 def _dumped_sections(full: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
