@@ -23,7 +23,6 @@ from lightning_recipes.runner import RecipesCLI
 from lightning_recipes.tuning import config_parser, open_storage, tune, write_results
 from lightning_recipes.tuning.config import apply_params, load_config
 from lightning_recipes.tuning.config_parser import ConfigParser
-from lightning_recipes.tuning.journal import HeartbeatJournalStorage
 from lightning_recipes.tuning.search import FIGURES_AFTER_SECONDS, _dumped_sections, _free_memory
 from lightning_recipes.tuning.space import load_space, resize_lists
 from lightning_recipes.tuning.storage import journal_url, share_storage
@@ -478,42 +477,6 @@ def test_figures_takes_true_false_or_auto(tmp_path: Path, figures: Any) -> None:
     with pytest.raises(RecipeConfigError, match="figures"):
         tune(CONFIG, SMALL_SPACE, n_trials=1, out_dir=tmp_path, figures=figures)
     assert not (tmp_path / "digits").exists()
-
-
-def test_the_journal_fails_a_running_trial_whose_heartbeat_stopped(tmp_path: Path) -> None:
-    """Optuna's own heartbeat machinery, on the default journal storage."""
-    storage = HeartbeatJournalStorage(tmp_path / "s.journal", heartbeat_interval=1, grace_period=2)
-    study = optuna.create_study(storage=storage, study_name="s")
-    alive, dead = study.ask(), study.ask()
-    storage.record_heartbeat(alive._trial_id)
-    storage.record_heartbeat(dead._trial_id)
-    assert storage._get_stale_trial_ids(study._study_id) == []
-    storage.set_trial_system_attr(dead._trial_id, "lightning_recipes:heartbeat", 0.0)
-    assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]
-    optuna.storages.fail_stale_trials(study)
-    states = {
-        t.number: t.state.name
-        for t in stored(tmp_path / "s.journal").get_all_trials(study._study_id)
-    }
-    assert states == {alive.number: "RUNNING", dead.number: "FAIL"}
-    # Without heartbeats nothing is ever stale.
-    assert HeartbeatJournalStorage(tmp_path / "s.journal")._get_stale_trial_ids(0) == []
-
-
-def test_the_default_journal_never_waits_for_the_disk_and_survives_a_cut_last_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-
-    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("an append synced the disk"))
-    storage = HeartbeatJournalStorage(tmp_path / "s.journal", heartbeat_interval=10)
-    study = optuna.create_study(storage=storage, study_name="s")
-    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
-    # A power cut while appending leaves the last line cut short: Optuna's reader skips it.
-    with (tmp_path / "s.journal").open("ab") as journal:
-        journal.write(b'{"op_code":4,"worker_id":"w","trial_id":1,"sta')
-    again = optuna.load_study(study_name="s", storage=stored(tmp_path / "s.journal"))
-    assert [t.params["x"] for t in again.trials] == [t.params["x"] for t in study.trials]
 
 
 def test_an_in_process_trial_has_the_callbacks_fit_c_its_trial_yaml_builds(
