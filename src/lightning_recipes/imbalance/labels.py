@@ -24,6 +24,7 @@ from lightning_recipes._core.labels import (
     ambiguous_labels,
     batch_labels,
     check_label_key,
+    class_ids,
 )
 from lightning_recipes.errors import config_error
 
@@ -258,15 +259,8 @@ def multiclass_ids(
         raise config_error(argument, _shape(labels), "Pass integer class ids or probability rows.")
     if not np.all(np.isfinite(labels)):
         raise config_error(argument, _shape(labels), "Labels must be finite.")
-    if labels.ndim == 1:
-        if np.all(labels == np.round(labels)) and (labels.size == 0 or labels.min() >= 0):
-            return labels.astype(np.int64), None
-        raise config_error(
-            argument,
-            _shape(labels),
-            "1-D floating labels must be whole-number class ids; for one-hot or probability "
-            "targets pass them as rows of shape (N, num_classes).",
-        )
+    if labels.ndim == 1:  # whole numbers: class ids
+        return class_ids(labels, argument=argument), None
     sums = labels.sum(axis=1)
     if labels.min() < 0 or not np.allclose(sums, 1.0, atol=_SUM_TOLERANCE):
         raise config_error(
