@@ -134,7 +134,7 @@ class ImageAugmentation(BatchAugmentation):
         'constant'
     """
 
-    priority = 0
+    stage_kind = "transform"
     recipe = "Image augmentation"
     uses_loss = False
     per_batch = False

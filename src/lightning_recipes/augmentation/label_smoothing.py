@@ -39,7 +39,7 @@ class LabelSmoothing(BatchAugmentation):
         0.1
     """
 
-    priority = 20
+    stage_kind = "smooth"
     recipe = "Label smoothing"
     draws = False  # p is 1 and smoothing draws nothing
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -11,6 +11,13 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
+from lightning_recipes._core.batch_pipeline import (
+    BatchStage,
+    StageKind,
+    close_batch_stages,
+    end_batch_stages,
+    run_batch_stages,
+)
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.labels import LabelKey, batch_labels, check_label_key
@@ -50,7 +57,7 @@ def _keys(input_key: Any, label_key: Any) -> tuple[int | str, LabelKey]:
     return keys
 
 
-class AdversarialTraining(Callback):
+class AdversarialTraining(BatchStage):
     """Train on adversarial versions of the training batches (FGSM-fast or PGD-k).
 
     At the module's first forward call of each training step, ``ratio`` of the inputs it
@@ -82,6 +89,8 @@ class AdversarialTraining(Callback):
         >>> AdversarialTraining(eps=0.1, attack="pgd", steps=3).attack
         'pgd'
     """
+
+    stage_kind: ClassVar[StageKind] = "forward"
 
     def __init__(
         self,
@@ -130,53 +139,52 @@ class AdversarialTraining(Callback):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._handle: Any = None
         self._labels: Tensor | None = None
         self._generator: torch.Generator | None = None
-        self._busy = False
+        close_batch_stages(trainer)  # a step of an earlier fit is not this fit's
 
     @override
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # The attack runs at the module's first forward call of the step (a forward
-        # pre-hook), after every callback's on_train_batch_start: it attacks the inputs
-        # the model will really see (after augmentation), whatever the callback order.
+        # The attack is the pipeline's forward stage: it runs at the module's first forward
+        # call of the step, after every batch stage (augmentation) and whatever
+        # training_step does to the inputs, whatever the callback order.
+        run_batch_stages(trainer, pl_module, batch, batch_idx)
+
+    @override
+    def prepare_stage(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         batch_inputs(batch, self.input_key, "AdversarialTraining")  # checked now
         self._labels = batch_labels(batch, self.label_key, owner="AdversarialTraining")
         self._generator = torch.Generator().manual_seed(
             hash((self.seed, trainer.global_rank, trainer.global_step)) % 2**63
         )
-        self._remove_hook()
-        self._handle = pl_module.register_forward_pre_hook(self._attack_inputs)
 
-    def _attack_inputs(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        if self._busy or not args or not isinstance(args[0], Tensor):
-            return None
-        self._remove_hook()  # once per step
-        x, y = args[0], self._labels
+    @override
+    def run_forward_stage(self, module: nn.Module, inputs: Tensor) -> Tensor:
+        x, y = inputs, self._labels
         assert y is not None
         count = max(1, round(self.ratio * x.shape[0]))
         loss, self.loss_attacked = attack_loss(module, "training")
         part = x[:count].detach()
-        self._busy = True
-        try:
-            if self.attack == "fgsm":
-                adv = fgsm(module, part, y[:count], self.eps, loss_fn=loss, clip=self.clip,
-                           random_start=True, generator=self._generator)  # fmt: skip
-            else:
-                adv = pgd(module, part, y[:count], self.eps, steps=self.steps, norm=self.norm,
-                          loss_fn=loss, clip=self.clip, generator=self._generator)  # fmt: skip
-        finally:
-            self._busy = False
+        if self.attack == "fgsm":
+            adv = fgsm(module, part, y[:count], self.eps, loss_fn=loss, clip=self.clip,
+                       random_start=True, generator=self._generator)  # fmt: skip
+        else:
+            adv = pgd(module, part, y[:count], self.eps, steps=self.steps, norm=self.norm,
+                      loss_fn=loss, clip=self.clip, generator=self._generator)  # fmt: skip
         self.batches += 1
-        new = adv if count == x.shape[0] else torch.cat([adv, x[count:]])
-        return (new, *args[1:])
+        return adv if count == x.shape[0] else torch.cat([adv, x[count:]])
 
-    def _remove_hook(self) -> None:
-        if getattr(self, "_handle", None) is not None:
-            self._handle.remove()
-            self._handle = None
+    @override
+    def forward_stage_missed(self) -> None:
+        helpers.rank_zero_warn(
+            "AdversarialTraining: the module was never called on this training step "
+            "(training_step does not call self(x)?), so nothing was attacked. Call the "
+            "module itself on the inputs in training_step."
+        )
 
     @override
     def on_train_batch_end(
@@ -187,17 +195,17 @@ class AdversarialTraining(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self._handle is not None:
-            self._remove_hook()
-            helpers.rank_zero_warn(
-                "AdversarialTraining: the module was never called on this training step "
-                "(training_step does not call self(x)?), so nothing was attacked. Call the "
-                "module itself on the inputs in training_step."
-            )
+        end_batch_stages(trainer)
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        close_batch_stages(trainer)
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._remove_hook()
+        close_batch_stages(trainer)
         self._labels = None
         self._generator = None  # a torch.Generator does not pickle
 
