@@ -405,7 +405,9 @@ def regularization_fits(out: Path) -> None:
     the penalty written into the loss by hand: every rank saves weights and decisions."""
     from torch import Tensor
 
-    from lightning_recipes.regularization import ActivationMonitor, WeightInit, WeightPenalty
+    from lightning_recipes.activations import ActivationMonitor
+    from lightning_recipes.initialization import WeightInit
+    from lightning_recipes.regularization import WeightPenalty
     from tests.registry import FIT_ARGS, UserNet, digits
 
     class Explicit(UserNet):
@@ -490,7 +492,8 @@ def ensembles_fits(out: Path) -> None:
     wrote, the snapshots it kept and the ensemble it loads back from the files, and the
     averaged weights and BatchNorm statistics WeightAverage leaves at the end.
     """
-    from lightning_recipes.ensembles import SnapshotEnsemble, WeightAverage
+    from lightning_recipes.averaging import WeightAverage
+    from lightning_recipes.ensembles import SnapshotEnsemble
 
     class EpochWeights(Callback):
         def __init__(self) -> None:
