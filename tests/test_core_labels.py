@@ -39,7 +39,7 @@ def test_integer_and_whole_float_labels_are_the_same_class_ids(labels: Any) -> N
         (["a", "b"], {}, "labels=<array of dtype <U1>"),
         ([0, -1], {}, "labels=<array with minimum -1>"),
         ([], {"empty": False}, "labels=<empty>"),
-        ([[0], [1, 2]], {}, "labels=list"),
+        ([[0], [1, 2]], {}, "labels=<list>"),
     ],
 )
 def test_what_is_not_class_ids_is_refused_with_what_it_is(

@@ -23,6 +23,7 @@ __all__ = [
     "check_label_key",
     "class_ids",
     "describe_batch",
+    "labels_as_array",
 ]
 
 LabelKey = int | str | None
@@ -71,6 +72,23 @@ class _Described:
         return self.text
 
 
+def labels_as_array(
+    labels: Any, argument: str = "labels", fix: str = "Pass an array."
+) -> npt.NDArray[Any]:
+    """Labels as a NumPy array: a tensor's values on the host (bfloat16 as float32).
+
+    Raises:
+        RecipeConfigError: For a ragged sequence (``fix`` says what to pass).
+    """
+    if isinstance(labels, torch.Tensor):
+        tensor = labels.detach().cpu()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    try:
+        return np.asarray(labels)
+    except (TypeError, ValueError) as err:  # ragged
+        raise config_error(argument, _Described(f"<{type(labels).__name__}>"), fix) from err
+
+
 def class_ids(
     labels: Any,
     *,
@@ -110,15 +128,7 @@ def class_ids(
         lightning_recipes.errors.RecipeConfigError: Invalid labels=<array of dtype float64 \
 with values that are not whole numbers>. Pass integer class ids, e.g. labels.astype(int).
     """
-    if isinstance(labels, torch.Tensor):
-        tensor = labels.detach().cpu()
-        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    else:
-        try:
-            array = np.asarray(labels)
-        except (TypeError, ValueError) as err:  # ragged
-            shown = _Described(type(labels).__name__)
-            raise config_error(argument, shown, "Pass a 1-D sequence of class ids.") from err
+    array = labels_as_array(labels, argument, "Pass a 1-D sequence of class ids.")
     if array.ndim != 1:
         raise config_error(
             argument,

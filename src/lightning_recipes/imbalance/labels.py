@@ -25,6 +25,7 @@ from lightning_recipes._core.labels import (
     batch_labels,
     check_label_key,
     class_ids,
+    labels_as_array,
 )
 from lightning_recipes.errors import config_error
 
@@ -158,14 +159,7 @@ def labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
         >>> labels_array([0, 2, 1]).tolist()
         [0, 2, 1]
     """
-    if isinstance(labels, torch.Tensor):
-        tensor = labels.detach().cpu()
-        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    else:
-        try:
-            array = np.asarray(labels)
-        except (TypeError, ValueError) as err:  # ragged
-            raise config_error("labels", f"<{type(labels).__name__}>", "Pass an array.") from err
+    array = labels_as_array(labels)
     if array.ndim == 0 or array.size == 0:
         raise config_error(
             "labels", f"<array of shape {array.shape}>", "Pass one label per training sample."
