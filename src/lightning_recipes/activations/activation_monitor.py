@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 from typing_extensions import override
@@ -14,6 +14,7 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.selection import (
     check_globs,
     check_selection,
@@ -41,7 +42,7 @@ def _fraction(argument: str, value: Any) -> float:
     return float(value)
 
 
-class ActivationMonitor(Callback):
+class ActivationMonitor(Recipe):
     """Per-layer activation mean, std, dead and saturated fractions, and histograms over time.
 
     fastai's ``ActivationStats`` as a callback. Every ``log_every_n_steps`` optimizer steps it
@@ -87,6 +88,8 @@ class ActivationMonitor(Callback):
         >>> ActivationMonitor(log_every_n_steps=10, plot=False).log_every_n_steps
         10
     """
+
+    identity = ("every=log_every_n_steps", "types", "names", "exclude")
 
     def __init__(
         self,
@@ -141,13 +144,6 @@ class ActivationMonitor(Callback):
         self.histograms: dict[str, list[list[float]]] = {}
         self.warned: dict[str, str] = {}
         self.figure_path: Path | None = None
-
-    @property
-    def state_key(self) -> str:
-        """One checkpoint slot per configuration."""
-        return self._generate_state_key(
-            every=self.log_every_n_steps, types=self.types, names=self.names, exclude=self.exclude
-        )
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -280,6 +276,7 @@ class ActivationMonitor(Callback):
         figure = activations_figure(self.steps, hists, ranges, dead)
         self.figure_path = helpers.log_figure(trainer, figure, "activations/histograms")
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """Layers watched, monitored steps, last statistics, the alarms and the figure."""
         last = self.history[-1][1] if self.history else {}

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from typing_extensions import override
@@ -14,9 +14,10 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.optional import require
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import flag as check_flag
-from lightning_recipes._core.validate import is_int, is_real
+from lightning_recipes._core.validate import is_int, is_real, positive_int
 from lightning_recipes.attribution.checks import check_baselines
 from lightning_recipes.attribution.explain import (
     METHODS,
@@ -35,7 +36,7 @@ __all__ = ["Attribution", "feature_importance"]
 BaselineKind = Literal["zeros", "mean", "train_sample"]
 
 
-class Attribution(Callback):
+class Attribution(Recipe):
     """Explain a fixed sample of inputs with captum, during training and after it.
 
     At the first use the callback takes ``num_samples`` inputs (``inputs=`` if given,
@@ -99,6 +100,19 @@ class Attribution(Callback):
         torch.Size([8, 64])
     """
 
+    identity = (
+        "method=_method_name",
+        "num_samples",
+        "baselines=_baselines_key",
+        "every_n_epochs",
+        "output",
+    )
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "rank zero alone would run a forward pass of a sharded model and hang. "
+        "Explain a single-device copy of the trained model with explain() instead."
+    )
+
     def __init__(
         self,
         method: str | type = "gradient_shap",
@@ -121,8 +135,7 @@ class Attribution(Callback):
             raise choice_error("method", method, list(METHODS))
         if not isinstance(method, (str, type)):
             raise config_error("method", method, f"Pass a name of METHODS: {', '.join(METHODS)}.")
-        if not is_int(num_samples) or num_samples < 1:
-            raise config_error("num_samples", num_samples, "Pass a positive number of inputs.")
+        positive_int("num_samples", num_samples, "Pass a positive number of inputs.")
         sample = _check_inputs(inputs)
         if isinstance(baselines, str):
             if baselines not in ("zeros", "mean", "train_sample"):
@@ -133,8 +146,8 @@ class Attribution(Callback):
                 baselines,
                 "Pass 'zeros', 'mean', 'train_sample' or a tensor of inputs (B, ...).",
             )
-        if every_n_epochs is not None and (not is_int(every_n_epochs) or every_n_epochs < 1):
-            raise config_error("every_n_epochs", every_n_epochs, "Pass a positive integer or None.")
+        if every_n_epochs is not None:
+            positive_int("every_n_epochs", every_n_epochs, "Pass a positive integer or None.")
         for name, flag in (
             ("at_fit_end", at_fit_end),
             ("at_test_end", at_test_end),
@@ -190,18 +203,6 @@ class Attribution(Callback):
         self._background: Tensor | None = None
         self._checked = False
 
-    @property
-    def state_key(self) -> str:
-        """Key in checkpoints, from the arguments that distinguish two Attributions."""
-        method = self.method if isinstance(self.method, str) else self.method.__name__
-        return self._generate_state_key(
-            method=method,
-            num_samples=self.num_samples,
-            baselines=self.baselines if isinstance(self.baselines, str) else "tensor",
-            every_n_epochs=self.every_n_epochs,
-            output=self.output,
-        )
-
     def _check_against(self, sample: Tensor) -> None:
         """Checks of feature_names and baselines against the inputs (no model needed)."""
         if self.feature_names is not None:
@@ -224,6 +225,10 @@ class Attribution(Callback):
     @property
     def _method_name(self) -> str:
         return self.method if isinstance(self.method, str) else self.method.__name__
+
+    @property
+    def _baselines_key(self) -> str:
+        return self.baselines if isinstance(self.baselines, str) else "tensor"
 
     def _prepare(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Take the inputs and check everything on them, before the first batch runs.
@@ -248,12 +253,7 @@ class Attribution(Callback):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_sharded(
-            trainer,
-            recipe="Attribution",
-            reason="rank zero alone would run a forward pass of a sharded model and hang. "
-            "Explain a single-device copy of the trained model with explain() instead.",
-        )
+        self.check_strategy(trainer)
 
     # ------------------------------------------------------------ when
 
@@ -390,6 +390,7 @@ class Attribution(Callback):
         if path is not None:
             self.figure_paths[caption] = path
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """What was explained, when, how well it adds up, and the figures."""
         explained = {}

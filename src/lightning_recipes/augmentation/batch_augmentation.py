@@ -37,6 +37,7 @@ from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import reseed
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import config_error
@@ -114,7 +115,7 @@ def check_image_shape(value: Any) -> tuple[int, int, int] | None:
     return (int(value[0]), int(value[1]), int(value[2]))
 
 
-class BatchAugmentation(LossRecipe, BatchStage):
+class BatchAugmentation(Recipe, LossRecipe, BatchStage):
     """Base of the per-batch augmentation callbacks (not used directly).
 
     Args:
@@ -133,6 +134,7 @@ class BatchAugmentation(LossRecipe, BatchStage):
             ``target``/``targets`` key.
     """
 
+    identity: ClassVar[tuple[str, ...]] = ("p", "seed", "stop_at_epoch")
     stage_kind: ClassVar[StageKind] = "transform"
     """Pipeline order (`lightning_recipes._core.batch_pipeline`): transforms, mixes, smoothing."""
     recipe: ClassVar[str] = "augmentation"
@@ -164,27 +166,9 @@ class BatchAugmentation(LossRecipe, BatchStage):
         self.batches_augmented = 0
         self._seed: int | None = seed
         self._salt = zlib.crc32(type(self).__name__.encode())
-        self._state_key: tuple[tuple[Any, ...], str] | None = None
         self._draws: np.random.Generator | None = None
 
-    # ------------------------------------------------------------ identity and state
-
-    def _key_args(self) -> dict[str, Any]:
-        return {"p": self.p, "seed": self.seed, "stop_at_epoch": self.stop_at_epoch}
-
-    @property
-    @override
-    def state_key(self) -> str:
-        """Built from the arguments, so two instances keep their states apart.
-
-        Lightning reads it on every hook call (a profiler label), ~8 times a step: the
-        string is kept while the arguments' values stay the same.
-        """
-        args = self._key_args()
-        values = tuple(args.values())
-        if self._state_key is None or self._state_key[0] != values:
-            self._state_key = (values, self._generate_state_key(**args))
-        return self._state_key[1]
+    # ------------------------------------------------------------ state
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -360,6 +344,7 @@ class BatchAugmentation(LossRecipe, BatchStage):
         """The callback's settings, for `run_summary`."""
         return {"p": self.p}
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """What the callback did in the last run (for the run report)."""
         facts = {

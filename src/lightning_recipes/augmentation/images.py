@@ -134,6 +134,7 @@ class ImageAugmentation(BatchAugmentation):
         'constant'
     """
 
+    identity = ("rotation", "translate", "scale", "shear", "flips=_flips", "seed")
     stage_kind = "transform"
     recipe = "Image augmentation"
     uses_loss = False
@@ -224,15 +225,9 @@ class ImageAugmentation(BatchAugmentation):
             p=self.p,
         )
 
-    def _key_args(self) -> dict[str, Any]:
-        return {
-            "rotation": self.rotation,
-            "translate": self.translate,
-            "scale": self.scale,
-            "shear": self.shear,
-            "flips": (self.horizontal_flip, self.vertical_flip),
-            "seed": self.seed,
-        }
+    @property
+    def _flips(self) -> tuple[bool, bool]:
+        return (self.horizontal_flip, self.vertical_flip)
 
     def augment(self, batch: Any, rng: np.random.Generator) -> None:
         """Transform the batch's images."""

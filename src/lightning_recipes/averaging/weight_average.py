@@ -14,7 +14,8 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary, weights_restored_at_end
 from lightning_recipes._core.module_modes import restored_modes
-from lightning_recipes._core.validate import is_int, is_real
+from lightning_recipes._core.recipe import Recipe
+from lightning_recipes._core.validate import flag, is_real, non_negative_int
 from lightning_recipes.averaging.ema import ema_decay_for, ema_horizon
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 
@@ -42,7 +43,7 @@ class _EMAUpdate:
                 a.copy_(a * self.decay + c * (1 - self.decay))
 
 
-class WeightAverage(WeightAveraging):
+class WeightAverage(Recipe, WeightAveraging):
     """SWA or EMA of the weights, on Lightning's `WeightAveraging`, with its defects fixed.
 
     - ``kind="swa"`` (Izmailov et al. 2018): the equal-weight mean of the weights at the end
@@ -91,6 +92,10 @@ class WeightAverage(WeightAveraging):
         True
     """
 
+    identity = ("kind", "decay", "start_epoch")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = "it keeps a full copy of the model on every rank; use DDP."
+
     def __init__(
         self,
         kind: AverageKind = "ema",
@@ -106,10 +111,8 @@ class WeightAverage(WeightAveraging):
             raise config_error(
                 "decay", decay, "Pass a number in (0, 1), e.g. 0.999, or None (from the run)."
             )
-        if not is_int(start_epoch) or start_epoch < 0:
-            raise config_error("start_epoch", start_epoch, "Pass a non-negative epoch.")
-        if not isinstance(update_bn, bool):
-            raise config_error("update_bn", update_bn, "Pass True or False.")
+        non_negative_int("start_epoch", start_epoch, "Pass a non-negative epoch.")
+        flag("update_bn", update_bn)
         kwargs: dict[str, Any] = {}
         # The decay is set when training starts (decay=None: from the run's length).
         self._ema = _EMAUpdate(ema_decay_for(math.inf) if decay is None else float(decay))
@@ -129,22 +132,10 @@ class WeightAverage(WeightAveraging):
         self._finished = False
         self._validated: dict[str, Tensor] | None = None
 
-    @property
-    @override
-    def state_key(self) -> str:
-        """One checkpoint slot per configuration."""
-        return self._generate_state_key(
-            kind=self.kind, decay=self.decay, start_epoch=self.start_epoch
-        )
-
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit":
-            helpers.refuse_sharded(
-                trainer,
-                recipe="WeightAverage",
-                reason="it keeps a full copy of the model on every rank; use DDP.",
-            )
+            self.check_strategy(trainer)
             others = [
                 type(c).__name__
                 for c in helpers.trainer_callbacks(trainer)
@@ -299,6 +290,7 @@ class WeightAverage(WeightAveraging):
             return
         super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The kind of average, whether it started and what set the final weights."""
         facts: dict[str, Any] = {"kind": self.kind, "start epoch": self.start_epoch}

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
-from lightning_recipes._core.validate import is_int
+from lightning_recipes._core.recipe import Recipe
+from lightning_recipes._core.validate import non_negative_int, positive_int
 from lightning_recipes.ensembles.average import cycle_end_epochs
 from lightning_recipes.ensembles.module import EnsembleModule
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -24,7 +25,7 @@ __all__ = ["SnapshotEnsemble"]
 StateDict = dict[str, Tensor]
 
 
-class SnapshotEnsemble(Callback):
+class SnapshotEnsemble(Recipe):
     """Keep a snapshot of the weights at the end of every learning-rate cycle.
 
     Snapshot ensembles (Huang et al. 2017, "Train 1, get M for free"): train with a cyclic
@@ -75,6 +76,10 @@ class SnapshotEnsemble(Callback):
         "SnapshotEnsemble{'cycle_epochs': 5, 'max_snapshots': 3, 'skip_cycles': 0}"
     """
 
+    identity = ("cycle_epochs", "max_snapshots", "skip_cycles")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = "each rank holds only a shard of the weights; use DDP or one device."
+
     def __init__(
         self,
         cycle_epochs: int,
@@ -82,21 +87,19 @@ class SnapshotEnsemble(Callback):
         skip_cycles: int = 0,
         save_dir: str | None = None,
     ) -> None:
-        if not is_int(cycle_epochs) or cycle_epochs < 1:
-            raise config_error(
-                "cycle_epochs",
-                cycle_epochs,
-                "Pass the positive number of epochs per learning-rate cycle (as given to "
-                "snapshot_schedule).",
-            )
-        if max_snapshots is not None and (not is_int(max_snapshots) or max_snapshots < 1):
-            raise config_error(
+        positive_int(
+            "cycle_epochs",
+            cycle_epochs,
+            "Pass the positive number of epochs per learning-rate cycle (as given to "
+            "snapshot_schedule).",
+        )
+        if max_snapshots is not None:
+            positive_int(
                 "max_snapshots", max_snapshots, "Pass a positive integer, or None to keep all."
             )
-        if not is_int(skip_cycles) or skip_cycles < 0:
-            raise config_error(
-                "skip_cycles", skip_cycles, "Pass the number of leading cycles to skip, >= 0."
-            )
+        non_negative_int(
+            "skip_cycles", skip_cycles, "Pass the number of leading cycles to skip, >= 0."
+        )
         if save_dir is not None:
             if not isinstance(save_dir, str | os.PathLike) or not os.fspath(save_dir):
                 raise config_error(
@@ -122,25 +125,11 @@ class SnapshotEnsemble(Callback):
         self._cycle_watched_from: int | None = None
         self._warned_constant_lr = False
 
-    @property
-    @override
-    def state_key(self) -> str:
-        """One checkpoint slot per configuration (two ensembles in one Trainer coexist)."""
-        return self._generate_state_key(
-            cycle_epochs=self.cycle_epochs,
-            max_snapshots=self.max_snapshots,
-            skip_cycles=self.skip_cycles,
-        )
-
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        helpers.refuse_sharded(
-            trainer,
-            recipe="SnapshotEnsemble",
-            reason="each rank holds only a shard of the weights; use DDP or one device.",
-        )
+        self.check_strategy(trainer)
         max_epochs = trainer.max_epochs
         if max_epochs is not None and max_epochs >= 0:
             ends = cycle_end_epochs(self.cycle_epochs, max_epochs, self.skip_cycles)
@@ -320,6 +309,7 @@ class SnapshotEnsemble(Callback):
                 states.append(torch.load(path, map_location="cpu", weights_only=True))
         return EnsembleModule.from_state_dicts(template, states, weights=weights)
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """How many snapshots were kept and at which epochs."""
         facts: dict[str, Any] = {

@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.module_modes import evaluation_mode
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.tables import format_table
 from lightning_recipes._core.validate import is_int, is_number
 from lightning_recipes.errors import BatchMixingError, choice_error, config_error
@@ -288,7 +289,7 @@ def batch_mixing(
     return found
 
 
-class BatchMixingCheck(Callback):
+class BatchMixingCheck(Recipe):
     """At the start of training, check that the model keeps the samples of a batch apart.
 
     Takes the first training batch, puts the model in eval mode (so BatchNorm does not
@@ -309,6 +310,8 @@ class BatchMixingCheck(Callback):
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(callbacks=[BatchMixingCheck()], logger=False)
     """
+
+    identity = ("on_mixing", "samples")
 
     def __init__(
         self,
@@ -338,11 +341,6 @@ class BatchMixingCheck(Callback):
         self.input_fn = input_fn
         self.samples = tuple(samples)
         self.result: dict[int, list[int]] | None = None
-
-    @property
-    def state_key(self) -> str:
-        """Key in checkpoints, from the arguments that distinguish two checks."""
-        return self._generate_state_key(on_mixing=self.on_mixing, samples=self.samples)
 
     def _inputs(self, batch: Any) -> Tensor:
         if self.input_fn is not None:

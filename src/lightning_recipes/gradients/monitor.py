@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes.errors import config_error
 from lightning_recipes.gradients.anomaly import (
     REMEDIES,
@@ -42,7 +43,7 @@ from lightning_recipes.gradients.step_log import LogSchedule, read_back, step_me
 __all__ = ["REMEDIES", "GradientMonitor", "parameter_groups"]
 
 
-class GradientMonitor(Callback):
+class GradientMonitor(Recipe):
     """Watch, clip and guard gradients at every optimizer step, without per-step host syncs.
 
     Hooked at ``on_before_optimizer_step``: gradients are complete (accumulated, synced
@@ -109,6 +110,25 @@ class GradientMonitor(Callback):
         >>> monitor = GradientMonitor(groups="layer", clip="norm", max_norm=1.0)
         >>> trainer = Trainer(callbacks=[monitor], logger=False, enable_progress_bar=False)
     """
+
+    # Every argument that changes what is recorded: two monitors in one Trainer (e.g. one
+    # per grouping, or two logging periods) keep separate states.
+    identity = (
+        "groups=_groups_key",
+        "clip",
+        "max_norm",
+        "p=norm_type",
+        "every=log_every_n_steps",
+        "vanish=tracker.vanish",
+        "explode=tracker.explode",
+        "mode=tracker.mode",
+        "patience=tracker.patience",
+    )
+    refused_strategies = frozenset({"deepspeed"})
+    refusal_reason = (
+        "DeepSpeed keeps gradients in its own partitioned buffers and clips them "
+        "itself: use its gradient_clipping config and its own gradient norm logging."
+    )
 
     def __init__(
         self,
@@ -193,33 +213,12 @@ class GradientMonitor(Callback):
         self.guard.reported = value
 
     @property
-    def state_key(self) -> str:
-        """Key of this callback's state in checkpoints: one per configuration.
-
-        Built from every argument that changes what is recorded, so two monitors in one
-        Trainer (e.g. one per grouping, or two logging periods) keep separate states.
-        """
-        return self._generate_state_key(
-            groups=str(self.groups),
-            clip=self.clip,
-            max_norm=self.max_norm,
-            p=self.norm_type,
-            every=self.log_every_n_steps,
-            vanish=self.tracker.vanish,
-            explode=self.tracker.explode,
-            mode=self.tracker.mode,
-            patience=self.tracker.patience,
-        )
+    def _groups_key(self) -> str:
+        return str(self.groups)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_strategies(
-            trainer,
-            {"deepspeed"},
-            recipe="GradientMonitor",
-            reason="DeepSpeed keeps gradients in its own partitioned buffers and clips them "
-            "itself: use its gradient_clipping config and its own gradient norm logging.",
-        )
+        self.check_strategy(trainer)
         if self.clip is not None and trainer.gradient_clip_val:
             raise config_error(
                 "clip",
@@ -392,6 +391,7 @@ class GradientMonitor(Callback):
         )
         self.figure_path = helpers.log_figure(trainer, figure, "gradients/norms")
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """Steps monitored, clipped and skipped, the alarms raised, the figure."""
         facts: dict[str, Any] = {

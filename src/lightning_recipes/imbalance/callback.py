@@ -14,6 +14,7 @@ from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.loss import LOSS_ATTRIBUTES, loss_module
 from lightning_recipes._core.loss_path import LossRecipe
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes._core.validate import flag, int_at_least, is_real
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
@@ -36,7 +37,7 @@ __all__ = ["LOSS_ATTRIBUTES", "ClassWeighting", "binary_pos_weight"]
 """Module attributes searched for the loss, in this order (unless ``loss_attr`` is given)."""
 
 
-class ClassWeighting(LossRecipe):
+class ClassWeighting(Recipe, LossRecipe):
     """Weight the loss by class so that rare classes count as much as frequent ones.
 
     When training starts, the callback counts the training labels, computes class
@@ -118,6 +119,8 @@ class ClassWeighting(LossRecipe):
         True
     """
 
+    identity = ("scheme=_scheme_key", "beta", "loss_attr", "label_key")
+
     def __init__(
         self,
         scheme: str | Mapping[int, float] = "balanced",
@@ -158,30 +161,8 @@ class ClassWeighting(LossRecipe):
         self._prepared = False
 
     @property
-    @override
-    def state_key(self) -> str:
-        """Built from the arguments that change the weights, so two instances keep apart.
-
-        Lightning reads it on every hook call (~8 times a step): the string is kept while
-        the arguments' values stay the same.
-        """
-        scheme = self.scheme
-        values = (
-            tuple(scheme.items()) if isinstance(scheme, Mapping) else scheme,
-            self.beta,
-            self.loss_attr,
-            self.label_key,
-        )
-        cached = self.__dict__.get("_state_key")
-        if cached is None or cached[0] != values:
-            key = self._generate_state_key(
-                scheme=dict(scheme) if isinstance(scheme, Mapping) else scheme,
-                beta=self.beta,
-                loss_attr=self.loss_attr,
-                label_key=self.label_key,
-            )
-            cached = self.__dict__["_state_key"] = (values, key)
-        return cached[1]
+    def _scheme_key(self) -> str | dict[int, float]:
+        return dict(self.scheme) if isinstance(self.scheme, Mapping) else self.scheme
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -374,6 +355,7 @@ class ClassWeighting(LossRecipe):
             # Written before state_key held the arguments: the class name was the key.
             self.load_state_dict(states["ClassWeighting"])
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The counts and the weights installed (for the run report)."""
         facts: dict[str, Any] = {

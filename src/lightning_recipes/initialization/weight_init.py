@@ -4,13 +4,14 @@ import math
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.module_modes import restored_modes
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes._core.selection import (
     DEFAULT_TYPES,
@@ -19,7 +20,7 @@ from lightning_recipes._core.selection import (
     check_types,
     select_modules,
 )
-from lightning_recipes._core.validate import is_int, is_real, positive_int
+from lightning_recipes._core.validate import is_real, non_negative_int, positive_int
 from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
 from lightning_recipes.initialization.schemes import (
     NONLINEARITIES,
@@ -34,7 +35,7 @@ from lightning_recipes.initialization.schemes import (
 __all__ = ["WeightInit"]
 
 
-class WeightInit(Callback):
+class WeightInit(Recipe):
     """Initialise chosen layers with He, Xavier, orthogonal or LSUV when training starts.
 
     Keras' ``kernel_initializer`` for a model you did not write: the chosen layers (by
@@ -73,6 +74,13 @@ class WeightInit(Callback):
         ('lsuv', 'kaiming_normal')
     """
 
+    identity = ("scheme", "types", "names", "exclude")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "sharded parameters cannot be initialised whole here. Initialise the "
+        "layers in configure_model with lightning_recipes.initialization.init_modules_."
+    )
+
     def __init__(
         self,
         scheme: Scheme = "kaiming_normal",
@@ -91,8 +99,7 @@ class WeightInit(Callback):
             raise choice_error("nonlinearity", nonlinearity, NONLINEARITIES)
         if bias not in ("zeros", "keep"):
             raise choice_error("bias", bias, ("zeros", "keep"))
-        if not is_int(seed) or seed < 0:
-            raise config_error("seed", seed, "Pass a non-negative integer seed.")
+        non_negative_int("seed", seed, "Pass a non-negative integer seed.")
         if not is_real(lsuv_tol) or not 0 < lsuv_tol < 1:
             raise config_error("lsuv_tol", lsuv_tol, "Pass a tolerance in (0, 1), e.g. 0.1.")
         self.scheme: Scheme = resolve_scheme(scheme)
@@ -111,21 +118,9 @@ class WeightInit(Callback):
         self.variances: dict[str, float] = {}
         self._prepared = False
 
-    @property
-    def state_key(self) -> str:
-        """One checkpoint slot per configuration."""
-        return self._generate_state_key(
-            scheme=self.scheme, types=self.types, names=self.names, exclude=self.exclude
-        )
-
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_sharded(
-            trainer,
-            recipe="WeightInit",
-            reason="sharded parameters cannot be initialised whole here. Initialise the "
-            "layers in configure_model with lightning_recipes.initialization.init_modules_.",
-        )
+        self.check_strategy(trainer)
         self._prepared = False
 
     @override
@@ -212,6 +207,7 @@ class WeightInit(Callback):
                 "element; use another scheme otherwise."
             ) from error
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The scheme, the layers initialised, LSUV's variances, or that it kept a resume."""
         facts: dict[str, Any] = {

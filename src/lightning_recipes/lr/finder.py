@@ -19,6 +19,7 @@ from lightning_recipes._core.contract import (
 )
 from lightning_recipes._core.optim import reference_lr, scale_learning_rate, set_module_lr
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import dataloader_generators, preserved_rng
 from lightning_recipes.errors import RecipeConfigError, choice_error
 from lightning_recipes.lr.checks import _attr_names, _check_args, _check_find_lr_args, _milestones
@@ -40,7 +41,7 @@ Lightning's ``lr_find`` suggestion in 0 of 6.
 """
 
 
-class LRFinder(Callback):
+class LRFinder(Recipe):
     """Run a learning-rate range test and train with the suggested learning rate.
 
     At the start of training (and, optionally, at the start of the given epochs) a copy
@@ -107,6 +108,14 @@ class LRFinder(Callback):
         True
     """
 
+    identity = ("min_lr", "max_lr", "num_steps", "mode", "suggestion", "at_start", "milestones")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "the sweep trains a full copy of the module, which sharded strategies do "
+        "not hold on one rank. Run the finder on a single device or under DDP with a "
+        "smaller model, then set the learning rate by hand."
+    )
+
     def __init__(
         self,
         min_lr: float = 1e-6,
@@ -153,33 +162,13 @@ class LRFinder(Callback):
         self._done: set[int] = set()  # epochs whose test has run (0 = the start)
 
     @property
-    @override
-    def state_key(self) -> str:
-        """Unique per finder: two finders in one Trainer keep separate checkpoint state."""
-        return self._generate_state_key(
-            min_lr=self.min_lr,
-            max_lr=self.max_lr,
-            num_steps=self.num_steps,
-            mode=self.mode,
-            suggestion=self.suggestion,
-            at_start=self.at_start,
-            milestones=self.milestones,
-        )
-
-    @property
     def result(self) -> LRFinderResult | None:
         """The latest test's result, ``None`` before the first."""
         return self.results[-1] if self.results else None
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_sharded(
-            trainer,
-            recipe="LRFinder",
-            reason="the sweep trains a full copy of the module, which sharded strategies do "
-            "not hold on one rank. Run the finder on a single device or under DDP with a "
-            "smaller model, then set the learning rate by hand.",
-        )
+        self.check_strategy(trainer)
         if stage == "fit" and not pl_module.automatic_optimization:
             raise RecipeConfigError(
                 "LRFinder needs automatic optimization (automatic_optimization=True): with "
@@ -312,6 +301,7 @@ class LRFinder(Callback):
                 f"{len(result.lrs)} steps{ending}{swept})."
             )
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """Every test: when, what it swept, what it chose and whether it applied it."""
         tests = []

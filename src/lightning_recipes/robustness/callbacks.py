@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
@@ -23,6 +23,7 @@ from lightning_recipes._core.deprecation import renamed
 from lightning_recipes._core.labels import LabelKey, batch_labels, check_label_key
 from lightning_recipes._core.loss import attack_loss
 from lightning_recipes._core.optional import new_figure
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import (
     batch_key,
@@ -57,7 +58,7 @@ def _keys(input_key: Any, label_key: Any) -> tuple[int | str, LabelKey]:
     return keys
 
 
-class AdversarialTraining(BatchStage):
+class AdversarialTraining(Recipe, BatchStage):
     """Train on adversarial versions of the training batches (FGSM-fast or PGD-k).
 
     At the module's first forward call of each training step, ``ratio`` of the inputs it
@@ -90,6 +91,8 @@ class AdversarialTraining(BatchStage):
         'pgd'
     """
 
+    # "method": the key of checkpoints saved before the rename, so that they still load.
+    identity = ("eps", "method=attack", "norm")
     stage_kind: ClassVar[StageKind] = "forward"
 
     def __init__(
@@ -130,12 +133,6 @@ class AdversarialTraining(BatchStage):
         self.seed = seed
         self.batches = 0
         self.loss_attacked: str | None = None
-
-    @property
-    @override
-    def state_key(self) -> str:
-        # "method": the key of checkpoints saved before the rename, so that they still load.
-        return self._generate_state_key(eps=self.eps, method=self.attack, norm=self.norm)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -209,6 +206,7 @@ class AdversarialTraining(BatchStage):
         self._labels = None
         self._generator = None  # a torch.Generator does not pickle
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The attack used and how many batches it replaced."""
         return RecipeSummary(
@@ -233,7 +231,7 @@ class AdversarialTraining(BatchStage):
         self.batches = int(state_dict["batches"])
 
 
-class RobustnessEvaluation(Callback):
+class RobustnessEvaluation(Recipe):
     """Clean and adversarial accuracy at a list of epsilons, after validation and testing.
 
     At the end of every ``every_n_epochs``-th validation and of testing, the first
@@ -258,6 +256,9 @@ class RobustnessEvaluation(Callback):
     Attributes:
         results: ``{"val_epoch<k>" | "test": {eps: accuracy}}``.
     """
+
+    # Two evaluations (e.g. PGD and FGSM, or L-inf and L2) may share one Trainer.
+    identity = ("attack", "norm", "epsilons=_epsilons_key", "steps")
 
     def __init__(
         self,
@@ -304,12 +305,8 @@ class RobustnessEvaluation(Callback):
         self.loss_attacked: str | None = None
 
     @property
-    @override
-    def state_key(self) -> str:
-        # Two evaluations (e.g. PGD and FGSM, or L-inf and L2) may share one Trainer.
-        return self._generate_state_key(
-            attack=self.attack, norm=self.norm, epsilons=tuple(self.epsilons), steps=self.steps
-        )
+    def _epsilons_key(self) -> tuple[float, ...]:
+        return tuple(self.epsilons)
 
     def _sample(self, loader: Any) -> tuple[Tensor, Tensor]:
         xs, ys, total = [], [], 0
@@ -373,6 +370,7 @@ class RobustnessEvaluation(Callback):
         if loader is not None:
             self._evaluate(trainer, pl_module, loader, "test")
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """Accuracy at each epsilon, for every evaluation."""
         return RecipeSummary(

@@ -13,6 +13,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary, planned_change_epochs, validated_weights
 from lightning_recipes._core.modes import resolve_mode
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes.errors import MissingMetricError
 from lightning_recipes.stopping.checkpoint import (
     Restore,
@@ -32,7 +33,7 @@ from lightning_recipes.stopping.rules import (
 __all__ = ["EarlyStopping"]
 
 
-class EarlyStopping(LightningEarlyStopping):
+class EarlyStopping(Recipe, LightningEarlyStopping):
     """Stop training when a monitored metric stops improving, and keep the best weights.
 
     A subclass of ``lightning.pytorch.callbacks.EarlyStopping``: the Trainer treats it as
@@ -108,6 +109,13 @@ class EarlyStopping(LightningEarlyStopping):
         >>> stopper.restored_from, stopper.best_epoch is not None
         ('memory', True)
     """
+
+    identity = ("monitor", "mode")  # Lightning's key: its checkpoints load
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "the weights are sharded across ranks. Use restore_best_weights=False with "
+        "a ModelCheckpoint(monitor=...) and load its best_model_path after fit."
+    )
 
     def __init__(
         self,
@@ -186,12 +194,7 @@ class EarlyStopping(LightningEarlyStopping):
         super().setup(trainer, pl_module, stage)  # resolves check_on_train_epoch_end
         if not self.restore_best_weights or stage != "fit":
             return
-        helpers.refuse_sharded(
-            trainer,
-            recipe="EarlyStopping(restore_best_weights=...)",
-            reason="the weights are sharded across ranks. Use restore_best_weights=False with "
-            "a ModelCheckpoint(monitor=...) and load its best_model_path after fit.",
-        )
+        self.check_strategy(trainer, recipe="EarlyStopping(restore_best_weights=...)")
         self._checkpoint, why_not = matching_checkpoint(
             trainer,
             monitor=self.monitor,
@@ -395,6 +398,7 @@ class EarlyStopping(LightningEarlyStopping):
         """Whether the best weights are put back at the end of fit (the contract's question)."""
         return bool(self.restore_best_weights)
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """Best and stopped epoch, why, and whether the best weights were restored."""
         best = float(self.best_score)

@@ -28,12 +28,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.optional import require
-from lightning_recipes._core.validate import is_int
+from lightning_recipes._core.recipe import Recipe
+from lightning_recipes._core.validate import flag, non_negative_int
 from lightning_recipes.errors import (
     MissingMetricError,
     RecipeConfigError,
@@ -69,7 +70,7 @@ def _optuna() -> ModuleType:
     return require("optuna", extra="tune", feature="lightning_recipes.tuning")
 
 
-class TrialReporter(Callback):
+class TrialReporter(Recipe):
     """Report a monitored metric to an Optuna trial once per epoch and prune it on all ranks.
 
     Built from plain values (storage URL, study name, trial id), so LightningCLI can build it
@@ -113,6 +114,8 @@ class TrialReporter(Callback):
         "TrialReporter{'study_name': 'digits', 'trial_id': 3, 'monitor': 'val_loss', ...}"
     """
 
+    identity = ("study_name", "trial_id", "monitor", "step_offset")
+
     def __init__(
         self,
         storage: str,
@@ -137,19 +140,16 @@ class TrialReporter(Callback):
             )
         if not isinstance(study_name, str) or not study_name:
             raise config_error("study_name", study_name, "Pass the study's name.")
-        if not is_int(trial_id) or trial_id < 0:
-            raise config_error(
-                "trial_id", trial_id, "Pass the storage id of a RUNNING trial (an int >= 0)."
-            )
+        non_negative_int(
+            "trial_id", trial_id, "Pass the storage id of a RUNNING trial (an int >= 0)."
+        )
         if not isinstance(monitor, str) or not monitor:
             raise config_error("monitor", monitor, "Pass the name of a logged metric.")
         if mode not in ("min", "max"):
             raise choice_error("mode", mode, ("min", "max"))
-        if not isinstance(prune, bool):
-            raise config_error("prune", prune, "Pass True or False.")
+        flag("prune", prune)
         self._pruner_args = check_pruner(pruner, pruner_args)
-        if not is_int(step_offset) or step_offset < 0:
-            raise config_error("step_offset", step_offset, "Pass an int >= 0.")
+        non_negative_int("step_offset", step_offset, "Pass an int >= 0.")
         if result_dir is not None and (not isinstance(result_dir, str | Path) or not result_dir):
             raise config_error("result_dir", result_dir, "Pass a folder path, or None.")
         self.storage = storage
@@ -169,17 +169,7 @@ class TrialReporter(Callback):
         self.epochs_run = 0
         self._trial: optuna.Trial | None = None  # live, rank 0 only, never pickled
 
-    # ------------------------------------------------------------ identity and state
-
-    @property
-    @override
-    def state_key(self) -> str:
-        return self._generate_state_key(
-            study_name=self.study_name,
-            trial_id=self.trial_id,
-            monitor=self.monitor,
-            step_offset=self.step_offset,
-        )
+    # ------------------------------------------------------------ state
 
     @property
     def pruned(self) -> bool:
