@@ -1,10 +1,13 @@
-"""Initialisation, activation statistics and weight averaging have packages of their own.
+"""Moved recipes: their old names, modules, YAML class paths and pickles still work.
 
 ``WeightInit`` (and its math) moved from ``regularization`` to ``initialization``,
 ``ActivationMonitor`` (and its math) to ``activations``, ``WeightAverage`` from
-``ensembles`` to ``averaging``. The old names, the old modules and the old YAML class
-paths keep working for one release, with a `DeprecationWarning` naming the new path, and
-checkpoints keep their slots (the ``state_key`` is unchanged).
+``ensembles`` to ``averaging``. Then every callback moved to a module named after it
+(``stopping.callback`` -> ``stopping.early_stopping``, ``gradients.monitor`` ->
+``gradients.gradient_monitor``, ...), and the package faces stopped exporting helpers that
+are not callbacks, results or documented functions. The old names, the old modules and the
+old YAML class paths keep working for one release, with a `DeprecationWarning` naming the
+new path, and checkpoints keep their slots (the ``state_key`` is unchanged).
 """
 
 import importlib
@@ -16,11 +19,29 @@ from typing import Any
 import pytest
 import yaml
 
-from lightning_recipes import activations, averaging, initialization
+from lightning_recipes import activations, averaging, errors, initialization
+from lightning_recipes._core import loss
 from lightning_recipes.activations import figure, stats
+from lightning_recipes.attribution import attribution, explanation
+from lightning_recipes.augmentation import image_augmentation
 from lightning_recipes.averaging import ema, weight_average
+from lightning_recipes.ensembles import snapshot_ensemble
+from lightning_recipes.gradients import (
+    anomaly,
+    batch_mixing_check,
+    check,
+    clipping,
+    gradient_monitor,
+    groups,
+    guard,
+)
+from lightning_recipes.imbalance import class_weighting, imbalance_report, weights
 from lightning_recipes.initialization import schemes
+from lightning_recipes.lr import apply, lr_finder
+from lightning_recipes.robustness import adversarial_training, robustness_evaluation
 from lightning_recipes.runner import RecipesCLI
+from lightning_recipes.stopping import early_stopping, rules
+from lightning_recipes.tuning import add_reporter, metric_recorder, trial_reporter
 
 # (old module, name, new module): the new module holds the very same object.
 MOVED_NAMES = [
@@ -35,6 +56,19 @@ MOVED_NAMES = [
     ("lightning_recipes.regularization", "summarize", activations),
     ("lightning_recipes.ensembles", "WeightAverage", averaging),
     ("lightning_recipes.ensembles", "AverageKind", weight_average),
+    # Helpers the package faces no longer export (callbacks' parts, the core's plumbing).
+    ("lightning_recipes.gradients", "Anomaly", anomaly),
+    ("lightning_recipes.gradients", "AnomalyTracker", anomaly),
+    ("lightning_recipes.gradients", "anomaly_warning", anomaly),
+    ("lightning_recipes.gradients", "GradientClipper", clipping),
+    ("lightning_recipes.gradients", "NonFiniteGuard", guard),
+    ("lightning_recipes.gradients", "evaluation_mode", check),
+    ("lightning_recipes.lr", "group_ratios", apply),
+    ("lightning_recipes.lr", "reference_lr", apply),
+    ("lightning_recipes.lr", "scale_learning_rate", apply),
+    ("lightning_recipes.lr", "set_module_lr", apply),
+    ("lightning_recipes.stopping", "infer_mode", rules),
+    ("lightning_recipes.augmentation", "LOSS_ATTRIBUTES", loss),
 ]
 
 # The old modules, now deprecated aliases of the new ones.
@@ -52,6 +86,29 @@ MOVED_MODULE_NAMES = [
     ("lightning_recipes.ensembles.averaging", "AverageKind", weight_average),
     ("lightning_recipes.ensembles.averaging", "ema_decay_for", ema),
     ("lightning_recipes.ensembles.averaging", "ema_horizon", ema),
+    # Each callback in a module named after it; the old modules are aliases.
+    ("lightning_recipes.stopping.callback", "EarlyStopping", early_stopping),
+    ("lightning_recipes.gradients.monitor", "GradientMonitor", gradient_monitor),
+    ("lightning_recipes.gradients.monitor", "REMEDIES", anomaly),
+    ("lightning_recipes.gradients.monitor", "parameter_groups", groups),
+    ("lightning_recipes.gradients.check", "BatchMixingCheck", batch_mixing_check),
+    ("lightning_recipes.gradients.check", "BatchMixingError", errors),
+    ("lightning_recipes.imbalance.callback", "ClassWeighting", class_weighting),
+    ("lightning_recipes.imbalance.callback", "binary_pos_weight", weights),
+    ("lightning_recipes.imbalance.callback", "LOSS_ATTRIBUTES", loss),
+    ("lightning_recipes.imbalance.metrics", "ImbalanceReport", imbalance_report),
+    ("lightning_recipes.attribution.callback", "Attribution", attribution),
+    ("lightning_recipes.attribution.callback", "feature_importance", explanation),
+    ("lightning_recipes.lr.finder", "LRFinder", lr_finder),
+    ("lightning_recipes.lr.finder", "find_lr", lr_finder),
+    ("lightning_recipes.lr.finder", "DEFAULT_SUGGESTION", lr_finder),
+    ("lightning_recipes.ensembles.snapshot", "SnapshotEnsemble", snapshot_ensemble),
+    ("lightning_recipes.robustness.callbacks", "AdversarialTraining", adversarial_training),
+    ("lightning_recipes.robustness.callbacks", "RobustnessEvaluation", robustness_evaluation),
+    ("lightning_recipes.augmentation.images", "ImageAugmentation", image_augmentation),
+    ("lightning_recipes.tuning.pruning", "TrialReporter", trial_reporter),
+    ("lightning_recipes.tuning.recorder", "MetricRecorder", metric_recorder),
+    ("lightning_recipes.tuning.recorder", "not_logged", metric_recorder),
 ]  # fmt: skip
 
 
@@ -77,11 +134,9 @@ def test_the_from_import_form_works_too_and_unknown_names_still_fail() -> None:
             importlib.import_module(old).no_such_name  # noqa: B018
 
 
-def test_the_faces_of_regularization_and_ensembles_no_longer_list_the_moved_names() -> None:
-    regularization = importlib.import_module("lightning_recipes.regularization")
-    ensembles = importlib.import_module("lightning_recipes.ensembles")
-    moved = {name for _, name, _ in MOVED_NAMES}
-    assert moved.isdisjoint({*regularization.__all__, *ensembles.__all__})
+def test_the_faces_no_longer_list_the_moved_names() -> None:
+    for face, name, _ in MOVED_NAMES:
+        assert name not in importlib.import_module(face).__all__, (face, name)
     assert set(initialization.__all__) == {"WeightInit", "init_modules_", "lsuv_"}
     assert set(activations.__all__) == {"ActivationMonitor", "activation_stats", "summarize"}
     assert set(averaging.__all__) == {"WeightAverage", "ema_decay_for", "ema_horizon"}
@@ -165,6 +220,21 @@ def test_an_old_yaml_class_path_still_builds(tmp_path: Path) -> None:
             "lightning_recipes.averaging.weight_average",
             "lightning_recipes.ensembles.averaging",
         ),
+        (  # a whole module moved: stopping.callback is an alias of stopping.early_stopping
+            lambda: early_stopping.EarlyStopping("val_loss", restore_best_weights=True),
+            "lightning_recipes.stopping.early_stopping",
+            "lightning_recipes.stopping.callback",
+        ),
+        (  # a callback moved out of a module that keeps the math: gradients.check
+            lambda: batch_mixing_check.BatchMixingCheck(on_mixing="warn", samples=(0, 2)),
+            "lightning_recipes.gradients.batch_mixing_check",
+            "lightning_recipes.gradients.check",
+        ),
+        (  # one module became two: robustness.callbacks
+            lambda: robustness_evaluation.RobustnessEvaluation([0.05], steps=2, plot=False),
+            "lightning_recipes.robustness.robustness_evaluation",
+            "lightning_recipes.robustness.callbacks",
+        ),
     ],
 )
 def test_a_callback_pickled_under_its_old_module_still_unpickles(
@@ -177,3 +247,65 @@ def test_a_callback_pickled_under_its_old_module_still_unpickles(
         after = pickle.loads(payload.replace(f"{new}\n".encode(), f"{old}\n".encode()))
     assert type(after) is type(before)
     assert after.state_key == before.state_key
+
+
+# Old module paths in YAML, with the state_key each callback had before the move.
+OLD_CLASS_PATHS: list[tuple[str, dict[str, Any], str]] = [
+    ("lightning_recipes.stopping.callback.EarlyStopping",
+     {"monitor": "val_loss", "patience": 1, "restore_best_weights": True},
+     "EarlyStopping{'monitor': 'val_loss', 'mode': 'min'}"),
+    ("lightning_recipes.gradients.monitor.GradientMonitor",
+     {"log_every_n_steps": 2, "clip": "norm", "max_norm": 1.0},
+     "GradientMonitor{'groups': 'layer', 'clip': 'norm', 'max_norm': 1.0, 'p': 2.0, 'every': 2, "
+     "'vanish': 1e-08, 'explode': None, 'mode': 'absolute', 'patience': 3}"),
+    ("lightning_recipes.imbalance.callback.ClassWeighting", {"scheme": "balanced"},
+     "ClassWeighting{'scheme': 'balanced', 'beta': 0.999, 'loss_attr': None, 'label_key': None}"),
+    ("lightning_recipes.lr.finder.LRFinder",
+     {"num_steps": 30, "min_lr": 1e-5, "max_lr": 10.0, "plot": False, "verbose": False},
+     "LRFinder{'min_lr': 1e-05, 'max_lr': 10.0, 'num_steps': 30, 'mode': 'exponential', "
+     "'suggestion': 'minimum', 'at_start': True, 'milestones': []}"),
+    ("lightning_recipes.ensembles.snapshot.SnapshotEnsemble", {"cycle_epochs": 1},
+     "SnapshotEnsemble{'cycle_epochs': 1, 'max_snapshots': None, 'skip_cycles': 0}"),
+    ("lightning_recipes.robustness.callbacks.AdversarialTraining", {"eps": 0.05},
+     "AdversarialTraining{'eps': 0.05, 'method': 'fgsm', 'norm': 'linf'}"),
+    ("lightning_recipes.tuning.pruning.TrialReporter",
+     {"storage": "sqlite:///x.db", "study_name": "s", "trial_id": 3, "step_offset": 5},
+     "TrialReporter{'study_name': 's', 'trial_id': 3, 'monitor': 'val_loss', 'step_offset': 5}"),
+]  # fmt: skip
+
+
+def test_old_module_class_paths_in_yaml_still_build(tmp_path: Path) -> None:
+    callbacks = [{"class_path": path, "init_args": args} for path, args, _ in OLD_CLASS_PATHS]
+    config: dict[str, Any] = {
+        "trainer": {"default_root_dir": str(tmp_path), "logger": False, "callbacks": callbacks},
+        "model": {
+            "class_path": "lightning_recipes.Classifier",
+            "init_args": {
+                "num_classes": 10,
+                "backbone": {
+                    "class_path": "lightning_recipes.MLP",
+                    "init_args": {"in_features": 64},
+                },
+            },
+        },
+        "data": {"class_path": "lightning_recipes.DigitsDataModule"},
+    }
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
+        cli = RecipesCLI(args=["-c", str(path)], run=False, save_config=False)
+    warned = " ".join(str(w.message) for w in caught)
+    built = {type(c).__name__: c for c in cli.trainer.callbacks}
+    for class_path, _, state_key in OLD_CLASS_PATHS:
+        assert f"{class_path} is deprecated" in warned
+        old_module, name = class_path.rsplit(".", 1)
+        assert type(built[name]).__module__ != old_module  # built from the new module
+        assert built[name].state_key == state_key  # the checkpoint slot it had before
+
+
+def test_a_trial_config_saved_with_the_old_reporter_path_gets_one_reporter() -> None:
+    old = "lightning_recipes.tuning.pruning.TrialReporter"
+    config = {"trainer": {"callbacks": [{"class_path": old, "init_args": {"trial_id": 1}}]}}
+    new = add_reporter(config, storage="sqlite:///a.db", study_name="s", trial_id=2)
+    paths = [c["class_path"] for c in new["trainer"]["callbacks"]]
+    assert paths == ["lightning_recipes.tuning.trial_reporter.TrialReporter"]

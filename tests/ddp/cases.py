@@ -19,7 +19,7 @@ from lightning_recipes._core.optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import GradientMonitor, grad_stats
-from lightning_recipes.imbalance.callback import ClassWeighting
+from lightning_recipes.imbalance.class_weighting import ClassWeighting
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.lr.sweep import _sync_gradients
 from lightning_recipes.modules import MLP, Classifier

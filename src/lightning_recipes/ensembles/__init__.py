@@ -19,7 +19,7 @@ from lightning_recipes.ensembles.average import (
     cycle_end_epochs,
 )
 from lightning_recipes.ensembles.module import EnsembleModule
-from lightning_recipes.ensembles.snapshot import SnapshotEnsemble
+from lightning_recipes.ensembles.snapshot_ensemble import SnapshotEnsemble
 
 __all__ = [
     "EnsembleModule",
