@@ -47,12 +47,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import publish, quiet_trainer
 
 from lightning_recipes._core.tables import format_table
+from lightning_recipes.averaging import WeightAverage
 from lightning_recipes.data import DigitsDataModule, TabularDataModule
-from lightning_recipes.ensembles import (
-    EnsembleModule,
-    SnapshotEnsemble,
-    WeightAverage,
-)
+from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
 from lightning_recipes.lr import snapshot_schedule
 from lightning_recipes.modules import MLP, Classifier
 

@@ -108,7 +108,7 @@ def run(task: str, remedy: str, seed: int) -> dict[str, float]:
     from lightning.pytorch import seed_everything
     from sklearn.metrics import accuracy_score, f1_score
 
-    from lightning_recipes.imbalance.callback import ClassWeighting
+    from lightning_recipes.imbalance.class_weighting import ClassWeighting
     from lightning_recipes.imbalance.datamodule import ResampledDataModule
     from lightning_recipes.imbalance.losses import FocalLoss
     from lightning_recipes.imbalance.metrics import (

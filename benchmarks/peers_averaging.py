@@ -52,9 +52,8 @@ from _common import (
 )
 from _peers import paired, peer_row, ratio_text, ratios
 
+from lightning_recipes.averaging import WeightAverage, ema_decay_for
 from lightning_recipes.data import Mnist1dDataModule
-from lightning_recipes.ensembles import WeightAverage
-from lightning_recipes.ensembles.averaging import ema_decay_for
 from lightning_recipes.modules import Classifier, Mnist1dCNN
 
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

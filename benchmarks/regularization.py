@@ -31,13 +31,11 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import publish, quiet_trainer
 
+from lightning_recipes.activations import ActivationMonitor
 from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.initialization import WeightInit
 from lightning_recipes.modules import Classifier
-from lightning_recipes.regularization import (
-    ActivationMonitor,
-    WeightInit,
-    WeightPenalty,
-)
+from lightning_recipes.regularization import WeightPenalty
 
 SEEDS = (0, 1, 2)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

@@ -62,18 +62,27 @@ def test_every_callback_is_exported_from_the_top_level() -> None:
 
 
 RECIPES = (
+    "activations",
     "attribution",
     "augmentation",
+    "averaging",
     "ensembles",
     "finetuning",
     "gradients",
     "imbalance",
+    "initialization",
     "lr",
     "regularization",
     "robustness",
     "stopping",
     "tuning",
 )
+
+
+def test_every_package_is_a_recipe_or_named_as_plumbing() -> None:
+    root = Path(lightning_recipes.__file__).parent
+    packages = {p.name for p in root.iterdir() if (p / "__init__.py").exists()}
+    assert packages == {*RECIPES, "_core", "data", "modules"}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

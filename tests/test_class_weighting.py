@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lightning_recipes import RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
-from lightning_recipes.imbalance.callback import ClassWeighting
+from lightning_recipes.imbalance.class_weighting import ClassWeighting
 from lightning_recipes.imbalance.losses import FocalLoss
 from lightning_recipes.imbalance.metrics import PerClassRecall
 from lightning_recipes.modules import MLP, Classifier

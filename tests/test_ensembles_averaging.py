@@ -10,9 +10,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
+from lightning_recipes.averaging import WeightAverage, ema_decay_for, ema_horizon
 from lightning_recipes.data import DigitsDataModule
-from lightning_recipes.ensembles import WeightAverage
-from lightning_recipes.ensembles.averaging import ema_decay_for, ema_horizon
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
 from lightning_recipes.modules import MLP, Classifier
 

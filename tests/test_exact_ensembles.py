@@ -8,7 +8,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_recipes.ensembles import WeightAverage
+from lightning_recipes.averaging import WeightAverage
 
 
 class _Tiny(LightningModule):

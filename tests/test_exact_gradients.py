@@ -3,14 +3,9 @@
 import pytest
 import torch
 
-from lightning_recipes.gradients import (
-    AnomalyTracker,
-    GradientClipper,
-    adaptive_clip_,
-    clip_by_norm_,
-    step_norms,
-    unitwise_norm,
-)
+from lightning_recipes.gradients import adaptive_clip_, clip_by_norm_, step_norms, unitwise_norm
+from lightning_recipes.gradients.anomaly import AnomalyTracker
+from lightning_recipes.gradients.clipping import GradientClipper
 
 
 @pytest.mark.parametrize("patience", [1, 2, 3])

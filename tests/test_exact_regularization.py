@@ -9,7 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_recipes.regularization import WeightInit, lsuv_
+from lightning_recipes.initialization import WeightInit, lsuv_
 
 
 def test_lsuv_variance_is_about_the_mean_and_matches_the_formula() -> None:

@@ -9,8 +9,8 @@ import pytest
 from lightning.pytorch import Trainer
 
 from lightning_recipes.tuning.config import apply_params
-from lightning_recipes.tuning.pruning import TrialReporter
 from lightning_recipes.tuning.space import load_space, resize_lists
+from lightning_recipes.tuning.trial_reporter import TrialReporter
 from tests.scripted import Scripted, one_batch
 
 optuna = pytest.importorskip("optuna")

@@ -15,8 +15,8 @@ from lightning_recipes.gradients import (
     BatchMixingError,
     batch_mixing,
     check_gradients,
-    evaluation_mode,
 )
+from lightning_recipes.gradients.check import evaluation_mode
 from lightning_recipes.modules import MLP, Classifier
 
 

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lightning_recipes.gradients import (
-    AnomalyTracker,
     adaptive_clip_,
     clip_by_norm_,
     clip_by_value_,
@@ -18,6 +17,7 @@ from lightning_recipes.gradients import (
     unitwise_norm,
     zero_if_,
 )
+from lightning_recipes.gradients.anomaly import AnomalyTracker
 
 shapes = st.lists(
     st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple), min_size=1, max_size=6

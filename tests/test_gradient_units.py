@@ -16,11 +16,7 @@ from torch import nn
 
 from lightning_recipes import NonFiniteGradientError
 from lightning_recipes.gradients import (
-    Anomaly,
-    GradientClipper,
     GradientMonitor,
-    NonFiniteGuard,
-    anomaly_warning,
     clip_by_norm_,
     clip_by_value_,
     dense_grads,
@@ -28,6 +24,9 @@ from lightning_recipes.gradients import (
     norms_figure,
     step_norms,
 )
+from lightning_recipes.gradients.anomaly import Anomaly, anomaly_warning
+from lightning_recipes.gradients.clipping import GradientClipper
+from lightning_recipes.gradients.guard import NonFiniteGuard
 
 shapes = st.lists(
     st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple), min_size=1, max_size=6

@@ -15,10 +15,10 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from lightning_recipes import RecipeConfigError
 from lightning_recipes.data import DigitsDataModule
+from lightning_recipes.imbalance.imbalance_report import ImbalanceReport
 from lightning_recipes.imbalance.metrics import (
     BalancedAccuracy,
     GeometricMeanRecall,
-    ImbalanceReport,
     PerClassRecall,
     labels_from_confusion,
 )

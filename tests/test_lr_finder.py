@@ -19,15 +19,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import LRFinder, MetricHistory, RecipeConfigError, find_lr
 from lightning_recipes.data import DigitsDataModule
-from lightning_recipes.lr import (
-    LRFinderResult,
-    all_suggestions,
+from lightning_recipes.lr import LRFinderResult, all_suggestions, sweep_lrs, warmup_cosine
+from lightning_recipes.lr.apply import (
     group_ratios,
     reference_lr,
     scale_learning_rate,
     set_module_lr,
-    sweep_lrs,
-    warmup_cosine,
 )
 from lightning_recipes.modules import MLP, Classifier
 

@@ -11,8 +11,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
+from lightning_recipes.activations import ActivationMonitor, activation_stats, summarize
 from lightning_recipes.errors import RecipeConfigError, RecipeWarning
-from lightning_recipes.regularization import ActivationMonitor, activation_stats, summarize
 from tests.registry import assert_same, fit, state_of
 
 

@@ -11,16 +11,15 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from torch import nn
 
 from lightning_recipes.errors import RecipeConfigError
-from lightning_recipes.modules import MLP
-from lightning_recipes.regularization import (
+from lightning_recipes.initialization import WeightInit, init_modules_, lsuv_
+from lightning_recipes.initialization.schemes import (
     SCHEME_ALIASES,
     SCHEME_NAMES,
     SCHEMES,
-    WeightInit,
-    init_modules_,
-    lsuv_,
+    Scheme,
+    resolve_scheme,
 )
-from lightning_recipes.regularization.init import Scheme, resolve_scheme
+from lightning_recipes.modules import MLP
 from tests.registry import CrashError, UserNet, assert_same, fit, state_of
 
 # ----------------------------------------------------------------------------- math

@@ -145,3 +145,21 @@ def test_bad_arguments_are_refused(trained: Any, kwargs: dict[str, Any], argumen
     model, x, y = trained
     with pytest.raises(RecipeConfigError, match=argument):
         pgd(model, x, y, **kwargs)
+
+
+def test_the_attack_is_named_attack_as_in_the_callbacks_and_name_still_works(
+    trained: Any,
+) -> None:
+    model, x, y = trained
+    settings: dict[str, Any] = {"steps": 2, "generator": torch.Generator().manual_seed(0)}
+    current = robust_accuracy(model, x, y, [0.0, 0.1], attack="fgsm", **settings)
+    with pytest.warns(DeprecationWarning, match=r"robust_accuracy\(name=...\).*pass attack="):
+        old = robust_accuracy(model, x, y, [0.0, 0.1], name="fgsm", **settings)
+    assert old == current != robust_accuracy(model, x, y, [0.0, 0.1], attack="pgd", **settings)
+    with pytest.warns(DeprecationWarning, match=r"correct_counts\(name=...\)"):
+        assert torch.equal(
+            correct_counts(model, x, y, [0.1], name="fgsm"),
+            correct_counts(model, x, y, [0.1], attack="fgsm"),
+        )
+    with pytest.raises(RecipeConfigError, match="not both"):
+        robust_accuracy(model, x, y, [0.1], attack="fgsm", name="pgd")

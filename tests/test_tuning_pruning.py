@@ -314,7 +314,7 @@ def test_add_reporter_copies_replaces_and_checks(tmp_path: Path) -> None:
     paths = [c["class_path"] for c in second["trainer"]["callbacks"]]
     assert paths == [
         "lightning_recipes.MetricHistory",
-        "lightning_recipes.tuning.pruning.TrialReporter",
+        "lightning_recipes.tuning.trial_reporter.TrialReporter",
     ]
     assert second["trainer"]["callbacks"][1]["init_args"]["trial_id"] == 2
     with pytest.raises(RecipeConfigError, match="Invalid trial_id=-3"):

@@ -9,9 +9,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is imported on first use
+    from lightning_recipes.activations import ActivationMonitor
     from lightning_recipes.attribution import Attribution
     from lightning_recipes.attribution.explain import explain  # (mypy: not the submodule)
     from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
+    from lightning_recipes.averaging import WeightAverage
     from lightning_recipes.data import (
         ArrayDataModule,
         DigitsDataModule,
@@ -20,7 +22,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
         make_imbalanced,
         stratified_split,
     )
-    from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble, WeightAverage
+    from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
     from lightning_recipes.errors import (
         BatchMixingError,
         MissingExtraError,
@@ -33,14 +35,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
     from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
     from lightning_recipes.history import MetricHistory
     from lightning_recipes.imbalance import ClassWeighting, FocalLoss, ImbalanceReport
+    from lightning_recipes.initialization import WeightInit
     from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
     from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN, SmallCNN
-    from lightning_recipes.regularization import (
-        ActivationMonitor,
-        WeightInit,
-        WeightPenalty,
-        no_decay_param_groups,
-    )
+    from lightning_recipes.regularization import WeightPenalty, no_decay_param_groups
     from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluation
     from lightning_recipes.stopping import EarlyStopping
 
@@ -97,13 +95,15 @@ __all__ = [
 # The public names of each submodule. Importing the package imports none of them (no torch), so
 # `lightning-recipes --help` answers at once; `__getattr__` imports a name when first used.
 _EXPORTS: dict[str, str] = {
+    "activations": "ActivationMonitor",
     "attribution": "Attribution explain",
     "augmentation": "CutMix ImageAugmentation LabelSmoothing MixUp",
     "data": (
         "ArrayDataModule DigitsDataModule LabeledTensorDataset Mnist1dDataModule make_imbalanced "
         "stratified_split"
     ),
-    "ensembles": "EnsembleModule SnapshotEnsemble WeightAverage",
+    "averaging": "WeightAverage",
+    "ensembles": "EnsembleModule SnapshotEnsemble",
     "errors": (
         "BatchMixingError MissingExtraError MissingMetricError NonFiniteGradientError "
         "RecipeConfigError RecipeWarning"
@@ -112,9 +112,10 @@ _EXPORTS: dict[str, str] = {
     "gradients": "BatchMixingCheck GradientMonitor check_gradients",
     "history": "MetricHistory",
     "imbalance": "ClassWeighting FocalLoss ImbalanceReport",
+    "initialization": "WeightInit",
     "lr": "LRFinder LRFinderResult find_lr",
     "modules": "MLP Classifier Mnist1dCNN SmallCNN",
-    "regularization": "ActivationMonitor WeightInit WeightPenalty no_decay_param_groups",
+    "regularization": "WeightPenalty no_decay_param_groups",
     "robustness": "AdversarialTraining RobustnessEvaluation",
     "stopping": "EarlyStopping",
 }

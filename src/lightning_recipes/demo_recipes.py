@@ -78,11 +78,11 @@ def _recipe_callbacks(
 
         callbacks.append(WeightPenalty(l2=1e-4))
     if "weight-init" in chosen:
-        from lightning_recipes.regularization import WeightInit
+        from lightning_recipes.initialization import WeightInit
 
         callbacks.append(WeightInit("kaiming_normal"))
     if "activations" in chosen:
-        from lightning_recipes.regularization import ActivationMonitor
+        from lightning_recipes.activations import ActivationMonitor
 
         callbacks.append(ActivationMonitor())
     flat = MNIST1D_SHAPE if signals else (1, 8, 8) if layout == "flat" else None
@@ -121,7 +121,7 @@ def _recipe_callbacks(
             RobustnessEvaluation(epsilons=epsilons, clip=clip, every_n_epochs=max_epochs)
         )
     if "weight-average" in chosen:  # EMA suits any schedule (SWA wants a flat or cyclic one)
-        from lightning_recipes.ensembles import WeightAverage
+        from lightning_recipes.averaging import WeightAverage
 
         # The decay follows the run's length (a fixed 0.999 would ruin a short demo).
         callbacks.append(WeightAverage("ema", start_epoch=max_epochs // 2))

@@ -19,7 +19,7 @@ from lightning_recipes._core.optional import new_figure
 from lightning_recipes.data import DigitsDataModule
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import GradientMonitor, grad_stats
-from lightning_recipes.imbalance.callback import ClassWeighting
+from lightning_recipes.imbalance.class_weighting import ClassWeighting
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.lr.sweep import _sync_gradients
 from lightning_recipes.modules import MLP, Classifier
@@ -405,7 +405,9 @@ def regularization_fits(out: Path) -> None:
     the penalty written into the loss by hand: every rank saves weights and decisions."""
     from torch import Tensor
 
-    from lightning_recipes.regularization import ActivationMonitor, WeightInit, WeightPenalty
+    from lightning_recipes.activations import ActivationMonitor
+    from lightning_recipes.initialization import WeightInit
+    from lightning_recipes.regularization import WeightPenalty
     from tests.registry import FIT_ARGS, UserNet, digits
 
     class Explicit(UserNet):
@@ -490,7 +492,8 @@ def ensembles_fits(out: Path) -> None:
     wrote, the snapshots it kept and the ensemble it loads back from the files, and the
     averaged weights and BatchNorm statistics WeightAverage leaves at the end.
     """
-    from lightning_recipes.ensembles import SnapshotEnsemble, WeightAverage
+    from lightning_recipes.averaging import WeightAverage
+    from lightning_recipes.ensembles import SnapshotEnsemble
 
     class EpochWeights(Callback):
         def __init__(self) -> None:

@@ -4,6 +4,8 @@
   attributes, each with the reason), rank-zero helpers; `collectives`: reduce, gather,
   broadcast between ranks.
 - `contract`: what each recipe declares it touches, and the run summary it reports.
+- `recipe`: `Recipe`, the base of the callbacks: identity (``state_key``), refused
+  strategies, ``run_summary``.
 - `batch` and `labels`: where the inputs and the labels are in a batch.
 - `loss` and `loss_path`: the module's loss, and the one path through which the loss
   recipes edit it (`docs/combining.md`, rule 6).

@@ -157,8 +157,14 @@ def parameters_unfrozen_later(trainer: Trainer, pl_module: LightningModule) -> l
 
 
 def run_summaries(callbacks: Iterable[Callback]) -> list[RecipeSummary]:
-    """The summaries of the callbacks that report, in callback order."""
-    return [c.run_summary() for c in callbacks if isinstance(c, ReportsToRun)]
+    """The summaries of the callbacks that report, in callback order.
+
+    A `Recipe` (``_core.recipe``) that has nothing to report returns None: it is left out.
+    """
+    summaries: list[RecipeSummary | None] = [
+        c.run_summary() for c in callbacks if isinstance(c, ReportsToRun)
+    ]
+    return [summary for summary in summaries if summary is not None]
 
 
 def trainable_share(module: LightningModule, also: Iterable[str] = ()) -> tuple[int, int]:

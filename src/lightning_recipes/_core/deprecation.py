@@ -2,6 +2,7 @@
 
 import importlib
 import warnings
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from lightning_recipes.errors import RecipeConfigError
@@ -51,19 +52,20 @@ def renamed(owner: str, old: str, new: str, old_value: Any, new_value: T, defaul
     return old_value  # type: ignore[no-any-return]
 
 
-def moved_attribute(old_module: str, name: str, new_module: str) -> Any:
+def moved_attribute(old_module: str, name: str, new_module: str | Mapping[str, str]) -> Any:
     """``name`` from ``new_module``, for a module ``__getattr__`` keeping its old path alive.
 
     Args:
         old_module: The module the name was imported from (its ``__name__``).
         name: The attribute asked for.
-        new_module: Where it lives now.
+        new_module: Where it lives now, or where each moved name lives now, by name.
 
     Returns:
         The attribute, with a `DeprecationWarning` naming the new path.
 
     Raises:
-        AttributeError: If ``new_module`` has no such attribute either.
+        AttributeError: If ``new_module`` has no such attribute either (or the mapping no
+            such name).
 
     Examples:
         >>> import warnings
@@ -73,7 +75,14 @@ def moved_attribute(old_module: str, name: str, new_module: str) -> Any:
         2.0
         >>> str(caught[0].message).split(" is ")[0]
         'old.place.sqrt'
+        >>> moved_attribute("old.place", "cos", {"sqrt": "math"})
+        Traceback (most recent call last):
+        AttributeError: module 'old.place' has no attribute 'cos'
     """
+    if not isinstance(new_module, str):
+        if name not in new_module:
+            raise AttributeError(f"module {old_module!r} has no attribute {name!r}")
+        new_module = new_module[name]
     module = importlib.import_module(new_module)
     if not hasattr(module, name) or name.startswith("__"):
         raise AttributeError(f"module {old_module!r} has no attribute {name!r}")

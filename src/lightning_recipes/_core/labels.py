@@ -10,6 +10,8 @@ refused with the fix: picking "the last integer tensor" silently counts the wron
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from lightning_recipes.errors import RecipeConfigError, config_error
@@ -19,7 +21,9 @@ __all__ = [
     "ambiguous_labels",
     "batch_labels",
     "check_label_key",
+    "class_ids",
     "describe_batch",
+    "labels_as_array",
 ]
 
 LabelKey = int | str | None
@@ -56,6 +60,107 @@ def check_label_key(label_key: Any, argument: str = "label_key") -> LabelKey:
         "Pass the position of the label in a tuple/list batch (e.g. 1 for (x, y, weight)), "
         "the key of a dict batch (e.g. 'label'), or None for (x, y) batches.",
     )
+
+
+class _Described:
+    """A value shown in words in an error (``labels=<array of dtype float64>``), not printed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def labels_as_array(
+    labels: Any, argument: str = "labels", fix: str = "Pass an array."
+) -> npt.NDArray[Any]:
+    """Labels as a NumPy array: a tensor's values on the host (bfloat16 as float32).
+
+    Raises:
+        RecipeConfigError: For a ragged sequence (``fix`` says what to pass).
+    """
+    if isinstance(labels, torch.Tensor):
+        tensor = labels.detach().cpu()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    try:
+        return np.asarray(labels)
+    except (TypeError, ValueError) as err:  # ragged
+        raise config_error(argument, _Described(f"<{type(labels).__name__}>"), fix) from err
+
+
+def class_ids(
+    labels: Any,
+    *,
+    argument: str = "labels",
+    whole_floats: bool = True,
+    booleans: bool = False,
+    empty: bool = True,
+) -> npt.NDArray[np.int64]:
+    """Labels as 1-D integer class ids: the one reading of "class ids" every recipe uses.
+
+    Accepted: a 1-D sequence, NumPy array or tensor of non-negative integers; floating
+    values that are all whole numbers (``0.0, 2.0``, as pandas and some loaders give
+    them) unless ``whole_floats=False``; booleans only with ``booleans=True``.
+
+    Args:
+        labels: The labels, one per sample.
+        argument: The argument to name in errors.
+        whole_floats: Accept floating labels holding whole numbers. The samplers refuse
+            them: a float label there is more often a target than a class.
+        booleans: Accept a boolean array (as class ids 0 and 1).
+        empty: Accept no labels at all.
+
+    Returns:
+        The class ids as ``int64``.
+
+    Raises:
+        RecipeConfigError: For a ragged or non-1-D input (one-hot or probability rows:
+            pass their argmax), another dtype, non-whole or non-finite floats, negative
+            ids, or an empty input when ``empty=False``.
+
+    Examples:
+        >>> class_ids([0, 2, 1]).tolist(), class_ids(np.array([1.0, 0.0])).tolist()
+        ([0, 2, 1], [1, 0])
+        >>> class_ids([0.5, 1.0])
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: Invalid labels=<array of dtype float64 \
+with values that are not whole numbers>. Pass integer class ids, e.g. labels.astype(int).
+    """
+    array = labels_as_array(labels, argument, "Pass a 1-D sequence of class ids.")
+    if array.ndim != 1:
+        raise config_error(
+            argument,
+            _Described(f"<{array.ndim}-D array of shape {array.shape}>"),
+            "Pass a 1-D sequence of integer class ids, one per sample (for one-hot or "
+            "probability rows, their argmax: labels.argmax(1)).",
+        )
+    if array.size == 0:
+        if not empty:
+            raise config_error(argument, _Described("<empty>"), "Pass at least one class id.")
+        return np.zeros(0, dtype=np.int64)
+    kinds = "iu" + ("b" if booleans else "") + ("f" if whole_floats else "")
+    if array.dtype.kind not in kinds:
+        raise config_error(
+            argument,
+            _Described(f"<array of dtype {array.dtype}>"),
+            "Pass integer class ids, e.g. labels.astype(int).",
+        )
+    if array.dtype.kind == "f" and not (
+        np.all(np.isfinite(array)) and np.all(array == np.round(array))
+    ):
+        raise config_error(
+            argument,
+            _Described(f"<array of dtype {array.dtype} with values that are not whole numbers>"),
+            "Pass integer class ids, e.g. labels.astype(int).",
+        )
+    ids = array.astype(np.int64)  # (a uint64 array too: np.bincount cannot cast it safely)
+    if int(ids.min()) < 0:
+        raise config_error(
+            argument, _Described(f"<array with minimum {int(ids.min())}>"), "Class ids start at 0."
+        )
+    return ids
 
 
 def describe_batch(batch: Any) -> str:

@@ -5,7 +5,8 @@ device handled, completeness gap measured); the `Attribution` callback explains 
 sample during and after training and writes tables, heatmaps and tensors.
 """
 
-from lightning_recipes.attribution.callback import Attribution, feature_importance
+from lightning_recipes.attribution.attribution import Attribution
 from lightning_recipes.attribution.explain import METHODS, Explanation, explain
+from lightning_recipes.attribution.explanation import feature_importance
 
 __all__ = ["METHODS", "Attribution", "Explanation", "explain", "feature_importance"]

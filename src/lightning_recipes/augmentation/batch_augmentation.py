@@ -26,10 +26,18 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs, replace_inputs
+from lightning_recipes._core.batch_pipeline import (
+    BatchStage,
+    StageKind,
+    close_batch_stages,
+    end_batch_stages,
+    run_batch_stages,
+)
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import reseed
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import config_error
@@ -107,7 +115,7 @@ def check_image_shape(value: Any) -> tuple[int, int, int] | None:
     return (int(value[0]), int(value[1]), int(value[2]))
 
 
-class BatchAugmentation(LossRecipe):
+class BatchAugmentation(Recipe, LossRecipe, BatchStage):
     """Base of the per-batch augmentation callbacks (not used directly).
 
     Args:
@@ -126,8 +134,9 @@ class BatchAugmentation(LossRecipe):
             ``target``/``targets`` key.
     """
 
-    priority: ClassVar[int] = 0
-    """Pipeline order: image transforms (0), then mixes (10), then smoothing (20)."""
+    identity: ClassVar[tuple[str, ...]] = ("p", "seed", "stop_at_epoch")
+    stage_kind: ClassVar[StageKind] = "transform"
+    """Pipeline order (`lightning_recipes._core.batch_pipeline`): transforms, mixes, smoothing."""
     recipe: ClassVar[str] = "augmentation"
     uses_loss: ClassVar[bool] = True
     per_batch: ClassVar[bool] = True
@@ -156,29 +165,10 @@ class BatchAugmentation(LossRecipe):
         self.batches_seen = 0
         self.batches_augmented = 0
         self._seed: int | None = seed
-        self._token: tuple[int, int] | None = None
         self._salt = zlib.crc32(type(self).__name__.encode())
-        self._state_key: tuple[tuple[Any, ...], str] | None = None
         self._draws: np.random.Generator | None = None
 
-    # ------------------------------------------------------------ identity and state
-
-    def _key_args(self) -> dict[str, Any]:
-        return {"p": self.p, "seed": self.seed, "stop_at_epoch": self.stop_at_epoch}
-
-    @property
-    @override
-    def state_key(self) -> str:
-        """Built from the arguments, so two instances keep their states apart.
-
-        Lightning reads it on every hook call (a profiler label), ~8 times a step: the
-        string is kept while the arguments' values stay the same.
-        """
-        args = self._key_args()
-        values = tuple(args.values())
-        if self._state_key is None or self._state_key[0] != values:
-            self._state_key = (values, self._generate_state_key(**args))
-        return self._state_key[1]
+    # ------------------------------------------------------------ state
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -200,7 +190,7 @@ class BatchAugmentation(LossRecipe):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        self._token = None
+        close_batch_stages(trainer)  # a step of an earlier fit is not this fit's
         self.batches_seen = self.batches_augmented = 0
         if self.seed is None:
             self._seed = int(helpers.broadcast(trainer, torch.initial_seed() % 2**63))
@@ -256,26 +246,45 @@ class BatchAugmentation(LossRecipe):
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        token = self.batch_token(trainer, batch_idx)
-        if self._token == token:
-            return  # another augmentation callback already ran the pipeline
-        stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchAugmentation)]
-        stages.sort(key=lambda c: (c.priority, type(c).__name__, c.state_key))
-        paths = []
-        for stage in stages:
-            stage._token = token
-            if stage.loss_path is not None:
-                # The mode is entered after the augmentations, so that their torch calls
-                # skip it (left again if another loss recipe, ClassWeighting, entered it).
-                stage.loss_path.begin_batch(batch, token, enter=False)
-                stage.loss_path.leave_step()
-                paths.append(stage.loss_path)
-        for stage in stages:
-            stage.batches_seen += 1
-            if stage.active(trainer.current_epoch) and stage.apply(batch, trainer, batch_idx):
-                stage.batches_augmented += 1
-        for path in paths:
-            path.enter_step()
+        run_batch_stages(trainer, pl_module, batch, batch_idx)  # once per step, every stage
+
+    @override
+    def prepare_stage(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.loss_path is not None:
+            # The mode is entered after the stages, so that their torch calls skip it
+            # (left again if another loss recipe, ClassWeighting, entered it).
+            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx), enter=False)
+            self.loss_path.leave_step()
+
+    @override
+    def run_stage(self, trainer: Trainer, batch: Any, batch_idx: int) -> None:
+        self.batches_seen += 1
+        if self.active(trainer.current_epoch) and self.apply(batch, trainer, batch_idx):
+            self.batches_augmented += 1
+
+    @override
+    def finish_stages(self) -> None:
+        if self.loss_path is not None:
+            self.loss_path.enter_step()
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        end_batch_stages(trainer)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        close_batch_stages(trainer)
+        super().teardown(trainer, pl_module, stage)
 
     def apply(self, batch: Any, trainer: Trainer, batch_idx: int) -> bool:
         """Draw this batch's randomness, decide (``p``), augment; whether it augmented."""
@@ -335,6 +344,7 @@ class BatchAugmentation(LossRecipe):
         """The callback's settings, for `run_summary`."""
         return {"p": self.p}
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """What the callback did in the last run (for the run report)."""
         facts = {

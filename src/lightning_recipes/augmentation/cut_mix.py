@@ -39,6 +39,7 @@ class CutMix(MixingAugmentation):
         0.5
     """
 
+    identity = ("alpha", "p", "seed", "stop_at_epoch")
     recipe = "CutMix"
 
     def __init__(
@@ -63,9 +64,6 @@ class CutMix(MixingAugmentation):
             loss_attr=loss_attr,
             label_key=label_key,
         )
-
-    def _key_args(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, **super()._key_args()}
 
     def mix(self, batch: Any, draws: BatchDraws) -> None:
         """Paste the boxes and tell the loss."""

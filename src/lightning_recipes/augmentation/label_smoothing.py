@@ -39,7 +39,8 @@ class LabelSmoothing(BatchAugmentation):
         0.1
     """
 
-    priority = 20
+    identity = ("smoothing", "stop_at_epoch")
+    stage_kind = "smooth"
     recipe = "Label smoothing"
     draws = False  # p is 1 and smoothing draws nothing
 
@@ -62,9 +63,6 @@ class LabelSmoothing(BatchAugmentation):
             loss_attr=loss_attr,
             label_key=label_key,
         )
-
-    def _key_args(self) -> dict[str, Any]:
-        return {"smoothing": self.smoothing, "stop_at_epoch": self.stop_at_epoch}
 
     def _check_loss(self, loss: torch.nn.Module) -> None:
         if getattr(loss, "label_smoothing", 0.0):

@@ -38,6 +38,7 @@ class MixUp(MixingAugmentation):
         0.4
     """
 
+    identity = ("alpha", "p", "seed", "stop_at_epoch")
     recipe = "MixUp"
 
     def __init__(
@@ -60,9 +61,6 @@ class MixUp(MixingAugmentation):
             loss_attr=loss_attr,
             label_key=label_key,
         )
-
-    def _key_args(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, **super()._key_args()}
 
     def mix(self, batch: Any, draws: BatchDraws) -> None:
         """Mix the inputs and tell the loss."""

@@ -16,6 +16,7 @@ from lightning.pytorch import Trainer
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_recipes._core.batch_pipeline import StageKind
 from lightning_recipes._core.rng import reseed
 from lightning_recipes.augmentation.batch_augmentation import BatchAugmentation
 from lightning_recipes.augmentation.mixing import permutations
@@ -77,7 +78,7 @@ class MixingAugmentation(BatchAugmentation):
     Not used directly: its subclasses mix the batch in `mix`.
     """
 
-    priority: ClassVar[int] = 10
+    stage_kind: ClassVar[StageKind] = "mix"
     alpha: float
     _plan: MixPlan | None = None
 

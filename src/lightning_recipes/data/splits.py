@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from lightning_recipes._core.labels import class_ids
 from lightning_recipes._core.optional import require
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import choice_error, config_error
@@ -30,19 +31,6 @@ FoldKind = Literal["stratified", "plain", "grouped"]
 FOLD_KINDS: tuple[FoldKind, ...] = ("stratified", "plain", "grouped")
 
 
-def _as_labels(labels: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    array = np.asarray(labels)
-    if array.ndim != 1:
-        raise config_error("labels", f"<array of shape {array.shape}>", "Pass a 1-D array.")
-    if (
-        array.size
-        and not np.issubdtype(array.dtype, np.integer)
-        and not np.all(np.equal(np.mod(array, 1), 0))
-    ):
-        raise config_error("labels", f"<{array.dtype} array>", "Pass integer class ids.")
-    return array.astype(np.int64, copy=False)
-
-
 def class_counts(labels: npt.ArrayLike, num_classes: int | None = None) -> npt.NDArray[np.int64]:
     """Count how many samples each class has.
 
@@ -57,9 +45,7 @@ def class_counts(labels: npt.ArrayLike, num_classes: int | None = None) -> npt.N
         >>> class_counts([0, 2, 2]).tolist()
         [1, 0, 2]
     """
-    y = _as_labels(labels)
-    if y.size and y.min() < 0:
-        raise config_error("labels", int(y.min()), "Class ids must be >= 0.")
+    y = class_ids(labels)
     return np.bincount(y, minlength=num_classes or 0).astype(np.int64)
 
 
@@ -101,7 +87,7 @@ def stratified_split(
         >>> sorted(len(part) for part in (train, val))
         [3, 3]
     """
-    y = _as_labels(labels)
+    y = class_ids(labels)
     fix = "Pass a list of non-negative part sizes summing to 1, e.g. (0.8, 0.2)."
     try:
         parts = np.asarray(fractions, dtype=np.float64)
@@ -198,7 +184,7 @@ def make_imbalanced(
         >>> class_counts([labels[i] for i in kept]).tolist()
         [10, 2]
     """
-    y = _as_labels(labels)
+    y = class_ids(labels)
     present = set(np.unique(y).tolist())
     check_class_fractions(argument, fractions)
     for cls in fractions:
@@ -282,7 +268,7 @@ def fold_split(
         (8, 4, [])
     """
     check_fold_args(num_folds, fold, kind)
-    y = _as_labels(labels)
+    y = class_ids(labels)
     if num_folds > y.size:
         raise config_error(
             "num_folds", num_folds, f"Pass at most one fold per sample ({y.size} samples)."

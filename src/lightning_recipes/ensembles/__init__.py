@@ -4,8 +4,10 @@
 - the cyclic cosine schedule with restarts for ``configure_optimizers`` is
   `lightning_recipes.lr.snapshot_schedule` (every LR schedule lives in ``lr``).
 - `SnapshotEnsemble`: a callback keeping the weights at the end of every cycle.
-- `WeightAverage`: SWA or EMA on Lightning's `WeightAveraging`, with its defects fixed.
 - `EnsembleModule`: averages the probabilities of snapshots or independently trained models.
+
+`WeightAverage` (SWA, EMA) moved to `lightning_recipes.averaging`: its old name here (and
+``AverageKind``'s) still works for one release, with a `DeprecationWarning`.
 """
 
 from typing import Any
@@ -16,13 +18,10 @@ from lightning_recipes.ensembles.average import (
     cosine_cycle_lr,
     cycle_end_epochs,
 )
-from lightning_recipes.ensembles.averaging import AverageKind, WeightAverage
 from lightning_recipes.ensembles.module import EnsembleModule
-from lightning_recipes.ensembles.snapshot import SnapshotEnsemble
+from lightning_recipes.ensembles.snapshot_ensemble import SnapshotEnsemble
 
 __all__ = [
-    "AverageKind",
-    "WeightAverage",
     "EnsembleModule",
     "SnapshotEnsemble",
     "average_probabilities",
@@ -30,8 +29,14 @@ __all__ = [
     "cycle_end_epochs",
 ]
 
+# Deprecated names (one release): where each lives now.
+_MOVED = {
+    "snapshot_schedule": "lightning_recipes.lr.cosine_restarts",  # with every LR schedule
+    "Interval": "lightning_recipes.lr.cosine_restarts",
+    "WeightAverage": "lightning_recipes.averaging",
+    "AverageKind": "lightning_recipes.averaging.weight_average",
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name in ("snapshot_schedule", "Interval"):  # moved to lr with every LR schedule
-        return moved_attribute(__name__, name, "lightning_recipes.lr.cosine_restarts")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return moved_attribute(__name__, name, _MOVED)

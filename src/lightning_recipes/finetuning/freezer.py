@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import nn
 from torch.optim import Optimizer
 from typing_extensions import override
@@ -10,6 +10,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.optim import split_param_groups
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.validate import flag, is_real, non_negative_int
 from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.finetuning.backbone_spec import (
@@ -38,7 +39,7 @@ from lightning_recipes.finetuning.warmup import scale_warming_up, unscale
 __all__ = ["Freezer", "unfrozen_at"]
 
 
-class Freezer(Callback):
+class Freezer(Recipe):
     """Train the head on a frozen backbone, then unfreeze it from the top, group by group.
 
     The backbone is split into layer groups (`layer_groups`: children of an
@@ -125,6 +126,13 @@ class Freezer(Callback):
         (1, [0.001, 0.00025, 0.0005])
     """
 
+    identity = ("backbone=_backbone_key", "backbone_regex", "all_but_last", "groups=_groups_key")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "sharded parameters cannot be frozen group by group here. Freeze in "
+        "configure_model, or use DDP."
+    )
+
     def __init__(
         self,
         backbone: BackboneSpec | None = None,
@@ -168,15 +176,12 @@ class Freezer(Callback):
         self._held: list[nn.Module] = []
 
     @property
-    @override
-    def state_key(self) -> str:
-        """Unique per backbone, so two Freezers in one Trainer keep separate state."""
-        return self._generate_state_key(
-            backbone=spec_key(self.backbone),
-            backbone_regex=self.backbone_regex,
-            all_but_last=self.all_but_last,
-            groups=spec_key(self.group_spec),
-        )
+    def _backbone_key(self) -> Any:
+        return spec_key(self.backbone)  # unique per backbone: two Freezers keep apart
+
+    @property
+    def _groups_key(self) -> Any:
+        return spec_key(self.group_spec)
 
     def target(self, epoch: int) -> int:
         """How many groups from the top are trainable at ``epoch`` (capped at the total).
@@ -302,12 +307,7 @@ class Freezer(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        helpers.refuse_sharded(
-            trainer,
-            recipe="Freezer",
-            reason="sharded parameters cannot be frozen group by group here. Freeze in "
-            "configure_model, or use DDP.",
-        )
+        self.check_strategy(trainer)
         self.groups = resolve_backbone(
             pl_module, self.backbone, self.group_spec, self.backbone_regex, self.all_but_last
         )
@@ -409,6 +409,7 @@ class Freezer(Callback):
             "unfrozen_at": dict(self.unfrozen_at),
         }
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The freeze plan and when each group was actually unfrozen (for the run report)."""
         planned = self.unfreeze_epochs() if self.groups else []

@@ -1,25 +1,31 @@
 """Imbalanced data: class weights, focal loss, distributed resampling samplers, metrics.
 
-Pure formulas (`class_weights`, `focal_loss`) and their adapters: `ClassWeighting`
-(installs the weights in the module's loss), the samplers (`ResamplingSampler`,
-`ClassBalancedSampler`: identical lists on every rank, so Lightning's distributed wrapper
-shards them without overlap), `ResampledDataModule` (SMOTE & co. on the training split
-only), and metrics that do not hide a neglected class. Samplers and resampling need the
-``imbalanced`` extra.
+Pure formulas (`class_weights`, `focal_loss`, in `weights` and `focal`) and their
+adapters: `ClassWeighting` (installs the weights in the module's loss; in
+`class_weighting`), `ImbalanceReport` (in `imbalance_report`), the samplers
+(`ResamplingSampler`, `ClassBalancedSampler`: identical lists on every rank, so
+Lightning's distributed wrapper shards them without overlap), `ResampledDataModule` (SMOTE
+& co. on the training split only), and metrics that do not hide a neglected class.
+Samplers and resampling need the ``imbalanced`` extra.
 """
 
-from lightning_recipes.imbalance.callback import ClassWeighting, binary_pos_weight
+from lightning_recipes.imbalance.class_weighting import ClassWeighting
 from lightning_recipes.imbalance.datamodule import ResampledDataModule, resample_arrays
 from lightning_recipes.imbalance.focal import focal_loss
+from lightning_recipes.imbalance.imbalance_report import ImbalanceReport
 from lightning_recipes.imbalance.losses import FocalLoss
 from lightning_recipes.imbalance.metrics import (
     BalancedAccuracy,
     GeometricMeanRecall,
-    ImbalanceReport,
     PerClassRecall,
 )
 from lightning_recipes.imbalance.samplers import ClassBalancedSampler, ResamplingSampler
-from lightning_recipes.imbalance.weights import WEIGHT_SCHEMES, class_weights, sample_weights
+from lightning_recipes.imbalance.weights import (
+    WEIGHT_SCHEMES,
+    binary_pos_weight,
+    class_weights,
+    sample_weights,
+)
 
 __all__ = [
     "WEIGHT_SCHEMES",

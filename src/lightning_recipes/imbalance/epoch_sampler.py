@@ -11,6 +11,7 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import Sampler
 
+from lightning_recipes._core.labels import class_ids
 from lightning_recipes._core.validate import non_negative_int
 from lightning_recipes.errors import config_error
 
@@ -26,51 +27,6 @@ IndexArray = npt.NDArray[np.int64]
 
 _CHUNK = 1 << 18  # draws per vectorised step: bounds the temporaries, fixes the stream
 _WEIGHT_SCHEMES = ("balanced", "sqrt")
-
-
-class _Shown:
-    """A value described in words, for error messages about large arrays."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _as_labels(labels: Labels) -> npt.NDArray[np.integer[Any]]:
-    """Validate ``labels`` and return them as a 1-D array of non-negative integers."""
-    if isinstance(labels, torch.Tensor):
-        array = labels.detach().cpu().numpy()
-    else:
-        try:
-            array = np.asarray(labels)
-        except (TypeError, ValueError) as err:
-            raise config_error(
-                "labels", _Shown(type(labels).__name__), "Pass a 1-D sequence of class ids."
-            ) from err
-    if array.ndim != 1:
-        raise config_error(
-            "labels",
-            _Shown(f"<{array.ndim}-D array of shape {array.shape}>"),
-            "Pass a 1-D sequence of integer class ids, one per sample (for one-hot or "
-            "probability rows, their argmax: labels.argmax(1)).",
-        )
-    if array.size == 0:
-        raise config_error("labels", _Shown("<empty>"), "Pass at least one class id.")
-    if array.dtype.kind not in "iu":
-        raise config_error(
-            "labels",
-            _Shown(f"<array of dtype {array.dtype}>"),
-            "Pass integer class ids, e.g. labels.astype(int).",
-        )
-    if array.dtype == np.uint64:  # np.bincount cannot cast uint64 safely
-        array = array.astype(np.int64)
-    if int(array.min()) < 0:
-        raise config_error(
-            "labels", _Shown(f"<array with minimum {int(array.min())}>"), "Class ids start at 0."
-        )
-    return array
 
 
 def _check_seed(seed: int) -> int:
@@ -93,7 +49,7 @@ class _EpochSampler(Sampler[int]):
 
     def __init__(self, labels: Labels, seed: int) -> None:
         super().__init__()
-        self._labels = _as_labels(labels)
+        self._labels = class_ids(labels, whole_floats=False, empty=False)
         self.seed = _check_seed(seed)
         self.epoch = 0
         self._cached: tuple[int, IndexArray] | None = None

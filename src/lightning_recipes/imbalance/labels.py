@@ -24,6 +24,8 @@ from lightning_recipes._core.labels import (
     ambiguous_labels,
     batch_labels,
     check_label_key,
+    class_ids,
+    labels_as_array,
 )
 from lightning_recipes.errors import config_error
 
@@ -157,14 +159,7 @@ def labels_array(labels: npt.ArrayLike | torch.Tensor) -> npt.NDArray[Any]:
         >>> labels_array([0, 2, 1]).tolist()
         [0, 2, 1]
     """
-    if isinstance(labels, torch.Tensor):
-        tensor = labels.detach().cpu()
-        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
-    else:
-        try:
-            array = np.asarray(labels)
-        except (TypeError, ValueError) as err:  # ragged
-            raise config_error("labels", f"<{type(labels).__name__}>", "Pass an array.") from err
+    array = labels_as_array(labels)
     if array.ndim == 0 or array.size == 0:
         raise config_error(
             "labels", f"<array of shape {array.shape}>", "Pass one label per training sample."
@@ -258,15 +253,8 @@ def multiclass_ids(
         raise config_error(argument, _shape(labels), "Pass integer class ids or probability rows.")
     if not np.all(np.isfinite(labels)):
         raise config_error(argument, _shape(labels), "Labels must be finite.")
-    if labels.ndim == 1:
-        if np.all(labels == np.round(labels)) and (labels.size == 0 or labels.min() >= 0):
-            return labels.astype(np.int64), None
-        raise config_error(
-            argument,
-            _shape(labels),
-            "1-D floating labels must be whole-number class ids; for one-hot or probability "
-            "targets pass them as rows of shape (N, num_classes).",
-        )
+    if labels.ndim == 1:  # whole numbers: class ids
+        return class_ids(labels, argument=argument), None
     sums = labels.sum(axis=1)
     if labels.min() < 0 or not np.allclose(sums, 1.0, atol=_SUM_TOLERANCE):
         raise config_error(

@@ -1,13 +1,21 @@
-"""Learning rates: the range-test finder, its suggestion rules, and every schedule."""
+"""Learning rates: the range-test finder, its suggestion rules, and every schedule.
 
-from lightning_recipes.lr.apply import (
-    group_ratios,
-    reference_lr,
-    scale_learning_rate,
-    set_module_lr,
-)
+- `LRFinder`, `find_lr`: the range test as a callback and as a function (in
+  `lightning_recipes.lr.lr_finder`); their result is an `LRFinderResult`.
+- The suggestion rules, pure (`valley`, `steep`, `minimum`, ...; in
+  `lightning_recipes.lr.suggest`), and the sweep (`sweep_lrs`, `run_sweep`).
+- The schedules (`warmup_cosine`, `one_cycle`, `snapshot_schedule`, ...).
+
+The core's LR plumbing (``group_ratios``, ``reference_lr``, ``scale_learning_rate``,
+``set_module_lr``) is no longer exported here: its old names still work for one release,
+with a `DeprecationWarning` naming `lightning_recipes.lr.apply`.
+"""
+
+from typing import Any
+
+from lightning_recipes._core.deprecation import moved_attribute
 from lightning_recipes.lr.cosine_restarts import snapshot_schedule
-from lightning_recipes.lr.finder import DEFAULT_SUGGESTION, LRFinder, find_lr
+from lightning_recipes.lr.lr_finder import DEFAULT_SUGGESTION, LRFinder, find_lr
 from lightning_recipes.lr.result import LRFinderResult, all_suggestions, boundary
 from lightning_recipes.lr.schedules import (
     exponential_decay,
@@ -46,16 +54,12 @@ __all__ = [
     "ema_smooth",
     "exponential_decay",
     "find_lr",
-    "group_ratios",
     "landing",
     "lightning_steepest",
     "minimum",
     "one_cycle",
     "prepare_curve",
-    "reference_lr",
     "run_sweep",
-    "scale_learning_rate",
-    "set_module_lr",
     "slide",
     "steep",
     "snapshot_schedule",
@@ -67,3 +71,10 @@ __all__ = [
     "warmup_linear",
     "warmup_linear_factor",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deprecated (one release): the core's LR plumbing, re-exported by lr.apply only.
+    if name in ("group_ratios", "reference_lr", "scale_learning_rate", "set_module_lr"):
+        return moved_attribute(__name__, name, "lightning_recipes.lr.apply")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

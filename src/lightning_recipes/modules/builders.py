@@ -13,7 +13,7 @@ from torch import nn
 
 from lightning_recipes._core.validate import is_int
 from lightning_recipes.errors import choice_error, config_error
-from lightning_recipes.regularization.init import (
+from lightning_recipes.initialization.schemes import (
     SCHEME_NAMES,
     Nonlinearity,
     Scheme,

@@ -5,12 +5,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
+from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.selection import (
     DEFAULT_TYPES,
     check_globs,
@@ -34,7 +35,7 @@ def _strength(argument: str, value: Any) -> float:
     return float(value)
 
 
-class WeightPenalty(Callback):
+class WeightPenalty(Recipe):
     """Add ``l1 * sum|w| + l2 * sum w**2`` over chosen layers to the training loss.
 
     Keras' ``kernel_regularizer=l1_l2(l1, l2)`` as a callback: the module's loss and code
@@ -81,6 +82,14 @@ class WeightPenalty(Callback):
         >>> penalty.l2
         0.0001
     """
+
+    identity = ("l1", "l2", "types", "names", "exclude", "biases", "per_layer=_per_layer_key")
+    refused_strategies = helpers.SHARDED
+    refusal_reason = (
+        "under sharding the gradients are split differently from the parameters. "
+        "Add the penalty to your loss instead (penalty_value in "
+        "lightning_recipes.regularization)."
+    )
 
     def __init__(
         self,
@@ -162,17 +171,8 @@ class WeightPenalty(Callback):
             )
 
     @property
-    def state_key(self) -> str:
-        """One checkpoint slot per configuration (two penalties in one Trainer coexist)."""
-        return self._generate_state_key(
-            l1=self.l1,
-            l2=self.l2,
-            types=self.types,
-            names=self.names,
-            exclude=self.exclude,
-            biases=self.biases,
-            per_layer=sorted((k, sorted(v.items())) for k, v in self.per_layer.items()),
-        )
+    def _per_layer_key(self) -> list[tuple[str, list[tuple[str, float]]]]:
+        return sorted((k, sorted(v.items())) for k, v in self.per_layer.items())
 
     def _strengths_of(self, name: str) -> tuple[float, float]:
         for glob, strengths in self.per_layer.items():
@@ -182,13 +182,7 @@ class WeightPenalty(Callback):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        helpers.refuse_sharded(
-            trainer,
-            recipe="WeightPenalty",
-            reason="under sharding the gradients are split differently from the parameters. "
-            "Add the penalty to your loss instead (penalty_value in "
-            "lightning_recipes.regularization).",
-        )
+        self.check_strategy(trainer)
         if not pl_module.automatic_optimization:
             raise RecipeConfigError(
                 "WeightPenalty needs automatic optimization: under manual optimization it "
@@ -272,6 +266,7 @@ class WeightPenalty(Callback):
         for logger in trainer.loggers:
             logger.log_metrics({"penalty": total}, step=trainer.global_step)
 
+    @override
     def run_summary(self) -> RecipeSummary:
         """The layers penalised, their strengths, the last logged penalty."""
         strengths = sorted({v for v in self.layers.values()})

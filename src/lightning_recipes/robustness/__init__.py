@@ -8,14 +8,15 @@
 - `RobustnessEvaluation`: accuracy under attack after validation and testing, plotted.
 """
 
+from lightning_recipes.robustness.adversarial_training import AdversarialTraining
 from lightning_recipes.robustness.attacks import Norm, fgsm, pgd, project
-from lightning_recipes.robustness.callbacks import AdversarialTraining, RobustnessEvaluation
 from lightning_recipes.robustness.evaluate import (
     AttackName,
     attack,
     correct_counts,
     robust_accuracy,
 )
+from lightning_recipes.robustness.robustness_evaluation import RobustnessEvaluation
 
 __all__ = [
     "AdversarialTraining",

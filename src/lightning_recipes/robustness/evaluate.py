@@ -6,6 +6,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_recipes._core.deprecation import renamed
 from lightning_recipes.errors import config_error
 from lightning_recipes.robustness.attacks import Norm, eval_mode, fgsm, pgd
 
@@ -55,12 +56,17 @@ def attack(
     raise config_error("attack", name, "Choose 'fgsm' or 'pgd'.")
 
 
+_attack_by_name = attack  # for the functions whose ``attack=`` argument shadows it
+
+
 def correct_counts(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
     epsilons: Sequence[float],
-    name: AttackName = "pgd",
+    attack: AttackName = "pgd",
+    *,
+    name: AttackName | None = None,
     **settings: object,
 ) -> Tensor:
     """Correct predictions on ``x`` under the attack at each epsilon (eps 0 is clean).
@@ -74,16 +80,19 @@ def correct_counts(
         x: Inputs.
         y: Labels.
         epsilons: Radii, in input units.
-        name: The attack.
+        attack: ``"fgsm"`` or ``"pgd"`` (the name `AdversarialTraining` and
+            `RobustnessEvaluation` use for it).
+        name: Deprecated name of ``attack`` (goes in the next release).
         **settings: Settings of `attack`.
 
     Returns:
         ``(len(epsilons),)`` counts, on ``x``'s device (add them over batches and ranks).
     """
+    attack = renamed("correct_counts", "name", "attack", name, attack, "pgd")
     counts = []
     with eval_mode(model):
         for eps in epsilons:
-            adv = x if eps == 0 else attack(name, model, x, y, eps, **settings)  # type: ignore[arg-type]
+            adv = x if eps == 0 else _attack_by_name(attack, model, x, y, eps, **settings)  # type: ignore[arg-type]
             with torch.no_grad():
                 counts.append((model(adv).argmax(dim=-1) == y).sum())
     return torch.stack(counts)
@@ -94,7 +103,9 @@ def robust_accuracy(
     x: Tensor,
     y: Tensor,
     epsilons: Sequence[float],
-    name: AttackName = "pgd",
+    attack: AttackName = "pgd",
+    *,
+    name: AttackName | None = None,
     **settings: object,
 ) -> dict[float, float]:
     """Accuracy at each epsilon (``0.0`` is the clean accuracy), in eval mode.
@@ -107,7 +118,8 @@ def robust_accuracy(
         x: Inputs.
         y: Labels.
         epsilons: Radii, in input units.
-        name: ``"fgsm"`` or ``"pgd"``.
+        attack: ``"fgsm"`` or ``"pgd"``.
+        name: Deprecated name of ``attack`` (goes in the next release).
         **settings: Settings of `attack` (``steps``, ``norm``, ``clip``, ``generator``...).
 
     Returns:
@@ -121,5 +133,6 @@ def robust_accuracy(
         >>> result[0.5] <= result[0.0]
         True
     """
-    counts = correct_counts(model, x, y, epsilons, name, **settings)
+    attack = renamed("robust_accuracy", "name", "attack", name, attack, "pgd")
+    counts = correct_counts(model, x, y, epsilons, attack, **settings)  # type: ignore[arg-type]
     return {float(e): float(c) / len(y) for e, c in zip(epsilons, counts.tolist(), strict=True)}

@@ -10,10 +10,11 @@ this package is imported.
 
 Modules, one job each: `search` (`tune` itself), `checks` (its arguments and both ends of
 every range, before any trial), `study_setup` (storage, sampler, pruner), `in_process` (a
-trial fitted in this process), `trial` (a trial in a subprocess), `pruning`
-(`TrialReporter`), `storage` and `journal` (where a study lives), `results` (``study.md``,
-figures, ``best.yaml``), `progress`, `space` (with `space_param`), `config` (with
-`config_parser`), and `cv` (`cross_validate`) with `cv_folds` and `cv_results`.
+trial fitted in this process), `trial` (a trial in a subprocess), `trial_reporter`
+(`TrialReporter`), `pruning` (`finish_trial`), `metric_recorder` (`MetricRecorder`, the
+metrics of each validation run), `storage` and `journal` (where a study lives), `results`
+(``study.md``, figures, ``best.yaml``), `progress`, `space` (with `space_param`), `config`
+(with `config_parser`), and `cv` (`cross_validate`) with `cv_folds` and `cv_results`.
 """
 
 from lightning_recipes.tuning.config import apply_params, config_keys, load_config
@@ -22,7 +23,6 @@ from lightning_recipes.tuning.cv import CVResult, FoldResult, cross_validate, cv
 from lightning_recipes.tuning.pruning import (
     PRUNERS,
     PrunerName,
-    TrialReporter,
     TrialReportError,
     build_pruner,
     finish_trial,
@@ -37,6 +37,7 @@ from lightning_recipes.tuning.trial import (
     needs_subprocess,
     run_trial_subprocess,
 )
+from lightning_recipes.tuning.trial_reporter import TrialReporter
 
 __all__ = [
     "PRUNERS",

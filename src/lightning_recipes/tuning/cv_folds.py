@@ -31,7 +31,7 @@ from lightning_recipes.tuning.config_parser import ConfigParser
 if TYPE_CHECKING:
     pass
 from lightning_recipes.tuning.cv_results import FoldResult
-from lightning_recipes.tuning.recorder import MetricRecorder, not_logged
+from lightning_recipes.tuning.metric_recorder import MetricRecorder, not_logged
 
 __all__: list[str] = []
 

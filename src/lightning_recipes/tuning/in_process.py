@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning_recipes._core.trainer import trainer_callbacks
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.config_parser import ConfigParser
-from lightning_recipes.tuning.recorder import MetricRecorder
+from lightning_recipes.tuning.metric_recorder import MetricRecorder
 from lightning_recipes.tuning.space import resize_lists
 
 __all__ = ["trial_config"]
@@ -37,7 +37,7 @@ def _reporter_entry(
 ) -> dict[str, Any]:
     """The ``trainer.callbacks`` entry of the trial's `TrialReporter` (same pruner as the study)."""
     return {
-        "class_path": "lightning_recipes.tuning.pruning.TrialReporter",
+        "class_path": "lightning_recipes.tuning.trial_reporter.TrialReporter",
         "init_args": {
             "storage": storage,
             "study_name": study_name,
@@ -108,9 +108,7 @@ def _fit_in_process(
     callbacks = trainer_callbacks(cli.trainer)
     built = None
     if reporter is not None:
-        from lightning_recipes.tuning.pruning import (  # type: ignore[import-not-found,unused-ignore]
-            TrialReporter,
-        )
+        from lightning_recipes.tuning.trial_reporter import TrialReporter
 
         built = TrialReporter(**reporter["init_args"])
         checkpoints = [i for i, c in enumerate(callbacks) if isinstance(c, Checkpoint)]

@@ -19,7 +19,8 @@ from typing import Any
 
 from lightning_recipes._core.validate import command_args
 from lightning_recipes.errors import config_error
-from lightning_recipes.tuning.pruning import RESULT_FILE, TrialReporter
+from lightning_recipes.tuning.pruning import RESULT_FILE
+from lightning_recipes.tuning.trial_reporter import TrialReporter
 
 __all__ = [
     "LOG_FILE",
@@ -33,6 +34,8 @@ LOG_FILE = "trial.log"
 """The file in ``out_dir`` holding the trial's stdout and stderr."""
 
 REPORTER_CLASS_PATH = f"{TrialReporter.__module__}.{TrialReporter.__qualname__}"
+# Its path in a config saved before it moved (still built, deprecated, for one release).
+_OLD_REPORTER_CLASS_PATHS = ("lightning_recipes.tuning.pruning.TrialReporter",)
 
 # Set by a launcher for the process it starts; a trial's fit must start its own job.
 _DIST_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT",
@@ -72,7 +75,7 @@ def add_reporter(config: Mapping[str, Any], **reporter_args: Any) -> dict[str, A
         >>> cfg = add_reporter({"trainer": {"max_epochs": 3}},
         ...                    storage="sqlite:///s.db", study_name="s", trial_id=0)
         >>> cfg["trainer"]["callbacks"][0]["class_path"]
-        'lightning_recipes.tuning.pruning.TrialReporter'
+        'lightning_recipes.tuning.trial_reporter.TrialReporter'
     """
     TrialReporter(**reporter_args)  # the same checks as the fit will make, before it starts
     args = {k: str(v) if isinstance(v, Path) else v for k, v in reporter_args.items()}
@@ -88,7 +91,10 @@ def add_reporter(config: Mapping[str, Any], **reporter_args: Any) -> dict[str, A
     callbacks = [
         c
         for c in callbacks
-        if not (isinstance(c, Mapping) and c.get("class_path") == REPORTER_CLASS_PATH)
+        if not (
+            isinstance(c, Mapping)
+            and c.get("class_path") in (REPORTER_CLASS_PATH, *_OLD_REPORTER_CLASS_PATHS)
+        )
     ]  # a config saved from an earlier trial holds that trial's reporter: replace it
     callbacks.append({"class_path": REPORTER_CLASS_PATH, "init_args": args})
     trainer["callbacks"] = callbacks
