@@ -160,26 +160,10 @@ def test_checkpoint_slots_are_unchanged() -> None:
     assert averaging.WeightAverage("swa", decay=0.9).state_key == STATE_KEYS["WeightAverage"]
 
 
-def test_an_old_yaml_class_path_still_builds(tmp_path: Path) -> None:
+def _build_old_yaml(tmp_path: Path, callbacks: list[dict[str, Any]]) -> tuple[Any, str]:
+    """A RecipesCLI built from a YAML file whose callbacks use old class paths, and its warnings."""
     config: dict[str, Any] = {
-        "trainer": {
-            "default_root_dir": str(tmp_path),
-            "logger": False,
-            "callbacks": [
-                {
-                    "class_path": "lightning_recipes.regularization.WeightInit",
-                    "init_args": {"scheme": "lsuv"},
-                },
-                {
-                    "class_path": "lightning_recipes.regularization.ActivationMonitor",
-                    "init_args": {"plot": False},
-                },
-                {
-                    "class_path": "lightning_recipes.ensembles.WeightAverage",
-                    "init_args": {"kind": "swa", "decay": 0.9},
-                },
-            ],
-        },
+        "trainer": {"default_root_dir": str(tmp_path), "logger": False, "callbacks": callbacks},
         "model": {
             "class_path": "lightning_recipes.Classifier",
             "init_args": {
@@ -196,8 +180,18 @@ def test_an_old_yaml_class_path_still_builds(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
         cli = RecipesCLI(args=["-c", str(path)], run=False, save_config=False)
-    warned = " ".join(str(w.message) for w in caught)
-    for entry in config["trainer"]["callbacks"]:
+    return cli, " ".join(str(w.message) for w in caught)
+
+
+def test_an_old_yaml_class_path_still_builds(tmp_path: Path) -> None:
+    old = [
+        ("lightning_recipes.regularization.WeightInit", {"scheme": "lsuv"}),
+        ("lightning_recipes.regularization.ActivationMonitor", {"plot": False}),
+        ("lightning_recipes.ensembles.WeightAverage", {"kind": "swa", "decay": 0.9}),
+    ]
+    callbacks = [{"class_path": path, "init_args": args} for path, args in old]
+    cli, warned = _build_old_yaml(tmp_path, callbacks)
+    for entry in callbacks:
         assert f"{entry['class_path']} is deprecated" in warned
     built = {type(c): c for c in cli.trainer.callbacks}
     init = built[initialization.WeightInit]
@@ -276,25 +270,7 @@ OLD_CLASS_PATHS: list[tuple[str, dict[str, Any], str]] = [
 
 def test_old_module_class_paths_in_yaml_still_build(tmp_path: Path) -> None:
     callbacks = [{"class_path": path, "init_args": args} for path, args, _ in OLD_CLASS_PATHS]
-    config: dict[str, Any] = {
-        "trainer": {"default_root_dir": str(tmp_path), "logger": False, "callbacks": callbacks},
-        "model": {
-            "class_path": "lightning_recipes.Classifier",
-            "init_args": {
-                "num_classes": 10,
-                "backbone": {
-                    "class_path": "lightning_recipes.MLP",
-                    "init_args": {"in_features": 64},
-                },
-            },
-        },
-        "data": {"class_path": "lightning_recipes.DigitsDataModule"},
-    }
-    path = tmp_path / "old.yaml"
-    path.write_text(yaml.safe_dump(config))
-    with pytest.warns(DeprecationWarning, match="is deprecated") as caught:
-        cli = RecipesCLI(args=["-c", str(path)], run=False, save_config=False)
-    warned = " ".join(str(w.message) for w in caught)
+    cli, warned = _build_old_yaml(tmp_path, callbacks)
     built = {type(c).__name__: c for c in cli.trainer.callbacks}
     for class_path, _, state_key in OLD_CLASS_PATHS:
         assert f"{class_path} is deprecated" in warned
