@@ -1,4 +1,4 @@
-"""The ``lightning-recipes`` console entry point: ``demo``, ``tune`` and LightningCLI's fit/....
+"""The ``lightning-recipes`` console entry point: ``demo``, ``tune``, ``ablate``, fit/....
 
 ``fit``, ``validate``, ``test`` and ``predict`` are LightningCLI's subcommands (`RecipesCLI`,
 defined in `lightning_recipes.runner`). This module imports torch and Lightning only when a
@@ -114,6 +114,8 @@ Commands:
   tune       search hyperparameters of a config with Optuna, e.g.
              lightning-recipes tune -c examples/configs/digits.yaml \\
                  --space examples/configs/digits_space.yaml --n-trials 20
+  ablate     which recipes of a config pay off: each on and off, paired seeds, e.g.
+             lightning-recipes ablate -c my_config.yaml --seeds 3 --monitor val_acc
 
 Run `lightning-recipes <command> --help` for a command's options. fit/validate/test/predict
 accept any LightningModule, LightningDataModule and callback by class_path (Lightning's CLI).
@@ -292,6 +294,71 @@ def _run_tune(tune: Any, args: argparse.Namespace, overrides: list[str]) -> Any:
     )
 
 
+def _ablate(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lightning-recipes ablate",
+        description=(
+            "Which recipes of a LightningCLI config pay off on your model: each callback of "
+            "this library (and those named with --factor) switched on and off, every "
+            "configuration trained with the same seeds, as trials of an Optuna study (a "
+            "journal file by default: running the same command again resumes it). Writes "
+            "<out>/<study>/ablation.md, ablation.png, ablation.json and recommended.yaml. Any "
+            "other --section.key=value argument overrides the config, as with `fit`."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("-c", "--config", required=True, help="LightningCLI YAML config")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration")
+    parser.add_argument(
+        "--design",
+        choices=("leave-one-out", "add-one-in", "factorial"),
+        default="leave-one-out",
+        help="all minus one, none plus one, or every subset (at most 6 factors)",
+    )
+    parser.add_argument(
+        "--factor",
+        action="append",
+        default=[],
+        help="another callback to switch: its position in trainer.callbacks, class name or "
+        "class_path (repeatable)",
+    )
+    parser.add_argument("--monitor", default="val_loss", help="metric that judges a run")
+    parser.add_argument("--mode", choices=("auto", "min", "max"), default="auto", help="min/max")
+    parser.add_argument(
+        "--value", choices=("best", "last"), default="best", help="which epoch's value counts"
+    )
+    parser.add_argument("--storage", default=None, help="storage URL (as for tune)")
+    parser.add_argument("--study-name", default=None, help="default: <config stem>-ablation")
+    parser.add_argument("--out", default="runs", help="folder holding <study>/")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args, overrides = parser.parse_known_args(list(argv))
+    stray = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+
+    from lightning_recipes.errors import RecipeConfigError
+    from lightning_recipes.tuning.ablate import ablate
+
+    factors = [int(f) if f.isdigit() else f for f in args.factor]
+    try:
+        result = ablate(
+            args.config, seeds=args.seeds, design=args.design, factors=factors,
+            monitor=args.monitor, mode=args.mode, value=args.value, storage=args.storage,
+            study_name=args.study_name, out_dir=args.out, overrides=overrides,
+            progress=not args.no_progress,
+        )  # fmt: skip
+    except RecipeConfigError as err:
+        print(f"lightning-recipes ablate: error: {err}", file=sys.stderr)
+        return 2
+    for effect in result.effects:
+        print(f"{effect.factor}: {effect.mean:+.4g} [{effect.low:+.3g}, {effect.high:+.3g}] "
+              f"{effect.verdict}")  # fmt: skip
+    print(f"Report: {result.out}/ablation.md")
+    print(f"Recommended: {result.out}/recommended.yaml  "
+          f"(lightning-recipes fit -c {result.out}/recommended.yaml)")  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lightning-recipes`` console script.
 
@@ -310,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args[1:])
         if args[0] == "tune":
             return _tune(args[1:])
+        if args[0] == "ablate":
+            return _ablate(args[1:])
         return _lightning_cli(args, from_sys_argv=argv is None)
 
 

@@ -14,9 +14,13 @@ trial fitted in this process), `trial` (a trial in a subprocess), `trial_reporte
 (`TrialReporter`), `pruning` (`finish_trial`), `metric_recorder` (`MetricRecorder`, the
 metrics of each validation run), `storage` and `journal` (where a study lives), `results`
 (``study.md``, figures, ``best.yaml``), `progress`, `space` (with `space_param`), `config`
-(with `config_parser`), and `cv` (`cross_validate`) with `cv_folds` and `cv_results`.
+(with `config_parser`), `cv` (`cross_validate`) with `cv_folds` and `cv_results`, and
+`ablate` (which recipes of a config pay off) with `ablation` (its designs and statistics,
+pure) and `ablation_report`.
 """
 
+from lightning_recipes.tuning.ablate import Ablation, ablate
+from lightning_recipes.tuning.ablation import Effect, Factor, factor_effects
 from lightning_recipes.tuning.config import apply_params, config_keys, load_config
 from lightning_recipes.tuning.config_parser import expand_config
 from lightning_recipes.tuning.cv import CVResult, FoldResult, cross_validate, cv_objective
@@ -41,6 +45,7 @@ from lightning_recipes.tuning.trial_reporter import TrialReporter
 
 __all__ = [
     "PRUNERS",
+    "Ablation",
     "CVResult",
     "FoldResult",
     "Param",
@@ -49,6 +54,9 @@ __all__ = [
     "TrialReportError",
     "TrialReporter",
     "TrialSubprocessError",
+    "Effect",
+    "Factor",
+    "ablate",
     "add_reporter",
     "apply_params",
     "best_config",
@@ -58,6 +66,7 @@ __all__ = [
     "cv_objective",
     "default_storage",
     "expand_config",
+    "factor_effects",
     "finish_trial",
     "load_config",
     "load_space",

@@ -90,6 +90,8 @@ def _fit_in_process(
     monitor: str,
     parser: ConfigParser,
     dumped: Mapping[str, Any],
+    *,
+    trusted: Sequence[str] = ("trainer.default_root_dir",),
 ) -> tuple[list[float], bool]:
     """Train one trial as ``fit -c trial.yaml`` would; return the epoch values, pruned.
 
@@ -102,7 +104,7 @@ def _fit_in_process(
     are plain values), and placed where the Trainer places a callback of the config:
     before the checkpoints (parsing it with the config cost 1.4 ms a trial).
     """
-    trusted = ["trainer.default_root_dir"]  # set by trial_config: the trial's folder
+    # trusted: leaves set by the caller to values of the parsed type (trial_config's folder)
     cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
     recorder = MetricRecorder(monitor, owner="tune")
     callbacks = trainer_callbacks(cli.trainer)
