@@ -195,7 +195,9 @@ def test_ablate_ranks_a_helpful_recipe_an_observer_and_a_harmful_one(tmp_path: A
     assert {p.name for p in out.iterdir()} >= {
         "ablation.md", "ablation.png", "ablation.json", "recommended.yaml", "study.journal",
     }  # fmt: skip
-    assert "Drop WeightPenalty" in (out / "ablation.md").read_text()
+    report = (out / "ablation.md").read_text()
+    assert "Drop WeightPenalty" in report
+    assert f"This call trained {result.overhead[1]:.1f} s of runs" in report
     recommended = yaml.safe_load((out / "recommended.yaml").read_text())
     kept = [c["class_path"] for c in recommended["trainer"]["callbacks"]]
     assert kept == [
@@ -211,6 +213,8 @@ def test_ablate_ranks_a_helpful_recipe_an_observer_and_a_harmful_one(tmp_path: A
         progress=False,
     )  # fmt: skip
     assert again.runs == result.runs
+    assert again.overhead[1] == 0.0
+    assert "This call trained nothing" in (out / "ablation.md").read_text()
 
 
 def kept_names(class_paths: list[str]) -> list[str]:

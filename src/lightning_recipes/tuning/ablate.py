@@ -58,6 +58,8 @@ class Ablation:
         effects: Each factor's effect, most helpful first.
         time_ratio: Each factor's cost: wall time with it over without (geometric mean).
         out: The folder of the report, figure, JSON and ``recommended.yaml``.
+        overhead: Seconds this call spent besides the runs it trained (checks, the study,
+            the report), and the seconds of those runs.
     """
 
     factors: list[Factor]
@@ -68,6 +70,7 @@ class Ablation:
     effects: list[Effect]
     time_ratio: dict[str, float]
     out: Path
+    overhead: tuple[float, float] = (0.0, 0.0)
 
 
 def ablate(
@@ -111,6 +114,7 @@ def ablate(
             Trainer (not supported yet), or a configuration LightningCLI rejects; all
             before any run.
     """
+    called = time.perf_counter()
     positive_int("seeds", seeds, "Pass how many seeds each configuration trains with (>= 1).")
     if value not in ("best", "last"):
         raise config_error("value", value, "Pass 'best' or 'last'.")
@@ -156,6 +160,7 @@ def ablate(
         )
         optuna.storages.fail_stale_trials(study)
     trusted = ["trainer.default_root_dir", "seed_everything"]
+    trained: list[float] = []  # seconds of each run this call trained
 
     def objective(trial: Any) -> float:
         index = trial.suggest_categorical("configuration", grid["configuration"])
@@ -167,7 +172,8 @@ def ablate(
         values, _ = _fit_in_process(
             trial_config(cfg, run_dir), None, monitor, parser, dumped, trusted=trusted
         )
-        trial.set_user_attr("seconds", time.perf_counter() - started)
+        trained.append(time.perf_counter() - started)
+        trial.set_user_attr("seconds", trained[-1])
         finite = [v for v in values if math.isfinite(v)]
         if not values:
             raise MissingMetricError(
@@ -187,7 +193,12 @@ def ablate(
             gc_after_trial=False,
             catch=(),
         )
-    return _collect(study, found, design, designs, seed_list, mode, base, out, url)
+    result = _collect(study, found, design, designs, seed_list, mode, out, url)
+    result.overhead = (time.perf_counter() - called - sum(trained), sum(trained))
+    from lightning_recipes.tuning.ablation_report import write_ablation
+
+    write_ablation(result, recommended_config(base, found, result.effects), mode)
+    return result
 
 
 class _Leader:
@@ -221,11 +232,10 @@ def _collect(
     designs: list[tuple[str, ...]],
     seeds: list[int],
     mode: Literal["min", "max"],
-    base: Mapping[str, Any],
     out: Path,
     url: str,
 ) -> Ablation:
-    """The ablation's results from the study's complete trials, written to ``out``."""
+    """The ablation's results from the study's complete trials."""
     runs: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
     seconds: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
     for trial in study.trials:
@@ -246,11 +256,7 @@ def _collect(
     effects = factor_effects(scores, names, design, mode)
     logs = {on: [math.log(max(t, 1e-9)) for t in ts] for on, ts in times.items()}
     ratio = {e.factor: math.exp(e.mean) for e in factor_effects(logs, names, design, "max")}
-    result = Ablation(found, design, seeds, scores, times, effects, ratio, out)
-    from lightning_recipes.tuning.ablation_report import write_ablation
-
-    write_ablation(result, recommended_config(base, found, effects), mode)
-    return result
+    return Ablation(found, design, seeds, scores, times, effects, ratio, out)
 
 
 def ablation_json(result: Ablation) -> str:
@@ -264,6 +270,8 @@ def ablation_json(result: Ablation) -> str:
             "seconds": {" + ".join(on) or "none": v for on, v in result.seconds.items()},
             "effects": [asdict(e) for e in result.effects],
             "time_ratio": result.time_ratio,
+            "overhead_seconds": result.overhead[0],
+            "run_seconds": result.overhead[1],
         },
         indent=2,
     )

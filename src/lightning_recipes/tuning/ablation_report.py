@@ -39,6 +39,17 @@ def _advice(result: "Ablation") -> list[str]:
     return lines
 
 
+def _cost(result: "Ablation") -> str:
+    extra, runs = result.overhead
+    if runs <= 0:
+        return "This call trained nothing: every run was in the study already."
+    return (
+        f"This call trained {runs:.1f} s of runs and spent {extra:.1f} s besides "
+        f"({100 * extra / (extra + runs):.1f} %: checking every configuration, the study, "
+        "this report)."
+    )
+
+
 def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str) -> None:
     """Write the report, the figure, the JSON and ``recommended.yaml`` into ``result.out``.
 
@@ -81,6 +92,8 @@ def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str
         *_advice(result),
         "",
         "![effects](ablation.png)",
+        "",
+        _cost(result),
         "",
         "## Every run",
         "",
