@@ -229,10 +229,28 @@ def test_ablate_refuses_before_any_run(tmp_path: Any) -> None:
         ablate(DIGITS, seeds=0, out_dir=tmp_path)
     with pytest.raises(RecipeConfigError, match="Invalid mode="):
         ablate(DIGITS, monitor="val_macro_f1", mode="best", out_dir=tmp_path)  # type: ignore[arg-type]
-    ddp = {**DIGITS, "trainer": {**DIGITS["trainer"], "devices": 2, "strategy": "ddp"}}
-    with pytest.raises(RecipeConfigError, match="devices: 1"):
-        ablate(ddp, out_dir=tmp_path)
+    bad = {**DIGITS, "trainer": {**DIGITS["trainer"], "max_epochz": 2}}
+    with pytest.raises(RecipeConfigError, match="LightningCLI rejected"):
+        ablate(bad, monitor="val_macro_f1", out_dir=tmp_path)
     assert not (tmp_path / "ablation").exists()
+
+
+@pytest.mark.ddp
+def test_a_ddp_config_is_ablated_in_subprocesses_with_the_same_ranking(tmp_path: Any) -> None:
+    pytest.importorskip("optuna")
+    from lightning_recipes.tuning.ablate import ablate
+
+    trainer = {**DIGITS["trainer"], "devices": 2, "strategy": "ddp", "max_epochs": 4}
+    trainer["callbacks"] = DIGITS["trainer"]["callbacks"][1:2]  # the harmful penalty only
+    ddp = {**DIGITS, "trainer": trainer}
+    result = ablate(
+        ddp, seeds=1, design="add-one-in", monitor="val_macro_f1", out_dir=tmp_path,
+        progress=False,
+    )  # fmt: skip
+    assert [e.factor for e in result.effects] == ["WeightPenalty"]
+    assert result.runs[("WeightPenalty",)][0] < result.runs[()][0] - 0.2  # it hurts, by far
+    run_yaml = sorted((tmp_path / "ablation").glob("run_*/run.yaml"))
+    assert len(run_yaml) == 2  # each run: `fit -c run.yaml` in its own processes
 
 
 def test_the_command_line_ablates_a_yaml_config_and_says_what_to_keep(

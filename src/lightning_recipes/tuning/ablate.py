@@ -36,7 +36,12 @@ from lightning_recipes.tuning.ablation import (
 )
 from lightning_recipes.tuning.config import load_config
 from lightning_recipes.tuning.config_parser import ConfigParser
-from lightning_recipes.tuning.in_process import _dumped_sections, _fit_in_process, trial_config
+from lightning_recipes.tuning.in_process import (
+    _dumped_sections,
+    _fit_in_process,
+    _reporter_entry,
+    trial_config,
+)
 from lightning_recipes.tuning.study_setup import default_storage, open_study_storage
 from lightning_recipes.tuning.trial import needs_subprocess
 
@@ -101,6 +106,8 @@ def ablate(
         value: A run's value: its ``"best"`` epoch or its ``"last"``.
         storage: An Optuna storage URL; default: ``<out_dir>/<study>/study.journal``.
         study_name: The study's name (default: the config file's stem + ``-ablation``).
+            A multi-process Trainer (DDP) trains each run in a subprocess, as
+            ``lightning-recipes fit -c run.yaml``.
         out_dir: The folder holding ``<study>/``.
         overrides: LightningCLI overrides applied to ``config`` first.
         progress: A progress bar over runs, showing the leading configuration.
@@ -110,9 +117,8 @@ def ablate(
         ``ablation.json`` and ``recommended.yaml``.
 
     Raises:
-        RecipeConfigError: For bad arguments, a config with no factor, a multi-process
-            Trainer (not supported yet), or a configuration LightningCLI rejects; all
-            before any run.
+        RecipeConfigError: For bad arguments, a config with no factor, or a configuration
+            LightningCLI rejects; all before any run.
     """
     called = time.perf_counter()
     positive_int("seeds", seeds, "Pass how many seeds each configuration trains with (>= 1).")
@@ -136,13 +142,9 @@ def ablate(
     parser = ConfigParser()
     runs_dir = (out / "run").resolve()
     full = parser.expand(base, trial_shape=lambda cfg: trial_config(cfg, runs_dir))
-    if needs_subprocess(full):
-        raise config_error(
-            "config",
-            "<a multi-process Trainer>",
-            "ablate runs each configuration in this process for now: use devices: 1 for the "
-            "ablation, then train the recommended config on several.",
-        )
+    # A Trainer of several processes (DDP) trains each run as `fit -c run.yaml` in a
+    # subprocess (the tested decision `tune` uses), reporting through a TrialReporter.
+    subprocess_mode = needs_subprocess(full)
     for on in designs:  # every configuration parses before anything trains
         parser.check(trial_config(configuration_config(base, found, on), runs_dir))
     dumped = _dumped_sections(full, {})
@@ -169,6 +171,11 @@ def ablate(
         cfg["seed_everything"] = seed
         run_dir = (out / f"run_{trial.number:04d}").resolve()
         started = time.perf_counter()
+        if subprocess_mode:
+            told = _fit_in_subprocess(cfg, run_dir, url, name, trial._trial_id, monitor, mode)
+            trained.append(time.perf_counter() - started)
+            trial.set_user_attr("seconds", trained[-1])
+            return float(told["value" if value == "best" else "last"])
         values, _ = _fit_in_process(
             trial_config(cfg, run_dir), None, monitor, parser, dumped, trusted=trusted
         )
@@ -198,6 +205,35 @@ def ablate(
     from lightning_recipes.tuning.ablation_report import write_ablation
 
     write_ablation(result, recommended_config(base, found, result.effects), mode)
+    return result
+
+
+def _fit_in_subprocess(
+    cfg: Mapping[str, Any],
+    run_dir: Path,
+    url: str,
+    study_name: str,
+    trial_id: int,
+    monitor: str,
+    mode: str,
+) -> dict[str, Any]:
+    """Train one run as ``lightning-recipes fit -c run.yaml`` in a subprocess (DDP configs).
+
+    A `TrialReporter` that never prunes reports each epoch to the run's trial; its result
+    (``result.json``) holds the best and the last value.
+    """
+    from lightning_recipes.tuning.trial import run_trial_subprocess
+
+    reporter = _reporter_entry(url, study_name, trial_id, monitor, mode, "none", {}, run_dir)
+    run_cfg = trial_config(cfg, run_dir, callbacks=[reporter])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run.yaml"  # what `fit -c run.yaml` trains again
+    path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
+    result = run_trial_subprocess(path, run_dir, timeout=None)
+    if result.get("value") is None:
+        raise MissingMetricError(
+            f"The run in {run_dir} finished without a value for {monitor!r}; see its trial.log."
+        )
     return result
 
 
