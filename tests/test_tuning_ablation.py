@@ -271,3 +271,23 @@ def test_the_command_line_ablates_a_yaml_config_and_says_what_to_keep(
     assert (out / "recommended.yaml").is_file()
     assert main(["ablate", "-c", str(path), "--seeds", "0"]) == 2
     assert "Invalid seeds=0" in capsys.readouterr().err
+
+
+def test_the_progress_bar_names_the_leading_configuration() -> None:
+    from types import SimpleNamespace
+
+    from lightning_recipes.tuning.ablate import _Leader
+
+    def run(configuration: int, value: float) -> Any:
+        state = SimpleNamespace(name="COMPLETE")
+        return SimpleNamespace(state=state, params={"configuration": configuration}, value=value)
+
+    designs = configurations(["a", "b"], "add-one-in")  # (), (a,), (b,)
+    bar = _Leader(3, 0, designs, "max")
+    bar(SimpleNamespace(trials=[run(0, 0.9), run(1, 0.5)]), None)
+    assert bar.bar.postfix == "leader: none"  # the empty configuration is not "all"
+    bar(SimpleNamespace(trials=[run(0, 0.9), run(1, 0.5), run(2, 0.95)]), None)
+    assert bar.bar.postfix == "leader: b"
+    every = _Leader(3, 0, configurations(["a", "b"], "leave-one-out"), "min")
+    every(SimpleNamespace(trials=[run(0, 0.1), run(1, 0.5)]), None)
+    assert every.bar.postfix == "leader: all"

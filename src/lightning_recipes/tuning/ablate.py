@@ -8,13 +8,12 @@ Pruning is off: every run finishes, to be compared. Seeds are paired: every conf
 of a seed shares the initialisation, data order and split (``seed_everything``).
 """
 
-import json
 import math
 import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -245,6 +244,7 @@ class _Leader:
 
         self.bar = tqdm(total=total, initial=done, desc="ablation runs", unit="run")
         self.designs, self.mode = designs, mode
+        self.every = max(len(on) for on in designs)  # the configuration with every factor
 
     def __call__(self, study: Any, trial: Any) -> None:
         self.bar.update(1)
@@ -254,8 +254,8 @@ class _Leader:
                 means.setdefault(t.params["configuration"], []).append(t.value)
         pick = min if self.mode == "min" else max
         best = pick(means, key=lambda c: sum(means[c]) / len(means[c]))
-        label = "all" if len(self.designs[best]) == len(self.designs[0]) else None
-        shown = label or (" + ".join(self.designs[best]) or "none")
+        on = self.designs[best]
+        shown = "all" if len(on) > 1 and len(on) == self.every else " + ".join(on) or "none"
         self.bar.set_postfix_str(f"leader: {shown}")
         if self.bar.n >= self.bar.total:
             self.bar.close()
@@ -293,26 +293,3 @@ def _collect(
     logs = {on: [math.log(max(t, 1e-9)) for t in ts] for on, ts in times.items()}
     ratio = {e.factor: math.exp(e.mean) for e in factor_effects(logs, names, design, "max")}
     return Ablation(found, design, seeds, scores, times, effects, ratio, out)
-
-
-def ablation_json(result: Ablation) -> str:
-    """The ablation as JSON (configurations as ``" + "``-joined factor names)."""
-    return json.dumps(
-        {
-            "design": result.design,
-            "seeds": result.seeds,
-            "factors": [asdict(f) for f in result.factors],
-            "runs": {" + ".join(on) or "none": v for on, v in result.runs.items()},
-            "seconds": {" + ".join(on) or "none": v for on, v in result.seconds.items()},
-            "effects": [asdict(e) for e in result.effects],
-            "time_ratio": result.time_ratio,
-            "overhead_seconds": result.overhead[0],
-            "run_seconds": result.overhead[1],
-        },
-        indent=2,
-    )
-
-
-def recommended_yaml(config: Mapping[str, Any]) -> str:
-    """``recommended.yaml``'s text."""
-    return str(yaml.safe_dump(dict(config), sort_keys=False))

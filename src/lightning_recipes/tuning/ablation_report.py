@@ -1,7 +1,11 @@
 """What `ablate` writes: ``ablation.md``, ``.png`` and ``.json``, and ``recommended.yaml``."""
 
+import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
+
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
 from lightning_recipes._core.optional import new_figure
 from lightning_recipes._core.tables import markdown_table
@@ -58,8 +62,6 @@ def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str
         recommended: The config without the factors that hurt beyond the noise.
         mode: ``"min"`` or ``"max"``: the monitored metric's direction.
     """
-    from lightning_recipes.tuning.ablate import ablation_json, recommended_yaml
-
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -111,8 +113,8 @@ def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str
         "",
     ]
     (out / "ablation.md").write_text("\n".join(text))
-    (out / "ablation.json").write_text(ablation_json(result))
-    (out / "recommended.yaml").write_text(recommended_yaml(recommended))
+    (out / "ablation.json").write_text(_json(result))
+    (out / "recommended.yaml").write_text(_yaml(recommended))
     _figure(result, direction).savefig(out / "ablation.png", dpi=120)
 
 
@@ -139,3 +141,26 @@ def _figure(result: "Ablation", direction: str) -> Any:
     axes.set_title(f"{result.design}, {len(result.seeds)} seeds: mean and 95 % interval")
     figure.tight_layout()
     return figure
+
+
+def _json(result: "Ablation") -> str:
+    """The ablation as JSON (configurations as ``" + "``-joined factor names)."""
+    return json.dumps(
+        {
+            "design": result.design,
+            "seeds": result.seeds,
+            "factors": [asdict(f) for f in result.factors],
+            "runs": {" + ".join(on) or "none": v for on, v in result.runs.items()},
+            "seconds": {" + ".join(on) or "none": v for on, v in result.seconds.items()},
+            "effects": [asdict(e) for e in result.effects],
+            "time_ratio": result.time_ratio,
+            "overhead_seconds": result.overhead[0],
+            "run_seconds": result.overhead[1],
+        },
+        indent=2,
+    )
+
+
+def _yaml(config: Mapping[str, Any]) -> str:
+    """``recommended.yaml``'s text."""
+    return str(yaml.safe_dump(dict(config), sort_keys=False))
