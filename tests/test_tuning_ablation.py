@@ -5,10 +5,12 @@ from typing import Any
 
 import pytest
 import yaml
+from lightning.pytorch import Callback
 
-from lightning_recipes.errors import RecipeConfigError
+from lightning_recipes.errors import MissingMetricError, RecipeConfigError
 from lightning_recipes.tuning.ablation import (
     MAX_FACTORIAL_FACTORS,
+    check_switchable,
     config_factors,
     configuration_config,
     configurations,
@@ -227,6 +229,8 @@ def test_ablate_refuses_before_any_run(tmp_path: Any) -> None:
 
     with pytest.raises(RecipeConfigError, match="Invalid seeds=0"):
         ablate(DIGITS, seeds=0, out_dir=tmp_path)
+    with pytest.raises(RecipeConfigError, match="Invalid n_jobs=0"):
+        ablate(DIGITS, n_jobs=0, out_dir=tmp_path)
     with pytest.raises(RecipeConfigError, match="Invalid mode="):
         ablate(DIGITS, monitor="val_macro_f1", mode="best", out_dir=tmp_path)  # type: ignore[arg-type]
     bad = {**DIGITS, "trainer": {**DIGITS["trainer"], "max_epochz": 2}}
@@ -263,10 +267,11 @@ def test_the_command_line_ablates_a_yaml_config_and_says_what_to_keep(
     path.write_text(yaml.safe_dump(DIGITS))
     args = ["ablate", "-c", str(path), "--seeds", "2", "--design", "add-one-in"]
     args += ["--monitor", "val_macro_f1", "--out", str(tmp_path / "runs"), "--no-progress"]
-    assert main([*args, "--trainer.max_epochs=5"]) == 0
+    assert main([*args, "--keep", "GradientMonitor", "--trainer.max_epochs=5"]) == 0
     printed = capsys.readouterr().out
     assert "WeightPenalty: -" in printed
     assert "hurts" in printed
+    assert "GradientMonitor" not in printed  # kept on in every run: not a factor
     out = tmp_path / "runs" / "imbalanced-ablation"
     assert (out / "recommended.yaml").is_file()
     assert main(["ablate", "-c", str(path), "--seeds", "0"]) == 2
@@ -282,12 +287,124 @@ def test_the_progress_bar_names_the_leading_configuration() -> None:
         state = SimpleNamespace(name="COMPLETE")
         return SimpleNamespace(state=state, params={"configuration": configuration}, value=value)
 
+    def study(*trials: Any) -> Any:
+        return SimpleNamespace(get_trials=lambda deepcopy: list(trials))
+
     designs = configurations(["a", "b"], "add-one-in")  # (), (a,), (b,)
     bar = _Leader(3, 0, designs, "max")
-    bar(SimpleNamespace(trials=[run(0, 0.9), run(1, 0.5)]), None)
+    bar(study(run(0, 0.9), run(1, 0.5)), None)
     assert bar.bar.postfix == "leader: none"  # the empty configuration is not "all"
-    bar(SimpleNamespace(trials=[run(0, 0.9), run(1, 0.5), run(2, 0.95)]), None)
+    assert bar.bar.n == 2  # counts every process's runs, not only this one's
+    bar(study(run(0, 0.9), run(1, 0.5), run(2, 0.95)), None)
     assert bar.bar.postfix == "leader: b"
     every = _Leader(3, 0, configurations(["a", "b"], "leave-one-out"), "min")
-    every(SimpleNamespace(trials=[run(0, 0.1), run(1, 0.5)]), None)
+    every(study(run(0, 0.1), run(1, 0.5)), None)
     assert every.bar.postfix == "leader: all"
+
+
+class NeedsMixUp(Callback):
+    """A callback that declares, in the contract, that it cannot work without MixUp."""
+
+    needs_recipes = ("MixUp",)
+
+
+def test_a_factor_that_cannot_be_switched_off_alone_is_refused_with_the_reason() -> None:
+    mix_up = {"class_path": "lightning_recipes.augmentation.MixUp"}
+    smoothing = {"class_path": "lightning_recipes.augmentation.LabelSmoothing"}
+    linked = {
+        "trainer": {
+            "callbacks": [mix_up, smoothing],
+            "plugins": [{"class_path": "my.Plugin", "init_args": {"after": "MixUp"}}],
+        }
+    }
+    factors = config_factors(linked)
+    with pytest.raises(RecipeConfigError, match=r"'MixUp' cannot be switched off alone: "
+                       r"trainer.plugins\[0\].init_args.after names it.*--keep MixUp"):  # fmt: skip
+        check_switchable(linked, factors)
+    kept = config_factors(linked, keep=["MixUp"])
+    assert [f.name for f in kept] == ["LabelSmoothing"]
+    check_switchable(linked, kept)  # kept on in every run: nothing dangles
+
+    needs = {"trainer": {"callbacks": [
+        mix_up, smoothing, {"class_path": "tests.test_tuning_ablation.NeedsMixUp"}]}}  # fmt: skip
+    with pytest.raises(RecipeConfigError, match=r"NeedsMixUp \(trainer.callbacks\[2\]\) needs it"):
+        check_switchable(needs, config_factors(needs))
+    check_switchable(needs, config_factors(needs, keep=[0]))
+    # Two MixUps: each one's class_path is not a reference to the other.
+    check_switchable({"trainer": {"callbacks": [mix_up, mix_up]}}, config_factors(
+        {"trainer": {"callbacks": [mix_up, mix_up]}}))  # fmt: skip
+    with pytest.raises(RecipeConfigError, match="Invalid keep='Freezer'"):
+        config_factors(linked, keep=["Freezer"])
+
+
+def test_the_demo_config_trains_what_the_demo_trains(tmp_path: Any) -> None:
+    from lightning_recipes.demo import run_demo
+    from lightning_recipes.demo_config import demo_config
+    from lightning_recipes.tuning.config_parser import ConfigParser
+    from lightning_recipes.tuning.in_process import _dumped_sections, _fit_in_process, trial_config
+
+    recipes = ("class-weighting", "freeze", "mixup", "snapshot-ensemble")
+    args: dict[str, Any] = {"max_epochs": 3, "imbalance": {3: 0.1}}
+    demo = run_demo(recipes=recipes, seed=1, out_dir=tmp_path, progress=False, **args)
+    config = demo_config(recipes, seed=1, **args)
+    run = trial_config(config, tmp_path / "config")
+    parser = ConfigParser()
+    full = parser.expand(config, trial_shape=lambda c: trial_config(c, tmp_path / "config"))
+    tested, _ = _fit_in_process(
+        run, None, "test_acc", parser, _dumped_sections(full, {}),
+        trusted=["trainer.default_root_dir", "seed_everything"], test=True,
+    )  # fmt: skip
+    assert tested == [demo.report.test_metrics["test_acc"]]  # the same run, to the bit
+    with pytest.raises(MissingMetricError, match=r"test_accuracy.*test_acc, test_loss"):
+        _fit_in_process(
+            trial_config(demo_config(seed=1, max_epochs=1), tmp_path / "bare"), None,
+            "test_accuracy", parser, _dumped_sections(full, {}), test=True,
+        )  # fmt: skip
+
+
+def test_demo_prints_its_config_for_fit_and_ablate(capsys: pytest.CaptureFixture[str]) -> None:
+    from lightning_recipes.cli import main
+    from lightning_recipes.demo_config import demo_config
+
+    args = ["demo", "--recipes", "mixup,freeze", "--imbalance", "3:0.1", "--epochs", "4"]
+    assert main([*args, "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == demo_config(["mixup", "freeze"], max_epochs=4, imbalance={3: 0.1})
+    assert printed["data"]["init_args"]["seed"] is None  # the split follows seed_everything
+    backbone = printed["model"]["init_args"]["backbone"]
+    assert backbone["class_path"] == "lightning_recipes.demo_config.WarmStartedMLP"
+    with pytest.raises(RecipeConfigError, match="Invalid model='cnn'"):
+        demo_config(model="cnn")  # type: ignore[arg-type]
+
+
+def test_a_none_seed_follows_seed_everything() -> None:
+    from lightning.pytorch import seed_everything
+
+    from lightning_recipes.data import DigitsDataModule
+
+    seed_everything(7, verbose=False)
+    assert DigitsDataModule(seed=None).seed == 7
+    assert DigitsDataModule(seed=3).seed == 3
+
+
+def test_parallel_workers_share_the_study_and_train_each_run_once(tmp_path: Any) -> None:
+    pytest.importorskip("optuna")
+    import optuna
+
+    from lightning_recipes.tuning.ablate import ablate
+    from lightning_recipes.tuning.study_setup import default_storage, open_study_storage
+
+    quick = {**DIGITS, "trainer": {**DIGITS["trainer"], "max_epochs": 2}}
+    args: dict[str, Any] = {"seeds": 2, "design": "add-one-in", "monitor": "val_macro_f1"}
+    alone = ablate(quick, out_dir=tmp_path / "alone", progress=False, **args)
+    shared = ablate(quick, out_dir=tmp_path / "shared", progress=False, n_jobs=2, **args)
+    assert shared.runs == alone.runs  # the same runs, whichever process trained them
+    url = default_storage(tmp_path / "shared", "ablation")
+    study = optuna.load_study(
+        study_name="ablation", storage=open_study_storage(optuna, url, 10, None)
+    )
+    assert len(study.trials) == 8  # 4 configurations x 2 seeds, none trained twice
+    assert shared.overhead[1] > 0
+    assert shared.memory_ratio.keys() == {"ClassWeighting", "WeightPenalty", "GradientMonitor"}
+    assert shared.memory_kind in ("host", "host, since start")
+    assert "peak memory with / without" in (tmp_path / "shared/ablation/ablation.md").read_text()

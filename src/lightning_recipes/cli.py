@@ -167,7 +167,30 @@ def _demo(argv: Sequence[str]) -> int:
         default="",
         help=f"comma-separated recipes to add: {', '.join(DEMO_RECIPES)}",
     )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the run as a LightningCLI config instead of training it (MLP only): "
+        "`lightning-recipes fit -c` trains it, `lightning-recipes ablate -c` ablates it",
+    )
     args = parser.parse_args(list(argv))
+    if args.print_config:
+        import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
+
+        from lightning_recipes.demo_config import demo_config
+
+        config = demo_config(
+            [r for r in args.recipes.split(",") if r],
+            data=args.data,
+            max_epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            imbalance=parse_imbalance(args.imbalance) or None,
+            seed=args.seed,
+            model=args.model,
+        )
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+        return 0
     result = run_demo(
         name=args.name,
         model=args.model,
@@ -322,10 +345,25 @@ def _ablate(argv: Sequence[str]) -> int:
         help="another callback to switch: its position in trainer.callbacks, class name or "
         "class_path (repeatable)",
     )
-    parser.add_argument("--monitor", default="val_loss", help="metric that judges a run")
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        help="a callback of this library to keep on in every run instead of switching it "
+        "(position, class name or class_path; repeatable)",
+    )
+    parser.add_argument(
+        "--monitor",
+        default="val_loss",
+        help="metric that judges a run: logged in validation, or test_* (each run is then "
+        "tested once fit ends)",
+    )
     parser.add_argument("--mode", choices=("auto", "min", "max"), default="auto", help="min/max")
     parser.add_argument(
         "--value", choices=("best", "last"), default="best", help="which epoch's value counts"
+    )
+    parser.add_argument(
+        "--n-jobs", type=int, default=1, help="runs trained at once, in as many processes"
     )
     parser.add_argument("--storage", default=None, help="storage URL (as for tune)")
     parser.add_argument("--study-name", default=None, help="default: <config stem>-ablation")
@@ -340,12 +378,13 @@ def _ablate(argv: Sequence[str]) -> int:
     from lightning_recipes.tuning.ablate import ablate
 
     factors = [int(f) if f.isdigit() else f for f in args.factor]
+    keep = [int(f) if f.isdigit() else f for f in args.keep]
     try:
         result = ablate(
-            args.config, seeds=args.seeds, design=args.design, factors=factors,
+            args.config, seeds=args.seeds, design=args.design, factors=factors, keep=keep,
             monitor=args.monitor, mode=args.mode, value=args.value, storage=args.storage,
             study_name=args.study_name, out_dir=args.out, overrides=overrides,
-            progress=not args.no_progress,
+            progress=not args.no_progress, n_jobs=args.n_jobs,
         )  # fmt: skip
     except RecipeConfigError as err:
         print(f"lightning-recipes ablate: error: {err}", file=sys.stderr)

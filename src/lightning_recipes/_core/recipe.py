@@ -38,6 +38,9 @@ class Recipe(Callback):
             Lightning's ``_generate_state_key`` of them; with none, the base's key.
         refused_strategies: The strategy families the recipe cannot run under.
         refusal_reason: Why, and what to do instead: the end of `check_strategy`'s error.
+        needs_recipes: Class names of the recipes this one cannot work without (the
+            contract's "needs"): ``lightning-recipes ablate`` refuses to switch one of
+            those off while this one stays on.
 
     Examples:
         >>> class Probe(Recipe):
@@ -56,6 +59,7 @@ class Recipe(Callback):
     identity: ClassVar[tuple[str, ...]] = ()
     refused_strategies: ClassVar[frozenset[StrategyFamily]] = frozenset()
     refusal_reason: ClassVar[str] = ""
+    needs_recipes: ClassVar[tuple[str, ...]] = ()
     _identity_keys: ClassVar[tuple[str, ...]] = ()
     _identity_getter: ClassVar["attrgetter[Any]"]  # quoted: not subscriptable at runtime
 

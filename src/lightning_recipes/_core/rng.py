@@ -1,5 +1,6 @@
 """Run code without leaving a trace in any random number generator."""
 
+import os
 import random
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -7,7 +8,20 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["dataloader_generators", "preserved_rng"]
+__all__ = ["dataloader_generators", "preserved_rng", "run_seed"]
+
+
+def run_seed() -> int:
+    """The seed the run was given with ``seed_everything`` (LightningCLI's ``seed_everything``).
+
+    Lightning's ``seed_everything`` records it in the ``PL_GLOBAL_SEED`` environment
+    variable (which its DDP launcher passes to every rank); 0 when no seed was set.
+
+    Returns:
+        The run's seed.
+    """
+    value = os.environ.get("PL_GLOBAL_SEED", "")
+    return int(value) if value.lstrip("-").isdigit() else 0
 
 
 def dataloader_generators(loader: object) -> list[torch.Generator]:

@@ -9,6 +9,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from typing_extensions import override
 
+from lightning_recipes._core.rng import run_seed
 from lightning_recipes.data.datasets import LabeledTensorDataset
 from lightning_recipes.data.preprocessing import Scaler, StandardScaler, make_scaler
 from lightning_recipes.data.sampling import EpochShuffleSampler
@@ -50,9 +51,11 @@ class LabeledDataModule(LightningDataModule):
         batch_size: Batch size of every loader.
         num_workers: Worker processes per loader.
         seed: Seed of splits, imbalance and the training shuffle.
+            None: the run's seed (``seed_everything``), so that each seed of a study or
+            an ablation has its own split.
     """
 
-    def __init__(self, *, batch_size: int, num_workers: int, seed: int) -> None:
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int | None) -> None:
         super().__init__()
         if batch_size < 1:
             raise config_error("batch_size", batch_size, "Pass a positive integer.")
@@ -60,7 +63,7 @@ class LabeledDataModule(LightningDataModule):
             raise config_error("num_workers", num_workers, "Pass 0 or more worker processes.")
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.seed = seed
+        self.seed = run_seed() if seed is None else seed
         self.train_dataset: LabeledTensorDataset | None = None
         self.val_dataset: LabeledTensorDataset | None = None
         self.test_dataset: LabeledTensorDataset | None = None
@@ -153,6 +156,8 @@ class ArrayDataModule(LabeledDataModule):
         batch_size: Batch size of every loader.
         num_workers: Worker processes per loader.
         seed: Seed of the hold-out split, the folds, the imbalance and the training shuffle.
+            None: the run's seed (``seed_everything``), so that each seed of a study or
+            an ablation has its own split.
         num_folds: Number of cross-validation folds ``K >= 2``; None (default) for none.
         fold: Which fold is the validation set, ``0 <= fold < num_folds``.
         fold_kind: ``"stratified"`` (class proportions kept in every fold), ``"plain"``,
@@ -185,7 +190,7 @@ class ArrayDataModule(LabeledDataModule):
         imbalance: dict[int, float] | None = None,
         batch_size: int = 64,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
         num_folds: int | None = None,
         fold: int = 0,
         fold_kind: FoldKind = "stratified",
@@ -220,18 +225,18 @@ class ArrayDataModule(LabeledDataModule):
                 fold,
                 kind=fold_kind,
                 groups=group_ids,
-                seed=seed,
+                seed=self.seed,
             )
             full_train, val_dataset = full_train.subset(train_idx), full_train.subset(val_idx)
         elif val_dataset is None and val_fraction > 0:
             train_idx, val_idx = stratified_split(
-                full_train.targets.numpy(), (1 - val_fraction, val_fraction), seed=seed
+                full_train.targets.numpy(), (1 - val_fraction, val_fraction), seed=self.seed
             )
             full_train, val_dataset = full_train.subset(train_idx), full_train.subset(val_idx)
         if imbalance:
             full_train = full_train.subset(
                 make_imbalanced(
-                    full_train.targets.numpy(), imbalance, seed=seed, argument="imbalance"
+                    full_train.targets.numpy(), imbalance, seed=self.seed, argument="imbalance"
                 )
             )
         self.num_folds = num_folds

@@ -58,7 +58,7 @@ class BundledDataModule(LabeledDataModule):
         layouts: Sequence[str],
         imbalance: dict[int, float] | None,
         num_workers: int,
-        seed: int,
+        seed: int | None,
         num_folds: int | None,
         fold: int,
         fold_kind: FoldKind,

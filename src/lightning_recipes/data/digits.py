@@ -39,6 +39,8 @@ class DigitsDataModule(BundledDataModule):
             training split, e.g. ``{0: 0.05, 1: 0.05}``.
         num_workers: Worker processes per loader.
         seed: Seed of the split, the folds, the imbalance and the training shuffle.
+            None: the run's seed (``seed_everything``), so that each seed of a study or
+            an ablation has its own split.
         num_folds: Number of cross-validation folds ``K >= 2``; None (default) for none.
         fold: Which fold is the validation set, ``0 <= fold < num_folds``.
         fold_kind: ``"stratified"`` (class proportions kept in every fold) or ``"plain"``;
@@ -64,7 +66,7 @@ class DigitsDataModule(BundledDataModule):
         test_fraction: float = 0.15,
         imbalance: dict[int, float] | None = None,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
         num_folds: int | None = None,
         fold: int = 0,
         fold_kind: FoldKind = "stratified",
@@ -139,6 +141,8 @@ class TabularDataModule(DigitsDataModule):
         imbalance: ``{class_id: fraction}`` kept of those classes in the training split.
         num_workers: Worker processes per loader.
         seed: Seed of the split, the folds, the imbalance and the training shuffle.
+            None: the run's seed (``seed_everything``), so that each seed of a study or
+            an ablation has its own split.
         num_folds: Number of cross-validation folds; None for none.
         fold: Which fold is the validation set.
         fold_kind: ``"stratified"`` or ``"plain"``.
@@ -159,7 +163,7 @@ class TabularDataModule(DigitsDataModule):
         test_fraction: float = 0.15,
         imbalance: dict[int, float] | None = None,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
         num_folds: int | None = None,
         fold: int = 0,
         fold_kind: FoldKind = "stratified",

@@ -130,6 +130,8 @@ class Mnist1dDataModule(BundledDataModule):
         num_workers: Worker processes per loader.
         seed: Seed of the validation split, the folds, the imbalance, the shots and the
             training shuffle.
+            None: the run's seed (``seed_everything``), so that each seed of a study or
+            an ablation has its own split.
         num_folds: Number of cross-validation folds ``K >= 2``; None (default) for none.
         fold: Which fold is the validation set, ``0 <= fold < num_folds``.
         fold_kind: ``"stratified"`` or ``"plain"``.
@@ -163,7 +165,7 @@ class Mnist1dDataModule(BundledDataModule):
         val_fraction: float = 0.1,
         imbalance: dict[int, float] | None = None,
         num_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = 0,
         num_folds: int | None = None,
         fold: int = 0,
         fold_kind: FoldKind = "stratified",

@@ -9,36 +9,35 @@ of a seed shares the initialisation, data order and split (``seed_everything``).
 """
 
 import math
+import multiprocessing
 import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
 from lightning_recipes._core.modes import ModeChoice, resolve_mode
 from lightning_recipes._core.optional import require
 from lightning_recipes._core.validate import positive_int
-from lightning_recipes.errors import MissingMetricError, RecipeConfigError, config_error
+from lightning_recipes.errors import RecipeConfigError, config_error
 from lightning_recipes.tuning.ablation import (
     AblationDesign,
     Effect,
     Factor,
+    check_switchable,
     config_factors,
     configuration_config,
     configurations,
     factor_effects,
     recommended_config,
 )
+from lightning_recipes.tuning.ablation_runs import AblationRuns, StopWhenAllStarted, work
 from lightning_recipes.tuning.config import load_config
 from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.in_process import (
     _dumped_sections,
-    _fit_in_process,
-    _reporter_entry,
     trial_config,
 )
 from lightning_recipes.tuning.study_setup import default_storage, open_study_storage
@@ -61,6 +60,15 @@ class Ablation:
         seconds: Each configuration with its wall time per seed.
         effects: Each factor's effect, most helpful first.
         time_ratio: Each factor's cost: wall time with it over without (geometric mean).
+        memory: Each configuration with its peak memory per seed, in bytes (runs trained in
+            this process; empty for subprocess runs).
+        memory_ratio: Each factor's peak memory with it over without (geometric mean).
+        cpu_ratio: Each factor's CPU time (of this process) with it over without: far less
+            disturbed than wall time by other work on the machine (runs trained in this
+            process; empty for subprocess runs).
+        monitor: The metric that judged the runs.
+        memory_kind: What the peak is: ``"cuda"`` (device memory allocated), ``"host"``
+            (the process's peak resident memory during the run, its baseline included).
         out: The folder of the report, figure, JSON and ``recommended.yaml``.
         overhead: Seconds this call spent besides the runs it trained (checks, the study,
             the report), and the seconds of those runs.
@@ -75,6 +83,11 @@ class Ablation:
     time_ratio: dict[str, float]
     out: Path
     overhead: tuple[float, float] = (0.0, 0.0)
+    memory: dict[tuple[str, ...], list[float]] = field(default_factory=dict)
+    memory_ratio: dict[str, float] = field(default_factory=dict)
+    memory_kind: str = ""
+    monitor: str = ""
+    cpu_ratio: dict[str, float] = field(default_factory=dict)
 
 
 def ablate(
@@ -83,6 +96,7 @@ def ablate(
     seeds: int = 3,
     design: AblationDesign = "leave-one-out",
     factors: Sequence[str | int] = (),
+    keep: Sequence[str | int] = (),
     monitor: str = "val_loss",
     mode: ModeChoice = "auto",
     value: Literal["best", "last"] = "best",
@@ -91,6 +105,7 @@ def ablate(
     out_dir: str | Path = "runs",
     overrides: Sequence[str] = (),
     progress: bool = True,
+    n_jobs: int = 1,
 ) -> Ablation:
     """Train every configuration of ``design`` with each seed and rank the recipes.
 
@@ -100,7 +115,11 @@ def ablate(
         design: ``"leave-one-out"``, ``"add-one-in"`` or ``"factorial"``.
         factors: Callbacks to switch besides the library's, by position, class name or
             ``class_path``.
-        monitor: The metric that judges a run (logged in validation).
+        keep: Callbacks of this library to keep on in every run rather than switch (same
+            forms): one that cannot be switched off alone is refused until kept.
+        monitor: The metric that judges a run: logged in validation, or a test metric
+            (``test_*``): each run is then tested once fit ends (``trainer.test`` on the
+            weights fit ended with; single-process configs).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (from ``monitor``'s name).
         value: A run's value: its ``"best"`` epoch or its ``"last"``.
         storage: An Optuna storage URL; default: ``<out_dir>/<study>/study.journal``.
@@ -110,6 +129,9 @@ def ablate(
         out_dir: The folder holding ``<study>/``.
         overrides: LightningCLI overrides applied to ``config`` first.
         progress: A progress bar over runs, showing the leading configuration.
+        n_jobs: Processes training runs at once: this one and ``n_jobs - 1`` workers,
+            sharing the study (journal or SQLite storage on one machine; a PostgreSQL
+            storage URL lets workers on other machines join with the same command).
 
     Returns:
         The `Ablation`; ``<out_dir>/<study>/`` holds ``ablation.md``, ``ablation.png``,
@@ -121,12 +143,14 @@ def ablate(
     """
     called = time.perf_counter()
     positive_int("seeds", seeds, "Pass how many seeds each configuration trains with (>= 1).")
+    positive_int("n_jobs", n_jobs, "Pass how many processes train runs at once (>= 1).")
     if value not in ("best", "last"):
         raise config_error("value", value, "Pass 'best' or 'last'.")
     mode = resolve_mode(monitor, mode)
     optuna = require("optuna", extra="tune", feature=_FEATURE)
     base = load_config(config, overrides)
-    found = config_factors(base, factors)
+    found = config_factors(base, factors, keep)
+    check_switchable(base, found)
     names = [f.name for f in found]
     designs = configurations(names, design)
     name = study_name or (
@@ -144,9 +168,16 @@ def ablate(
     # A Trainer of several processes (DDP) trains each run as `fit -c run.yaml` in a
     # subprocess (the tested decision `tune` uses), reporting through a TrialReporter.
     subprocess_mode = needs_subprocess(full)
+    tested = monitor.startswith("test_")
+    if tested and subprocess_mode:
+        raise config_error(
+            "monitor",
+            monitor,
+            "A multi-process (DDP) config trains each run as `fit` in a subprocess, which "
+            "does not test: monitor a validation metric, or ablate with trainer.devices=1.",
+        )
     for on in designs:  # every configuration parses before anything trains
         parser.check(trial_config(configuration_config(base, found, on), runs_dir))
-    dumped = _dumped_sections(full, {})
     url = storage or default_storage(out_dir, name)
     out.mkdir(parents=True, exist_ok=True)
     grid = {"configuration": list(range(len(designs))), "seed": seed_list}
@@ -160,79 +191,48 @@ def ablate(
             load_if_exists=True,
         )
         optuna.storages.fail_stale_trials(study)
-    trusted = ["trainer.default_root_dir", "seed_everything"]
-    trained: list[float] = []  # seconds of each run this call trained
-
-    def objective(trial: Any) -> float:
-        index = trial.suggest_categorical("configuration", grid["configuration"])
-        seed = trial.suggest_categorical("seed", seed_list)
-        cfg = configuration_config(base, found, designs[index])
-        cfg["seed_everything"] = seed
-        run_dir = (out / f"run_{trial.number:04d}").resolve()
-        started = time.perf_counter()
-        if subprocess_mode:
-            told = _fit_in_subprocess(cfg, run_dir, url, name, trial._trial_id, monitor, mode)
-            trained.append(time.perf_counter() - started)
-            trial.set_user_attr("seconds", trained[-1])
-            return float(told["value" if value == "best" else "last"])
-        values, _ = _fit_in_process(
-            trial_config(cfg, run_dir), None, monitor, parser, dumped, trusted=trusted
-        )
-        trained.append(time.perf_counter() - started)
-        trial.set_user_attr("seconds", trained[-1])
-        finite = [v for v in values if math.isfinite(v)]
-        if not values:
-            raise MissingMetricError(
-                f"Run {trial.number} ran no validation epoch, so {monitor!r} has no value."
-            )
-        if value == "last" or not finite:
-            return values[-1]
-        return min(finite) if mode == "min" else max(finite)
-
+    runs = AblationRuns(
+        base, found, designs, seed_list, out, url, name, monitor, mode, value, tested,
+        subprocess_mode,
+    )  # fmt: skip
+    runs._parsed = (parser, _dumped_sections(full, {}))  # this process's parse, reused
     total = len(designs) * len(seed_list)
     done = len([t for t in study.trials if t.state.name == "COMPLETE"])
+    workers = []
     if done < total:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of torch
+        for index in range(1, min(n_jobs, total - done)):
+            worker = context.Process(target=work, args=(runs, index), daemon=True)
+            worker.start()
+            workers.append(worker)
+        callbacks: list[Any] = [StopWhenAllStarted(total)]
+        if progress:
+            callbacks.insert(0, _Leader(total, done, designs, mode))
         study.optimize(
-            objective,
-            n_trials=total - done,
-            callbacks=[_Leader(total, done, designs, mode)] if progress else [],
-            gc_after_trial=False,
-            catch=(),
+            runs, n_trials=total - done, callbacks=callbacks, gc_after_trial=False, catch=()
         )
+        for worker in workers:
+            worker.join()
+    failed = [w.exitcode for w in workers if w.exitcode != 0]
+    if failed:
+        raise RecipeConfigError(
+            f"{len(failed)} of the {len(workers)} worker process(es) failed (exit codes "
+            f"{failed}); their runs' logs are in {out}/run_*. Run the ablation again to "
+            "finish what is missing."
+        )
+    elapsed = time.perf_counter() - called
+    trained = sum(
+        float(t.user_attrs.get("seconds", 0.0))
+        for t in study.trials
+        if t.state.name == "COMPLETE" and t.number >= done
+    )
     result = _collect(study, found, design, designs, seed_list, mode, out, url)
-    result.overhead = (time.perf_counter() - called - sum(trained), sum(trained))
+    result.monitor = monitor
+    # Every process's time beside its runs (checks, the study, waiting on the last run).
+    result.overhead = (max(elapsed * (1 + len(workers)) - trained, 0.0), trained)
     from lightning_recipes.tuning.ablation_report import write_ablation
 
     write_ablation(result, recommended_config(base, found, result.effects), mode)
-    return result
-
-
-def _fit_in_subprocess(
-    cfg: Mapping[str, Any],
-    run_dir: Path,
-    url: str,
-    study_name: str,
-    trial_id: int,
-    monitor: str,
-    mode: str,
-) -> dict[str, Any]:
-    """Train one run as ``lightning-recipes fit -c run.yaml`` in a subprocess (DDP configs).
-
-    A `TrialReporter` that never prunes reports each epoch to the run's trial; its result
-    (``result.json``) holds the best and the last value.
-    """
-    from lightning_recipes.tuning.trial import run_trial_subprocess
-
-    reporter = _reporter_entry(url, study_name, trial_id, monitor, mode, "none", {}, run_dir)
-    run_cfg = trial_config(cfg, run_dir, callbacks=[reporter])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / "run.yaml"  # what `fit -c run.yaml` trains again
-    path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
-    result = run_trial_subprocess(path, run_dir, timeout=None)
-    if result.get("value") is None:
-        raise MissingMetricError(
-            f"The run in {run_dir} finished without a value for {monitor!r}; see its trial.log."
-        )
     return result
 
 
@@ -247,11 +247,11 @@ class _Leader:
         self.every = max(len(on) for on in designs)  # the configuration with every factor
 
     def __call__(self, study: Any, trial: Any) -> None:
-        self.bar.update(1)
         means: dict[int, list[float]] = {}
-        for t in study.trials:
-            if t.state.name == "COMPLETE":
-                means.setdefault(t.params["configuration"], []).append(t.value)
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        for t in complete:
+            means.setdefault(t.params["configuration"], []).append(t.value)
+        self.bar.update(min(len(complete), self.bar.total) - self.bar.n)  # workers' runs too
         pick = min if self.mode == "min" else max
         best = pick(means, key=lambda c: sum(means[c]) / len(means[c]))
         on = self.designs[best]
@@ -274,12 +274,20 @@ def _collect(
     """The ablation's results from the study's complete trials."""
     runs: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
     seconds: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
+    memory: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
+    cpu: dict[tuple[str, ...], dict[int, float]] = {on: {} for on in designs}
+    kinds: set[str] = set()
     for trial in study.trials:
         if trial.state.name != "COMPLETE":
             continue
         on = designs[trial.params["configuration"]]
         runs[on][trial.params["seed"]] = float(trial.value)
         seconds[on][trial.params["seed"]] = float(trial.user_attrs.get("seconds", math.nan))
+        if "cpu_seconds" in trial.user_attrs:
+            cpu[on][trial.params["seed"]] = float(trial.user_attrs["cpu_seconds"])
+        if "peak_memory" in trial.user_attrs:
+            memory[on][trial.params["seed"]] = float(trial.user_attrs["peak_memory"])
+            kinds.add(str(trial.user_attrs.get("memory_kind", "host")))
     missing = [(on, s) for on in designs for s in seeds if s not in runs[on]]
     if missing:
         raise RecipeConfigError(
@@ -290,6 +298,25 @@ def _collect(
     times = {on: [seconds[on][s] for s in seeds] for on in designs}
     names = [f.name for f in found]
     effects = factor_effects(scores, names, design, mode)
-    logs = {on: [math.log(max(t, 1e-9)) for t in ts] for on, ts in times.items()}
-    ratio = {e.factor: math.exp(e.mean) for e in factor_effects(logs, names, design, "max")}
-    return Ablation(found, design, seeds, scores, times, effects, ratio, out)
+    ratio = _ratios(times, names, design)
+    peaks: dict[tuple[str, ...], list[float]] = {}
+    memory_ratio: dict[str, float] = {}
+    if all(len(memory[on]) == len(seeds) for on in designs):
+        peaks = {on: [memory[on][s] for s in seeds] for on in designs}
+        memory_ratio = _ratios(peaks, names, design)
+    cpu_ratio: dict[str, float] = {}
+    if all(len(cpu[on]) == len(seeds) for on in designs):
+        cpu_ratio = _ratios({on: [cpu[on][s] for s in seeds] for on in designs}, names, design)
+    kind = " and ".join(sorted(kinds))  # one kind unless the storage mixes machines
+    return Ablation(
+        found, design, seeds, scores, times, effects, ratio, out, (0.0, 0.0), peaks,
+        memory_ratio, kind, "", cpu_ratio,
+    )  # fmt: skip
+
+
+def _ratios(
+    values: Mapping[tuple[str, ...], list[float]], names: list[str], design: AblationDesign
+) -> dict[str, float]:
+    """Each factor's ratio with it over without: the paired effect of log values, exp'd."""
+    logs = {on: [math.log(max(v, 1e-9)) for v in vs] for on, vs in values.items()}
+    return {e.factor: math.exp(e.mean) for e in factor_effects(logs, names, design, "max")}

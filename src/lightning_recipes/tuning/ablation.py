@@ -14,9 +14,11 @@ The runs themselves (a trial each, in an Optuna study) are `lightning_recipes.tu
 """
 
 import copy
+import importlib
 import math
+import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any, Literal
@@ -29,6 +31,7 @@ __all__ = [
     "AblationDesign",
     "Effect",
     "Factor",
+    "check_switchable",
     "config_factors",
     "configuration_config",
     "configurations",
@@ -92,13 +95,16 @@ def _callbacks(config: Mapping[str, Any]) -> list[Any]:
     return [callbacks] if isinstance(callbacks, Mapping) else list(callbacks)
 
 
-def config_factors(config: Mapping[str, Any], extra: Sequence[str | int] = ()) -> list[Factor]:
+def config_factors(
+    config: Mapping[str, Any], extra: Sequence[str | int] = (), keep: Sequence[str | int] = ()
+) -> list[Factor]:
     """The factors of ``config``: its callbacks from this library, and those named in ``extra``.
 
     Args:
         config: A LightningCLI config (``trainer.callbacks`` entries with ``class_path``).
         extra: More callbacks to switch, by position in ``trainer.callbacks``, class name
             or ``class_path``.
+        keep: Callbacks of this library to keep on in every run instead (same forms).
 
     Returns:
         The factors, in the config's order.
@@ -117,21 +123,27 @@ def config_factors(config: Mapping[str, Any], extra: Sequence[str | int] = ()) -
     entries = _callbacks(config)
     paths = [e.get("class_path", "") if isinstance(e, Mapping) else "" for e in entries]
     chosen = {i for i, path in enumerate(paths) if path.startswith(_LIBRARY)}
-    for wanted in extra:
+
+    def named(argument: str, wanted: str | int) -> list[int]:
         found = [
             i
             for i, path in enumerate(paths)
             if wanted == i or wanted in (path, path.rsplit(".", 1)[-1])
         ]
         if not found or isinstance(wanted, bool):
-            named = [p.rsplit(".", 1)[-1] for p in paths]
+            classes = [p.rsplit(".", 1)[-1] for p in paths]
             raise config_error(
-                "factor",
+                argument,
                 wanted,
                 f"Name a callback of trainer.callbacks by position (0-{len(paths) - 1}), class "
-                f"name or class_path; the config has {named}.",
+                f"name or class_path; the config has {classes}.",
             )
-        chosen.update(found)
+        return found
+
+    for wanted in extra:
+        chosen.update(named("factor", wanted))
+    for wanted in keep:
+        chosen.difference_update(named("keep", wanted))
     if not chosen:
         raise RecipeConfigError(
             "The config has no callback to ablate: trainer.callbacks holds no recipe of "
@@ -145,6 +157,80 @@ def config_factors(config: Mapping[str, Any], extra: Sequence[str | int] = ()) -
         name = base if seen[base] == 1 else f"{base}#{seen[base]}"
         factors.append(Factor(name, i, paths[i]))
     return factors
+
+
+def check_switchable(config: Mapping[str, Any], factors: Sequence[Factor]) -> None:
+    """Refuse a factor that cannot be switched off alone, before any run.
+
+    A factor cannot be left out when the rest of the config names it (another callback's,
+    the model's or the data's arguments hold its class name or ``class_path``: a link that
+    would dangle), or when another callback of the config declares that it needs it
+    (`Recipe.needs_recipes`, the contract's "needs").
+
+    Args:
+        config: The LightningCLI config.
+        factors: Its factors (`config_factors`).
+
+    Raises:
+        RecipeConfigError: Naming the factor, what holds on to it, and the fix.
+
+    Examples:
+        >>> cfg = {"trainer": {"callbacks": [
+        ...     {"class_path": "lightning_recipes.augmentation.MixUp"},
+        ...     {"class_path": "my.Probe", "init_args": {"after": "MixUp"}}]}}
+        >>> check_switchable(cfg, config_factors(cfg))
+        Traceback (most recent call last):
+        ...
+        lightning_recipes.errors.RecipeConfigError: factor 'MixUp' cannot be switched off alone: ...
+    """
+    entries = _callbacks(config)
+    for factor in factors:
+        name = factor.class_path.rsplit(".", 1)[-1]
+        names = {factor.class_path, name}
+        for where, value in _strings(config, ""):
+            own = where.startswith(f"trainer.callbacks[{factor.index}]")
+            entry_path = re.fullmatch(r"trainer\.callbacks\[\d+\]\.class_path", where)
+            if own or entry_path or not isinstance(value, str):
+                continue
+            if value in names or value.endswith(f".{name}"):
+                raise _unswitchable(factor, f"{where} names it ({value!r})")
+        for j, entry in enumerate(entries):
+            if j == factor.index or not isinstance(entry, Mapping):
+                continue
+            needs = getattr(_import_class(str(entry.get("class_path", ""))), "needs_recipes", ())
+            if name in needs:
+                other = str(entry.get("class_path", "")).rsplit(".", 1)[-1]
+                raise _unswitchable(factor, f"{other} (trainer.callbacks[{j}]) needs it")
+
+
+def _unswitchable(factor: Factor, reason: str) -> RecipeConfigError:
+    return RecipeConfigError(
+        f"factor {factor.name!r} cannot be switched off alone: {reason}. Keep it on in every "
+        f"run (keep=[{factor.name!r}], `--keep {factor.name}` on the command line), or remove "
+        "what holds on to it."
+    )
+
+
+def _strings(value: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every leaf of a config with its dotted path (``trainer.callbacks[2].init_args.x``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{where}[{i}]")
+    else:
+        yield where, value
+
+
+def _import_class(class_path: str) -> type | None:
+    """The class at ``class_path``, or None where it does not import (the parse says why)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except (ImportError, ValueError):
+        return None
+    return found if isinstance(found, type) else None
 
 
 def configurations(names: Sequence[str], design: AblationDesign) -> list[tuple[str, ...]]:

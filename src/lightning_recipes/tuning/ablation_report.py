@@ -43,6 +43,16 @@ def _advice(result: "Ablation") -> list[str]:
     return lines
 
 
+_MEMORY = {
+    "cuda": "Peak memory is the device memory the run's tensors took at most.",
+    "host": (
+        "Peak memory is the process's resident memory at its highest during the run, "
+        "Python's and the libraries' baseline included: a ratio near 1 means the recipe "
+        "adds little beside that baseline."
+    ),
+}
+
+
 def _cost(result: "Ablation") -> str:
     extra, runs = result.overhead
     if runs <= 0:
@@ -71,13 +81,18 @@ def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str
             f"[{e.low:+.3g}, {e.high:+.3g}]",
             f"**{e.verdict}**",
             f"{result.time_ratio[e.factor]:.2f}x",
+            *([f"{result.cpu_ratio[e.factor]:.2f}x"] if result.cpu_ratio else []),
+            *([f"{result.memory_ratio[e.factor]:.2f}x"] if result.memory_ratio else []),
         ]
         for e in result.effects
     ]
-    table = markdown_table(
-        ["factor", "effect (mean ± std)", "95 % interval", "verdict", "time with / without"],
-        rows,
-    )
+    headers = ["factor", "effect (mean ± std)", "95 % interval", "verdict"]
+    headers.append("time with / without")
+    if result.cpu_ratio:
+        headers.append("CPU time with / without")
+    if result.memory_ratio:
+        headers.append("peak memory with / without")
+    table = markdown_table(headers, rows)
     direction = "lower" if mode == "min" else "higher"
     text = [
         "# Which recipes help: the ablation",
@@ -96,16 +111,23 @@ def write_ablation(result: "Ablation", recommended: Mapping[str, Any], mode: str
         "![effects](ablation.png)",
         "",
         _cost(result),
+        *(["", _MEMORY[result.memory_kind]] if result.memory_kind in _MEMORY else []),
         "",
         "## Every run",
         "",
         markdown_table(
-            ["configuration (factors on)", *[f"seed {s}" for s in result.seeds], "mean s"],
+            [
+                "configuration (factors on)",
+                *[f"seed {s}" for s in result.seeds],
+                "mean s",
+                *(["peak MB"] if result.memory else []),
+            ],
             [
                 [
                     " + ".join(on) or "none",
                     *[f"{v:.4g}" for v in values],
                     f"{sum(result.seconds[on]) / len(result.seconds[on]):.1f}",
+                    *([f"{max(result.memory[on]) / 2**20:.0f}"] if on in result.memory else []),
                 ]
                 for on, values in result.runs.items()
             ],
@@ -137,7 +159,8 @@ def _figure(result: "Ablation", direction: str) -> Any:
         )
     axes.axvline(0.0, color="black", linewidth=0.8)
     axes.set_yticks(positions, [e.factor for e in effects])
-    axes.set_xlabel(f"effect on the monitored value (positive helps: {direction} is better)")
+    metric = result.monitor or "the monitored value"
+    axes.set_xlabel(f"effect on {metric} (positive helps: {direction} is better)")
     axes.set_title(f"{result.design}, {len(result.seeds)} seeds: mean and 95 % interval")
     figure.tight_layout()
     return figure
@@ -154,6 +177,10 @@ def _json(result: "Ablation") -> str:
             "seconds": {" + ".join(on) or "none": v for on, v in result.seconds.items()},
             "effects": [asdict(e) for e in result.effects],
             "time_ratio": result.time_ratio,
+            "peak_memory": {" + ".join(on) or "none": v for on, v in result.memory.items()},
+            "memory_ratio": result.memory_ratio,
+            "cpu_ratio": result.cpu_ratio,
+            "memory_kind": result.memory_kind,
             "overhead_seconds": result.overhead[0],
             "run_seconds": result.overhead[1],
         },

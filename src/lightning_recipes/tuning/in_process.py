@@ -11,6 +11,7 @@ import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargpa
 from lightning.pytorch.callbacks import Checkpoint
 
 from lightning_recipes._core.trainer import trainer_callbacks
+from lightning_recipes.errors import MissingMetricError
 from lightning_recipes.tuning.config import apply_params
 from lightning_recipes.tuning.config_parser import ConfigParser
 from lightning_recipes.tuning.metric_recorder import MetricRecorder
@@ -92,6 +93,7 @@ def _fit_in_process(
     dumped: Mapping[str, Any],
     *,
     trusted: Sequence[str] = ("trainer.default_root_dir",),
+    test: bool = False,
 ) -> tuple[list[float], bool]:
     """Train one trial as ``fit -c trial.yaml`` would; return the epoch values, pruned.
 
@@ -102,7 +104,9 @@ def _fit_in_process(
     trial's values) stands for LightningCLI's dump of the model and data sections. The
     reporter is built here from its entry, as jsonargparse would build it (its arguments
     are plain values), and placed where the Trainer places a callback of the config:
-    before the checkpoints (parsing it with the config cost 1.4 ms a trial).
+    before the checkpoints (parsing it with the config cost 1.4 ms a trial). With
+    ``test``, the fitted model is then tested (``trainer.test``, the weights fit ended with)
+    and the one value is the tested ``monitor``.
     """
     # trusted: leaves set by the caller to values of the parsed type (trial_config's folder)
     cli = parser.cli(run_cfg, save_config=False, dumped=dumped, reuse=True, trusted=trusted)
@@ -115,8 +119,18 @@ def _fit_in_process(
         built = TrialReporter(**reporter["init_args"])
         checkpoints = [i for i, c in enumerate(callbacks) if isinstance(c, Checkpoint)]
         callbacks.insert(checkpoints[0] if checkpoints else len(callbacks), built)
-    callbacks.append(recorder)
+    if not test:
+        callbacks.append(recorder)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    if test:
+        tested = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+        found = {k: float(v) for k, v in (tested[0] if tested else {}).items()}
+        if monitor not in found:
+            raise MissingMetricError(
+                f"The test metric {monitor!r} was not logged; the test logged: "
+                f"{', '.join(sorted(found)) or 'nothing'}."
+            )
+        return [found[monitor]], False
     return recorder.values(monitor), built is not None and built.pruned
 
 
