@@ -141,7 +141,8 @@ class LogitAdjustment(Recipe, LossRecipe):
         self.offset: Tensor | None = None
         self._prepared = False
         self._evaluating = False
-        self._hook: RemovableHandle | None = None
+        self._hooks: list[RemovableHandle] = []
+        self._calls: list[bool] = []
 
     @property
     def in_loss(self) -> bool:
@@ -166,8 +167,11 @@ class LogitAdjustment(Recipe, LossRecipe):
                 found = loss_module(pl_module, self.loss_attr)
                 if found is not None and not isinstance(found[0], nn.modules.loss._Loss):
                     path.hook(found[0])  # FocalLoss or a custom loss: the module door
-        if self.posthoc and self._hook is None:
-            self._hook = pl_module.register_forward_hook(self._adjust_output)
+        if self.posthoc and not self._hooks:
+            self._hooks = [
+                pl_module.register_forward_pre_hook(self._before_forward),
+                pl_module.register_forward_hook(self._adjust_output),
+            ]
 
     def _check_loss(self, pl_module: LightningModule) -> None:
         """Refuse a loss that has no class prior to add to (binary, regression)."""
@@ -292,12 +296,23 @@ class LogitAdjustment(Recipe, LossRecipe):
         if self.posthoc:
             self._prior_for_evaluation(trainer, pl_module)
             self._evaluating = True
+            self._calls.clear()
 
     def _end_evaluation(self) -> None:
         self._evaluating = False
+        self._calls.clear()
+
+    def _before_forward(self, module: nn.Module, args: Any) -> None:
+        # Under DDP, Lightning routes a step through the wrapper: the module is called with
+        # its forward patched to run validation_step (``_ForwardRedirection``). That outer
+        # call returns the step's output, not scores: it is left alone; the step's own
+        # ``self(x)`` inside it is adjusted.
+        name = getattr(module.forward, "__qualname__", "")
+        self._calls.append("_ForwardRedirection" in name)
 
     def _adjust_output(self, module: nn.Module, args: Any, output: Any) -> Any:
-        if not self._evaluating or self.offset is None:
+        redirected = self._calls.pop() if self._calls else False
+        if redirected or not self._evaluating or self.offset is None:
             return None
         classes = self.offset.shape[0]
         if not isinstance(output, Tensor) or output.dim() < 2 or output.shape[1] != classes:
@@ -339,9 +354,9 @@ class LogitAdjustment(Recipe, LossRecipe):
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
         self._evaluating = False
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks, self._calls = [], []
 
     @override
     def on_exception(
@@ -387,5 +402,5 @@ class LogitAdjustment(Recipe, LossRecipe):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_hook"] = None  # a hook handle of one process
+        state["_hooks"], state["_calls"] = [], []  # hook handles of one process
         return state
