@@ -95,6 +95,14 @@ REGISTRY: list[Entry] = [
         allowed_warnings=(r"is not trusted and not applied",),
     ),
     Entry("lightning_recipes.ClassWeighting", ("loss",), {"scheme": "balanced"}),
+    # Both places at once (the split form: tau in the loss, tau again at evaluation). With
+    # ClassWeighting from the first step it warns that both correct for the prior: true.
+    Entry(
+        "lightning_recipes.LogitAdjustment",
+        ("loss", "forward"),
+        {"tau": 0.5, "mode": "both"},
+        allowed_warnings=(r"both correct for the class prior from the first step",),
+    ),
     Entry(
         "lightning_recipes.Freezer",
         ("trainable", "lr"),

@@ -34,7 +34,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
     from lightning_recipes.finetuning import Freezer
     from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor, check_gradients
     from lightning_recipes.history import MetricHistory
-    from lightning_recipes.imbalance import ClassWeighting, FocalLoss, ImbalanceReport
+    from lightning_recipes.imbalance import (
+        ClassWeighting,
+        FocalLoss,
+        ImbalanceReport,
+        LogitAdjustment,
+    )
     from lightning_recipes.initialization import WeightInit
     from lightning_recipes.lr import LRFinder, LRFinderResult, find_lr
     from lightning_recipes.modules import MLP, Classifier, Mnist1dCNN, SmallCNN
@@ -74,6 +79,7 @@ __all__ = [
     "LRFinder",
     "LRFinderResult",
     "LabeledTensorDataset",
+    "LogitAdjustment",
     "MetricHistory",
     "Mnist1dCNN",
     "Mnist1dDataModule",
@@ -111,7 +117,7 @@ _EXPORTS: dict[str, str] = {
     "finetuning": "Freezer",
     "gradients": "BatchMixingCheck GradientMonitor check_gradients",
     "history": "MetricHistory",
-    "imbalance": "ClassWeighting FocalLoss ImbalanceReport",
+    "imbalance": "ClassWeighting FocalLoss ImbalanceReport LogitAdjustment",
     "initialization": "WeightInit",
     "lr": "LRFinder LRFinderResult find_lr",
     "modules": "MLP Classifier Mnist1dCNN SmallCNN",

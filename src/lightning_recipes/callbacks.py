@@ -12,7 +12,7 @@ from lightning_recipes.ensembles import SnapshotEnsemble
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
 from lightning_recipes.history import MetricHistory
-from lightning_recipes.imbalance import ClassWeighting, ImbalanceReport
+from lightning_recipes.imbalance import ClassWeighting, ImbalanceReport, LogitAdjustment
 from lightning_recipes.initialization import WeightInit
 from lightning_recipes.lr import LRFinder
 from lightning_recipes.regularization import WeightPenalty
@@ -39,5 +39,6 @@ __all__ = [
     "GradientMonitor",
     "ImbalanceReport",
     "LRFinder",
+    "LogitAdjustment",
     "MetricHistory",
 ]

@@ -13,7 +13,8 @@ called, not when it is imported.
 - Ensembles: `average_probabilities`, `cosine_cycle_lr`, `cycle_end_epochs`.
 - Adversarial robustness: `fgsm`, `pgd`, `project`, `correct_counts`, `robust_accuracy`.
 - Augmentation: `mixup`, `cutmix`, `cutmix_box`, `sample_lam`, `mixed_loss`.
-- Imbalanced data: `class_weights`, `sample_weights`, `binary_pos_weight`, `focal_loss`.
+- Imbalanced data: `class_weights`, `sample_weights`, `binary_pos_weight`, `focal_loss`;
+  logit adjustment: `log_prior_offset`, `logit_adjusted_cross_entropy`, `posthoc_adjust`.
 - Learning rates: the suggestion rules (`valley`, `steep`, `minimum`, `slide`, `landing`,
   `lightning_steepest`, `all_suggestions`, with `ema_smooth` and `prepare_curve`) and the
   schedules' factors (`warmup_cosine_factor`, `warmup_linear_factor`).
@@ -71,6 +72,11 @@ from lightning_recipes.gradients.norms import (
     zero_fraction,
 )
 from lightning_recipes.imbalance.focal import focal_loss
+from lightning_recipes.imbalance.prior import (
+    log_prior_offset,
+    logit_adjusted_cross_entropy,
+    posthoc_adjust,
+)
 from lightning_recipes.imbalance.weights import binary_pos_weight, class_weights, sample_weights
 from lightning_recipes.initialization.schemes import init_modules_, lsuv_
 from lightning_recipes.lr.result import all_suggestions
@@ -123,6 +129,9 @@ __all__ = [
     "binary_pos_weight",
     "class_weights",
     "focal_loss",
+    "log_prior_offset",
+    "logit_adjusted_cross_entropy",
+    "posthoc_adjust",
     "sample_weights",
     # lr
     "all_suggestions",

@@ -15,18 +15,15 @@ from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.loss import loss_module
 from lightning_recipes._core.loss_path import LossRecipe
 from lightning_recipes._core.recipe import Recipe
-from lightning_recipes._core.rng import dataloader_generators, preserved_rng
-from lightning_recipes._core.validate import flag, int_at_least, is_real
-from lightning_recipes.errors import RecipeConfigError, choice_error, config_error
+from lightning_recipes._core.validate import flag, int_at_least, is_real, non_negative_int
+from lightning_recipes.errors import choice_error, config_error
+from lightning_recipes.imbalance.counting import combine_counts, local_labels, multiclass_counts
 from lightning_recipes.imbalance.labels import (
     LabelKey,
     binary_matrix,
     check_label_key,
-    dataset_labels,
-    iterate_labels,
     kind_of_labels,
     labels_array,
-    multiclass_ids,
 )
 from lightning_recipes.imbalance.labels import LabelKind as Kind
 from lightning_recipes.imbalance.loss_target import install_weights, weight_target
@@ -81,8 +78,21 @@ class ClassWeighting(Recipe, LossRecipe):
     ``beta``, ``loss_attr`` and ``label_key``, so two instances keep theirs apart), so a
     resumed run reinstalls them without counting again.
 
-    Put ClassWeighting before LRFinder in ``callbacks`` so the range test sees the
-    weighted loss.
+    **Deferred re-weighting** (DRW, Cao et al. 2019): with ``start_epoch=k`` the loss is
+    unweighted (uniform weights) for epochs ``0 .. k-1`` and weighted from epoch ``k`` on
+    (the paper trains 200 epochs and re-weights from 160). The representation learns from
+    the natural distribution first, and re-weighting then moves the decision boundaries;
+    on long-tailed data this beats weighting from the start, which can hurt (see the
+    imbalanced-data recipe page). The counts and weights are computed when training
+    starts; the weights reach the loss (the path and any loss object) at the start of
+    epoch ``k``, and a resumed run installs them by its epoch, so it weights exactly the
+    steps an uninterrupted run does.
+
+    With `LogitAdjustment` in the same Trainer both correct for the same class prior:
+    see `LogitAdjustment` for what is defined (they compose) and what it warns about.
+
+    ClassWeighting puts its weights in place before the LR finder's range test, in any
+    callback order (a deferred one leaves the range test unweighted, as its first epochs).
 
     Args:
         scheme: ``"balanced"``, ``"effective_number"``, ``"inverse_sqrt"`` or a mapping
@@ -99,11 +109,14 @@ class ClassWeighting(Recipe, LossRecipe):
             attribute or hparam, else the largest label + 1.
         zero_count: ``"error"`` or ``"zero"`` (classes without samples get weight 0).
         log: Log the weights as ``class_weight/<class>`` to the loggers.
+        start_epoch: The 0-based epoch from which the loss is weighted (deferred
+            re-weighting); 0 weights every step.
 
     Attributes:
         counts: Samples per class (for BCE-style losses: ``[negatives, positives]`` per
             label), None before training starts.
-        weights: The installed weights (or ``pos_weight``), None before.
+        weights: The weights (or ``pos_weight``), None before training starts; in the
+            loss from ``start_epoch`` on.
 
     Examples:
         >>> from lightning.pytorch import Trainer
@@ -132,6 +145,7 @@ class ClassWeighting(Recipe, LossRecipe):
         num_classes: int | None = None,
         zero_count: Literal["error", "zero"] = "error",
         log: bool = True,
+        start_epoch: int = 0,
     ) -> None:
         super().__init__()
         self.scheme = check_scheme(scheme)
@@ -148,6 +162,12 @@ class ClassWeighting(Recipe, LossRecipe):
                 "loss_attr", loss_attr, "Pass the name of the module attribute holding the loss."
             )
         flag("log", log)
+        self.start_epoch = non_negative_int(
+            "start_epoch",
+            start_epoch,
+            "Pass the 0-based epoch from which to weight the loss (deferred re-weighting: "
+            "e.g. 160 of 200 epochs); 0 weights from the first step.",
+        )
         self.beta = float(beta)
         self.labels = None if labels is None else labels_array(labels)
         self.label_key: LabelKey = check_label_key(label_key)
@@ -159,6 +179,7 @@ class ClassWeighting(Recipe, LossRecipe):
         self.weights: torch.Tensor | None = None
         self._kind: Kind | None = None
         self._prepared = False
+        self._active = False
 
     @property
     def _scheme_key(self) -> str | dict[int, float]:
@@ -166,7 +187,7 @@ class ClassWeighting(Recipe, LossRecipe):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._prepared = False
+        self._prepared = self._active = False
         if stage == "fit":
             self._find_loss(pl_module)  # refuse an unweightable loss before training
             path = self.attach_loss_path(pl_module, self.label_key)
@@ -183,17 +204,31 @@ class ClassWeighting(Recipe, LossRecipe):
 
         Runs when training starts, or earlier when another recipe must see the weighted
         loss first (the LR finder calls it before its range test: ``PreparesTraining``
-        in the contract), so callback order does not matter.
+        in the contract), so callback order does not matter. Before ``start_epoch`` the
+        weights are computed but not installed.
         """
         if self._prepared:
             return
         self._prepared = True
-        loss, name, kind = self._find_loss(pl_module)
+        loss, _, kind = self._find_loss(pl_module)
         if self.weights is None:  # not restored from a checkpoint
             ignore = getattr(loss, "ignore_index", -100) if kind != "binary" else None
             self.weights = self._compute(
                 trainer, pl_module, kind, ignore if isinstance(ignore, int) else None
             )
+        if trainer.current_epoch >= self.start_epoch:
+            self._install(trainer, pl_module)
+
+    @override
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._prepared and not self._active and trainer.current_epoch >= self.start_epoch:
+            self._install(trainer, pl_module)  # deferred re-weighting starts now
+
+    def _install(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Put the weights in the loss object (if any) and the module's loss path."""
+        self._active = True
+        loss, name, _ = self._find_loss(pl_module)
+        assert self.weights is not None
         weights = self.weights.to(pl_module.device)
         installed = None
         if loss is not None:
@@ -244,44 +279,6 @@ class ClassWeighting(Recipe, LossRecipe):
 
     # ------------------------------------------------------------ counting
 
-    def _local_labels(self, trainer: Trainer) -> tuple[npt.NDArray[Any], bool]:
-        """This rank's labels and whether they came from the whole dataset (no iteration)."""
-        loader = trainer.train_dataloader
-        if self.labels is not None:
-            dataset = getattr(loader, "dataset", None)
-            size = len(dataset) if hasattr(dataset, "__len__") else None  # type: ignore[arg-type]
-            if size is not None and size != len(self.labels):
-                raise config_error(
-                    "labels",
-                    f"<{len(self.labels)} labels>",
-                    f"Pass one label per training sample: the training dataset has {size}.",
-                )
-            return self.labels, True
-        found = dataset_labels(getattr(loader, "dataset", None), self.label_key)
-        if found is not None:
-            return found, True
-        if loader is None:
-            raise RecipeConfigError("ClassWeighting: the Trainer has no training dataloader.")
-        helpers.rank_zero_info(
-            "ClassWeighting: the training dataset exposes no targets/labels/y; counting the "
-            "labels with one pass over the training dataloader."
-        )
-        with preserved_rng(dataloader_generators(loader)):
-            parts = [
-                labels.detach().cpu()
-                for labels in helpers.progress(
-                    trainer,
-                    iterate_labels(loader, self.label_key),
-                    "ClassWeighting: counting labels",
-                )
-            ]
-        if not parts:
-            raise RecipeConfigError("ClassWeighting: the training dataloader yielded no batch.")
-        joined = torch.cat(parts)
-        if joined.is_floating_point() and joined.dtype not in (torch.float32, torch.float64):
-            joined = joined.float()  # NumPy has no bfloat16
-        return joined.numpy(), False
-
     def _compute(
         self,
         trainer: Trainer,
@@ -289,49 +286,27 @@ class ClassWeighting(Recipe, LossRecipe):
         kind: Kind | None,
         ignore_index: int | None,
     ) -> torch.Tensor:
-        labels, whole = self._local_labels(trainer)
-        device = pl_module.device
+        labels, whole = local_labels(trainer, self.labels, self.label_key, "ClassWeighting")
         kind = self._kind = kind or kind_of_labels(labels)
         if kind == "binary":
             matrix = binary_matrix(labels)
             local = torch.tensor(
                 np.concatenate([[len(matrix)], matrix.sum(axis=0)]), dtype=torch.long
             )
-        else:
-            ids, width = multiclass_ids(labels, ignore_index=ignore_index)
-            classes = self._classes(trainer, pl_module, ids, width)
-            if ids.size and ids.max() >= classes:
-                raise config_error(
-                    "num_classes",
-                    classes,
-                    f"Labels range from {ids.min()} to {ids.max()}: pass num_classes=.",
-                )
-            local = torch.as_tensor(np.bincount(ids, minlength=classes), dtype=torch.long)
-        counts = _combine(trainer, local.to(device), whole).cpu()
-        if kind == "binary":
+            counts = combine_counts(trainer, local.to(pl_module.device), whole).cpu()
             total, positives = int(counts[0]), counts[1:].numpy()
             self.counts = [[total - int(p), int(p)] for p in positives]
             return binary_pos_weight(positives, total, self.scheme, self.beta)
+        counts = multiclass_counts(
+            trainer,
+            pl_module,
+            labels,
+            whole,
+            num_classes=self.num_classes,
+            ignore_index=ignore_index,
+        )
         self.counts = counts.tolist()
         return class_weights(counts, self.scheme, beta=self.beta, zero_count=self.zero_count)
-
-    def _classes(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        ids: npt.NDArray[np.int64],
-        width: int | None,
-    ) -> int:
-        if self.num_classes is not None:
-            return self.num_classes
-        for source in (pl_module, pl_module.hparams):
-            value = getattr(source, "num_classes", None)
-            if isinstance(value, int) and value >= 2:
-                return value
-        if width is not None:  # probability rows: their width, the same on every rank
-            return width
-        largest = torch.tensor(int(ids.max()) if ids.size else 0, device=pl_module.device)
-        return int(helpers.gather(trainer, largest).max()) + 1
 
     # ------------------------------------------------------------ reporting and state
 
@@ -361,6 +336,8 @@ class ClassWeighting(Recipe, LossRecipe):
         facts: dict[str, Any] = {
             "scheme": self.scheme if isinstance(self.scheme, str) else "mapping"
         }
+        if self.start_epoch:
+            facts["weighted from epoch"] = self.start_epoch
         if self.counts is not None:
             facts["training counts"] = self.counts
         if self.weights is not None:
@@ -381,13 +358,3 @@ class ClassWeighting(Recipe, LossRecipe):
         weights = state_dict["weights"]
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
         self._kind = state_dict.get("kind")
-
-
-def _combine(trainer: Trainer, local: torch.Tensor, whole: bool) -> torch.Tensor:
-    """The same counts on every rank: equal counts kept, differing (sharded) ones summed."""
-    if trainer.world_size == 1:
-        return local
-    gathered = helpers.gather(trainer, local)
-    if whole and bool(torch.all(gathered == gathered[0])):
-        return gathered[0]
-    return gathered.sum(dim=0)

@@ -2,8 +2,9 @@
 
 Loss recipes (``ClassWeighting``, ``MixUp``, ``CutMix``, ``LabelSmoothing``) never replace
 the user's loss. They tell the module's `LossPath` what to do to the current training
-step's loss (`LossEdit`): class weights (for the whole fit), mixed targets and smoothing
-(for one batch). Two doors lead to the same edit, applied by one function, `edited_loss`:
+step's loss (`LossEdit`): class weights and logit adjustment's per-class offset (for the
+whole fit), mixed targets and smoothing (for one batch). Two doors lead to the same edit,
+applied by one function, `edited_loss`:
 
 1. **The functional door** (zero edits to the module): a ``TorchFunctionMode`` active only
    around the training step sees every call of ``F.cross_entropy``, ``F.nll_loss``,
@@ -58,6 +59,7 @@ from lightning_recipes._core.loss_path.edit import (
     check_loss_module,
     compose_mix,
     edited_loss,
+    shift_logits,
     uniform_target,
 )
 from lightning_recipes._core.loss_path.path import LossPath
@@ -76,6 +78,7 @@ __all__ = [
     "check_loss_module",
     "compose_mix",
     "edited_loss",
+    "shift_logits",
     "uniform_target",
     "weighted_training_loss",
 ]

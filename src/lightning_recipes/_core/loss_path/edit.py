@@ -25,6 +25,7 @@ __all__ = [
     "check_loss_module",
     "compose_mix",
     "edited_loss",
+    "shift_logits",
     "uniform_target",
 ]
 
@@ -144,6 +145,40 @@ def compose_mix(terms: list[MixTerm], index: Tensor, lam: float) -> list[MixTerm
     return [t for t in kept + moved if t.coef != 0.0]
 
 
+def shift_logits(logits: Tensor, offset: Tensor) -> Tensor:
+    """``logits + offset``, the per-class ``offset`` added along the class dimension.
+
+    The class dimension is dimension 1 of a batch (``(N, C)`` or ``(N, C, d1, ...)``, as
+    ``F.cross_entropy`` takes it) and dimension 0 of one unbatched sample (``(C,)``).
+    Logit adjustment adds ``tau * log(prior)`` in the loss and subtracts it after training.
+
+    Args:
+        logits: The scores, classes along dimension 1 (0 when one-dimensional).
+        offset: One value per class, shape ``(C,)``; cast to the logits' dtype and device.
+
+    Returns:
+        The shifted logits (a new tensor).
+
+    Raises:
+        ValueError: If ``offset`` does not have one value per class of ``logits``.
+
+    Examples:
+        >>> shift_logits(torch.zeros(2, 3), torch.tensor([1.0, 2.0, 3.0])).tolist()
+        [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    """
+    dim = 0 if logits.dim() == 1 else 1
+    if offset.dim() != 1 or logits.dim() == 0 or logits.shape[dim] != offset.shape[0]:
+        raise ValueError(
+            f"shift_logits: an offset of shape {tuple(offset.shape)} does not match logits "
+            f"of shape {tuple(logits.shape)} (one value per class, classes along dimension "
+            f"{dim})."
+        )
+    offset = offset.to(device=logits.device, dtype=logits.dtype)
+    if logits.dim() > 2:
+        offset = offset.view(-1, *([1] * (logits.dim() - 2)))
+    return logits + offset
+
+
 def uniform_target(kind: Kind, inputs: Tensor) -> Tensor:
     """The uniform target of label smoothing for a loss of ``kind`` on ``inputs``.
 
@@ -214,13 +249,16 @@ class LossEdit:
         pos_weight: Weight of positives over negatives for BCE with logits, None for none.
         terms: The target's mix terms.
         smoothing: Label smoothing of the (mixed) target.
-        owners: The recipe that set each part, for messages.
+        logit_offset: Added to the loss's input along the class dimension before every
+            term (`shift_logits`): logit adjustment's ``tau * log(prior)``; None for none.
+            Multi-class losses only (cross-entropy on logits, NLL on log-probabilities).
     """
 
     weight: Tensor | None = None
     pos_weight: Tensor | None = None
     terms: tuple[MixTerm, ...] = (MixTerm(1.0),)
     smoothing: float = 0.0
+    logit_offset: Tensor | None = None
 
     @property
     def mixes(self) -> bool:
@@ -235,6 +273,7 @@ class LossEdit:
             or self.pos_weight is not None
             or self.mixes
             or bool(self.smoothing)
+            or self.logit_offset is not None
         )
 
 
@@ -278,6 +317,8 @@ def _edit_call(
             f"LabelSmoothing: this {name} call already smooths "
             f"(label_smoothing={bound['label_smoothing']}); remove one of the two."
         )
+    if edit.logit_offset is not None:
+        inputs = bound["input"] = _offset_input(name, kind, inputs, edit.logit_offset)
 
     if (
         kind == "multiclass"
@@ -305,6 +346,29 @@ def _edit_call(
         return func(**{**bound, "target": uniform})
 
     return edited_loss(loss, target, list(edit.terms), edit.smoothing, uniform_loss)
+
+
+def _offset_input(name: str, kind: Kind, inputs: Tensor, offset: Tensor) -> Tensor:
+    """The loss's input with the logit offset added (NLL's log-probabilities renormalised)."""
+    if kind not in ("multiclass", "log_probs"):
+        raise RecipeConfigError(
+            f"LogitAdjustment cannot adjust {name}: it adds log class priors to multi-class "
+            "scores (F.cross_entropy / nn.CrossEntropyLoss on logits, F.nll_loss / "
+            "nn.NLLLoss on log_softmax outputs). Binary and multi-label losses have no "
+            "class prior to add; remove LogitAdjustment."
+        )
+    classes = inputs.shape[0 if inputs.dim() == 1 else 1] if inputs.dim() else 0
+    if classes != offset.shape[0]:
+        raise RecipeConfigError(
+            f"LogitAdjustment: {name} received scores for {classes} classes, but the prior "
+            f"was counted over {offset.shape[0]} classes. Pass num_classes= matching the "
+            "model's output."
+        )
+    shifted = shift_logits(inputs, offset)
+    if kind == "log_probs":
+        # log_softmax(log p + o) = log_softmax(logits + o): the adjusted log-probabilities.
+        shifted = torch.log_softmax(shifted, dim=0 if inputs.dim() == 1 else 1)
+    return shifted
 
 
 def check_loss_module(loss: nn.Module, attr: str, recipe: str, *, weighting: bool) -> Kind | None:

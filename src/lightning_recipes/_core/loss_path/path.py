@@ -14,6 +14,7 @@ from lightning_recipes._core.loss_path.edit import (
     LossEdit,
     _bind,
     _edit_call,
+    _offset_input,
     compose_mix,
     edited_loss,
     uniform_target,
@@ -47,6 +48,7 @@ class LossPath:
         self._module = weakref.ref(module)
         self.users: dict[int, tuple[str, LabelKey]] = {}
         self.weights: dict[LabelKey, tuple[Tensor | None, Tensor | None]] = {}
+        self.offsets: dict[LabelKey, Tensor] = {}
         self.installed: list[tuple[nn.Module, str]] = []
         self.hooked: dict[int, list[RemovableHandle]] = {}
         self.edit = LossEdit()
@@ -105,6 +107,7 @@ class LossPath:
                 handle.remove()
         self.hooked.clear()
         self.weights.clear()
+        self.offsets.clear()
         self.installed.clear()
         module = self._module()
         if module is not None:
@@ -129,6 +132,22 @@ class LossPath:
         self.weights[label_key] = (weight, pos_weight)
         if installed is not None and installed not in self.installed:
             self.installed.append(installed)
+
+    def set_logit_offset(self, label_key: LabelKey, offset: Tensor | None) -> None:
+        """A per-class offset added to the loss's input for the labels at ``label_key``.
+
+        Logit adjustment's ``tau * log(prior)``: every training step from now on computes
+        the loss of ``logits + offset`` (`shift_logits`), before mixing, smoothing and
+        class weights are applied to it. None removes it.
+
+        Args:
+            label_key: Where those labels are in a batch.
+            offset: One value per class, on the module's device; None for none.
+        """
+        if offset is None:
+            self.offsets.pop(label_key, None)
+        else:
+            self.offsets[label_key] = offset
 
     def hook(self, loss: nn.Module) -> None:
         """Open the module door on a custom loss module (its math may be invisible to the mode).
@@ -255,7 +274,7 @@ class LossPath:
         self._entered.clear()
 
     def _due(self) -> bool:
-        return bool(self.weights) or self.edit.changes_loss
+        return bool(self.weights) or bool(self.offsets) or self.edit.changes_loss
 
     def end_batch(self, token: tuple[int, int], produced_loss: bool) -> None:
         """End the batch; raise if an edit was due, a loss was produced, and none matched."""
@@ -313,8 +332,10 @@ class LossPath:
             self.labels[id(value)] = (value, key)
 
     def _edit_for(self, target: Tensor) -> LossEdit:
-        weight, pos_weight = self.weights.get(self.labels[id(target)][1], (None, None))
-        return LossEdit(weight, pos_weight, self.edit.terms, self.edit.smoothing)
+        key = self.labels[id(target)][1]
+        weight, pos_weight = self.weights.get(key, (None, None))
+        offset = self.offsets.get(key)
+        return LossEdit(weight, pos_weight, self.edit.terms, self.edit.smoothing, offset)
 
     def _training(self) -> bool:
         module = self._module()
@@ -334,7 +355,13 @@ class LossPath:
         self.matched += 1
         bound = _bind(func, args, kwargs)
         given = bound.get("pos_weight" if kind == "binary_logits" else "weight")
-        if edit.mixes or edit.smoothing or given is None or not self._installed(given):
+        if (
+            edit.mixes
+            or edit.smoothing
+            or edit.logit_offset is not None
+            or given is None
+            or not self._installed(given)
+        ):
             self._needs_mode = True  # this call is weighted or mixed by the mode itself
         return _edit_call(func, kind, bound, edit, self._installed, self.batch_size)
 
@@ -366,7 +393,8 @@ class LossPath:
                 "labels, and has no weight buffer. Use one of those losses, or FocalLoss."
             )
         self.matched += 1
-        if not edit.mixes and not edit.smoothing:
+        offset = edit.logit_offset
+        if not edit.mixes and not edit.smoothing and offset is None:
             return None  # weighted by its own buffer: nothing more to do
         if edit.mixes and target.shape[:1] != (self.batch_size,):
             raise RecipeConfigError(
@@ -376,6 +404,8 @@ class LossPath:
             )
         multiclass = getattr(module, "task", "multiclass") == "multiclass"
         kind: Kind = "multiclass" if multiclass else "binary_logits"
+        if offset is not None:
+            inputs = _offset_input(type(module).__name__, kind, inputs, offset)
         return edited_loss(
             lambda t: module.forward(inputs, t),
             target,

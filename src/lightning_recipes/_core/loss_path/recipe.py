@@ -17,7 +17,9 @@ __all__ = ["LossRecipe", "weighted_training_loss"]
 
 @contextmanager
 def weighted_training_loss(source: nn.Module, probe: nn.Module, batch: Any) -> Iterator[None]:
-    """Run ``probe``'s training step on ``batch`` with the class weights of ``source``.
+    """Run ``probe``'s training step on ``batch`` with the loss edits of ``source``.
+
+    The class weights and logit offsets (whole-fit edits) travel; batch mixes do not.
 
     For a recipe that trains a copy of the module (the LR finder's range test): the copy's
     loss is weighted as the module's is, through either door, with no batch mixing.
@@ -28,12 +30,13 @@ def weighted_training_loss(source: nn.Module, probe: nn.Module, batch: Any) -> I
         batch: The batch the copy trains on.
     """
     path = LossPath._by_module.get(source)
-    if path is None or not path.weights:
+    if path is None or not (path.weights or path.offsets):
         yield
         return
     twin = LossPath(probe)
     twin.users = dict(path.users)
     twin.weights = dict(path.weights)
+    twin.offsets = dict(path.offsets)
     names = {id(module): name for name, module in source.named_modules()}
     for loss, buffer in path.installed:
         if id(loss) in names:
