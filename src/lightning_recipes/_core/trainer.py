@@ -46,11 +46,12 @@ __all__ = [
     "checkpoint_saves_every_epoch",
     "figure_dir",
     "gather",
-    "match_rank_zero_buffers",
-    "rank_zero_buffers",
+    "is_redirected_step_call",
     "log_figure",
+    "match_rank_zero_buffers",
     "missing_metric_message",
     "progress",
+    "rank_zero_buffers",
     "rank_zero_info",
     "rank_zero_only",
     "rank_zero_warn",
@@ -383,3 +384,23 @@ def loss_scale(trainer: Trainer) -> torch.Tensor | None:
         return None
     scale = getattr(scaler, "_scale", None)
     return scale if isinstance(scale, torch.Tensor) else None
+
+
+def is_redirected_step_call(module: object) -> bool:
+    """Whether this call of ``module`` is Lightning running a step through its wrapper.
+
+    Under DDP (and the other wrapping strategies) Lightning calls the LightningModule with
+    its ``forward`` replaced, for that call, by the step being run (``validation_step``
+    ...), so that the wrapper's hooks fire (``_ForwardRedirection`` in
+    ``lightning.pytorch.strategies.strategy``). That call's output is the step's, not the
+    model's scores. There is no public flag for it: the replaced forward's qualified name
+    is the only mark, read here and nowhere else.
+
+    Args:
+        module: The module being called (from a forward hook).
+
+    Returns:
+        True for Lightning's redirected step call.
+    """
+    forward = getattr(module, "forward", None)
+    return "_ForwardRedirection" in getattr(forward, "__qualname__", "")

@@ -303,12 +303,10 @@ class LogitAdjustment(Recipe, LossRecipe):
         self._calls.clear()
 
     def _before_forward(self, module: nn.Module, args: Any) -> None:
-        # Under DDP, Lightning routes a step through the wrapper: the module is called with
-        # its forward patched to run validation_step (``_ForwardRedirection``). That outer
-        # call returns the step's output, not scores: it is left alone; the step's own
-        # ``self(x)`` inside it is adjusted.
-        name = getattr(module.forward, "__qualname__", "")
-        self._calls.append("_ForwardRedirection" in name)
+        # Under DDP, Lightning routes a step through the wrapper: that outer call returns
+        # the step's output, not scores, and is left alone; the step's own ``self(x)``
+        # inside it is adjusted.
+        self._calls.append(helpers.is_redirected_step_call(module))
 
     def _adjust_output(self, module: nn.Module, args: Any, output: Any) -> Any:
         redirected = self._calls.pop() if self._calls else False
