@@ -209,7 +209,7 @@ def ddp_results(
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("name", [*IDS, "all together"])
+@pytest.mark.parametrize("name", [*(e.name for e in REGISTRY if e.ddp), "all together"])
 def test_two_ddp_ranks_agree(name: str, ddp_results: list[dict[str, Any]]) -> None:
     rank0, rank1 = (r[name] for r in ddp_results)
     assert_same(rank0["weights"], rank1["weights"], f"{name} weights")

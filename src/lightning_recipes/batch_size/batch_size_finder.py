@@ -11,6 +11,7 @@ from typing_extensions import override
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.recipe import Recipe
+from lightning_recipes._core.rng import preserved_rng
 from lightning_recipes._core.validate import positive_int
 from lightning_recipes.batch_size.memory import (
     budget_bytes,
@@ -101,6 +102,38 @@ class BatchSizeFinder(Recipe, LightningBatchSizeFinder):
         self.stopped_by: str | None = None
         self.trial_peaks: dict[int, int] = {}
         self.budget: int | None = None
+        self._restored: int | None = None
+
+    @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Search; on a run resumed from a checkpoint, keep the batch size it trained with.
+
+        Lightning's finder would search again on resume, and its trials would move the random
+        states and the loops of the resumed run: the resumed run would no longer be the
+        interrupted one. The size found is in the checkpoint (`state_dict`) instead. The
+        search itself leaves the random states as it found them.
+        """
+        if self._restored is None:
+            # Lightning's trials draw dropout masks and shuffle the data from the global
+            # generators: the run after the search starts from the random states it had.
+            with preserved_rng():
+                self.scale_batch_size(trainer, pl_module)
+            return
+        lightning_setattr(pl_module, self._batch_arg_name, self._restored)
+        self.optimal_batch_size, self._restored = self._restored, None
+        helpers.rank_zero_info(
+            f"BatchSizeFinder: batch {self.optimal_batch_size}, as in the checkpoint (no new "
+            "search)."
+        )
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimal_batch_size": self.optimal_batch_size}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        size = state_dict.get("optimal_batch_size")
+        self._restored = None if size is None else int(size)
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str | None = None) -> None:
@@ -190,10 +223,14 @@ class BatchSizeFinder(Recipe, LightningBatchSizeFinder):
         for _ in range(self._max_trials):
             reset_peak_rss()
             ran = self._trial(trainer, pl_module, size)
-            peak = self.trial_peaks[ran] = peak_rss()
-            if ran < size:
-                self.stopped_by = "out of memory" if peak > budget else "dataset length"
-                fits = ran if peak <= budget else fits
+            peak = peak_rss()
+            self.trial_peaks.setdefault(ran, peak)
+            if ran < size:  # Lightning kept an earlier size: the dataset's length, or an OOM
+                if ran == fits:
+                    self.stopped_by = "dataset length"
+                else:
+                    self.stopped_by = "out of memory"
+                    fits = ran if peak <= budget else fits
                 break
             if peak <= budget:
                 fits = size

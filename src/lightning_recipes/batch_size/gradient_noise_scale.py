@@ -40,7 +40,10 @@ class GradientNoiseScale(Recipe):
     Every ``every_n_steps`` optimizer steps the squared norm of the mean gradient is taken
     at two batch sizes on the same weights; the paper's unbiased estimators (Appendix A)
     turn the pair into ``|G|²`` and ``tr(Σ)``, each smoothed (debiased EMA, ``beta`` per
-    measurement) before their ratio is taken. Where the two sizes come from (``method``):
+    measurement) before their ratio is taken. One measurement's ``|G|²`` is noisy (the
+    noisier the further the batch is below the noise scale) and can be negative: keep
+    ``beta`` high (0.95 averages about 40 measurements) or measure more often. Where the
+    two sizes come from (``method``):
 
     * ``"ddp"`` (``"auto"`` under DDP): a DDP communication hook reads every gradient bucket
       before the all-reduce (this rank's batch) and after it (all ranks' batch). No extra
@@ -93,7 +96,7 @@ class GradientNoiseScale(Recipe):
     def __init__(
         self,
         every_n_steps: int = 10,
-        beta: float = 0.9,
+        beta: float = 0.95,
         method: Method = "auto",
         log_every_n_steps: int | None = None,
         plot: bool = True,
@@ -102,7 +105,7 @@ class GradientNoiseScale(Recipe):
     ) -> None:
         self.every_n_steps = positive_int("every_n_steps", every_n_steps)
         if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < 1:
-            raise config_error("beta", beta, "Pass an EMA factor in [0, 1), e.g. 0.9.")
+            raise config_error("beta", beta, "Pass an EMA factor in [0, 1), e.g. 0.95.")
         self.beta = float(beta)
         if method not in _METHODS:
             raise choice_error("method", method, _METHODS)
@@ -265,7 +268,8 @@ class GradientNoiseScale(Recipe):
         g2, trace = noise_estimates(small, big, b_small, b_big)
         self.ema.update(g2, trace)
         self.measurements += 1
-        self.batch_size = int(b_big)
+        # The full batch (the last batch of an epoch may be a partial one).
+        self.batch_size = max(self.batch_size or 0, int(b_big))
         if self._last_log < 0 or trainer.global_step - self._last_log >= self._log_every:
             self._publish(trainer)
 

@@ -59,7 +59,7 @@ class MeasuringAllreduce:
     process_group: Any = None
 
     @staticmethod
-    def hook(state: "MeasuringAllreduce", bucket: "GradBucket") -> torch.futures.Future[Tensor]:
+    def hook(state: "MeasuringAllreduce", bucket: GradBucket) -> torch.futures.Future[Tensor]:
         """DDP communication hook: the default all-reduce, plus two norms when measuring."""
         if not state.measuring:
             return allreduce_hook(state.process_group, bucket)
