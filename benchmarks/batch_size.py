@@ -21,13 +21,14 @@ Three measurements, one process, one torch thread:
 4. **The finders on the CPU** (peer: Lightning's ``BatchSizeFinder``) on a wide MLP:
    Lightning's doubles until the dataset's length stops it (there is no out-of-memory
    limit on the CPU); ours refuses without a budget and with ``max_memory`` (the process's
-   resident memory before the search plus 32 MiB) returns the largest batch whose trial
+   resident memory before the search plus 96 MiB) returns the largest batch whose trial
    stayed under it.
 
 Run: ``nice -n 19 .venv/bin/python benchmarks/batch_size.py`` (``--quick`` for a smoke run).
 """
 
 import argparse
+import json
 import logging
 import math
 import statistics
@@ -39,13 +40,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from lightning.pytorch import LightningModule, seed_everything
+from lightning.pytorch import Callback, LightningModule, seed_everything
 from lightning.pytorch.callbacks import BatchSizeFinder as LightningBatchSizeFinder
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mean_std, publish, quiet_trainer
+from _common import RESULTS, mean_std, publish, quiet_trainer
 
 from lightning_recipes import GradientNoiseScale
 from lightning_recipes.batch_size import BatchSizeFinder, fit_tradeoff
@@ -56,6 +57,14 @@ from lightning_recipes.errors import RecipeConfigError
 BATCHES = [16, 32, 64, 128, 256, 512, 1024, 2048]
 BASE_LR, BASE_BATCH = 2e-3, 16
 LR_FACTORS = (0.5, 1.0, 2.0)
+COST_HEADERS = [
+    "variant",
+    "wall ratio to bare",
+    "CPU-time ratio to bare",
+    "its hooks' CPU time / bare step",
+    "bare CPU ms/step",
+]
+FINDER_HEADERS = ["finder", "batch size", "stopped by", "seconds", "budget (MiB)", "peaks (MiB)"]
 
 
 def mlp() -> nn.Module:
@@ -157,6 +166,27 @@ def timed(
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+class TimedNoise(GradientNoiseScale):
+    """GradientNoiseScale that adds up the CPU time spent in its own per-step hooks."""
+
+    seconds = 0.0
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        start = time.process_time()
+        super().on_train_batch_start(*args)
+        self.seconds += time.process_time() - start
+
+    def on_after_backward(self, *args: Any) -> None:
+        start = time.process_time()
+        super().on_after_backward(*args)
+        self.seconds += time.process_time() - start
+
+    def on_before_optimizer_step(self, *args: Any) -> None:
+        start = time.process_time()
+        super().on_before_optimizer_step(*args)
+        self.seconds += time.process_time() - start
+
+
 def finders(quick: bool) -> list[list[Any]]:
     rows: list[list[Any]] = []
 
@@ -178,19 +208,19 @@ def finders(quick: bool) -> list[list[Any]]:
         def configure_optimizers(self) -> torch.optim.Optimizer:
             return torch.optim.Adam(self.parameters(), lr=1e-2)
 
-    reset_peak_rss()
-    base = peak_rss()
     variants: list[tuple[str, Any]] = [
-        ("Lightning BatchSizeFinder()", LightningBatchSizeFinder(init_val=16, steps_per_trial=1)),
+        ("ours BatchSizeFinder(max_memory=resident+96 MiB)", None),
         ("ours BatchSizeFinder()", BatchSizeFinder(init_val=16, steps_per_trial=1)),
-        ("ours BatchSizeFinder(max_memory=resident+32 MiB)", None),
+        ("Lightning BatchSizeFinder()", LightningBatchSizeFinder(init_val=16, steps_per_trial=1)),
     ]
     for name, finder in variants:
         seed_everything(0, verbose=False)
         dm = Mnist1dDataModule(batch_size=16, val_fraction=0.0)
-        if finder is None:
+        budget_text = ""
+        if finder is None:  # first, in a process that has not yet run a large batch
             reset_peak_rss()
-            budget = peak_rss() + 32 * 2**20
+            budget = peak_rss() + 96 * 2**20
+            budget_text = f"{budget / 2**20:.0f}"
             finder = BatchSizeFinder(init_val=16, steps_per_trial=1, max_memory=budget)
         trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, callbacks=[finder])
         start = time.perf_counter()
@@ -202,8 +232,7 @@ def finders(quick: bool) -> list[list[Any]]:
             detail = ", ".join(f"{k}: {v / 2**20:.0f}" for k, v in sorted(peaks.items()))
         except RecipeConfigError as err:
             found, how, detail = "refused", str(err).split(".")[1].strip()[:70] + "...", ""
-        rows.append([name, found, how, f"{time.perf_counter() - start:.1f}", detail])
-    rows.append(["(process peak before the search, MiB)", "", "", "", f"{base / 2**20:.0f}"])
+        rows.append([name, found, how, f"{time.perf_counter() - start:.1f}", budget_text, detail])
     return rows
 
 
@@ -212,6 +241,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--target", type=float, default=0.55)
+    parser.add_argument("--reuse-sweep", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -221,10 +251,19 @@ def main() -> None:
     batches = [32, 256, 2048] if args.quick else BATCHES
     cap = 1500 if args.quick else 6000
 
-    # 1. steps to target, per seed and batch size (best of three rates)
+    # 1. steps to target, per seed and batch size (best of three rates); --reuse-sweep reads
+    # the last run's sweep and estimates from results/batch_size.json (parts 3-4 only).
+    cache = RESULTS / "batch_size.json"
     best: dict[tuple[int, int], tuple[int, float] | None] = {}
+    estimates, medians = [], []
+    if args.reuse_sweep:
+        saved = json.loads(cache.read_text())
+        for key, value in saved["best"].items():
+            seed, batch = (int(v) for v in key.split(","))
+            best[(seed, batch)] = None if value is None else (int(value[0]), float(value[1]))
+        estimates, medians = saved["estimates"], saved["medians"]
     for seed in seeds:
-        for batch in batches:
+        for batch in batches if not args.reuse_sweep else []:
             scaled = BASE_LR * (batch / BASE_BATCH) ** 0.5
             found = []
             for factor in LR_FACTORS:
@@ -241,13 +280,24 @@ def main() -> None:
 
     # 2. the callback's estimate at batch 64 (or the smallest quick batch), to the target
     probe = 64 if 64 in batches else batches[0]
-    estimates, medians = [], []
-    for seed in seeds:
+    for seed in seeds if not args.reuse_sweep else []:
         hit = best[(seed, probe)]
         steps, lr = hit if hit is not None else (cap, BASE_LR * (probe / BASE_BATCH) ** 0.5)
         last, median = callback_estimate(arrays, seed, lr, steps)
         estimates.append(last)
         medians.append(median)
+    if not args.quick:
+        cache.write_text(
+            json.dumps(
+                {
+                    "best": {f"{k[0]},{k[1]}": v for k, v in best.items()},
+                    "estimates": estimates,
+                    "medians": medians,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     sweep_rows: list[list[Any]] = []
     for batch in batches:
@@ -282,6 +332,7 @@ def main() -> None:
     steps = 100 if args.quick else 400
     variants: dict[str, tuple[int, int, int | None]] = {
         "bare, batch 64": (64, 1, None),
+        "a no-op Callback, batch 64": (64, 1, 0),
         "split every 10, batch 64": (64, 1, 10),
         "split every 20, batch 64": (64, 1, 20),
         "bare, batch 64 = 2 x 32": (64, 2, None),
@@ -291,17 +342,23 @@ def main() -> None:
     }
     names = list(variants)
     times: dict[str, list[tuple[float, float]]] = {v: [] for v in names}
+    own: dict[str, list[float]] = {v: [] for v in names}
     for r in range(repeats):
         for v in names[r % len(names) :] + names[: r % len(names)]:
             batch, accumulate, every = variants[v]
-            callback = (
+            callback: Any = (
                 None
                 if every is None
-                else GradientNoiseScale(every_n_steps=every, plot=False, verbose=False)
+                else Callback()
+                if every == 0
+                else TimedNoise(every_n_steps=every, plot=False, verbose=False)
             )
             times[v].append(timed(arrays, callback, accumulate, steps, batch))
+            if isinstance(callback, TimedNoise):
+                own[v].append(callback.seconds)
     cost_rows = []
     for measured, bare in (
+        ("a no-op Callback, batch 64", "bare, batch 64"),
         ("split every 10, batch 64", "bare, batch 64"),
         ("split every 20, batch 64", "bare, batch 64"),
         ("accumulation every 10, batch 64 = 2 x 32", "bare, batch 64 = 2 x 32"),
@@ -310,7 +367,12 @@ def main() -> None:
         wall = [m[0] / b[0] for m, b in zip(times[measured], times[bare], strict=True)]
         cpu = [m[1] / b[1] for m, b in zip(times[measured], times[bare], strict=True)]
         per_step = statistics.mean(b[1] for b in times[bare]) / steps * 1e3
-        cost_rows.append([measured, mean_std(wall), mean_std(cpu), f"{per_step:.2f}"])
+        hooks = (
+            f"{statistics.mean(own[measured]) / steps * 1e3 / per_step:.3f}"
+            if own[measured]
+            else ""
+        )
+        cost_rows.append([measured, mean_std(wall), mean_std(cpu), hooks, f"{per_step:.2f}"])
 
     finder_rows = finders(args.quick)
     figure = tradeoff_figure(best, fits, batches, seeds, estimates)
@@ -340,21 +402,25 @@ factor of 2 (ratio in [0.5, 2]).
 
 ## Cost of the measurement ({steps} steps, {repeats} interleaved repeats, order rotated)
 
-{_table(["variant", "wall ratio to bare", "CPU-time ratio to bare", "bare CPU ms/step"], cost_rows)}
+{_table(COST_HEADERS, cost_rows)}
 "split": one extra forward+backward on half the batch per measurement, plus a snapshot of
 the buffers and the random states. "accumulation": two micro-batches of 32, the first
 micro-batch's gradient against the accumulated one (no extra pass); its bare baseline
 accumulates too. Wall ratios are noisy on this shared 2-core machine (other jobs ran
-beside); the CPU-time ratios are the ones to read. The DDP path (a communication hook, no
-extra pass) is not timed here (one CPU process).
+beside); the CPU-time ratios are the ones to read, and on 1.5-ms steps they include
+Lightning's fixed cost of calling any callback's hooks (the no-op Callback row). "its hooks'
+CPU time" is the time spent inside GradientNoiseScale's own hooks (split pass included),
+per step, over the bare step's CPU time: the recipe's own cost, without that fixed part.
+The DDP path (a communication hook, no extra pass) is not timed here (one CPU process).
 
 ## The finders on the CPU (an MLP 40-1024-1024-10, Adam, init_val 16, one step per trial)
 
-{_table(["finder", "batch size", "stopped by", "seconds", "trial peaks (MiB)"], finder_rows)}
+{_table(FINDER_HEADERS, finder_rows)}
 Lightning's finder on the CPU doubles until the dataset's length (4,000) stops it: its
 number is not a memory limit. Ours refuses without a budget and, with one, keeps the largest
 batch whose trial's peak resident memory (whole process, Linux VmHWM reset before each
-trial) stayed under it.
+trial) stayed under it. The budgeted search runs first: resident memory counts what the
+allocator keeps after a large batch, so a process that already ran one starts higher.
 """
     publish(
         "batch_size",

@@ -1,6 +1,7 @@
 """GradientNoiseScale in real fits: the closed-form check, the measuring paths, the report."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_recipes import GradientNoiseScale
 from lightning_recipes.errors import RecipeConfigError
+from tests.ddp.harness import assert_same_tensors
 
 QUIET: dict[str, Any] = {
     "accelerator": "cpu",
@@ -147,3 +149,27 @@ def test_methods_that_do_not_fit_the_run_are_refused_at_setup(tmp_path: Path) ->
         classifier_fit(tmp_path, GradientNoiseScale(method="accumulation"))
     with pytest.raises(RecipeConfigError, match="DDP run"):
         classifier_fit(tmp_path, GradientNoiseScale(method="ddp"))
+
+
+@pytest.mark.ddp
+def test_under_ddp_the_hook_measures_for_free_and_changes_nothing(
+    ddp: Callable[..., list[dict[str, Any]]],
+) -> None:
+    rank0, rank1 = ddp("gradient_noise_scale_fit")
+    assert rank0["method"] == "ddp"
+    assert rank0["history"] == rank1["history"]  # one estimate on every rank
+    assert rank0["measurements"] == 300  # every step, no extra backward
+    assert rank0["batch_size"] == 64  # 32 per rank (the small size) x 2 ranks
+    assert rank0["estimate"] == pytest.approx(89.0, rel=0.1)  # the closed form
+    for result in (rank0, rank1):  # the measuring all-reduce is the plain all-reduce
+        assert_same_tensors(result["with"], result["without"])
+
+
+def test_a_strategy_with_its_own_comm_hook_is_refused_at_setup() -> None:
+    from lightning.pytorch.strategies import DDPStrategy
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import fp16_compress_hook
+
+    strategy = DDPStrategy(ddp_comm_hook=fp16_compress_hook)
+    trainer = Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False)
+    with pytest.raises(RecipeConfigError, match="fp16_compress_hook"):
+        GradientNoiseScale().setup(trainer, UserClassifier(), "fit")

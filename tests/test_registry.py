@@ -149,7 +149,8 @@ def test_every_pair_composes_in_either_order(first: Entry, second: Entry, tmp_pa
 REPORTING = ("EarlyStopping", "LRFinder", "ClassWeighting", "Freezer", "GradientMonitor",
              "Attribution", "WeightPenalty", "WeightInit", "ActivationMonitor", "MixUp",
              "CutMix", "LabelSmoothing", "ImageAugmentation", "AdversarialTraining",
-             "RobustnessEvaluation", "SnapshotEnsemble", "WeightAverage")  # fmt: skip
+             "RobustnessEvaluation", "SnapshotEnsemble", "WeightAverage", "GradientNoiseScale",
+             "BatchSizeFinder")  # fmt: skip
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
