@@ -173,3 +173,35 @@ def test_a_strategy_with_its_own_comm_hook_is_refused_at_setup() -> None:
     trainer = Trainer(accelerator="cpu", devices=2, strategy=strategy, logger=False)
     with pytest.raises(RecipeConfigError, match="fp16_compress_hook"):
         GradientNoiseScale().setup(trainer, UserClassifier(), "fit")
+
+
+def test_steps_between_measurements_run_no_tensor_operation(tmp_path: Path) -> None:
+    """No kernel, hence no host sync, outside the measuring steps (here every 4th)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            Count.ops += 1
+            return func(*args, **(kwargs or {}))
+
+    noise = GradientNoiseScale(every_n_steps=4, plot=False, verbose=False)
+    per_step: dict[int, int] = {}
+    for name in ("on_train_batch_start", "on_after_backward", "on_before_optimizer_step"):
+        hook = getattr(noise, name)
+
+        def counted(trainer: Trainer, *args: Any, _hook: Any = hook) -> None:
+            before = Count.ops
+            with Count():
+                _hook(trainer, *args)
+            step = trainer.global_step
+            per_step[step] = per_step.get(step, 0) + Count.ops - before
+
+        setattr(noise, name, counted)
+    classifier_fit(tmp_path, noise)
+    assert per_step  # 16 steps
+    assert all(ops == 0 for step, ops in per_step.items() if step % 4 != 0), per_step
+    assert all(ops > 0 for step, ops in per_step.items() if step % 4 == 0), per_step
