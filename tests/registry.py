@@ -57,6 +57,8 @@ class Entry:
             same weights as one without it (RNG, modes and gradients untouched).
         allowed_warnings: Regexes of `RecipeWarning` messages that are true statements in
             some pairing (not false alarms), with the reason in a comment at the entry.
+        ddp: False for a callback that refuses distributed strategies at setup by design
+            (its refusal is tested on its own): left out of the 2-rank DDP runs.
         id: Test id (defaults to the class name).
     """
 
@@ -65,6 +67,7 @@ class Entry:
     init_args: Mapping[str, Any] = field(default_factory=dict)
     changes_training: bool = True
     allowed_warnings: tuple[str, ...] = ()
+    ddp: bool = True
     id: str = ""
 
     @property
@@ -183,6 +186,22 @@ REGISTRY: list[Entry] = [
         ("forward",),
         {"log_every_n_steps": 2, "plot": False},
         changes_training=False,
+    ),
+    # The split pass (UserNet trains without accumulation) runs the module's forward and
+    # draws dropout's random numbers, under preserved random states and BatchNorm buffers.
+    Entry(
+        "lightning_recipes.GradientNoiseScale",
+        ("gradients", "forward", "rng"),
+        {"every_n_steps": 2, "plot": False, "verbose": False},
+        changes_training=False,
+    ),
+    # On the CPU only with a budget; max_val ends the search here, whatever the machine.
+    # Lightning's finder (and so ours) refuses distributed strategies.
+    Entry(
+        "lightning_recipes.BatchSizeFinder",
+        ("batch", "rng"),
+        {"init_val": 16, "max_val": 64, "steps_per_trial": 1, "max_memory": 0.95},
+        ddp=False,
     ),
     Entry(
         "lightning_recipes.imbalance.ImbalanceReport",

@@ -66,6 +66,7 @@ RECIPES = (
     "attribution",
     "augmentation",
     "averaging",
+    "batch_size",
     "ensembles",
     "finetuning",
     "gradients",

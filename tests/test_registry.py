@@ -149,8 +149,8 @@ def test_every_pair_composes_in_either_order(first: Entry, second: Entry, tmp_pa
 REPORTING = ("EarlyStopping", "LRFinder", "ClassWeighting", "Freezer", "GradientMonitor",
              "Attribution", "WeightPenalty", "WeightInit", "ActivationMonitor", "MixUp",
              "CutMix", "LabelSmoothing", "ImageAugmentation", "AdversarialTraining",
-             "RobustnessEvaluation", "SnapshotEnsemble", "WeightAverage",
-             "LogitAdjustment")  # fmt: skip
+             "RobustnessEvaluation", "SnapshotEnsemble", "WeightAverage", "GradientNoiseScale",
+             "BatchSizeFinder", "LogitAdjustment")  # fmt: skip
 
 
 @pytest.mark.parametrize("entry", REGISTRY, ids=IDS)
@@ -210,7 +210,7 @@ def ddp_results(
 
 
 @pytest.mark.ddp
-@pytest.mark.parametrize("name", [*IDS, "all together"])
+@pytest.mark.parametrize("name", [*(e.name for e in REGISTRY if e.ddp), "all together"])
 def test_two_ddp_ranks_agree(name: str, ddp_results: list[dict[str, Any]]) -> None:
     rank0, rank1 = (r[name] for r in ddp_results)
     assert_same(rank0["weights"], rank1["weights"], f"{name} weights")

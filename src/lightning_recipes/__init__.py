@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
     from lightning_recipes.attribution.explain import explain  # (mypy: not the submodule)
     from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
     from lightning_recipes.averaging import WeightAverage
+    from lightning_recipes.batch_size import BatchSizeFinder, GradientNoiseScale
     from lightning_recipes.data import (
         ArrayDataModule,
         DigitsDataModule,
@@ -66,6 +67,7 @@ __all__ = [
     "MLP",
     "ArrayDataModule",
     "Attribution",
+    "BatchSizeFinder",
     "BatchMixingCheck",
     "BatchMixingError",
     "ClassWeighting",
@@ -75,6 +77,7 @@ __all__ = [
     "FocalLoss",
     "Freezer",
     "GradientMonitor",
+    "GradientNoiseScale",
     "ImbalanceReport",
     "LRFinder",
     "LRFinderResult",
@@ -109,6 +112,7 @@ _EXPORTS: dict[str, str] = {
         "stratified_split"
     ),
     "averaging": "WeightAverage",
+    "batch_size": "BatchSizeFinder GradientNoiseScale",
     "ensembles": "EnsembleModule SnapshotEnsemble",
     "errors": (
         "BatchMixingError MissingExtraError MissingMetricError NonFiniteGradientError "

@@ -8,6 +8,7 @@ from lightning_recipes.activations import ActivationMonitor
 from lightning_recipes.attribution import Attribution
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.averaging import WeightAverage
+from lightning_recipes.batch_size import BatchSizeFinder, GradientNoiseScale
 from lightning_recipes.ensembles import SnapshotEnsemble
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
@@ -20,6 +21,8 @@ from lightning_recipes.robustness import AdversarialTraining, RobustnessEvaluati
 from lightning_recipes.stopping import EarlyStopping
 
 __all__ = [
+    "BatchSizeFinder",
+    "GradientNoiseScale",
     "SnapshotEnsemble",
     "WeightAverage",
     "AdversarialTraining",

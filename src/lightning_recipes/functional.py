@@ -25,6 +25,8 @@ called, not when it is imported.
   `unfrozen_at`.
 - Early stopping: `improves`, `judge`.
 - Attribution: `explain`, `feature_importance`.
+- Batch size: `noise_estimates`, `simple_noise_scale`, `lr_scaling_rule`, `scale_lr`,
+  `fit_tradeoff`, `tradeoff_steps`.
 
 Examples:
     >>> import torch
@@ -44,6 +46,13 @@ from lightning_recipes.attribution.explain import explain
 from lightning_recipes.attribution.explanation import feature_importance
 from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixed_loss, mixup, sample_lam
 from lightning_recipes.averaging.ema import ema_decay_for, ema_horizon
+from lightning_recipes.batch_size.noise import (
+    lr_scaling_rule,
+    noise_estimates,
+    scale_lr,
+    simple_noise_scale,
+)
+from lightning_recipes.batch_size.tradeoff import fit_tradeoff, tradeoff_steps
 from lightning_recipes.ensembles.average import (
     average_probabilities,
     cosine_cycle_lr,
@@ -97,6 +106,13 @@ from lightning_recipes.robustness.evaluate import correct_counts, robust_accurac
 from lightning_recipes.stopping.rules import improves, judge
 
 __all__ = [
+    # batch size
+    "fit_tradeoff",
+    "lr_scaling_rule",
+    "noise_estimates",
+    "scale_lr",
+    "simple_noise_scale",
+    "tradeoff_steps",
     # regularization
     "add_penalty_grad_",
     "penalty_value",

@@ -353,7 +353,8 @@ def registry_fits(out: Path) -> None:
 
     payload: dict[str, Any] = {}
     trainer: Trainer | None = None
-    runs = [(entry.name, [entry]) for entry in REGISTRY] + [("all together", REGISTRY)]
+    entries = [entry for entry in REGISTRY if entry.ddp]
+    runs = [(entry.name, [entry]) for entry in entries] + [("all together", entries)]
     for name, entries in runs:
         seed_everything(0)
         model = UserNet()
@@ -610,6 +611,38 @@ def robustness_fit(out: Path) -> None:
     )
 
 
+@case
+def gradient_noise_scale_fit(out: Path) -> None:
+    """The DDP hook on a regression whose noise scale is known (89), and a classifier whose
+    weights must be those of a run without the callback (the hook is the plain all-reduce)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_recipes import GradientNoiseScale
+    from tests.registry import FIT_ARGS, UserNet, digits
+    from tests.test_gradient_noise_scale import FixedRegression, regression_loader
+
+    noise = GradientNoiseScale(every_n_steps=1, beta=0.99, plot=False, verbose=False)
+    trainer = ddp_trainer(out / "regression", max_epochs=1, callbacks=[noise])
+    loader = regression_loader(32, 2 * 300, 8, 20.0)
+    assert isinstance(loader.dataset, TensorDataset)
+    trainer.fit(FixedRegression(torch.full((8,), 0.5)), DataLoader(loader.dataset, batch_size=32))
+    payload: dict[str, Any] = {
+        "estimate": noise.noise_scale,
+        "measurements": noise.measurements,
+        "batch_size": noise.batch_size,
+        "method": noise._resolved,
+        "history": noise.history,
+    }
+    for name, callbacks in (("without", []), ("with", [GradientNoiseScale(every_n_steps=2)])):
+        seed_everything(0)
+        model = UserNet()
+        args = {**FIT_ARGS, "enable_checkpointing": False}
+        trainer = ddp_trainer(out / name, callbacks=callbacks, **args)
+        trainer.fit(model, datamodule=digits())
+        payload[name] = cpu_state(model)
+    save_rank_result(trainer, out, payload)
+
+
 BATCH: list[tuple[str, dict[str, Any]]] = [
     ("registry_fits", {}),
     ("classifier_fit", {"max_epochs": 2}),
@@ -624,5 +657,6 @@ BATCH: list[tuple[str, dict[str, Any]]] = [
     ("augmentation_fit", {}),
     ("ensembles_fits", {}),
     ("robustness_fit", {}),
+    ("gradient_noise_scale_fit", {}),
 ]
 """The cases the DDP tests ask for, run in one launch (tests/conftest.py starts it)."""

@@ -26,6 +26,7 @@ from lightning.pytorch.strategies import (
 )
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities import rank_zero_warn as _lightning_rank_zero_warn
+from torch.nn.parallel import DistributedDataParallel
 
 from lightning_recipes._core.collectives import (
     all_ranks_agree,
@@ -44,6 +45,8 @@ __all__ = [
     "all_ranks_agree",
     "broadcast",
     "checkpoint_saves_every_epoch",
+    "ddp_comm_hook_configured",
+    "ddp_wrapper",
     "figure_dir",
     "gather",
     "is_redirected_step_call",
@@ -404,3 +407,33 @@ def is_redirected_step_call(module: object) -> bool:
     """
     forward = getattr(module, "forward", None)
     return "_ForwardRedirection" in getattr(forward, "__qualname__", "")
+
+
+def ddp_comm_hook_configured(trainer: Trainer) -> str | None:
+    """The name of the communication hook given to ``DDPStrategy``, or None.
+
+    ``DDPStrategy(ddp_comm_hook=..., ddp_comm_wrapper=..., model_averaging_period=...)``
+    keeps these arguments in private attributes (there is no public getter) and registers
+    the hook on the DistributedDataParallel wrapper itself (on CUDA only). DDP accepts one
+    communication hook per wrapper, so a recipe that registers its own must know first.
+
+    Args:
+        trainer: The Trainer being set up.
+
+    Returns:
+        The configured hook's (or wrapper's) name, or None when there is none.
+    """
+    strategy = trainer.strategy
+    for attribute in ("_ddp_comm_hook", "_ddp_comm_wrapper"):
+        hook = getattr(strategy, attribute, None)
+        if hook is not None:
+            return str(getattr(hook, "__name__", type(hook).__name__))
+    if getattr(strategy, "_model_averaging_period", None) is not None:
+        return "post-local SGD model averaging"
+    return None
+
+
+def ddp_wrapper(trainer: Trainer) -> DistributedDataParallel | None:
+    """The strategy's DistributedDataParallel wrapper (after ``setup``), or None."""
+    model = trainer.strategy.model
+    return model if isinstance(model, DistributedDataParallel) else None
