@@ -10,18 +10,12 @@ available the peak can only grow (``getrusage``), which only an increasing searc
 """
 
 import os
-import re
-import resource
-import sys
-from pathlib import Path
 
+from lightning_recipes._core.peak_memory import peak_rss, reset_peak_rss
 from lightning_recipes._core.validate import is_int, is_real
 from lightning_recipes.errors import config_error
 
 __all__ = ["budget_bytes", "check_max_memory", "peak_rss", "physical_memory", "reset_peak_rss"]
-
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def check_max_memory(max_memory: object) -> float | int | None:
@@ -67,24 +61,3 @@ def budget_bytes(max_memory: float | int, total: int) -> int:
 def physical_memory() -> int:
     """The machine's physical memory in bytes (``os.sysconf``)."""
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-def reset_peak_rss() -> bool:
-    """Reset the process's peak resident size to its current size; False if impossible."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss() -> int:
-    """The process's peak resident set size in bytes (since the last `reset_peak_rss`)."""
-    try:
-        found = re.search(r"VmHWM:\s+(\d+)\s+kB", _STATUS.read_text())
-    except OSError:
-        found = None
-    if found is not None:
-        return int(found.group(1)) * 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of jsonargparse
 
+from lightning_recipes._core.peak_memory import peak_memory
 from lightning_recipes.errors import MissingMetricError
 from lightning_recipes.tuning.ablation import Factor, configuration_config
 from lightning_recipes.tuning.config_parser import ConfigParser
@@ -24,7 +25,6 @@ from lightning_recipes.tuning.in_process import (
     _reporter_entry,
     trial_config,
 )
-from lightning_recipes.tuning.peak_memory import peak_memory
 from lightning_recipes.tuning.study_setup import open_study_storage
 
 __all__ = ["AblationRuns", "StopWhenAllStarted", "work"]

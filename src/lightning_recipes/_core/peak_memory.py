@@ -1,5 +1,13 @@
-"""The peak memory of one run trained in this process: the accelerator's, else the host's."""
+"""The peak memory of a block of work: the accelerator's, else the process's resident memory.
 
+On a CUDA device the allocator's peak (``torch.cuda.max_memory_allocated``). On the CPU the
+process's peak resident set size: Linux's ``VmHWM``, which ``/proc/self/clear_refs``
+resets (Linux >= 4.0), so each block gets its own peak; where it cannot be reset the peak
+since the process started (``getrusage``), which only a block that raises it changes.
+Shared by ``ablate`` (each run's peak) and ``BatchSizeFinder`` (each trial's, on the CPU).
+"""
+
+import re
 import resource
 import sys
 from collections.abc import Iterator
@@ -7,10 +15,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PeakMemory", "peak_memory"]
+__all__ = ["PeakMemory", "peak_memory", "peak_rss", "reset_peak_rss"]
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak resident size to its current size; False if impossible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _vm_hwm() -> int | None:
+    try:
+        found = re.search(r"VmHWM:\s+(\d+)\s+kB", _STATUS.read_text())
+    except OSError:
+        return None
+    return int(found.group(1)) * 1024 if found is not None else None
+
+
+def peak_rss() -> int:
+    """The process's peak resident set size in bytes (since the last `reset_peak_rss`)."""
+    found = _vm_hwm()
+    if found is not None:
+        return found
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
 
 
 @dataclass
@@ -27,26 +61,6 @@ class PeakMemory:
 
     bytes: int | None = None
     kind: str = "host"
-
-
-def _host_peak() -> int | None:
-    """The process's peak resident memory (``VmHWM``), in bytes; None off Linux."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_host_peak() -> bool:
-    """Reset ``VmHWM`` to the current resident memory (Linux >= 4.0); False where refused."""
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 @contextmanager
@@ -69,15 +83,12 @@ def peak_memory() -> Iterator[PeakMemory]:
     found = PeakMemory(kind="cuda" if cuda else "host")
     if cuda:
         torch.cuda.reset_peak_memory_stats()  # type: ignore[union-attr]
-    elif not _reset_host_peak() or _host_peak() is None:
+    elif not reset_peak_rss() or _vm_hwm() is None:
         found.kind = "host, since start"
     try:
         yield found
     finally:
         if cuda:
             found.bytes = int(torch.cuda.max_memory_allocated())  # type: ignore[union-attr]
-        elif found.kind == "host":
-            found.bytes = _host_peak()
         else:
-            scale = 1 if sys.platform == "darwin" else 1024  # macOS: bytes; Linux: KiB
-            found.bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+            found.bytes = peak_rss()
