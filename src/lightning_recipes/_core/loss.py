@@ -9,7 +9,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from lightning_recipes.errors import RecipeConfigError
+from lightning_recipes.errors import RecipeConfigError, config_error
 
 __all__ = ["LOSS_ATTRIBUTES", "attack_loss", "find_loss", "loss_module"]
 
@@ -29,6 +29,27 @@ def loss_module(module: nn.Module, loss_attr: str | None = None) -> tuple[nn.Mod
         if isinstance(loss, nn.Module):
             return loss, name
     return None
+
+
+def optional_loss_module(module: nn.Module, loss_attr: str | None) -> tuple[nn.Module, str] | None:
+    """`loss_module` for a recipe that also works on a functional loss (the loss path's door).
+
+    None when ``loss_attr`` is None and the module holds no loss object (``training_step``
+    calls ``F.cross_entropy`` itself); a ``loss_attr`` that names no ``nn.Module`` is refused.
+
+    Raises:
+        RecipeConfigError: If ``loss_attr`` names no ``nn.Module`` attribute.
+    """
+    found = loss_module(module, loss_attr)
+    if found is None and loss_attr is not None:
+        raise config_error(
+            "loss_attr",
+            loss_attr,
+            f"{type(module).__name__} has no nn.Module attribute of that name. Pass the "
+            "attribute holding the loss, or leave loss_attr=None when training_step calls "
+            "F.cross_entropy (or builds the loss) itself.",
+        )
+    return found
 
 
 def find_loss(

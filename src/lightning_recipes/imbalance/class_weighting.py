@@ -12,7 +12,7 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
-from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.loss import loss_module, optional_loss_module
 from lightning_recipes._core.loss_path import LossRecipe
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.validate import flag, int_at_least, is_real, non_negative_int
@@ -248,16 +248,8 @@ class ClassWeighting(Recipe, LossRecipe):
 
     def _find_loss(self, pl_module: LightningModule) -> tuple[nn.Module | None, str, Kind | None]:
         """The loss object to install the weights in (None: the functional door only)."""
-        found = loss_module(pl_module, self.loss_attr)
+        found = optional_loss_module(pl_module, self.loss_attr)
         if found is None:
-            if self.loss_attr is not None:
-                raise config_error(
-                    "loss_attr",
-                    self.loss_attr,
-                    f"{type(pl_module).__name__} has no nn.Module attribute of that name. "
-                    "Pass the attribute holding the loss, or leave loss_attr=None when "
-                    "training_step calls F.cross_entropy (or builds the loss) itself.",
-                )
             return None, "", None
         loss, attr = found
         target = weight_target(loss, attr)

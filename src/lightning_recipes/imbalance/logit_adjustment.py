@@ -11,7 +11,7 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.contract import RecipeSummary
-from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.loss import loss_module, optional_loss_module
 from lightning_recipes._core.loss_path import LossRecipe, check_loss_module, shift_logits
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.validate import flag, int_at_least
@@ -175,16 +175,8 @@ class LogitAdjustment(Recipe, LossRecipe):
 
     def _check_loss(self, pl_module: LightningModule) -> None:
         """Refuse a loss that has no class prior to add to (binary, regression)."""
-        found = loss_module(pl_module, self.loss_attr)
+        found = optional_loss_module(pl_module, self.loss_attr)
         if found is None:
-            if self.loss_attr is not None:
-                raise config_error(
-                    "loss_attr",
-                    self.loss_attr,
-                    f"{type(pl_module).__name__} has no nn.Module attribute of that name. "
-                    "Pass the attribute holding the loss, or leave loss_attr=None when "
-                    "training_step calls F.cross_entropy itself.",
-                )
             return
         loss, attr = found
         binary = isinstance(loss, FocalLoss) and loss.task != "multiclass"
