@@ -190,6 +190,10 @@ STATE_KEYS = {
     "ImageAugmentation": "ImageAugmentation{'rotation': 10.0, 'translate': (0.1, 0.1), 'scale': (0.9, 1.1), 'shear': 0.0, 'flips': (False, False), 'seed': None}",
     "ActivationMonitor": "ActivationMonitor{'every': 2, 'types': ('ReLU', 'ReLU6', 'LeakyReLU', 'PReLU', 'ELU', 'SELU', 'CELU', 'GELU', 'SiLU', 'Mish', 'Softplus', 'Sigmoid', 'Hardsigmoid', 'Tanh', 'Hardtanh', 'Softsign'), 'names': None, 'exclude': ()}",
     "ImbalanceReport": "ImbalanceReport",
+    # Added after the move (issue 25): their first keys, pinned from here on.
+    "LogitAdjustment": "LogitAdjustment{'tau': 0.5, 'mode': 'both', 'label_key': None}",
+    "GradientNoiseScale": "GradientNoiseScale{'every': 2, 'beta': 0.95, 'method': 'auto'}",
+    "BatchSizeFinder": "BatchSizeFinder",
 }  # fmt: skip
 """The state key of every registry entry, computed before the callbacks moved onto `Recipe`."""
 
