@@ -66,6 +66,7 @@ RECIPES = (
     "attribution",
     "augmentation",
     "averaging",
+    "distillation",
     "ensembles",
     "finetuning",
     "gradients",

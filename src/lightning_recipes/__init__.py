@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
         make_imbalanced,
         stratified_split,
     )
+    from lightning_recipes.distillation import Distillation
     from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
     from lightning_recipes.errors import (
         BatchMixingError,
@@ -66,6 +67,7 @@ __all__ = [
     "ClassWeighting",
     "Classifier",
     "DigitsDataModule",
+    "Distillation",
     "EarlyStopping",
     "FocalLoss",
     "Freezer",
@@ -103,6 +105,7 @@ _EXPORTS: dict[str, str] = {
         "stratified_split"
     ),
     "averaging": "WeightAverage",
+    "distillation": "Distillation",
     "ensembles": "EnsembleModule SnapshotEnsemble",
     "errors": (
         "BatchMixingError MissingExtraError MissingMetricError NonFiniteGradientError "

@@ -13,6 +13,7 @@ called, not when it is imported.
 - Ensembles: `average_probabilities`, `cosine_cycle_lr`, `cycle_end_epochs`.
 - Adversarial robustness: `fgsm`, `pgd`, `project`, `correct_counts`, `robust_accuracy`.
 - Augmentation: `mixup`, `cutmix`, `cutmix_box`, `sample_lam`, `mixed_loss`.
+- Knowledge distillation: `distillation_loss`.
 - Imbalanced data: `class_weights`, `sample_weights`, `binary_pos_weight`, `focal_loss`.
 - Learning rates: the suggestion rules (`valley`, `steep`, `minimum`, `slide`, `landing`,
   `lightning_steepest`, `all_suggestions`, with `ema_smooth` and `prepare_curve`) and the
@@ -43,6 +44,7 @@ from lightning_recipes.attribution.explain import explain
 from lightning_recipes.attribution.explanation import feature_importance
 from lightning_recipes.augmentation.mixing import cutmix, cutmix_box, mixed_loss, mixup, sample_lam
 from lightning_recipes.averaging.ema import ema_decay_for, ema_horizon
+from lightning_recipes.distillation.losses import distillation_loss
 from lightning_recipes.ensembles.average import (
     average_probabilities,
     cosine_cycle_lr,
@@ -119,6 +121,8 @@ __all__ = [
     "mixed_loss",
     "mixup",
     "sample_lam",
+    # distillation
+    "distillation_loss",
     # imbalance
     "binary_pos_weight",
     "class_weights",

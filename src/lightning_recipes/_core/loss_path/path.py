@@ -8,12 +8,14 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_recipes._core.labels import LabelKey, batch_labels
+from lightning_recipes._core.loss_path.distill import Distill, check_distill_shapes, distilled
 from lightning_recipes._core.loss_path.doors import _Labels, _LossMode
 from lightning_recipes._core.loss_path.edit import (
     Kind,
     LossEdit,
     _bind,
     _edit_call,
+    check_distill_kind,
     compose_mix,
     edited_loss,
     uniform_target,
@@ -215,6 +217,15 @@ class LossPath:
         """Smooth this batch's (mixed) targets towards the uniform one."""
         self.edit.smoothing = smoothing
 
+    def distil(
+        self, teacher_logits: Tensor | Callable[[], Tensor], temperature: float, alpha: float
+    ) -> None:
+        """Distil this batch's loss from ``teacher_logits`` (the teacher on its inputs).
+
+        A function is called at the loss call (once), for teachers that wait for it.
+        """
+        self.edit.distill = Distill(teacher_logits, temperature, alpha)
+
     def leave_step(self) -> None:
         """Leave the mode (before the backward pass: the optimizer step is not seen)."""
         if self.mode is not None:
@@ -314,7 +325,8 @@ class LossPath:
 
     def _edit_for(self, target: Tensor) -> LossEdit:
         weight, pos_weight = self.weights.get(self.labels[id(target)][1], (None, None))
-        return LossEdit(weight, pos_weight, self.edit.terms, self.edit.smoothing)
+        edit = self.edit
+        return LossEdit(weight, pos_weight, edit.terms, edit.smoothing, edit.distill)
 
     def _training(self) -> bool:
         module = self._module()
@@ -334,7 +346,13 @@ class LossPath:
         self.matched += 1
         bound = _bind(func, args, kwargs)
         given = bound.get("pos_weight" if kind == "binary_logits" else "weight")
-        if edit.mixes or edit.smoothing or given is None or not self._installed(given):
+        if (
+            edit.mixes
+            or edit.smoothing
+            or edit.distill is not None
+            or given is None
+            or not self._installed(given)
+        ):
             self._needs_mode = True  # this call is weighted or mixed by the mode itself
         return _edit_call(func, kind, bound, edit, self._installed, self.batch_size)
 
@@ -366,20 +384,30 @@ class LossPath:
                 "labels, and has no weight buffer. Use one of those losses, or FocalLoss."
             )
         self.matched += 1
-        if not edit.mixes and not edit.smoothing:
-            return None  # weighted by its own buffer: nothing more to do
-        if edit.mixes and target.shape[:1] != (self.batch_size,):
-            raise RecipeConfigError(
-                f"{type(module).__name__} received the labels with shape "
-                f"{tuple(target.shape)} during a mixed batch of {self.batch_size} samples: "
-                "mixing needs one target per sample, in batch order."
-            )
         multiclass = getattr(module, "task", "multiclass") == "multiclass"
         kind: Kind = "multiclass" if multiclass else "binary_logits"
-        return edited_loss(
-            lambda t: module.forward(inputs, t),
-            target,
-            list(edit.terms),
-            edit.smoothing,
-            lambda: module.forward(inputs, uniform_target(kind, inputs)),
-        )
+        name = type(module).__name__
+        if edit.mixes and target.shape[:1] != (self.batch_size,):
+            raise RecipeConfigError(
+                f"{name} received the labels with shape {tuple(target.shape)} during a "
+                f"mixed batch of {self.batch_size} samples: mixing needs one target per "
+                "sample, in batch order."
+            )
+
+        def hard() -> Tensor:
+            if not edit.mixes and not edit.smoothing:
+                return output  # type: ignore[no-any-return]  # weighted by its own buffer
+            return edited_loss(
+                lambda t: module.forward(inputs, t),
+                target,
+                list(edit.terms),
+                edit.smoothing,
+                lambda: module.forward(inputs, uniform_target(kind, inputs)),
+            )
+
+        if edit.distill is None:
+            return None if not edit.mixes and not edit.smoothing else hard()
+        self._needs_mode = True
+        check_distill_kind(kind, name)
+        check_distill_shapes(inputs, edit.distill, name)
+        return distilled(hard, inputs, edit.distill, getattr(module, "reduction", "mean"))
