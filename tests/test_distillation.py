@@ -260,8 +260,11 @@ def test_the_teacher_must_not_be_the_student_nor_part_of_it() -> None:
 
 
 def test_a_teacher_of_other_classes_is_refused_at_the_first_step_naming_both_shapes() -> None:
+    teacher = teacher_net(classes=6)
     with pytest.raises(RecipeConfigError, match=r"shape \(12, 6\).*shape \(12, 4\)"):
-        fit([Distillation(teacher_net(classes=6))])
+        fit([Distillation(teacher)])
+    assert teacher.training  # given back after the error too
+    assert all(p.requires_grad for p in teacher.parameters())
 
 
 def test_two_distillations_and_a_binary_loss_are_refused_at_setup() -> None:

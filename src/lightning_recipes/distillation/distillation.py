@@ -165,9 +165,6 @@ class Distillation(Recipe, LossRecipe, BatchStage):
             )
         teacher = self.teacher_module
         self._check_not_student(teacher, pl_module)
-        self._given_back = (teacher.training, [p.requires_grad for p in teacher.parameters()])
-        teacher.requires_grad_(False)
-        teacher.eval()
         found = loss_module(pl_module, self.loss_attr)
         if found is None and self.loss_attr is not None:
             raise config_error(
@@ -185,6 +182,10 @@ class Distillation(Recipe, LossRecipe, BatchStage):
                 path.hook(loss)  # FocalLoss or a custom loss: the module door
             else:
                 check_distill_kind(kind, f"{attr} = {type(loss).__name__}")
+        # Frozen and in eval mode from here to teardown, which gives both back.
+        self._given_back = (teacher.training, [p.requires_grad for p in teacher.parameters()])
+        teacher.requires_grad_(False)
+        teacher.eval()
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -273,12 +274,18 @@ class Distillation(Recipe, LossRecipe, BatchStage):
         self._batch = None
         close_batch_stages(trainer)
         super().on_exception(trainer, pl_module, exception)
+        self._give_back()  # Lightning calls no teardown after an exception
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         close_batch_stages(trainer)
         super().teardown(trainer, pl_module, stage)
-        if stage == "fit" and self._teacher is not None and self._given_back is not None:
+        if stage == "fit":
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """The teacher's ``requires_grad`` flags and mode as they were before the fit."""
+        if self._teacher is not None and self._given_back is not None:
             training, flags = self._given_back
             for param, flag in zip(self._teacher.parameters(), flags, strict=True):
                 param.requires_grad_(flag)
