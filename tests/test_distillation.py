@@ -319,3 +319,36 @@ def test_teachers_from_a_class_path_and_from_checkpoints(tmp_path: Path) -> None
     torch.save(saved, tmp_path / "cli.ckpt")
     teacher = Distillation(str(tmp_path / "cli.ckpt")).teacher_module
     assert isinstance(teacher, UserNet)
+
+
+def test_a_focal_loss_module_is_the_hard_term_through_the_module_door() -> None:
+    # Also the steps after the first, in which the batch holds a view of the labels (the
+    # module door once missed it there: MixUp on a FocalLoss failed at its second step).
+    from lightning_recipes import FocalLoss
+
+    class Focal(UserNet):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loss_fn = FocalLoss(gamma=2.0)
+
+        def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+            x, y = batch
+            logits = self(x)
+            loss = self.loss_fn(logits, y)
+            terms = LossPath._by_module[self].edit.terms
+            self.steps.append(
+                {"x": self.received.detach().clone(), "logits": logits.detach(),
+                 "y": torch.as_tensor(y).clone(), "loss": loss.detach(), "terms": terms})  # type: ignore[dict-item]  # fmt: skip
+            return loss
+
+    teacher = teacher_net()
+    recipes = [Distillation(teacher, temperature=2.0, alpha=0.5), MixUp(alpha=1.0, seed=3)]
+    model = fit(recipes, model=Focal())
+    assert len(model.steps) == 6
+    for step in model.steps:
+        y = step["y"]
+        with torch.no_grad():  # not training: the loss module is not edited here
+            targets = [(t.coef, y if t.index is None else y[t.index]) for t in step["terms"]]  # type: ignore[attr-defined]
+            focal = sum(coef * model.loss_fn(step["logits"], target) for coef, target in targets)
+            soft = soft_target_loss(step["logits"], teacher(step["x"]), 2.0)
+        torch.testing.assert_close(step["loss"], 0.5 * focal + 0.5 * soft)

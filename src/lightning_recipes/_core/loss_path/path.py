@@ -370,6 +370,8 @@ class LossPath:
             return None  # not training, or a loss function inside was edited already
         inputs = args[0] if args else kwargs.get("input")
         target = args[1] if len(args) > 1 else kwargs.get("target")
+        if isinstance(target, _Labels):
+            target = target._plain  # a labels step: the view of the labels the path tracks
         if not isinstance(inputs, Tensor) or not self.is_labels(target):
             return None
         assert isinstance(target, Tensor)
