@@ -16,17 +16,11 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs
-from lightning_recipes._core.batch_pipeline import (
-    BatchStage,
-    StageKind,
-    close_batch_stages,
-    end_batch_stages,
-    run_batch_stages,
-)
+from lightning_recipes._core.batch_pipeline import StageKind, close_batch_stages
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
 from lightning_recipes._core.loss import loss_module
-from lightning_recipes._core.loss_path import LossRecipe, check_distill_kind, check_loss_module
+from lightning_recipes._core.loss_path import LossStage, check_distill_kind, check_loss_module
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.validate import batch_key
 from lightning_recipes.distillation.losses import check_alpha, check_temperature
@@ -42,7 +36,7 @@ from lightning_recipes.errors import RecipeConfigError, config_error
 __all__ = ["Distillation"]
 
 
-class Distillation(Recipe, LossRecipe, BatchStage):
+class Distillation(Recipe, LossStage):
     """Knowledge distillation (Hinton et al. 2015) from a frozen teacher.
 
     The training loss becomes ``(1 - alpha) * CE + alpha * T^2 * KL(softmax(t/T) ||
@@ -197,28 +191,16 @@ class Distillation(Recipe, LossRecipe, BatchStage):
             self._device = device
 
     @override
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        run_batch_stages(trainer, pl_module, batch, batch_idx)  # once per step, every stage
-
-    @override
     def prepare_stage(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._batch = batch
-        if self.loss_path is not None:
-            # The mode is entered after the batch stages (left again if ClassWeighting
-            # entered it), as the augmentations do.
-            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx), enter=False)
-            self.loss_path.leave_step()
+        super().prepare_stage(trainer, pl_module, batch, batch_idx)
 
     @override
     def finish_stages(self) -> None:
-        if self.loss_path is None:
-            return
-        self.loss_path.enter_step()
-        if self.alpha > 0.0:
+        super().finish_stages()
+        if self.loss_path is not None and self.alpha > 0.0:
             # Until the module's forward hands the teacher its inputs: the batch's inputs,
             # as the batch stages left them, read when the loss is computed.
             self.loss_path.distil(self._on_batch_inputs, self.temperature, self.alpha)
@@ -264,7 +246,6 @@ class Distillation(Recipe, LossRecipe, BatchStage):
         batch_idx: int,
     ) -> None:
         self._batch = None
-        end_batch_stages(trainer)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     @override
@@ -272,13 +253,11 @@ class Distillation(Recipe, LossRecipe, BatchStage):
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         self._batch = None
-        close_batch_stages(trainer)
         super().on_exception(trainer, pl_module, exception)
         self._give_back()  # Lightning calls no teardown after an exception
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        close_batch_stages(trainer)
         super().teardown(trainer, pl_module, stage)
         if stage == "fit":
             self._give_back()

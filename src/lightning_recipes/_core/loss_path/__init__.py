@@ -71,7 +71,7 @@ from lightning_recipes._core.loss_path.edit import (
     uniform_target,
 )
 from lightning_recipes._core.loss_path.path import LossPath
-from lightning_recipes._core.loss_path.recipe import LossRecipe, weighted_training_loss
+from lightning_recipes._core.loss_path.recipe import LossRecipe, LossStage, weighted_training_loss
 
 __all__ = [
     "LOSS_FUNCTIONS",
@@ -81,6 +81,7 @@ __all__ = [
     "LossEdit",
     "LossPath",
     "LossRecipe",
+    "LossStage",
     "MixTerm",
     "_Labels",
     "_LossMode",

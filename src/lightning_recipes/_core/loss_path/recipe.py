@@ -9,10 +9,16 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_recipes._core.batch_pipeline import (
+    BatchStage,
+    close_batch_stages,
+    end_batch_stages,
+    run_batch_stages,
+)
 from lightning_recipes._core.labels import LabelKey
 from lightning_recipes._core.loss_path.path import LossPath
 
-__all__ = ["LossRecipe", "weighted_training_loss"]
+__all__ = ["LossRecipe", "LossStage", "weighted_training_loss"]
 
 
 @contextmanager
@@ -121,3 +127,57 @@ class LossRecipe(Callback):
         state = dict(self.__dict__)
         state["loss_path"] = None  # hooks and a mode of one process
         return state
+
+
+class LossStage(LossRecipe, BatchStage):
+    """A loss recipe that is also a stage of the batch pipeline (augmentations, Distillation).
+
+    It runs the pipeline when a training batch starts (once per step, every stage), starts
+    the loss path's batch before any stage runs and leaves the mode (so the stages' torch
+    calls skip it; left again if ``ClassWeighting`` entered it), enters the mode once every
+    stage ran, and ends or forgets the pipeline's step with the batch, at teardown and on
+    exceptions.
+    """
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        run_batch_stages(trainer, pl_module, batch, batch_idx)
+
+    @override
+    def prepare_stage(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx), enter=False)
+            self.loss_path.leave_step()
+
+    @override
+    def finish_stages(self) -> None:
+        if self.loss_path is not None:
+            self.loss_path.enter_step()
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        end_batch_stages(trainer)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        close_batch_stages(trainer)
+        super().on_exception(trainer, pl_module, exception)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        close_batch_stages(trainer)
+        super().teardown(trainer, pl_module, stage)
