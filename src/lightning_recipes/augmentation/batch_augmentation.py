@@ -29,8 +29,7 @@ from lightning_recipes._core.batch import batch_inputs, replace_inputs
 from lightning_recipes._core.batch_pipeline import StageKind, close_batch_stages
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
-from lightning_recipes._core.loss import loss_module
-from lightning_recipes._core.loss_path import LossStage, check_loss_module
+from lightning_recipes._core.loss_path import LossStage
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import reseed
 from lightning_recipes._core.validate import is_int, is_real
@@ -198,22 +197,9 @@ class BatchAugmentation(Recipe, LossStage):
                 )
         if not self.uses_loss:
             return
-        name = type(self).__name__
-        found = loss_module(pl_module, self.loss_attr)
-        if found is None and self.loss_attr is not None:
-            raise config_error(
-                "loss_attr",
-                self.loss_attr,
-                f"{type(pl_module).__name__} has no nn.Module attribute of that name. Pass "
-                "the attribute holding the loss, or leave loss_attr=None when training_step "
-                "calls F.cross_entropy (or builds the loss) itself.",
-            )
-        path = self.attach_loss_path(pl_module, self.label_key)
+        found, _ = self.attach_loss(pl_module, self.loss_attr, self.label_key)
         if found is not None:
-            loss, attr = found
-            if check_loss_module(loss, attr, name, weighting=False) is None:
-                path.hook(loss)
-            self._check_loss(loss)
+            self._check_loss(found[0])
 
     def _check_loss(self, loss: torch.nn.Module) -> None:
         """Refuse a loss this callback cannot work with (at setup)."""

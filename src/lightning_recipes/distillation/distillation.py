@@ -19,8 +19,7 @@ from lightning_recipes._core.batch import batch_inputs
 from lightning_recipes._core.batch_pipeline import StageKind, close_batch_stages
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
-from lightning_recipes._core.loss import loss_module
-from lightning_recipes._core.loss_path import LossStage, check_distill_kind, check_loss_module
+from lightning_recipes._core.loss_path import LossStage, check_distill_kind
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.validate import batch_key
 from lightning_recipes.distillation.losses import check_alpha, check_temperature
@@ -159,23 +158,9 @@ class Distillation(Recipe, LossStage):
             )
         teacher = self.teacher_module
         self._check_not_student(teacher, pl_module)
-        found = loss_module(pl_module, self.loss_attr)
-        if found is None and self.loss_attr is not None:
-            raise config_error(
-                "loss_attr",
-                self.loss_attr,
-                f"{type(pl_module).__name__} has no nn.Module attribute of that name. Pass the "
-                "attribute holding the loss, or leave loss_attr=None when training_step calls "
-                "F.cross_entropy itself.",
-            )
-        path = self.attach_loss_path(pl_module, self.label_key)
-        if found is not None:
-            loss, attr = found
-            kind = check_loss_module(loss, attr, "Distillation", weighting=False)
-            if kind is None:
-                path.hook(loss)  # FocalLoss or a custom loss: the module door
-            else:
-                check_distill_kind(kind, f"{attr} = {type(loss).__name__}")
+        found, kind = self.attach_loss(pl_module, self.loss_attr, self.label_key)
+        if found is not None and kind is not None:
+            check_distill_kind(kind, f"{found[1]} = {type(found[0]).__name__}")
         # Frozen and in eval mode from here to teardown, which gives both back.
         self._given_back = (teacher.training, [p.requires_grad for p in teacher.parameters()])
         teacher.requires_grad_(False)
