@@ -43,7 +43,8 @@ test: lint typecheck docs pytest
 # ("operator torchvision::nms does not exist"), which breaks `import lightning`. This venv takes a
 # matching pair instead (torch 2.14.1 + torchvision 0.29.1, from local disk on x86_64 / Python 3.11;
 # a CUDA build, about 5.5 GB) and this package, editable, with the versions of constraints.txt but
-# torch's. torchattacks goes in with --no-deps: its pin on an old `requests` stays out of the way.
+# torch's. torchattacks goes in with --no-deps: its pin on an old `requests` stays out of the way;
+# torchdistill too (its KD loss needs torch only; its other pins are for its own training scripts).
 PEERS_VENV := benchmarks/.peers-venv
 TIMM_VERSION := 1.0.31
 PEERS_STAMP := $(PEERS_VENV)/.installed
@@ -56,7 +57,7 @@ $(PEERS_STAMP): pyproject.toml constraints.txt
 	$(PEERS_PIP) torch==2.14.1 torchvision==0.29.1
 	grep -v '^torch==' constraints.txt > $(PEERS_VENV)/constraints.txt
 	$(PEERS_PIP) -c $(PEERS_VENV)/constraints.txt -e ".[data]" timm==$(TIMM_VERSION) tqdm scipy
-	$(PEERS_PIP) --no-deps torchattacks==3.5.1
+	$(PEERS_PIP) --no-deps torchattacks==3.5.1 torchdistill==1.1.5
 	touch $(PEERS_STAMP)
 
 # ours beside timm and torchattacks (benchmarks/results/peers_*.md), in the peers' venv; then
@@ -71,7 +72,8 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 # hour), then those of this venv (the peers that fit it come with the `bench` extra), then the
 # figure scripts (they draw from the results the others write), and last peers_report.py, which
 # builds benchmarks/results/peers.md and docs/recipes/img/peers_*.png from every peers_* result.
-PEERS_VENV_SCRIPTS := benchmarks/peers_mixing.py benchmarks/peers_robustness.py
+PEERS_VENV_SCRIPTS := benchmarks/peers_mixing.py benchmarks/peers_robustness.py \
+	benchmarks/peers_distillation.py
 bench: $(STAMP) $(PEERS_STAMP)
 	$(PIP) -e ".[bench]"
 	@for script in $(PEERS_VENV_SCRIPTS); do \

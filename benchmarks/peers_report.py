@@ -60,6 +60,7 @@ PAIRS: dict[str, tuple[str, str]] = {
     "peers_penalty": ("WeightPenalty", "optimizer `weight_decay`"),
     "peers_tune": ("tune", "a plain Optuna loop with `PyTorchLightningPruningCallback`"),
     "peers_cv": ("cross_validate", "scikit-learn folds by hand"),
+    "peers_distillation": ("Distillation", "torchdistill `KDLoss`"),
 }
 HEADERS = [
     "recipe",

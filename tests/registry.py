@@ -181,6 +181,20 @@ REGISTRY: list[Entry] = [
         ("batch", "rng"),
         {"rotation": 10, "translate": 0.1, "scale": [0.9, 1.1], "image_shape": [1, 8, 8]},
     ),
+    # A teacher YAML can build: a class_path, initialised under a fixed seed (the same on
+    # every rank and in a resumed run); the student learns from its logits on its inputs.
+    Entry(
+        "lightning_recipes.Distillation",
+        ("loss", "forward"),
+        {
+            "teacher": {
+                "class_path": "torch.nn.Linear",
+                "init_args": {"in_features": 64, "out_features": 10},
+            },
+            "temperature": 2.0,
+            "alpha": 0.5,
+        },
+    ),
     Entry(
         "lightning_recipes.ActivationMonitor",
         ("forward",),

@@ -67,6 +67,7 @@ RECIPES = (
     "augmentation",
     "averaging",
     "batch_size",
+    "distillation",
     "ensembles",
     "finetuning",
     "gradients",

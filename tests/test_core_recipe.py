@@ -184,6 +184,7 @@ STATE_KEYS = {
     "SnapshotEnsemble": "SnapshotEnsemble{'cycle_epochs': 1, 'max_snapshots': None, 'skip_cycles': 0}",
     "WeightAverage": "WeightAverage{'kind': 'ema', 'decay': 0.5, 'start_epoch': 1}",
     "AdversarialTraining": "AdversarialTraining{'eps': 0.05, 'method': 'fgsm', 'norm': 'linf'}",
+    "Distillation": "Distillation{'temperature': 2.0, 'alpha': 0.5, 'loss_attr': None, 'label_key': None}",
     "RobustnessEvaluation": "RobustnessEvaluation{'attack': 'pgd', 'norm': 'linf', 'epsilons': (0.0, 0.05), 'steps': 2}",
     "CutMix": "CutMix{'alpha': 1.0, 'p': 1.0, 'seed': None, 'stop_at_epoch': None}",
     "LabelSmoothing": "LabelSmoothing{'smoothing': 0.1, 'stop_at_epoch': None}",

@@ -147,6 +147,7 @@ def test_every_pair_composes_in_either_order(first: Entry, second: Entry, tmp_pa
 
 
 REPORTING = ("EarlyStopping", "LRFinder", "ClassWeighting", "Freezer", "GradientMonitor",
+             "Distillation",
              "Attribution", "WeightPenalty", "WeightInit", "ActivationMonitor", "MixUp",
              "CutMix", "LabelSmoothing", "ImageAugmentation", "AdversarialTraining",
              "RobustnessEvaluation", "SnapshotEnsemble", "WeightAverage", "GradientNoiseScale",

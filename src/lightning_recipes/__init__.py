@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time each name is import
         make_imbalanced,
         stratified_split,
     )
+    from lightning_recipes.distillation import Distillation
     from lightning_recipes.ensembles import EnsembleModule, SnapshotEnsemble
     from lightning_recipes.errors import (
         BatchMixingError,
@@ -73,6 +74,7 @@ __all__ = [
     "ClassWeighting",
     "Classifier",
     "DigitsDataModule",
+    "Distillation",
     "EarlyStopping",
     "FocalLoss",
     "Freezer",
@@ -113,6 +115,7 @@ _EXPORTS: dict[str, str] = {
     ),
     "averaging": "WeightAverage",
     "batch_size": "BatchSizeFinder GradientNoiseScale",
+    "distillation": "Distillation",
     "ensembles": "EnsembleModule SnapshotEnsemble",
     "errors": (
         "BatchMixingError MissingExtraError MissingMetricError NonFiniteGradientError "

@@ -9,6 +9,7 @@ from lightning_recipes.attribution import Attribution
 from lightning_recipes.augmentation import CutMix, ImageAugmentation, LabelSmoothing, MixUp
 from lightning_recipes.averaging import WeightAverage
 from lightning_recipes.batch_size import BatchSizeFinder, GradientNoiseScale
+from lightning_recipes.distillation import Distillation
 from lightning_recipes.ensembles import SnapshotEnsemble
 from lightning_recipes.finetuning import Freezer
 from lightning_recipes.gradients import BatchMixingCheck, GradientMonitor
@@ -37,6 +38,7 @@ __all__ = [
     "Attribution",
     "BatchMixingCheck",
     "ClassWeighting",
+    "Distillation",
     "EarlyStopping",
     "Freezer",
     "GradientMonitor",

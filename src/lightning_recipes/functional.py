@@ -13,6 +13,7 @@ called, not when it is imported.
 - Ensembles: `average_probabilities`, `cosine_cycle_lr`, `cycle_end_epochs`.
 - Adversarial robustness: `fgsm`, `pgd`, `project`, `correct_counts`, `robust_accuracy`.
 - Augmentation: `mixup`, `cutmix`, `cutmix_box`, `sample_lam`, `mixed_loss`.
+- Knowledge distillation: `distillation_loss`.
 - Imbalanced data: `class_weights`, `sample_weights`, `binary_pos_weight`, `focal_loss`;
   logit adjustment: `log_prior_offset`, `logit_adjusted_cross_entropy`, `posthoc_adjust`.
 - Learning rates: the suggestion rules (`valley`, `steep`, `minimum`, `slide`, `landing`,
@@ -53,6 +54,7 @@ from lightning_recipes.batch_size.noise import (
     simple_noise_scale,
 )
 from lightning_recipes.batch_size.tradeoff import fit_tradeoff, tradeoff_steps
+from lightning_recipes.distillation.losses import distillation_loss
 from lightning_recipes.ensembles.average import (
     average_probabilities,
     cosine_cycle_lr,
@@ -141,6 +143,8 @@ __all__ = [
     "mixed_loss",
     "mixup",
     "sample_lam",
+    # distillation
+    "distillation_loss",
     # imbalance
     "binary_pos_weight",
     "class_weights",

@@ -13,8 +13,10 @@ this order whatever the order of ``callbacks=[...]`` (the contract: ``docs/combi
 
 The first stage whose ``on_train_batch_start`` runs in a training step runs the pipeline
 for every stage of the Trainer (`run_batch_stages`); the others find it done. Within a
-kind, stages run by class name, then ``state_key``. One forward pre-hook serves every
-forward stage: it removes itself at the module's first call, before the stages run, so
+kind, stages run by class name, then ``state_key``; a forward stage that only reads the
+inputs (``observes_inputs``: `Distillation`'s teacher) runs after those that change them.
+One forward pre-hook serves every forward stage: it removes itself at the module's first
+call, before the stages run, so
 their own forward calls (an attack's) are not intercepted. Validation, test and predict
 batches never meet the pipeline. The loss side of the path (weights, mix terms,
 smoothing) is the loss path's (`lightning_recipes._core.loss_path`).
@@ -52,6 +54,9 @@ class BatchStage(Callback):
     """
 
     stage_kind: ClassVar[StageKind]
+    observes_inputs: ClassVar[bool] = False
+    """A forward stage that reads the inputs without changing them: it runs after the
+    forward stages that change them, so it sees what the module receives."""
 
     def prepare_stage(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -94,7 +99,14 @@ _PIPELINES: "weakref.WeakKeyDictionary[Trainer, _Pipeline]" = weakref.WeakKeyDic
 
 def _stages(trainer: Trainer) -> list[BatchStage]:
     stages = [c for c in helpers.trainer_callbacks(trainer) if isinstance(c, BatchStage)]
-    stages.sort(key=lambda c: (STAGE_KINDS.index(c.stage_kind), type(c).__name__, c.state_key))
+    stages.sort(
+        key=lambda c: (
+            STAGE_KINDS.index(c.stage_kind),
+            c.observes_inputs,
+            type(c).__name__,
+            c.state_key,
+        )
+    )
     return stages
 
 

@@ -20,7 +20,11 @@ protocols that a callback implements and helpers that read them off the Trainer.
   (early stopping restoring the best). A weight average then leaves the final weights to it,
   so the order of ``callbacks=[...]`` does not decide which one wins.
 
-The rules themselves are written down in ``docs/combining.md``.
+The loss recipes meet in the loss path (`lightning_recipes._core.loss_path`), in one
+order: mix terms, then smoothing, each term with the class weights, then distillation
+(``(1 - alpha) * that + alpha * T^2 * KL(teacher || student)``, the teacher's term neither
+weighted nor mixed: the teacher ran on the mixed inputs). The rules themselves are written
+down in ``docs/combining.md``.
 """
 
 from collections.abc import Iterable

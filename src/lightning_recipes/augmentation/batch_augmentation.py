@@ -26,17 +26,10 @@ from typing_extensions import override
 
 from lightning_recipes._core import trainer as helpers
 from lightning_recipes._core.batch import batch_inputs, replace_inputs
-from lightning_recipes._core.batch_pipeline import (
-    BatchStage,
-    StageKind,
-    close_batch_stages,
-    end_batch_stages,
-    run_batch_stages,
-)
+from lightning_recipes._core.batch_pipeline import StageKind, close_batch_stages
 from lightning_recipes._core.contract import RecipeSummary
 from lightning_recipes._core.labels import LabelKey, check_label_key
-from lightning_recipes._core.loss import loss_module
-from lightning_recipes._core.loss_path import LossRecipe, check_loss_module
+from lightning_recipes._core.loss_path import LossStage
 from lightning_recipes._core.recipe import Recipe
 from lightning_recipes._core.rng import reseed
 from lightning_recipes._core.validate import is_int, is_real
@@ -115,7 +108,7 @@ def check_image_shape(value: Any) -> tuple[int, int, int] | None:
     return (int(value[0]), int(value[1]), int(value[2]))
 
 
-class BatchAugmentation(Recipe, LossRecipe, BatchStage):
+class BatchAugmentation(Recipe, LossStage):
     """Base of the per-batch augmentation callbacks (not used directly).
 
     Args:
@@ -204,22 +197,9 @@ class BatchAugmentation(Recipe, LossRecipe, BatchStage):
                 )
         if not self.uses_loss:
             return
-        name = type(self).__name__
-        found = loss_module(pl_module, self.loss_attr)
-        if found is None and self.loss_attr is not None:
-            raise config_error(
-                "loss_attr",
-                self.loss_attr,
-                f"{type(pl_module).__name__} has no nn.Module attribute of that name. Pass "
-                "the attribute holding the loss, or leave loss_attr=None when training_step "
-                "calls F.cross_entropy (or builds the loss) itself.",
-            )
-        path = self.attach_loss_path(pl_module, self.label_key)
+        found, _ = self.attach_loss(pl_module, self.loss_attr, self.label_key)
         if found is not None:
-            loss, attr = found
-            if check_loss_module(loss, attr, name, weighting=False) is None:
-                path.hook(loss)
-            self._check_loss(loss)
+            self._check_loss(found[0])
 
     def _check_loss(self, loss: torch.nn.Module) -> None:
         """Refuse a loss this callback cannot work with (at setup)."""
@@ -243,48 +223,10 @@ class BatchAugmentation(Recipe, LossRecipe, BatchStage):
         return reseed(self._draws, entropy)
 
     @override
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        run_batch_stages(trainer, pl_module, batch, batch_idx)  # once per step, every stage
-
-    @override
-    def prepare_stage(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        if self.loss_path is not None:
-            # The mode is entered after the stages, so that their torch calls skip it
-            # (left again if another loss recipe, ClassWeighting, entered it).
-            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx), enter=False)
-            self.loss_path.leave_step()
-
-    @override
     def run_stage(self, trainer: Trainer, batch: Any, batch_idx: int) -> None:
         self.batches_seen += 1
         if self.active(trainer.current_epoch) and self.apply(batch, trainer, batch_idx):
             self.batches_augmented += 1
-
-    @override
-    def finish_stages(self) -> None:
-        if self.loss_path is not None:
-            self.loss_path.enter_step()
-
-    @override
-    def on_train_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        end_batch_stages(trainer)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    @override
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        close_batch_stages(trainer)
-        super().teardown(trainer, pl_module, stage)
 
     def apply(self, batch: Any, trainer: Trainer, batch_idx: int) -> bool:
         """Draw this batch's randomness, decide (``p``), augment; whether it augmented."""

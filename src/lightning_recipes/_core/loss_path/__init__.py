@@ -39,7 +39,10 @@ raises, as any step does. torch's functions are never replaced (no monkey-patchi
 
 The order is the contract's (``docs/combining.md``, rule 6): the target's mix terms first
 (MixUp and CutMix compose), then smoothing of the mixed target, every term computed with
-the class weights. Validation, test and predict never see an edit (the mode is entered at
+the class weights; last, distillation (``Distillation``, `distilled`) mixes that loss with
+the teacher's soft-target term, ``(1 - alpha) * loss + alpha * T^2 * KL``, the teacher's
+logits computed on the step's final (mixed, attacked) inputs and neither weighted nor
+mixed again. Validation, test and predict never see an edit (the mode is entered at
 ``on_train_batch_start`` and left before the backward pass), and a training step in which
 an edit was due but no call matched raises `RecipeConfigError` naming what was looked for.
 
@@ -49,6 +52,12 @@ region that itself calls the loss is traced with the mode active and must not gr
 on it (tested in ``tests/test_loss_path.py``).
 """
 
+from lightning_recipes._core.loss_path.distill import (
+    Distill,
+    check_distill_shapes,
+    distilled,
+    soft_target_loss,
+)
 from lightning_recipes._core.loss_path.doors import _Labels, _LossMode
 from lightning_recipes._core.loss_path.edit import (
     LOSS_FUNCTIONS,
@@ -56,6 +65,7 @@ from lightning_recipes._core.loss_path.edit import (
     Kind,
     LossEdit,
     MixTerm,
+    check_distill_kind,
     check_loss_module,
     compose_mix,
     edited_loss,
@@ -63,22 +73,28 @@ from lightning_recipes._core.loss_path.edit import (
     uniform_target,
 )
 from lightning_recipes._core.loss_path.path import LossPath
-from lightning_recipes._core.loss_path.recipe import LossRecipe, weighted_training_loss
+from lightning_recipes._core.loss_path.recipe import LossRecipe, LossStage, weighted_training_loss
 
 __all__ = [
     "LOSS_FUNCTIONS",
     "SUPPORTED_LOSS_MODULES",
+    "Distill",
     "Kind",
     "LossEdit",
     "LossPath",
     "LossRecipe",
+    "LossStage",
     "MixTerm",
     "_Labels",
     "_LossMode",
+    "check_distill_kind",
+    "check_distill_shapes",
     "check_loss_module",
     "compose_mix",
+    "distilled",
     "edited_loss",
     "shift_logits",
+    "soft_target_loss",
     "uniform_target",
     "weighted_training_loss",
 ]

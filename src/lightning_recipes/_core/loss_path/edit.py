@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
+from lightning_recipes._core.loss_path.distill import Distill, check_distill_shapes, distilled
 from lightning_recipes.errors import RecipeConfigError
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Kind",
     "LossEdit",
     "MixTerm",
+    "check_distill_kind",
     "check_loss_module",
     "compose_mix",
     "edited_loss",
@@ -252,6 +254,9 @@ class LossEdit:
         logit_offset: Added to the loss's input along the class dimension before every
             term (`shift_logits`): logit adjustment's ``tau * log(prior)``; None for none.
             Multi-class losses only (cross-entropy on logits, NLL on log-probabilities).
+        distill: The teacher's logits on this step's inputs, with ``T`` and ``alpha``
+            (`Distillation`): the edited loss becomes ``(1 - alpha) * loss + alpha *
+            T^2 * KL(teacher || student)`` (`distilled`).
     """
 
     weight: Tensor | None = None
@@ -259,6 +264,7 @@ class LossEdit:
     terms: tuple[MixTerm, ...] = (MixTerm(1.0),)
     smoothing: float = 0.0
     logit_offset: Tensor | None = None
+    distill: Distill | None = None
 
     @property
     def mixes(self) -> bool:
@@ -274,6 +280,7 @@ class LossEdit:
             or self.mixes
             or bool(self.smoothing)
             or self.logit_offset is not None
+            or self.distill is not None
         )
 
 
@@ -286,6 +293,38 @@ def _edit_call(
     batch_size: int,
 ) -> Tensor:
     """Apply ``edit`` to one call of a loss function (its arguments ``bound`` by name)."""
+    inputs = bound["input"]
+    if edit.distill is None:
+        return _hard_call(func, kind, bound, edit, installed, batch_size)
+    check_distill_kind(kind, func.__name__)
+    check_distill_shapes(inputs, edit.distill, f"this {func.__name__} call")
+    return distilled(
+        lambda: _hard_call(func, kind, bound, edit, installed, batch_size),
+        inputs,
+        edit.distill,
+        bound["reduction"],
+    )
+
+
+def check_distill_kind(kind: Kind, where: str) -> None:
+    """Refuse distillation into a binary loss (it is defined on a softmax over classes)."""
+    if kind in ("binary_logits", "binary_probs"):
+        raise RecipeConfigError(
+            f"Distillation cannot distil into {where}: the teacher's soft targets are a "
+            "softmax over classes, and a binary loss has none. Train the student with "
+            "F.cross_entropy (or F.nll_loss on log-probabilities) over the classes."
+        )
+
+
+def _hard_call(
+    func: Callable[..., Tensor],
+    kind: Kind,
+    bound: dict[str, Any],
+    edit: LossEdit,
+    installed: Callable[[Tensor], bool],
+    batch_size: int,
+) -> Tensor:
+    """The call's classification loss with the weights, mixes and smoothing of ``edit``."""
     inputs, target = bound["input"], bound["target"]
     name = func.__name__
     if edit.mixes and target.shape[:1] != (batch_size,):

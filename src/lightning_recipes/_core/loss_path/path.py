@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from lightning_recipes._core.labels import LabelKey, batch_labels
+from lightning_recipes._core.loss_path.distill import Distill, check_distill_shapes, distilled
 from lightning_recipes._core.loss_path.doors import _Labels, _LossMode
 from lightning_recipes._core.loss_path.edit import (
     Kind,
@@ -15,6 +16,7 @@ from lightning_recipes._core.loss_path.edit import (
     _bind,
     _edit_call,
     _offset_input,
+    check_distill_kind,
     compose_mix,
     edited_loss,
     uniform_target,
@@ -234,6 +236,15 @@ class LossPath:
         """Smooth this batch's (mixed) targets towards the uniform one."""
         self.edit.smoothing = smoothing
 
+    def distil(
+        self, teacher_logits: Tensor | Callable[[], Tensor], temperature: float, alpha: float
+    ) -> None:
+        """Distil this batch's loss from ``teacher_logits`` (the teacher on its inputs).
+
+        A function is called at the loss call (once), for teachers that wait for it.
+        """
+        self.edit.distill = Distill(teacher_logits, temperature, alpha)
+
     def leave_step(self) -> None:
         """Leave the mode (before the backward pass: the optimizer step is not seen)."""
         if self.mode is not None:
@@ -334,8 +345,9 @@ class LossPath:
     def _edit_for(self, target: Tensor) -> LossEdit:
         key = self.labels[id(target)][1]
         weight, pos_weight = self.weights.get(key, (None, None))
+        edit = self.edit
         offset = self.offsets.get(key)
-        return LossEdit(weight, pos_weight, self.edit.terms, self.edit.smoothing, offset)
+        return LossEdit(weight, pos_weight, edit.terms, edit.smoothing, offset, edit.distill)
 
     def _training(self) -> bool:
         module = self._module()
@@ -359,6 +371,7 @@ class LossPath:
             edit.mixes
             or edit.smoothing
             or edit.logit_offset is not None
+            or edit.distill is not None
             or given is None
             or not self._installed(given)
         ):
@@ -379,6 +392,8 @@ class LossPath:
             return None  # not training, or a loss function inside was edited already
         inputs = args[0] if args else kwargs.get("input")
         target = args[1] if len(args) > 1 else kwargs.get("target")
+        if isinstance(target, _Labels):
+            target = target._plain  # a labels step: the view of the labels the path tracks
         if not isinstance(inputs, Tensor) or not self.is_labels(target):
             return None
         assert isinstance(target, Tensor)
@@ -393,23 +408,34 @@ class LossPath:
                 "labels, and has no weight buffer. Use one of those losses, or FocalLoss."
             )
         self.matched += 1
-        offset = edit.logit_offset
-        if not edit.mixes and not edit.smoothing and offset is None:
-            return None  # weighted by its own buffer: nothing more to do
-        if edit.mixes and target.shape[:1] != (self.batch_size,):
-            raise RecipeConfigError(
-                f"{type(module).__name__} received the labels with shape "
-                f"{tuple(target.shape)} during a mixed batch of {self.batch_size} samples: "
-                "mixing needs one target per sample, in batch order."
-            )
         multiclass = getattr(module, "task", "multiclass") == "multiclass"
         kind: Kind = "multiclass" if multiclass else "binary_logits"
-        if offset is not None:
-            inputs = _offset_input(type(module).__name__, kind, inputs, offset)
-        return edited_loss(
-            lambda t: module.forward(inputs, t),
-            target,
-            list(edit.terms),
-            edit.smoothing,
-            lambda: module.forward(inputs, uniform_target(kind, inputs)),
-        )
+        name = type(module).__name__
+        offset = edit.logit_offset
+        if edit.mixes and target.shape[:1] != (self.batch_size,):
+            raise RecipeConfigError(
+                f"{name} received the labels with shape {tuple(target.shape)} during a "
+                f"mixed batch of {self.batch_size} samples: mixing needs one target per "
+                "sample, in batch order."
+            )
+        student = inputs  # the teacher's KL term reads the model's own logits
+
+        def hard() -> Tensor:
+            if not edit.mixes and not edit.smoothing and offset is None:
+                return output  # type: ignore[no-any-return]  # weighted by its own buffer
+            shifted = student if offset is None else _offset_input(name, kind, student, offset)
+            return edited_loss(
+                lambda t: module.forward(shifted, t),
+                target,
+                list(edit.terms),
+                edit.smoothing,
+                lambda: module.forward(shifted, uniform_target(kind, shifted)),
+            )
+
+        if edit.distill is None:
+            plain = not edit.mixes and not edit.smoothing and offset is None
+            return None if plain else hard()
+        self._needs_mode = True
+        check_distill_kind(kind, name)
+        check_distill_shapes(student, edit.distill, name)
+        return distilled(hard, student, edit.distill, getattr(module, "reduction", "mean"))

@@ -9,10 +9,19 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_recipes._core.batch_pipeline import (
+    BatchStage,
+    close_batch_stages,
+    end_batch_stages,
+    run_batch_stages,
+)
 from lightning_recipes._core.labels import LabelKey
+from lightning_recipes._core.loss import loss_module
+from lightning_recipes._core.loss_path.edit import Kind, check_loss_module
 from lightning_recipes._core.loss_path.path import LossPath
+from lightning_recipes.errors import config_error
 
-__all__ = ["LossRecipe", "weighted_training_loss"]
+__all__ = ["LossRecipe", "LossStage", "weighted_training_loss"]
 
 
 @contextmanager
@@ -64,6 +73,41 @@ class LossRecipe(Callback):
         """Join ``pl_module``'s loss path (idempotent)."""
         self.loss_path = LossPath.attach(pl_module, self, label_key)
         return self.loss_path
+
+    def attach_loss(
+        self, pl_module: LightningModule, loss_attr: str | None, label_key: LabelKey
+    ) -> tuple[tuple[nn.Module, str] | None, Kind | None]:
+        """Join the loss path and open the module door on the module's loss object, if any.
+
+        For a recipe that mixes, smooths or distils (not weights): the loss object is
+        ``loss_attr``, else the first of ``loss_fn`` / ``criterion`` / ``loss``.
+
+        Returns:
+            The loss object and its attribute (None: a plain loss call in
+            ``training_step``), and its kind for one of torch's losses (None for another
+            module: the module door is opened on it).
+
+        Raises:
+            RecipeConfigError: For a ``loss_attr`` the module does not have, or one of
+                torch's losses the recipes cannot act on (`check_loss_module`).
+        """
+        recipe = type(self).__name__
+        found = loss_module(pl_module, loss_attr)
+        if found is None and loss_attr is not None:
+            raise config_error(
+                "loss_attr",
+                loss_attr,
+                f"{type(pl_module).__name__} has no nn.Module attribute of that name. Pass "
+                "the attribute holding the loss, or leave loss_attr=None when training_step "
+                "calls F.cross_entropy (or builds the loss) itself.",
+            )
+        path = self.attach_loss_path(pl_module, label_key)
+        if found is None:
+            return None, None
+        kind = check_loss_module(*found, recipe, weighting=False)
+        if kind is None:
+            path.hook(found[0])  # FocalLoss or a custom loss: the module door
+        return found, kind
 
     @staticmethod
     def batch_token(trainer: Trainer, batch_idx: int) -> tuple[int, int]:
@@ -124,3 +168,57 @@ class LossRecipe(Callback):
         state = dict(self.__dict__)
         state["loss_path"] = None  # hooks and a mode of one process
         return state
+
+
+class LossStage(LossRecipe, BatchStage):
+    """A loss recipe that is also a stage of the batch pipeline (augmentations, Distillation).
+
+    It runs the pipeline when a training batch starts (once per step, every stage), starts
+    the loss path's batch before any stage runs and leaves the mode (so the stages' torch
+    calls skip it; left again if ``ClassWeighting`` entered it), enters the mode once every
+    stage ran, and ends or forgets the pipeline's step with the batch, at teardown and on
+    exceptions.
+    """
+
+    @override
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        run_batch_stages(trainer, pl_module, batch, batch_idx)
+
+    @override
+    def prepare_stage(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.loss_path is not None:
+            self.loss_path.begin_batch(batch, self.batch_token(trainer, batch_idx), enter=False)
+            self.loss_path.leave_step()
+
+    @override
+    def finish_stages(self) -> None:
+        if self.loss_path is not None:
+            self.loss_path.enter_step()
+
+    @override
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        end_batch_stages(trainer)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    @override
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        close_batch_stages(trainer)
+        super().on_exception(trainer, pl_module, exception)
+
+    @override
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        close_batch_stages(trainer)
+        super().teardown(trainer, pl_module, stage)
