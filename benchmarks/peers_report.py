@@ -61,6 +61,10 @@ PAIRS: dict[str, tuple[str, str]] = {
     "peers_tune": ("tune", "a plain Optuna loop with `PyTorchLightningPruningCallback`"),
     "peers_cv": ("cross_validate", "scikit-learn folds by hand"),
     "peers_distillation": ("Distillation", "torchdistill `KDLoss`"),
+    "peers_batch_size": (
+        "GradientNoiseScale, BatchSizeFinder",
+        "a steps-to-target sweep's fitted B_crit; Lightning `BatchSizeFinder`",
+    ),
 }
 HEADERS = [
     "recipe",

@@ -53,7 +53,7 @@ class GradientNoiseScale(Recipe):
     * ``"split"`` (``"auto"`` otherwise): an extra forward and backward of ``training_step``
       on the first half of the measured batch (the second half's gradient follows from the
       full one). It costs about half a step per measurement (~5 % at the default period:
-      measured in ``benchmarks/batch_size.py``) and leaves no trace: random states,
+      measured in ``benchmarks/peers_batch_size.py``) and leaves no trace: random states,
       BatchNorm statistics, ``.grad``, weights and logged metrics are as without it.
 
     Steps in between cost nothing: no kernel, no host sync. The estimate is read back only
