@@ -33,8 +33,9 @@ docs: $(STAMP)
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
 
+# Two workers on the two cores (one torch thread each; the DDP tests go to one of them).
 pytest: $(STAMP)
-	$(BIN)/pytest --durations=15
+	$(BIN)/pytest --durations=15 -n 2 --dist loadgroup
 
 test: lint typecheck docs pytest
 

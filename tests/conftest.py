@@ -6,6 +6,8 @@ left out): a test that creates or changes a file in it fails the run.
 """
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import settings
 from lightning.pytorch import Trainer
 
@@ -25,6 +28,11 @@ settings.register_profile("lightning-recipes", deadline=None)
 settings.load_profile("lightning-recipes")
 
 ROOT = Path(__file__).resolve().parents[1]
+XDIST_WORKER = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+if XDIST_WORKER:
+    # Two workers on two cores: one intra-op thread each, or they oversubscribe the cores
+    # (torch's default is one thread per core: 2 x 2 threads made tiny steps crawl).
+    torch.set_num_threads(1)
 _BEFORE = pytest.StashKey[dict[str, str] | None]()
 _REPORTED = pytest.StashKey[bool]()
 
@@ -130,27 +138,55 @@ def make_trainer(tmp_path: Path) -> Callable[..., Trainer]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """DDP tests wait for the whole batch: their time limit is the batch's."""
+    """DDP tests wait for the whole batch: their time limit is the batch's. Under
+    pytest-xdist they form one group (``--dist loadgroup``), run by one worker."""
+    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
         if item.get_closest_marker("ddp") is not None:
             item.add_marker(pytest.mark.timeout(DDP_TIMEOUT))
+            if xdist:
+                item.add_marker(pytest.mark.xdist_group("ddp"))
+
+
+class _LazyBatch:
+    """The DDP batch, launched at the first call of `get` (or at once with ``start``)."""
+
+    def __init__(self, out: Path, start: bool) -> None:
+        self.out = out
+        self.batch = DdpBatch(BATCH, out) if start else None
+        self.cases = {(name, json.dumps(dict(params), sort_keys=True)) for name, params in BATCH}
+
+    def has(self, case: str, params: dict[str, Any]) -> bool:
+        return (case, json.dumps(dict(params), sort_keys=True)) in self.cases
+
+    def get(self) -> DdpBatch:
+        if self.batch is None:
+            self.batch = DdpBatch(BATCH, self.out)
+        return self.batch
 
 
 @pytest.fixture(scope="session", autouse=True)
 def ddp_batch(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DdpBatch | None]:
+) -> Iterator[_LazyBatch | None]:
     """Start every case of tests/ddp/cases.py's BATCH in one 2-process launch, in the
-    background, when the session's first test starts, if any selected test is a DDP one."""
+    background, when the session's first test starts, if any selected test is a DDP one.
+
+    Under pytest-xdist (``make test`` runs two workers) every worker collects every test,
+    and the DDP tests all go to one worker (`pytest_collection_modifyitems`): there the
+    batch starts with the first DDP test instead, so that it runs once, not once per worker.
+    """
     wanted = any(item.get_closest_marker("ddp") for item in request.session.items)
-    batch = DdpBatch(BATCH, tmp_path_factory.mktemp("ddp-batch")) if wanted else None
-    yield batch
-    if batch is not None:
-        batch.stop()
+    holder = (
+        _LazyBatch(tmp_path_factory.mktemp("ddp-batch"), start=not XDIST_WORKER) if wanted else None
+    )
+    yield holder
+    if holder is not None and holder.batch is not None:
+        holder.batch.stop()
 
 
 @pytest.fixture
-def ddp(tmp_path: Path, ddp_batch: DdpBatch | None) -> Callable[..., list[dict[str, Any]]]:
+def ddp(tmp_path: Path, ddp_batch: _LazyBatch | None) -> Callable[..., list[dict[str, Any]]]:
     """Run a case of tests/ddp/cases.py on 2 CPU processes; returns each rank's payload.
 
     A case of the batch is read from it; any other is launched on its own.
@@ -158,7 +194,7 @@ def ddp(tmp_path: Path, ddp_batch: DdpBatch | None) -> Callable[..., list[dict[s
 
     def run(case: str, **params: Any) -> list[dict[str, Any]]:
         if ddp_batch is not None and ddp_batch.has(case, params):
-            return ddp_batch.result(case, params, timeout=DDP_TIMEOUT)
+            return ddp_batch.get().result(case, params, timeout=DDP_TIMEOUT)
         return run_ddp(case, tmp_path, **params)
 
     return run

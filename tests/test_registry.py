@@ -28,7 +28,7 @@ import lightning_recipes
 from lightning_recipes import callbacks as callbacks_module
 from lightning_recipes._core.contract import ReportsToRun
 from lightning_recipes.errors import RecipeWarning
-from tests.ddp.harness import DDP_TIMEOUT, DdpBatch, run_ddp
+from tests.ddp.harness import DDP_TIMEOUT, run_ddp
 from tests.registry import (
     CONFLICT_CLASSES,
     REGISTRY,
@@ -202,11 +202,9 @@ def test_all_callbacks_together_in_any_order_and_either_loss_style(tmp_path: Pat
 
 
 @pytest.fixture(scope="module")
-def ddp_results(
-    ddp_batch: DdpBatch | None, tmp_path_factory: pytest.TempPathFactory
-) -> list[dict[str, Any]]:
+def ddp_results(ddp_batch: Any, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     if ddp_batch is not None and ddp_batch.has("registry_fits", {}):
-        return ddp_batch.result("registry_fits", {}, timeout=DDP_TIMEOUT)
+        return ddp_batch.get().result("registry_fits", {}, timeout=DDP_TIMEOUT)  # type: ignore[no-any-return]
     return run_ddp("registry_fits", tmp_path_factory.mktemp("registry"), timeout=600)
 
 
