@@ -218,11 +218,11 @@ def test_recipes_text_shows_facts_tables_notes_and_figures() -> None:
 def test_the_console_script_destroys_the_process_group_a_ddp_fit_left(tmp_path: Path) -> None:
     import torch.distributed as dist
 
-    from lightning_recipes.cli import _release_process_group
+    from lightning_recipes._core.collectives import release_process_group
 
     store = dist.FileStore(str(tmp_path / "store"), 1)
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     assert dist.is_initialized()
-    _release_process_group()  # what `console()` does before the interpreter exits
+    release_process_group()  # what `console()` does before the interpreter exits
     assert not dist.is_initialized()
-    _release_process_group()  # and nothing when there is none
+    release_process_group()  # and nothing when there is none

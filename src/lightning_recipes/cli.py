@@ -438,22 +438,10 @@ def _lightning_cli(args: list[str], *, from_sys_argv: bool) -> int:
 def console() -> None:
     """Run `main` and exit with its status (the console script's target)."""
     status = main()
-    _release_process_group()
+    from lightning_recipes._core.collectives import release_process_group
+
+    release_process_group()
     sys.exit(status)
-
-
-def _release_process_group() -> None:
-    """Destroy the process group a DDP fit left behind, before the interpreter exits.
-
-    Lightning keeps the default process group after fit (a later ``test`` reuses it).
-    Left to interpreter shutdown, a gloo group's threads can be torn down while still
-    joinable, which aborts a process whose fit succeeded ("terminate called without an
-    active exception", status -6: seen once in CI, a pruned DDP trial run as `fit`).
-    Destroying it is local to each rank: no collective, nothing to wait for.
-    """
-    distributed = sys.modules.get("torch.distributed")
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ Identity on one process; under DDP every rank gets the same result. Recipes reac
 through `lightning_recipes._core.trainer` (``helpers.reduce_sum`` ...).
 """
 
+import sys
 from typing import Literal, TypeVar
 
 import torch
@@ -18,6 +19,7 @@ __all__ = [
     "rank_zero_buffers",
     "reduce_mean",
     "reduce_sum",
+    "release_process_group",
 ]
 
 T = TypeVar("T")
@@ -128,3 +130,17 @@ def match_rank_zero_buffers(trainer: Trainer, module: torch.nn.Module) -> None:
         return
     for name, value in rank_zero_buffers(trainer, module).items():
         module.get_buffer(name).copy_(value)
+
+
+def release_process_group() -> None:
+    """Destroy the process group a DDP fit left behind, before the interpreter exits.
+
+    Lightning keeps the default process group after fit (a later ``test`` reuses it).
+    Left to interpreter shutdown, a gloo group's threads can be torn down while still
+    joinable, which aborts a process whose fit succeeded ("terminate called without an
+    active exception", status -6: seen once in CI, a pruned DDP trial run as `fit`).
+    Destroying it is local to each rank: no collective, nothing to wait for.
+    """
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
