@@ -438,9 +438,10 @@ def _lightning_cli(args: list[str], *, from_sys_argv: bool) -> int:
 def console() -> None:
     """Run `main` and exit with its status (the console script's target)."""
     status = main()
-    from lightning_recipes._core.collectives import release_process_group
+    if "torch.distributed" in sys.modules:  # a fit ran (--help imports no torch at all)
+        from lightning_recipes._core.collectives import release_process_group
 
-    release_process_group()
+        release_process_group()
     sys.exit(status)
 
 
